@@ -1,0 +1,116 @@
+package io.quiver.core;
+
+/**
+ * One validated inference request on its way through a scheduler to a runner.
+ *
+ * <p>Built by a transport (gRPC, REST) on its own thread after {@link RequestValidator} has checked
+ * the inputs; handed to an {@code InferenceScheduler}; completed exactly once through its
+ * {@link InferCallback}, on whatever thread finishes it. Apart from {@link #cancel()} (any thread)
+ * and the enqueue time (set by the scheduler before the request is published to its agent), fields
+ * do not change after construction.
+ */
+public final class InferRequest {
+  /** Sentinel for "no deadline". */
+  public static final long NO_DEADLINE = Long.MAX_VALUE;
+
+  private final String modelName;
+  private final long modelVersion;
+  private final String id;
+  private final Tensor[] inputs;
+  private final int[] outputIndices;
+  private final int batchSize;
+  private final int priority;
+  private final long timeoutMicros;
+  private final long deadlineNanos;
+  private final InferCallback callback;
+  private volatile boolean cancelled;
+  private long enqueueNanos;
+
+  /**
+   * @param inputs tensors in the model signature's input order (null for an absent optional input)
+   * @param outputIndices positions in the signature's outputs of the outputs to return, in response order
+   * @param batchSize rows this request contributes to a batch (1 for a model that does not batch)
+   * @param priority requested priority level, 1 highest; 0 means the model's default level
+   * @param timeoutMicros the request's own `timeout` parameter in microseconds; 0 when not given
+   * @param deadlineNanos absolute {@link System#nanoTime()} deadline from the transport (gRPC deadline), or {@link #NO_DEADLINE}
+   */
+  public InferRequest(String modelName, long modelVersion, String id, Tensor[] inputs, int[] outputIndices,
+      int batchSize, int priority, long timeoutMicros, long deadlineNanos, InferCallback callback) {
+    this.modelName = modelName;
+    this.modelVersion = modelVersion;
+    this.id = id;
+    this.inputs = inputs;
+    this.outputIndices = outputIndices;
+    this.batchSize = batchSize;
+    this.priority = priority;
+    this.timeoutMicros = timeoutMicros;
+    this.deadlineNanos = deadlineNanos;
+    this.callback = callback;
+  }
+
+  public String modelName() {
+    return modelName;
+  }
+
+  public long modelVersion() {
+    return modelVersion;
+  }
+
+  /** The client's request id; empty when none was given. */
+  public String id() {
+    return id;
+  }
+
+  /** Inputs in signature order; callers must not modify the array. */
+  public Tensor[] inputs() {
+    return inputs;
+  }
+
+  /** Signature positions of the outputs to return; callers must not modify the array. */
+  public int[] outputIndices() {
+    return outputIndices;
+  }
+
+  public int batchSize() {
+    return batchSize;
+  }
+
+  public int priority() {
+    return priority;
+  }
+
+  public long timeoutMicros() {
+    return timeoutMicros;
+  }
+
+  public long deadlineNanos() {
+    return deadlineNanos;
+  }
+
+  public InferCallback callback() {
+    return callback;
+  }
+
+  /** Marks the request cancelled (client gone); a scheduler drops it before it runs. Any thread. */
+  public void cancel() {
+    cancelled = true;
+  }
+
+  public boolean isCancelled() {
+    return cancelled;
+  }
+
+  /** Set by the scheduler when it accepts the request, before publishing it to other threads. */
+  public void setEnqueueNanos(long nanos) {
+    this.enqueueNanos = nanos;
+  }
+
+  public long enqueueNanos() {
+    return enqueueNanos;
+  }
+
+  @Override
+  public String toString() {
+    return "InferRequest{" + modelName + "/" + modelVersion + " id=" + id + " batch=" + batchSize + "}";
+  }
+}
