@@ -1,0 +1,399 @@
+package io.quiver.examples;
+
+import static io.quiver.examples.OnnxGraphBuilder.intAttribute;
+import static io.quiver.examples.OnnxGraphBuilder.intsAttribute;
+
+import ai.onnx.proto.OnnxMl.TensorProto;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+
+/**
+ * Writes the example, test-fixture and benchmark models in Triton's repository layout:
+ * {@code <repo>/<model>/config.pbtxt} and {@code <repo>/<model>/1/model.onnx}. Each method writes one
+ * model (or one family) and returns its directory; every weight comes from a fixed seed, so two runs
+ * write byte-identical files.
+ *
+ * <p>Stateless and thread-safe; each call does file I/O on the caller's thread.
+ */
+public final class ExampleModels {
+  /** Seed of every generated weight tensor. */
+  public static final long WEIGHT_SEED = 20240611L;
+  /** Version directory every model is written to. */
+  public static final String VERSION = "1";
+  public static final String MODEL_FILE = "model.onnx";
+  public static final String CONFIG_FILE = "config.pbtxt";
+
+  /** Model written without config.pbtxt: its config is completed from the model file. */
+  public static final String NO_CONFIG_MODEL = "identity_int64_noconfig";
+
+  /** Protocol datatypes whose identity models ONNX Runtime Java can feed and read (see {@link #writeDatatypeIdentities}). */
+  public static final List<String> SUPPORTED_DATATYPES = List.of(
+      "BOOL", "UINT8", "INT8", "INT16", "INT32", "INT64", "FP16", "BF16", "FP32", "FP64", "BYTES");
+  /**
+   * Protocol datatypes that ONNX Runtime Java 1.23 cannot create input tensors of (its OnnxJavaType
+   * has no unsigned 16/32/64-bit types); their identity models must fail to load with a clear error.
+   */
+  public static final List<String> UNSUPPORTED_INPUT_DATATYPES = List.of("UINT16", "UINT32", "UINT64");
+
+  /** Element count per batch row of the datatype identity models. */
+  public static final int DATATYPE_ROW = 4;
+
+  private ExampleModels() {}
+
+  // ---------------------------------------------------------------------------------------------
+  // The example repository (examples/models)
+
+  /** Writes every model of examples/models into {@code repo}; returns their names. */
+  public static List<String> writeExampleRepository(Path repo) throws IOException {
+    List<String> names = new ArrayList<>();
+    names.add(name(writeIdentityFp32(repo)));
+    names.add(name(writeSimple(repo)));
+    names.add(name(writeIdentityBytes(repo)));
+    names.add(name(writeMlpClassifier(repo)));
+    names.add(name(writeIdentityInt64NoConfig(repo)));
+    return names;
+  }
+
+  /** {@code identity_fp32}: INPUT0 FP32 [-1,16] copied to OUTPUT0; max_batch_size 8, dynamic batching. */
+  public static Path writeIdentityFp32(Path repo) throws IOException {
+    String name = "identity_fp32";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 16)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 16)
+        .node("Identity", "INPUT0", "OUTPUT0");
+    Config config = new Config(name, 8)
+        .input("INPUT0", "TYPE_FP32", 16)
+        .output("OUTPUT0", "TYPE_FP32", 16)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /** {@code simple}, as Triton's: INPUT0, INPUT1 INT32 [-1,16]; OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1. */
+  public static Path writeSimple(Path repo) throws IOException {
+    String name = "simple";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.INT32, -1, 16)
+        .input("INPUT1", TensorProto.DataType.INT32, -1, 16)
+        .output("OUTPUT0", TensorProto.DataType.INT32, -1, 16)
+        .output("OUTPUT1", TensorProto.DataType.INT32, -1, 16)
+        .node("Add", new String[] {"INPUT0", "INPUT1"}, new String[] {"OUTPUT0"})
+        .node("Sub", new String[] {"INPUT0", "INPUT1"}, new String[] {"OUTPUT1"});
+    Config config = new Config(name, 8)
+        .input("INPUT0", "TYPE_INT32", 16)
+        .input("INPUT1", "TYPE_INT32", 16)
+        .output("OUTPUT0", "TYPE_INT32", 16)
+        .output("OUTPUT1", "TYPE_INT32", 16);
+    return write(repo, name, graph, config);
+  }
+
+  /** {@code identity_bytes}: INPUT0 BYTES (ONNX string) [-1,-1] copied to OUTPUT0; max_batch_size 8, dims [-1]. */
+  public static Path writeIdentityBytes(Path repo) throws IOException {
+    String name = "identity_bytes";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.STRING, -1, -1)
+        .output("OUTPUT0", TensorProto.DataType.STRING, -1, -1)
+        .node("Identity", "INPUT0", "OUTPUT0");
+    Config config = new Config(name, 8)
+        .input("INPUT0", "TYPE_STRING", -1)
+        .output("OUTPUT0", "TYPE_STRING", -1);
+    return write(repo, name, graph, config);
+  }
+
+  /**
+   * {@code mlp_classifier}: features FP32 [-1,16] → Gemm 16×32 → Relu → Gemm 32×4 → Softmax →
+   * probabilities FP32 [-1,4]; max_batch_size 8, dynamic batching.
+   */
+  public static Path writeMlpClassifier(Path repo) throws IOException {
+    String name = "mlp_classifier";
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("features", TensorProto.DataType.FLOAT, -1, 16)
+        .output("probabilities", TensorProto.DataType.FLOAT, -1, 4);
+    dense(graph, random, "features", "hidden", "fc1", 16, 32, true);
+    dense(graph, random, "hidden", "logits", "fc2", 32, 4, false);
+    graph.node("Softmax", "logits", "probabilities", intAttribute("axis", -1));
+    Config config = new Config(name, 8)
+        .input("features", "TYPE_FP32", 16)
+        .output("probabilities", "TYPE_FP32", 4)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /** {@code identity_int64_noconfig}: INPUT0 INT64 [-1,8] copied to OUTPUT0, with no config.pbtxt. */
+  public static Path writeIdentityInt64NoConfig(Path repo) throws IOException {
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(NO_CONFIG_MODEL)
+        .input("INPUT0", TensorProto.DataType.INT64, -1, 8)
+        .output("OUTPUT0", TensorProto.DataType.INT64, -1, 8)
+        .node("Identity", "INPUT0", "OUTPUT0");
+    return write(repo, NO_CONFIG_MODEL, graph, null);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Test fixtures
+
+  /** Name of the identity model of one protocol datatype, e.g. {@code datatype_fp16} for "FP16". */
+  public static String datatypeModelName(String wireName) {
+    return "datatype_" + wireName.toLowerCase(Locale.ROOT);
+  }
+
+  /**
+   * Writes one identity model per datatype of {@link #SUPPORTED_DATATYPES}: INPUT0 [-1,4] copied to
+   * OUTPUT0, config max_batch_size 8 and dims [4]. Returns the model names.
+   */
+  public static List<String> writeDatatypeIdentities(Path repo) throws IOException {
+    List<String> names = new ArrayList<>();
+    for (String wireName : SUPPORTED_DATATYPES) {
+      names.add(name(writeDatatypeIdentity(repo, wireName)));
+    }
+    return names;
+  }
+
+  /** Writes the identity models of {@link #UNSUPPORTED_INPUT_DATATYPES} (they must fail to load). */
+  public static List<String> writeUnsupportedDatatypeIdentities(Path repo) throws IOException {
+    List<String> names = new ArrayList<>();
+    for (String wireName : UNSUPPORTED_INPUT_DATATYPES) {
+      names.add(name(writeDatatypeIdentity(repo, wireName)));
+    }
+    return names;
+  }
+
+  /** Writes the identity model of one protocol datatype ("FP32", "BYTES"...). */
+  public static Path writeDatatypeIdentity(Path repo, String wireName) throws IOException {
+    String name = datatypeModelName(wireName);
+    TensorProto.DataType onnxType = onnxType(wireName);
+    String configType = wireName.equals("BYTES") ? "TYPE_STRING" : "TYPE_" + wireName;
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", onnxType, -1, DATATYPE_ROW)
+        .output("OUTPUT0", onnxType, -1, DATATYPE_ROW)
+        .node("Identity", "INPUT0", "OUTPUT0");
+    Config config = new Config(name, 8)
+        .input("INPUT0", configType, DATATYPE_ROW)
+        .output("OUTPUT0", configType, DATATYPE_ROW);
+    return write(repo, name, graph, config);
+  }
+
+  /**
+   * {@code unsigned_outputs}: INPUT0 INT64 [-1,4] cast to OUTPUT_UINT16, OUTPUT_UINT32 and
+   * OUTPUT_UINT64, to show that unsigned outputs can be read even though unsigned inputs cannot be fed.
+   * No config.pbtxt.
+   */
+  public static Path writeUnsignedOutputs(Path repo) throws IOException {
+    String name = "unsigned_outputs";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.INT64, -1, DATATYPE_ROW)
+        .output("OUTPUT_UINT16", TensorProto.DataType.UINT16, -1, DATATYPE_ROW)
+        .output("OUTPUT_UINT32", TensorProto.DataType.UINT32, -1, DATATYPE_ROW)
+        .output("OUTPUT_UINT64", TensorProto.DataType.UINT64, -1, DATATYPE_ROW)
+        .node("Cast", "INPUT0", "OUTPUT_UINT16", intAttribute("to", TensorProto.DataType.UINT16.getNumber()))
+        .node("Cast", "INPUT0", "OUTPUT_UINT32", intAttribute("to", TensorProto.DataType.UINT32.getNumber()))
+        .node("Cast", "INPUT0", "OUTPUT_UINT64", intAttribute("to", TensorProto.DataType.UINT64.getNumber()));
+    return write(repo, name, graph, null);
+  }
+
+  /**
+   * {@code fixed_shape}: INPUT0 FP32 [2,3] copied to OUTPUT0 [2,3]; no batch dimension, no config.
+   * Auto-completion must leave max_batch_size 0 and dims [2,3].
+   */
+  public static Path writeFixedShape(Path repo) throws IOException {
+    String name = "fixed_shape";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, 2, 3)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, 2, 3)
+        .node("Identity", "INPUT0", "OUTPUT0");
+    return write(repo, name, graph, null);
+  }
+
+  /**
+   * Writes a model directory whose model.onnx is not an ONNX model (deterministic garbage bytes),
+   * with a minimal config.pbtxt naming the onnxruntime platform. Loading it must fail cleanly.
+   */
+  public static Path writeCorruptModel(Path repo, String name) throws IOException {
+    Path dir = repo.resolve(name);
+    Files.createDirectories(dir.resolve(VERSION));
+    byte[] garbage = new byte[256];
+    new SplittableRandom(WEIGHT_SEED).nextBytes(garbage);
+    byte[] prefix = "this is not an ONNX model\n".getBytes(StandardCharsets.US_ASCII);
+    System.arraycopy(prefix, 0, garbage, 0, prefix.length);
+    Files.write(dir.resolve(VERSION).resolve(MODEL_FILE), garbage);
+    Files.writeString(dir.resolve(CONFIG_FILE), "name: \"" + name + "\"\nplatform: \"onnxruntime_onnx\"\n");
+    return dir;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Benchmark models (written on demand, never committed)
+
+  /** Writes the benchmark models; returns their names. */
+  public static List<String> writeBenchmarkModels(Path repo) throws IOException {
+    return List.of(name(writeMlp784(repo)), name(writeCnnSmall(repo)));
+  }
+
+  /**
+   * {@code mlp_784}: INPUT0 FP32 [-1,784] → 1024 Relu → 1024 Relu → 10 → OUTPUT0 FP32 [-1,10]
+   * (≈3.7 MFLOP per sample, ≈7.5 MB of weights); max_batch_size 64, dynamic batching.
+   */
+  public static Path writeMlp784(Path repo) throws IOException {
+    String name = "mlp_784";
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 1);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 784)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
+    dense(graph, random, "INPUT0", "h1", "fc1", 784, 1024, true);
+    dense(graph, random, "h1", "h2", "fc2", 1024, 1024, true);
+    dense(graph, random, "h2", "OUTPUT0", "fc3", 1024, 10, false);
+    Config config = new Config(name, 64)
+        .input("INPUT0", "TYPE_FP32", 784)
+        .output("OUTPUT0", "TYPE_FP32", 10)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /**
+   * {@code cnn_small}: INPUT0 FP32 [-1,3,64,64] → Conv 3→16 (3×3, pad 1) → Relu → MaxPool 2 →
+   * Conv 16→32 (3×3, pad 1) → Relu → MaxPool 2 → Flatten → Gemm 8192→10 → OUTPUT0 FP32 [-1,10].
+   * About 13 MFLOP per sample (3.5 + 9.4 in the convolutions); max_batch_size 64, dynamic batching.
+   */
+  public static Path writeCnnSmall(Path repo) throws IOException {
+    String name = "cnn_small";
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 2);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, 64, 64)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
+    conv(graph, random, "INPUT0", "pool1", "conv1", 3, 16);
+    conv(graph, random, "pool1", "pool2", "conv2", 16, 32);
+    graph.node("Flatten", "pool2", "flat", intAttribute("axis", 1));
+    dense(graph, random, "flat", "OUTPUT0", "fc", 32 * 16 * 16, 10, false);
+    Config config = new Config(name, 64)
+        .input("INPUT0", "TYPE_FP32", 3, 64, 64)
+        .output("OUTPUT0", "TYPE_FP32", 10)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Gemm (+ Relu) with Glorot-uniform weights [in,out] and small biases. */
+  private static void dense(OnnxGraphBuilder graph, SplittableRandom random, String input, String output,
+      String prefix, int in, int out, boolean relu) {
+    graph.floatInitializer(prefix + ".weight", new long[] {in, out}, uniform(random, in * out, Math.sqrt(6.0 / (in + out))));
+    graph.floatInitializer(prefix + ".bias", new long[] {out}, uniform(random, out, 0.1));
+    String gemmOut = relu ? prefix + ".linear" : output;
+    graph.node("Gemm", new String[] {input, prefix + ".weight", prefix + ".bias"}, new String[] {gemmOut});
+    if (relu) {
+      graph.node("Relu", gemmOut, output);
+    }
+  }
+
+  /** Conv 3×3 pad 1 → Relu → MaxPool 2×2 stride 2. */
+  private static void conv(OnnxGraphBuilder graph, SplittableRandom random, String input, String output,
+      String prefix, int inChannels, int outChannels) {
+    int fanIn = inChannels * 9;
+    graph.floatInitializer(prefix + ".weight", new long[] {outChannels, inChannels, 3, 3},
+        uniform(random, outChannels * fanIn, Math.sqrt(6.0 / (fanIn + outChannels * 9))));
+    graph.floatInitializer(prefix + ".bias", new long[] {outChannels}, uniform(random, outChannels, 0.1));
+    graph.node("Conv", new String[] {input, prefix + ".weight", prefix + ".bias"}, new String[] {prefix + ".out"},
+        intsAttribute("kernel_shape", 3, 3), intsAttribute("pads", 1, 1, 1, 1), intsAttribute("strides", 1, 1));
+    graph.node("Relu", prefix + ".out", prefix + ".relu");
+    graph.node("MaxPool", prefix + ".relu", output, intsAttribute("kernel_shape", 2, 2), intsAttribute("strides", 2, 2));
+  }
+
+  private static float[] uniform(SplittableRandom random, int count, double limit) {
+    float[] values = new float[count];
+    for (int i = 0; i < count; i++) {
+      values[i] = (float) ((random.nextDouble() * 2 - 1) * limit);
+    }
+    return values;
+  }
+
+  private static TensorProto.DataType onnxType(String wireName) {
+    switch (wireName) {
+      case "BOOL": return TensorProto.DataType.BOOL;
+      case "UINT8": return TensorProto.DataType.UINT8;
+      case "UINT16": return TensorProto.DataType.UINT16;
+      case "UINT32": return TensorProto.DataType.UINT32;
+      case "UINT64": return TensorProto.DataType.UINT64;
+      case "INT8": return TensorProto.DataType.INT8;
+      case "INT16": return TensorProto.DataType.INT16;
+      case "INT32": return TensorProto.DataType.INT32;
+      case "INT64": return TensorProto.DataType.INT64;
+      case "FP16": return TensorProto.DataType.FLOAT16;
+      case "BF16": return TensorProto.DataType.BFLOAT16;
+      case "FP32": return TensorProto.DataType.FLOAT;
+      case "FP64": return TensorProto.DataType.DOUBLE;
+      case "BYTES": return TensorProto.DataType.STRING;
+      default: throw new IllegalArgumentException("not a protocol datatype: " + wireName);
+    }
+  }
+
+  private static Path write(Path repo, String name, OnnxGraphBuilder graph, Config config) throws IOException {
+    Path dir = repo.resolve(name);
+    graph.write(dir.resolve(VERSION).resolve(MODEL_FILE));
+    Path configFile = dir.resolve(CONFIG_FILE);
+    if (config != null) {
+      Files.writeString(configFile, config.toText());
+    } else {
+      Files.deleteIfExists(configFile);
+    }
+    return dir;
+  }
+
+  private static String name(Path modelDir) {
+    return modelDir.getFileName().toString();
+  }
+
+  /** A config.pbtxt in protobuf text format (written by hand: the generator depends on no Quiver module). */
+  private static final class Config {
+    private final String name;
+    private final int maxBatchSize;
+    private final List<String> inputs = new ArrayList<>();
+    private final List<String> outputs = new ArrayList<>();
+    private long maxQueueDelayMicros = -1;
+
+    Config(String name, int maxBatchSize) {
+      this.name = name;
+      this.maxBatchSize = maxBatchSize;
+    }
+
+    Config input(String tensor, String type, long... dims) {
+      inputs.add(tensor(tensor, type, dims));
+      return this;
+    }
+
+    Config output(String tensor, String type, long... dims) {
+      outputs.add(tensor(tensor, type, dims));
+      return this;
+    }
+
+    Config dynamicBatching(long maxQueueDelayMicroseconds) {
+      this.maxQueueDelayMicros = maxQueueDelayMicroseconds;
+      return this;
+    }
+
+    String toText() {
+      StringBuilder text = new StringBuilder()
+          .append("name: \"").append(name).append("\"\n")
+          .append("platform: \"onnxruntime_onnx\"\n")
+          .append("max_batch_size: ").append(maxBatchSize).append('\n');
+      text.append("input [\n").append(String.join(",\n", inputs)).append("\n]\n");
+      text.append("output [\n").append(String.join(",\n", outputs)).append("\n]\n");
+      if (maxQueueDelayMicros >= 0) {
+        text.append("dynamic_batching {\n  max_queue_delay_microseconds: ").append(maxQueueDelayMicros).append("\n}\n");
+      }
+      return text.toString();
+    }
+
+    private static String tensor(String tensor, String type, long[] dims) {
+      List<String> dimText = new ArrayList<>(dims.length);
+      for (long dim : dims) {
+        dimText.add(Long.toString(dim));
+      }
+      return "  {\n    name: \"" + tensor + "\"\n    data_type: " + type + "\n    dims: [ "
+          + String.join(", ", dimText) + " ]\n  }";
+    }
+  }
+}

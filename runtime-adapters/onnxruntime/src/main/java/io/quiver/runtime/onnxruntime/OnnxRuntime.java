@@ -1,0 +1,234 @@
+package io.quiver.runtime.onnxruntime;
+
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtLoggingLevel;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.OrtSession.SessionOptions;
+import ai.onnxruntime.TensorInfo;
+import ai.onnxruntime.ValueInfo;
+import io.quiver.core.DataType;
+import io.quiver.core.ErrorCode;
+import io.quiver.core.InferenceException;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.TensorSpec;
+import io.quiver.core.spi.InstanceSpec;
+import io.quiver.core.spi.ModelRunner;
+import io.quiver.core.spi.ModelRuntime;
+import io.quiver.proto.inference.ModelConfig;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * ONNX Runtime (CPU execution provider) behind the {@link ModelRuntime} SPI: serves configs whose
+ * platform is {@value #PLATFORM} or whose backend is {@value #BACKEND}, from {@value #MODEL_FILENAME}.
+ *
+ * <p>All sessions share one {@link OrtEnvironment}, created on first use (≈200 ms). Each
+ * {@link #newRunner runner} owns its own session and thread pools.
+ *
+ * <p>Thread-safe: stateless apart from the shared environment, which ONNX Runtime makes safe to use
+ * from any thread. {@link #completeConfig} and {@link #newRunner} open the model file and may take
+ * from milliseconds to seconds; call them from a loading thread, never from a transport thread.
+ *
+ * <p>Assumes a little-endian platform: request tensors arrive little-endian (the protocol's order)
+ * and are handed to ONNX Runtime, which reads native order, without conversion. Both entry points
+ * fail with FAILED_PRECONDITION on a big-endian JVM.
+ */
+public final class OnnxRuntime implements ModelRuntime {
+  public static final String NAME = "onnxruntime";
+  public static final String PLATFORM = "onnxruntime_onnx";
+  public static final String BACKEND = "onnxruntime";
+  public static final String MODEL_FILENAME = "model.onnx";
+  /** max_batch_size given to a batchable model whose config says nothing about batching (Triton's default-max-batch-size). */
+  public static final int DEFAULT_MAX_BATCH_SIZE = 4;
+
+  private static final Logger LOG = LoggerFactory.getLogger(OnnxRuntime.class);
+  private static final boolean NATIVE_LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
+
+  /** Public no-argument constructor for {@link java.util.ServiceLoader}; creates no native state. */
+  public OnnxRuntime() {}
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public String platform() {
+    return PLATFORM;
+  }
+
+  @Override
+  public boolean handles(String platform, String backend) {
+    return PLATFORM.equals(platform) || BACKEND.equals(backend);
+  }
+
+  @Override
+  public String defaultModelFilename() {
+    return MODEL_FILENAME;
+  }
+
+  /** Opens the model once (no graph optimization, one thread) to read its inputs and outputs. */
+  @Override
+  public ModelConfig completeConfig(ModelConfig declared, Path modelFile) {
+    checkPlatform();
+    ModelConfig named = declared.getName().isEmpty()
+        ? declared.toBuilder().setName(modelNameFromPath(modelFile)).build()
+        : declared;
+    OnnxConfigCompleter.checkSupported(named); // cheap checks before opening the file
+    String model = named.getName();
+    try (SessionOptions options = new SessionOptions()) {
+      options.setOptimizationLevel(SessionOptions.OptLevel.NO_OPT);
+      options.setIntraOpNumThreads(1);
+      options.addConfigEntry("session.intra_op.allow_spinning", "0");
+      try (OrtSession session = open(model, modelFile, options)) {
+        List<ModelTensor> inputs = describe(model, "input", session.getInputInfo());
+        List<ModelTensor> outputs = describe(model, "output", session.getOutputInfo());
+        return OnnxConfigCompleter.complete(named, inputs, outputs);
+      }
+    } catch (OrtException e) {
+      throw new InferenceException(ErrorCode.INTERNAL,
+          String.format("model '%s': ONNX Runtime failed while reading '%s': %s", model, modelFile, e.getMessage()),
+          null, 0L, e);
+    }
+  }
+
+  @Override
+  public ModelRunner newRunner(ModelConfig completed, Path modelFile, InstanceSpec instance) {
+    checkPlatform();
+    String model = completed.getName();
+    if (instance.kind() != InstanceSpec.Kind.CPU) {
+      throw InferenceException.invalidArgument(
+          "model '%s': instance %s is of kind %s; the onnxruntime runtime runs on CPU only", model, instance.index(),
+          instance.kind());
+    }
+    OnnxConfigCompleter.checkSupported(completed);
+    OnnxConfigCompleter.checkInputTypesFeedable(completed);
+    ModelSignature signature = ModelSignature.of(completed);
+    OnnxSessionOptions settings = OnnxSessionOptions.of(completed);
+    OrtSession session = null;
+    try (SessionOptions options = settings.create()) {
+      // ONNX Runtime copies the options into the session; they can be released once it exists.
+      session = open(model, modelFile, options);
+      checkSignatureMatches(model, signature, session);
+      LOG.debug("model '{}': opened instance {} from {} with {}", model, instance.index(), modelFile, settings);
+      OnnxRuntimeRunner runner = new OnnxRuntimeRunner(model, instance, environment(), session, signature);
+      session = null; // owned by the runner now
+      return runner;
+    } catch (OrtException e) {
+      throw new InferenceException(ErrorCode.INTERNAL,
+          String.format("model '%s': ONNX Runtime failed to open instance %d from '%s': %s", model, instance.index(),
+              modelFile, e.getMessage()), null, 0L, e);
+    } finally {
+      if (session != null) {
+        closeQuietly(session);
+      }
+    }
+  }
+
+  /** The environment shared by every session in this JVM. */
+  static OrtEnvironment environment() {
+    return EnvironmentHolder.ENVIRONMENT;
+  }
+
+  private static final class EnvironmentHolder {
+    // Created lazily: the ServiceLoader instantiates every runtime, loaded models or not.
+    static final OrtEnvironment ENVIRONMENT = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, "quiver");
+  }
+
+  private static OrtSession open(String model, Path modelFile, SessionOptions options) {
+    if (!Files.isRegularFile(modelFile)) {
+      throw InferenceException.notFound("model '%s': model file '%s' does not exist", model, modelFile);
+    }
+    try {
+      return environment().createSession(modelFile.toString(), options);
+    } catch (OrtException e) {
+      throw new InferenceException(ErrorCode.INVALID_ARGUMENT,
+          String.format("model '%s': ONNX Runtime cannot load '%s': %s", model, modelFile, e.getMessage()),
+          null, 0L, e);
+    }
+  }
+
+  /** Reads a session's inputs or outputs; rejects non-tensor values and element types the protocol lacks. */
+  private static List<ModelTensor> describe(String model, String kind, Map<String, NodeInfo> infos) {
+    List<ModelTensor> tensors = new ArrayList<>(infos.size());
+    for (NodeInfo node : infos.values()) {
+      ValueInfo info = node.getInfo();
+      if (!(info instanceof TensorInfo)) {
+        throw InferenceException.invalidArgument("model '%s': %s '%s' is not a tensor (%s); only tensors are supported",
+            model, kind, node.getName(), info);
+      }
+      TensorInfo tensorInfo = (TensorInfo) info;
+      DataType type = OrtTypes.toDataType(tensorInfo.onnxType);
+      if (type == null) {
+        throw InferenceException.invalidArgument("model '%s': %s '%s' has element type %s, which the protocol has no datatype for",
+            model, kind, node.getName(), tensorInfo.onnxType);
+      }
+      tensors.add(new ModelTensor(node.getName(), type, tensorInfo.getShape()));
+    }
+    return tensors;
+  }
+
+  /** A completed config must still describe the file (it could have been completed from another version). */
+  private static void checkSignatureMatches(String model, ModelSignature signature, OrtSession session) throws OrtException {
+    List<ModelTensor> inputs = describe(model, "input", session.getInputInfo());
+    List<ModelTensor> outputs = describe(model, "output", session.getOutputInfo());
+    for (TensorSpec spec : signature.inputs()) {
+      check(model, "input", spec, inputs);
+    }
+    for (TensorSpec spec : signature.outputs()) {
+      check(model, "output", spec, outputs);
+    }
+    for (ModelTensor tensor : inputs) {
+      if (signature.inputIndex(tensor.name()) < 0) {
+        throw InferenceException.invalidArgument("model '%s': the model's input '%s' is missing from the config", model,
+            tensor.name());
+      }
+    }
+  }
+
+  private static void check(String model, String kind, TensorSpec spec, List<ModelTensor> tensors) {
+    for (ModelTensor tensor : tensors) {
+      if (tensor.name().equals(spec.name())) {
+        if (tensor.dataType() != spec.dataType()) {
+          throw InferenceException.invalidArgument("model '%s': %s '%s' is %s in the config but %s in the model", model,
+              kind, spec.name(), spec.dataType().wireName(), tensor.dataType().wireName());
+        }
+        return;
+      }
+    }
+    throw InferenceException.invalidArgument("model '%s': %s '%s' of the config is not in the model (it has %s)", model,
+        kind, spec.name(), Arrays.toString(tensors.stream().map(ModelTensor::name).toArray()));
+  }
+
+  private static void checkPlatform() {
+    if (!NATIVE_LITTLE_ENDIAN) {
+      throw InferenceException.failedPrecondition(
+          "the onnxruntime runtime needs a little-endian platform (tensors are passed to ONNX Runtime without byte swapping); this one is %s",
+          ByteOrder.nativeOrder());
+    }
+  }
+
+  /** {@code <repo>/<model>/<version>/model.onnx} → {@code <model>}. */
+  private static String modelNameFromPath(Path modelFile) {
+    Path versionDir = modelFile.toAbsolutePath().getParent();
+    Path modelDir = versionDir == null ? null : versionDir.getParent();
+    return modelDir == null || modelDir.getFileName() == null ? modelFile.toString() : modelDir.getFileName().toString();
+  }
+
+  private static void closeQuietly(OrtSession session) {
+    try {
+      session.close();
+    } catch (OrtException | RuntimeException e) {
+      LOG.warn("closing an ONNX Runtime session failed", e);
+    }
+  }
+}
