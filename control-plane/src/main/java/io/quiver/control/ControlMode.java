@@ -1,0 +1,9 @@
+package io.quiver.control;
+
+/** Which models the {@link ModelManager} loads at start (Triton's {@code --model-control-mode}). */
+public enum ControlMode {
+  /** Every model in the repository. */
+  NONE,
+  /** Only {@link ModelManagerOptions#startupModels()}; the rest on request. */
+  EXPLICIT
+}

@@ -1,0 +1,167 @@
+package io.quiver.control;
+
+import io.quiver.core.InferenceStats;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.spi.InferenceScheduler;
+import io.quiver.core.spi.ModelRunner;
+import io.quiver.proto.inference.ModelConfig;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * A loaded model version and the handle requests hold on it (TF Serving's ServableHandle): the
+ * completed config, the signature, the scheduler, and a count of requests in flight.
+ *
+ * <p>{@link ModelManager#acquire} counts a request in; the caller calls {@link #release()} exactly
+ * once when the request is answered (typically from its completion callback). An unload first makes
+ * the version unroutable, then {@link #retire() retires} it and waits until the count drops to zero
+ * before closing the scheduler and runners. Thread-safe; acquire and release are lock-free and do
+ * not allocate.
+ */
+public final class LoadedVersion {
+  private final String name;
+  private final long version;
+  private final String versionLabel;
+  private final ModelConfig declaredConfig;
+  private final ModelConfig config;
+  private final ModelSignature signature;
+  private final InferenceScheduler scheduler;
+  private final List<ModelRunner> runners;
+  private final String runtimeName;
+
+  private final AtomicInteger inFlight = new AtomicInteger();
+  // Written once by the unloading thread; read by every acquire after its increment (see tryRetain).
+  private volatile boolean retired;
+  private final CountDownLatch drained = new CountDownLatch(1);
+
+  LoadedVersion(String name, long version, ModelConfig declaredConfig, ModelConfig config, ModelSignature signature,
+      InferenceScheduler scheduler, List<ModelRunner> runners, String runtimeName) {
+    this.name = name;
+    this.version = version;
+    this.versionLabel = Long.toString(version);
+    this.declaredConfig = declaredConfig;
+    this.config = config;
+    this.signature = signature;
+    this.scheduler = scheduler;
+    this.runners = List.copyOf(runners);
+    this.runtimeName = runtimeName;
+  }
+
+  public String name() {
+    return name;
+  }
+
+  public long version() {
+    return version;
+  }
+
+  /** The version as the protocol writes it ("3"), made once so responses need not format it. */
+  public String versionLabel() {
+    return versionLabel;
+  }
+
+  /** The completed config: what the runtime filled in, instance groups made explicit. */
+  public ModelConfig config() {
+    return config;
+  }
+
+  public ModelSignature signature() {
+    return signature;
+  }
+
+  public InferenceScheduler scheduler() {
+    return scheduler;
+  }
+
+  public InferenceStats stats() {
+    return scheduler.stats();
+  }
+
+  /** Name of the runtime that loaded it, e.g. "onnxruntime". */
+  public String runtimeName() {
+    return runtimeName;
+  }
+
+  /** Requests that acquired this version and have not released it yet. */
+  public int inFlight() {
+    return inFlight.get();
+  }
+
+  /** Ends one request's hold; call exactly once per successful {@link ModelManager#acquire}. */
+  public void release() {
+    int left = inFlight.decrementAndGet();
+    if (left == 0 && retired) {
+      drained.countDown();
+    } else if (left < 0) {
+      inFlight.incrementAndGet();
+      throw new IllegalStateException("LoadedVersion.release() called more often than acquire for model '"
+          + name + "' version " + version);
+    }
+  }
+
+  /** The config as declared in the repository when this version loaded (compared on reload). */
+  ModelConfig declaredConfig() {
+    return declaredConfig;
+  }
+
+  List<ModelRunner> runners() {
+    return runners;
+  }
+
+  boolean isRetired() {
+    return retired;
+  }
+
+  /**
+   * Counts a request in unless the version was retired. Called after reading the version from the
+   * routing table: an unload may have swapped the table and retired the version in between, in which
+   * case the caller reads the (newer) table again.
+   */
+  boolean tryRetain() {
+    // Dekker-style pairing with retire(): both the increment and the flag are sequentially consistent.
+    // If this read sees retired == false, our increment precedes retire() in the synchronization
+    // order, so awaitDrained() observes it and waits for our release().
+    inFlight.incrementAndGet();
+    if (!retired) {
+      return true;
+    }
+    release();
+    return false;
+  }
+
+  /** Stops new holds; called after the version has left the routing table. Idempotent. */
+  void retire() {
+    retired = true;
+    if (inFlight.get() == 0) {
+      drained.countDown();
+    }
+  }
+
+  /** After {@link #retire()}: waits until no request holds the version. Returns false on timeout. */
+  boolean awaitDrained(long timeoutMillis) {
+    boolean interrupted = false;
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(timeoutMillis);
+    try {
+      while (true) {
+        try {
+          return drained.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+          // Unloading must finish (runners hold native memory); remember the interrupt and keep waiting.
+          interrupted = true;
+        }
+      }
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "LoadedVersion[" + name + "/" + version + " " + runtimeName + " instances=" + runners.size()
+        + " inFlight=" + inFlight.get() + (retired ? " retired" : "") + "]";
+  }
+}

@@ -1,0 +1,192 @@
+package io.quiver.control;
+
+import io.quiver.core.ErrorCode;
+import io.quiver.core.InferenceException;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.spi.InferenceScheduler;
+import io.quiver.core.spi.InstanceSpec;
+import io.quiver.core.spi.ModelRunner;
+import io.quiver.core.spi.ModelRuntime;
+import io.quiver.core.spi.RepositoryModel;
+import io.quiver.core.spi.SchedulerFactory;
+import io.quiver.proto.inference.ModelConfig;
+import io.quiver.proto.inference.ModelInstanceGroup;
+import io.quiver.registry.ModelConfigValidator;
+import io.quiver.registry.VersionPolicies;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.StringJoiner;
+
+/**
+ * Loads one model version: picks the runtime, completes the config, opens one runner per instance
+ * and builds the scheduler. Runs on a load-pool thread; stateless apart from its collaborators, so
+ * any number of loads run at once. On failure everything opened so far is closed before the
+ * exception leaves.
+ */
+final class VersionLoader {
+  private final List<ModelRuntime> runtimes;
+  private final SchedulerFactory schedulers;
+
+  VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers) {
+    this.runtimes = runtimes;
+    this.schedulers = schedulers;
+  }
+
+  /** @throws InferenceException with the reason the version cannot serve */
+  LoadedVersion load(RepositoryModel model, long version) {
+    String label = "model '" + model.name() + "' version " + version;
+    ModelConfig declared = model.declaredConfig();
+    Path dir = model.versionDirectory(version);
+    ModelRuntime runtime = pickRuntime(declared, dir, label);
+    String fileName = declared.getDefaultModelFilename().isEmpty()
+        ? runtime.defaultModelFilename()
+        : declared.getDefaultModelFilename();
+    Path modelFile = dir.resolve(fileName);
+    if (!Files.exists(modelFile)) {
+      throw InferenceException.notFound("%s: model file %s does not exist", label, modelFile);
+    }
+    ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), model.name(), runtime);
+    ModelConfigValidator.validate(completed, model.name(), "(completed by " + runtime.name() + ") of " + label);
+    ModelSignature signature = ModelSignature.of(completed);
+    List<InstanceSpec> instances = instances(completed);
+
+    List<ModelRunner> runners = new ArrayList<>(instances.size());
+    try {
+      for (InstanceSpec instance : instances) {
+        runners.add(runtime.newRunner(completed, modelFile, instance));
+      }
+      InferenceScheduler scheduler = schedulers.create(model.name(), version, completed, signature, runners);
+      if (scheduler == null) {
+        throw InferenceException.internal(label + ": scheduler factory returned null", null);
+      }
+      return new LoadedVersion(model.name(), version, declared, completed, signature, scheduler, runners, runtime.name());
+    } catch (RuntimeException | Error e) {
+      closeQuietly(runners, e);
+      throw e;
+    }
+  }
+
+  /**
+   * The runtime for a version: the one that handles the config's platform/backend when it names one;
+   * otherwise the first (in discovery order) whose default model file is in the version directory.
+   */
+  ModelRuntime pickRuntime(ModelConfig declared, Path dir, String label) {
+    if (runtimes.isEmpty()) {
+      throw InferenceException.failedPrecondition("%s: no model runtimes are installed", label);
+    }
+    String platform = declared.getPlatform();
+    String backend = declared.getBackend();
+    if (!platform.isEmpty() || !backend.isEmpty()) {
+      for (ModelRuntime runtime : runtimes) {
+        if (runtime.handles(platform, backend)) {
+          return runtime;
+        }
+      }
+      throw InferenceException.invalidArgument("%s: no runtime handles platform '%s' backend '%s'; installed: %s",
+          label, platform, backend, describeRuntimes());
+    }
+    StringJoiner lookedFor = new StringJoiner(", ");
+    for (ModelRuntime runtime : runtimes) {
+      if (Files.exists(dir.resolve(runtime.defaultModelFilename()))) {
+        return runtime;
+      }
+      lookedFor.add(runtime.defaultModelFilename() + " (" + runtime.name() + ")");
+    }
+    throw InferenceException.invalidArgument(
+        "%s: the config names no platform or backend, and %s holds none of the files the installed runtimes "
+            + "look for: %s; set platform in config.pbtxt or add the model file", label, dir, lookedFor);
+  }
+
+  /**
+   * Makes the completed config say what will run: the model's name, the platform, the version policy,
+   * and instance groups with explicit counts and kinds (Triton's defaults: one CPU instance; KIND_AUTO
+   * is CPU since no GPU is detected yet).
+   */
+  static ModelConfig normalize(ModelConfig completed, String name, ModelRuntime runtime) {
+    ModelConfig.Builder b = completed.toBuilder().setName(name);
+    if (b.getPlatform().isEmpty() && b.getBackend().isEmpty()) {
+      b.setPlatform(runtime.platform());
+    }
+    if (!b.hasVersionPolicy()) {
+      b.setVersionPolicy(VersionPolicies.DEFAULT_POLICY);
+    }
+    if (b.getInstanceGroupCount() == 0) {
+      b.addInstanceGroup(ModelInstanceGroup.newBuilder().setName(name).setCount(1).setKind(ModelInstanceGroup.Kind.KIND_CPU));
+    } else {
+      for (int i = 0; i < b.getInstanceGroupCount(); i++) {
+        ModelInstanceGroup.Builder g = b.getInstanceGroupBuilder(i);
+        if (g.getName().isEmpty()) {
+          g.setName(name + "_" + i);
+        }
+        if (g.getCount() == 0) {
+          g.setCount(1);
+        }
+        if (g.getKind() == ModelInstanceGroup.Kind.KIND_AUTO) {
+          g.setKind(ModelInstanceGroup.Kind.KIND_CPU);
+        }
+      }
+    }
+    return b.build();
+  }
+
+  /** One spec per instance: count per group, and for KIND_GPU count on each listed GPU (GPU 0 when none is listed). */
+  static List<InstanceSpec> instances(ModelConfig normalized) {
+    List<InstanceSpec> specs = new ArrayList<>();
+    for (ModelInstanceGroup group : normalized.getInstanceGroupList()) {
+      switch (group.getKind()) {
+        case KIND_GPU -> {
+          List<Integer> gpus = group.getGpusCount() == 0 ? List.of(0) : group.getGpusList();
+          for (int gpu : gpus) {
+            for (int i = 0; i < group.getCount(); i++) {
+              specs.add(new InstanceSpec(group.getName(), specs.size(), InstanceSpec.Kind.GPU, gpu));
+            }
+          }
+        }
+        case KIND_CPU, KIND_AUTO -> {
+          for (int i = 0; i < group.getCount(); i++) {
+            specs.add(new InstanceSpec(group.getName(), specs.size(), InstanceSpec.Kind.CPU, -1));
+          }
+        }
+        default -> throw InferenceException.invalidArgument("model '%s': instance_group '%s' kind %s is not supported",
+            normalized.getName(), group.getName(), group.getKind());
+      }
+    }
+    return specs;
+  }
+
+  /** Closes a failed or unloaded version's runners, last opened first; failures are attached to {@code cause}. */
+  static void closeQuietly(List<ModelRunner> runners, Throwable cause) {
+    for (int i = runners.size() - 1; i >= 0; i--) {
+      try {
+        runners.get(i).close();
+      } catch (RuntimeException e) {
+        if (cause != null) {
+          cause.addSuppressed(e);
+        }
+      }
+    }
+  }
+
+  private String describeRuntimes() {
+    StringJoiner out = new StringJoiner(", ");
+    for (ModelRuntime runtime : runtimes) {
+      out.add(runtime.name() + " (" + runtime.platform() + ")");
+    }
+    return out.toString();
+  }
+
+  /** A failure as one line for state reasons and logs: the message of ours, the type and message of anything else. */
+  static String reason(Throwable t) {
+    if (t instanceof InferenceException e) {
+      return e.getMessage();
+    }
+    String message = t.getMessage();
+    return t.getClass().getSimpleName() + (message == null ? "" : ": " + message);
+  }
+
+  static ErrorCode code(Throwable t) {
+    return t instanceof InferenceException e ? e.code() : ErrorCode.INTERNAL;
+  }
+}

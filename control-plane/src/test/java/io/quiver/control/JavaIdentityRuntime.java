@@ -1,0 +1,159 @@
+package io.quiver.control;
+
+import io.quiver.core.DataType;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import io.quiver.core.spi.InstanceSpec;
+import io.quiver.core.spi.ModelRunner;
+import io.quiver.core.spi.ModelRuntime;
+import io.quiver.proto.inference.ModelConfig;
+import io.quiver.proto.inference.ModelInput;
+import io.quiver.proto.inference.ModelOutput;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+
+/**
+ * A test runtime that really computes: identity in Java. Its model file ({@value #MODEL_FILE}) is one
+ * line, {@code identity <DATATYPE> <dim>...} (e.g. {@code identity FP32 16}), optionally followed by
+ * {@code load_delay_ms <n>} lines that make opening an instance slow. Anything else is a corrupt
+ * model. It keeps the set of open runners, so tests can see what the manager opened and closed.
+ */
+final class JavaIdentityRuntime implements ModelRuntime {
+  static final String NAME = "java-identity";
+  static final String PLATFORM = "quiver_java_identity";
+  static final String MODEL_FILE = "model.identity";
+
+  final Set<IdentityRunner> open = ConcurrentHashMap.newKeySet();
+
+  @Override
+  public String name() {
+    return NAME;
+  }
+
+  @Override
+  public String platform() {
+    return PLATFORM;
+  }
+
+  @Override
+  public boolean handles(String platform, String backend) {
+    return PLATFORM.equals(platform) || "java_identity".equals(backend);
+  }
+
+  @Override
+  public String defaultModelFilename() {
+    return MODEL_FILE;
+  }
+
+  /** Writes a model file into {@code versionDir}. */
+  static Path write(Path versionDir, String contents) throws IOException {
+    Files.createDirectories(versionDir);
+    return Files.writeString(versionDir.resolve(MODEL_FILE), contents);
+  }
+
+  private record Spec(DataType type, long[] dims, long loadDelayMs) {}
+
+  private static Spec read(Path file) {
+    List<String> lines;
+    try {
+      lines = Files.readAllLines(file);
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot read " + file + ": " + e, e);
+    }
+    String[] head = lines.isEmpty() ? new String[0] : lines.get(0).trim().split("\\s+");
+    DataType type = head.length >= 2 && head[0].equals("identity") ? DataType.fromWireName(head[1]) : null;
+    if (type == null) {
+      throw InferenceException.invalidArgument("%s is not a %s model (corrupt or truncated)", file, NAME);
+    }
+    long[] dims = Arrays.stream(head, 2, head.length).mapToLong(Long::parseLong).toArray();
+    long delay = 0;
+    for (String line : lines.subList(1, lines.size())) {
+      if (line.startsWith("load_delay_ms ")) {
+        delay = Long.parseLong(line.substring("load_delay_ms ".length()).trim());
+      }
+    }
+    return new Spec(type, dims, delay);
+  }
+
+  @Override
+  public ModelConfig completeConfig(ModelConfig declared, Path modelFile) {
+    Spec spec = read(modelFile);
+    ModelConfig.Builder b = declared.toBuilder();
+    if (b.getInputCount() == 0) {
+      ModelInput.Builder in = b.addInputBuilder().setName("INPUT0").setDataType(spec.type().toConfig());
+      Arrays.stream(spec.dims()).forEach(in::addDims);
+    } else if (b.getInput(0).getDataType() != spec.type().toConfig()) {
+      throw InferenceException.invalidArgument("input '%s'.data_type is %s but the model's is %s",
+          b.getInput(0).getName(), b.getInput(0).getDataType(), spec.type().toConfig());
+    }
+    if (b.getOutputCount() == 0) {
+      ModelOutput.Builder out = b.addOutputBuilder().setName("OUTPUT0").setDataType(spec.type().toConfig());
+      Arrays.stream(spec.dims()).forEach(out::addDims);
+    }
+    return b.build();
+  }
+
+  @Override
+  public ModelRunner newRunner(ModelConfig completed, Path modelFile, InstanceSpec instance) {
+    if (instance.kind() == InstanceSpec.Kind.GPU) {
+      throw InferenceException.invalidArgument("%s runs on CPU only; instance_group asks for GPU %d", NAME,
+          instance.deviceId());
+    }
+    Spec spec = read(modelFile);
+    if (spec.loadDelayMs() > 0) {
+      try {
+        Thread.sleep(spec.loadDelayMs());
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw InferenceException.internal("interrupted while loading", e);
+      }
+    }
+    IdentityRunner runner = new IdentityRunner(this, completed.getName(), instance);
+    open.add(runner);
+    return runner;
+  }
+
+  /** Copies each requested output from the input at the same position (OUTPUTn = INPUTn). */
+  static final class IdentityRunner implements ModelRunner {
+    final JavaIdentityRuntime runtime;
+    final String model;
+    final InstanceSpec instance;
+    volatile boolean closed;
+    volatile int runs;
+
+    IdentityRunner(JavaIdentityRuntime runtime, String model, InstanceSpec instance) {
+      this.runtime = runtime;
+      this.model = model;
+      this.instance = instance;
+    }
+
+    @Override
+    public Tensor[] run(Tensor[] inputs, int[] outputIndices) {
+      if (closed) {
+        throw new IllegalStateException("runner of " + model + " used after close");
+      }
+      Tensor[] out = new Tensor[outputIndices.length];
+      for (int i = 0; i < outputIndices.length; i++) {
+        Tensor in = inputs[outputIndices[i]];
+        ByteBuffer copy = ByteBuffer.allocateDirect(in.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
+        copy.put(in.data()).flip();
+        out[i] = new Tensor("OUTPUT" + outputIndices[i], in.dataType(), in.shape().clone(), copy);
+      }
+      runs++;
+      return out;
+    }
+
+    @Override
+    public void close() {
+      closed = true;
+      runtime.open.remove(this);
+    }
+  }
+}

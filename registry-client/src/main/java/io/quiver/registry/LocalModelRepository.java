@@ -1,0 +1,202 @@
+package io.quiver.registry;
+
+import io.quiver.core.InferenceException;
+import io.quiver.core.spi.ModelRepository;
+import io.quiver.core.spi.RepositoryModel;
+import io.quiver.proto.inference.ModelConfig;
+import java.io.IOException;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.NotDirectoryException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.SortedSet;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A model repository in a local directory, in Triton's layout:
+ * <pre>
+ *   root/
+ *     model_a/
+ *       config.pbtxt        (optional for runtimes that can complete a config from the model file)
+ *       1/model.onnx        (numeric version directories)
+ *       2/model.onnx
+ * </pre>
+ * Hidden entries (names starting with '.'), plain files at the top level and non-numeric directories
+ * inside a model are ignored. Every call reads the directory afresh (no caching), so a version copied
+ * in is seen by the next call; each {@link RepositoryModel} returned is an immutable snapshot.
+ * Thread-safe.
+ */
+public final class LocalModelRepository implements ModelRepository {
+  private static final Logger log = LoggerFactory.getLogger(LocalModelRepository.class);
+  /** Longest version directory name accepted: 18 digits always fit in a long. */
+  private static final int MAX_VERSION_DIGITS = 18;
+
+  private final Path root;
+
+  /**
+   * @throws InferenceException NOT_FOUND when {@code root} does not exist; INVALID_ARGUMENT when it is
+   *     not a directory
+   */
+  public LocalModelRepository(Path root) {
+    Path absolute = root.toAbsolutePath().normalize();
+    if (!Files.exists(absolute)) {
+      throw InferenceException.notFound("model repository %s does not exist", absolute);
+    }
+    if (!Files.isDirectory(absolute)) {
+      throw InferenceException.invalidArgument("model repository %s is not a directory", absolute);
+    }
+    this.root = absolute;
+  }
+
+  public Path root() {
+    return root;
+  }
+
+  @Override
+  public String location() {
+    return root.toString();
+  }
+
+  @Override
+  public List<String> modelNames() {
+    List<String> names = new ArrayList<>();
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(root)) {
+      for (Path entry : entries) {
+        String name = entry.getFileName().toString();
+        if (name.startsWith(".") || !Files.isDirectory(entry)) {
+          continue;
+        }
+        String problem = ModelNames.problem(name);
+        if (problem != null) {
+          log.warn("ignoring directory {} in model repository {}: {}", ModelNames.printable(name), root, problem);
+          continue;
+        }
+        names.add(name);
+      }
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot list model repository " + root + ": " + e, e);
+    }
+    Collections.sort(names);
+    return names;
+  }
+
+  /**
+   * @throws InferenceException INVALID_ARGUMENT for a name that is not a valid model name (see
+   *     {@link ModelNames}) or a config.pbtxt that does not parse or validate; NOT_FOUND when there
+   *     is no such model directory
+   */
+  @Override
+  public RepositoryModel model(String name) {
+    ModelNames.requireValid(name);
+    Path dir = root.resolve(name);
+    if (!Files.isDirectory(dir)) {
+      throw InferenceException.notFound("model '%s' is not in repository %s", name, root);
+    }
+    Path configFile = dir.resolve(ModelConfigParser.CONFIG_FILENAME);
+    boolean hasConfig = Files.isRegularFile(configFile);
+    ModelConfig declared = hasConfig
+        ? ModelConfigParser.parseFile(configFile, name)
+        : ModelConfig.newBuilder().setName(name).build();
+    return new LocalRepositoryModel(name, declared, hasConfig, versions(name, dir), dir);
+  }
+
+  private static SortedSet<Long> versions(String name, Path dir) {
+    TreeSet<Long> versions = new TreeSet<>();
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+      for (Path entry : entries) {
+        long version = parseVersion(entry.getFileName().toString());
+        if (version >= 0 && Files.isDirectory(entry)) {
+          versions.add(version);
+        }
+      }
+    } catch (NoSuchFileException | NotDirectoryException e) {
+      throw InferenceException.notFound("model '%s' is not in repository %s", name, dir.getParent());
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot list model directory " + dir + ": " + e, e);
+    }
+    return versions;
+  }
+
+  /**
+   * The version a directory name stands for, or -1 when it is not one: only canonical decimal numbers
+   * ("0", "7", "12"; not "01", "+1", "1.0") so that two directories can never claim the same version.
+   */
+  static long parseVersion(String name) {
+    int n = name.length();
+    if (n == 0 || n > MAX_VERSION_DIGITS || (n > 1 && name.charAt(0) == '0')) {
+      return -1;
+    }
+    long value = 0;
+    for (int i = 0; i < n; i++) {
+      char c = name.charAt(i);
+      if (c < '0' || c > '9') {
+        return -1;
+      }
+      value = value * 10 + (c - '0');
+    }
+    return value;
+  }
+
+  @Override
+  public String toString() {
+    return "LocalModelRepository[" + root + "]";
+  }
+
+  /** An immutable snapshot of one model directory. */
+  private static final class LocalRepositoryModel implements RepositoryModel {
+    private final String name;
+    private final ModelConfig declared;
+    private final boolean hasConfigFile;
+    private final SortedSet<Long> versions;
+    private final Path dir;
+
+    LocalRepositoryModel(String name, ModelConfig declared, boolean hasConfigFile, SortedSet<Long> versions, Path dir) {
+      this.name = name;
+      this.declared = declared;
+      this.hasConfigFile = hasConfigFile;
+      this.versions = Collections.unmodifiableSortedSet(versions);
+      this.dir = dir;
+    }
+
+    @Override
+    public String name() {
+      return name;
+    }
+
+    @Override
+    public ModelConfig declaredConfig() {
+      return declared;
+    }
+
+    @Override
+    public boolean hasConfigFile() {
+      return hasConfigFile;
+    }
+
+    @Override
+    public SortedSet<Long> versions() {
+      return versions;
+    }
+
+    /** @throws InferenceException NOT_FOUND for a version this snapshot does not hold */
+    @Override
+    public Path versionDirectory(long version) {
+      if (!versions.contains(version)) {
+        throw InferenceException.notFound("model '%s' has no version %d in %s (versions present: %s)",
+            name, version, dir, versions);
+      }
+      return dir.resolve(Long.toString(version));
+    }
+
+    @Override
+    public String toString() {
+      return "RepositoryModel[" + name + " versions=" + versions + " config=" + (hasConfigFile ? "file" : "none") + "]";
+    }
+  }
+}

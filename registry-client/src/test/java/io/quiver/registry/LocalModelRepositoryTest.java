@@ -1,0 +1,112 @@
+package io.quiver.registry;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.quiver.core.ErrorCode;
+import io.quiver.core.spi.RepositoryModel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+class LocalModelRepositoryTest {
+  @TempDir Path root;
+
+  private void version(String model, String version) throws Exception {
+    Files.writeString(Files.createDirectories(root.resolve(model).resolve(version)).resolve("model.onnx"), "x");
+  }
+
+  @Test
+  void modelNames_listsModelDirectoriesSortedSkippingHiddenAndFiles() throws Exception {
+    version("zeta", "1");
+    version("alpha", "1");
+    Files.createDirectories(root.resolve(".git"));
+    Files.createDirectories(root.resolve("..hidden"));
+    Files.writeString(root.resolve("README.md"), "not a model");
+
+    assertThat(new LocalModelRepository(root).modelNames()).containsExactly("alpha", "zeta");
+  }
+
+  @Test
+  void model_readsConfigAndNumericVersionsOnly() throws Exception {
+    version("m", "1");
+    version("m", "10");
+    version("m", "2");
+    Files.createDirectories(root.resolve("m/.3"));
+    Files.createDirectories(root.resolve("m/latest"));
+    Files.createDirectories(root.resolve("m/04"));
+    Files.writeString(root.resolve("m/5"), "a file, not a version directory");
+    Files.writeString(root.resolve("m/config.pbtxt"), "name: \"m\"\nmax_batch_size: 4\n");
+
+    RepositoryModel model = new LocalModelRepository(root).model("m");
+
+    assertThat(model.name()).isEqualTo("m");
+    assertThat(model.hasConfigFile()).isTrue();
+    assertThat(model.declaredConfig().getMaxBatchSize()).isEqualTo(4);
+    assertThat(model.versions()).containsExactly(1L, 2L, 10L);
+    assertThat(model.versionDirectory(10)).isEqualTo(root.toAbsolutePath().normalize().resolve("m/10"));
+  }
+
+  @Test
+  void model_withoutConfigFile_declaresOnlyTheName() throws Exception {
+    version("bare", "1");
+    RepositoryModel model = new LocalModelRepository(root).model("bare");
+    assertThat(model.hasConfigFile()).isFalse();
+    assertThat(model.declaredConfig().getName()).isEqualTo("bare");
+    assertThat(model.declaredConfig().getInputCount()).isZero();
+  }
+
+  @Test
+  void model_missing_isNotFound() {
+    assertThatThrownBy(() -> new LocalModelRepository(root).model("nope"))
+        .hasFieldOrPropertyWithValue("code", ErrorCode.NOT_FOUND)
+        .hasMessageContaining("'nope'");
+  }
+
+  @Test
+  void versionDirectory_ofAbsentVersion_isNotFound() throws Exception {
+    version("m", "1");
+    RepositoryModel model = new LocalModelRepository(root).model("m");
+    assertThatThrownBy(() -> model.versionDirectory(2))
+        .hasFieldOrPropertyWithValue("code", ErrorCode.NOT_FOUND)
+        .hasMessageContaining("no version 2");
+  }
+
+  @Test
+  void model_withUnknownConfigField_isInvalidArgumentNamingIt() throws Exception {
+    version("seq", "1");
+    Files.writeString(root.resolve("seq/config.pbtxt"), "name: \"seq\"\nsequence_batching { }\n");
+    assertThatThrownBy(() -> new LocalModelRepository(root).model("seq"))
+        .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
+        .hasMessageContaining("sequence_batching")
+        .hasMessageContaining("config.pbtxt:2:");
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"../etc", "..", "a/b", "a\\b", ".hidden", "x/../../y", "nul\u0000", "tab\tname", ""})
+  void model_pathTraversalOrControlCharName_isInvalidArgument(String name) throws Exception {
+    Files.createDirectories(root.resolve("inside"));
+    assertThatThrownBy(() -> new LocalModelRepository(root.resolve("inside")).model(name))
+        .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
+        .hasMessageContaining("model name");
+  }
+
+  @Test
+  void constructor_missingRoot_isNotFound() {
+    assertThatThrownBy(() -> new LocalModelRepository(root.resolve("absent")))
+        .hasFieldOrPropertyWithValue("code", ErrorCode.NOT_FOUND);
+  }
+
+  @Test
+  void parseVersion_acceptsOnlyCanonicalNumbers() {
+    assertThat(LocalModelRepository.parseVersion("0")).isZero();
+    assertThat(LocalModelRepository.parseVersion("42")).isEqualTo(42);
+    assertThat(LocalModelRepository.parseVersion("042")).isEqualTo(-1);
+    assertThat(LocalModelRepository.parseVersion("-1")).isEqualTo(-1);
+    assertThat(LocalModelRepository.parseVersion("1e3")).isEqualTo(-1);
+    assertThat(LocalModelRepository.parseVersion("1234567890123456789")).isEqualTo(-1);
+  }
+}
