@@ -1,0 +1,429 @@
+package io.quiver.batching;
+
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import org.jctools.queues.MpscArrayQueue;
+
+/**
+ * The one thread of a model version that forms batches (an Agrona-style agent: {@link #doWork()}
+ * returns how much it did). Everything here is owned by the agent thread; other threads reach it
+ * only through the per-level MPSC request queues and the MPSC queue of returned batch objects.
+ *
+ * <p>Each duty cycle: take back finished batch objects (feeding the adaptive controller); move new
+ * requests from the MPSC queues into the per-level pending rings; when a deadline may have passed,
+ * fail expired or cancelled requests (or move DELAY-policy ones to their level's delayed ring); then,
+ * while an instance is idle, form a batch and hand it over. The agent never runs a model and
+ * allocates nothing per request on the success path.
+ */
+final class BatchingAgent {
+  /** Longest stretch between two sweeps for cancelled requests while requests wait, in clock nanos. */
+  static final long CANCEL_SWEEP_INTERVAL_NS = 10_000_000L;
+  /** Requests moved from one MPSC queue per duty cycle, so one busy level cannot starve the others. */
+  static final int DRAIN_LIMIT = 1024;
+
+  private final DynamicBatcher batcher;
+  private final BatchingPolicy policy;
+  private final MpscArrayQueue<InferRequest>[] queues;
+  private final PendingRing[] rings; // 2 per level: [2*l] main, [2*l+1] delayed; level index 0 = priority 1
+  private final InstanceWorker[] workers;
+  private final MpscArrayQueue<Batch> returned;
+  private final Batch[] freeStack;
+  private int freeTop;
+  private final CompletionSequencer sequencer;
+  private final AdaptiveBatchController controller;
+  private final boolean dynamic;
+  private final int[] preferred;
+
+  private int pending;
+  private int effectiveMaxRows;
+  private long effectiveDelayNanos;
+  private long nextExpiryNanos = Long.MAX_VALUE;
+  private long nextWakeNanos = Long.MAX_VALUE;
+  private long sequence;
+  private int nextWorker;
+  private boolean lastFormationFull;
+  private double avgBatchNanos;
+  private long closingSinceRealNanos = -1;
+
+  BatchingAgent(DynamicBatcher batcher, MpscArrayQueue<InferRequest>[] queues, InstanceWorker[] workers,
+      Batch[] batches, MpscArrayQueue<Batch> returned, CompletionSequencer sequencer, AdaptiveBatchController controller) {
+    this.batcher = batcher;
+    this.policy = batcher.policy();
+    this.queues = queues;
+    this.workers = workers;
+    this.returned = returned;
+    this.freeStack = batches.clone();
+    this.freeTop = batches.length;
+    this.sequencer = sequencer;
+    this.controller = controller;
+    this.dynamic = policy.dynamicBatching();
+    this.preferred = policy.preferredBatchSizes();
+    this.rings = new PendingRing[2 * policy.priorityLevels()];
+    for (int l = 0; l < policy.priorityLevels(); l++) {
+      int bound = policy.level(l + 1).maxQueueSize();
+      rings[2 * l] = new PendingRing(bound);
+      rings[2 * l + 1] = new PendingRing(bound);
+    }
+    this.effectiveMaxRows = dynamic ? policy.maxBatchRows() : 1;
+    this.effectiveDelayNanos = policy.maxQueueDelayNanos();
+  }
+
+  /** One duty cycle; returns the amount of work done (0 = nothing, the caller may idle). */
+  int doWork() {
+    long now = batcher.clock().nanoTime();
+    int work = reclaim();
+    work += drain(now);
+    if (now >= nextExpiryNanos) {
+      work += sweep(now);
+    }
+    work += dispatch(now);
+    return work;
+  }
+
+  /** True once closing and every accepted request has been answered. */
+  boolean terminated() {
+    return batcher.closing() && batcher.inFlightRequests() == 0 && pending == 0;
+  }
+
+  /** True when something may be waiting that the next duty cycle should see at once. */
+  boolean hasSignals() {
+    if (!returned.isEmpty()) {
+      return true;
+    }
+    for (MpscArrayQueue<InferRequest> q : queues) {
+      if (!q.isEmpty()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** How long the agent may sleep, in clock nanos: until its next timer. */
+  long nanosUntilTimer() {
+    long next = Math.min(nextExpiryNanos, nextWakeNanos);
+    return next == Long.MAX_VALUE ? Long.MAX_VALUE : next - batcher.clock().nanoTime();
+  }
+
+  int effectiveMaxRows() {
+    return effectiveMaxRows;
+  }
+
+  long effectiveDelayNanos() {
+    return effectiveDelayNanos;
+  }
+
+  long dispatchedBatches() {
+    return sequence;
+  }
+
+  double averageBatchNanos() {
+    return avgBatchNanos;
+  }
+
+  /** Tests: every instance idle and every batch object back in the agent's hands. */
+  boolean quiescent() {
+    reclaim();
+    for (InstanceWorker w : workers) {
+      if (!w.idle()) {
+        return false;
+      }
+    }
+    return freeTop == freeStack.length;
+  }
+
+  private int reclaim() {
+    int n = 0;
+    Batch b;
+    while ((b = returned.poll()) != null) { // acquire: sees everything the worker wrote into the batch
+      if (b.failure == null) {
+        long compute = b.inputNanos + b.inferNanos + b.outputNanos;
+        avgBatchNanos = avgBatchNanos == 0 ? compute : 0.9 * avgBatchNanos + 0.1 * compute;
+        if (controller != null) {
+          controller.onBatch(b.rows, compute, b.full, b.latencies, b.count);
+          effectiveMaxRows = controller.maxRows();
+          effectiveDelayNanos = controller.delayNanos();
+        }
+      }
+      b.clear();
+      freeStack[freeTop++] = b;
+      n++;
+    }
+    return n;
+  }
+
+  private int drain(long now) {
+    int n = 0;
+    for (int l = 0; l < queues.length; l++) {
+      MpscArrayQueue<InferRequest> q = queues[l];
+      BatchingPolicy.LevelPolicy lp = policy.level(l + 1);
+      PendingRing ring = rings[2 * l];
+      for (int i = 0; i < DRAIN_LIMIT; i++) {
+        InferRequest r = q.poll();
+        if (r == null) {
+          break;
+        }
+        long timeout = lp.defaultTimeoutNanos();
+        long own = r.timeoutMicros();
+        // Triton: an override may only shorten the default (or set one where there is none).
+        if (lp.allowTimeoutOverride() && own > 0 && own < Long.MAX_VALUE / 1000
+            && (timeout == 0 || own * 1000 < timeout)) {
+          timeout = own * 1000;
+        }
+        long policyDeadline = timeout > 0 ? saturatedAdd(r.enqueueNanos(), timeout) : InferRequest.NO_DEADLINE;
+        ring.addLast(r, policyDeadline);
+        pending++;
+        nextExpiryNanos = Math.min(nextExpiryNanos, Math.min(policyDeadline, r.deadlineNanos()));
+        n++;
+      }
+    }
+    if (n > 0) {
+      nextExpiryNanos = Math.min(nextExpiryNanos, saturatedAdd(now, CANCEL_SWEEP_INTERVAL_NS));
+    }
+    return n;
+  }
+
+  /** Fails cancelled and expired requests; moves DELAY-policy timeouts to the delayed ring. */
+  private int sweep(long now) {
+    int n = 0;
+    long next = Long.MAX_VALUE;
+    for (int l = 0; l < policy.priorityLevels(); l++) {
+      boolean delayOnTimeout = policy.level(l + 1).delayOnTimeout();
+      for (int k = 0; k < 2; k++) {
+        PendingRing ring = rings[2 * l + k];
+        PendingRing delayed = rings[2 * l + 1];
+        int keep = 0;
+        int size = ring.size();
+        for (int i = 0; i < size; i++) {
+          InferRequest r = ring.get(i);
+          long pd = ring.policyDeadline(i);
+          if (r.isCancelled() || r.deadlineNanos() <= now || (pd <= now && !delayOnTimeout)) {
+            failDead(r, pd, now, l);
+            n++;
+          } else if (pd <= now) { // DELAY: keep it, behind every on-time request of its level
+            delayed.addLast(r, InferRequest.NO_DEADLINE);
+            next = Math.min(next, r.deadlineNanos());
+            n++;
+          } else {
+            ring.set(keep++, r, pd);
+            next = Math.min(next, Math.min(pd, r.deadlineNanos()));
+          }
+        }
+        ring.truncate(keep);
+      }
+    }
+    if (pending > 0) {
+      next = Math.min(next, saturatedAdd(now, CANCEL_SWEEP_INTERVAL_NS));
+    }
+    nextExpiryNanos = next;
+    return n;
+  }
+
+  private int dispatch(long now) {
+    int work = 0;
+    nextWakeNanos = Long.MAX_VALUE;
+    boolean closing = batcher.closing();
+    if (closing && closingSinceRealNanos < 0) {
+      closingSinceRealNanos = System.nanoTime();
+    }
+    if (closing && pending > 0 && System.nanoTime() - closingSinceRealNanos > batcher.shutdownTimeoutNanos()) {
+      return work + failAllPending(now);
+    }
+    while (pending > 0 && freeTop > 0) {
+      InstanceWorker worker = idleWorker();
+      if (worker == null) {
+        break;
+      }
+      int take = form(now, closing);
+      if (take == 0) {
+        break;
+      }
+      Batch batch = freeStack[--freeTop];
+      batch.full = lastFormationFull;
+      take(batch, take, now);
+      work += take;
+      if (batch.count == 0) {
+        freeStack[freeTop++] = batch; // every candidate was dead; nothing to run
+        continue;
+      }
+      batch.computeUnion();
+      batch.sequence = sequence++;
+      if (sequencer != null) {
+        sequencer.register(batch);
+      }
+      worker.assign(batch);
+    }
+    return work;
+  }
+
+  private InstanceWorker idleWorker() {
+    int n = workers.length;
+    for (int i = 0; i < n; i++) {
+      int w = (nextWorker + i) % n;
+      if (workers[w].idle()) {
+        nextWorker = (w + 1) % n;
+        return workers[w];
+      }
+    }
+    return null;
+  }
+
+  private static boolean dead(InferRequest r, long policyDeadline, boolean delayOnTimeout, long now) {
+    return r.isCancelled() || r.deadlineNanos() <= now || (policyDeadline <= now && !delayOnTimeout);
+  }
+
+  /**
+   * Decides how many entries, from the front of the priority-ordered pending requests (level 1 main,
+   * level 1 delayed, level 2 main, ...), the next batch takes; 0 means wait (and sets the wake time).
+   * Follows Triton: the batch grows in queue order while requests fit and have the same non-batch
+   * shapes; it is sent at once when it cannot grow (full, or the next request does not fit or differs
+   * in shape), else the largest preferred size reached is sent, else it waits until its oldest request
+   * has waited the queue delay.
+   */
+  private int form(long now, boolean closing) {
+    int maxRows = effectiveMaxRows;
+    Tensor[] reference = null;
+    int rows = 0;
+    int taken = 0;
+    int preferredTaken = 0;
+    long oldest = Long.MAX_VALUE;
+    boolean closed = false;
+    outer:
+    for (int s = 0; s < rings.length; s++) {
+      PendingRing ring = rings[s];
+      boolean delayOnTimeout = policy.level((s >> 1) + 1).delayOnTimeout();
+      int size = ring.size();
+      for (int i = 0; i < size; i++) {
+        InferRequest r = ring.get(i);
+        if (dead(r, ring.policyDeadline(i), delayOnTimeout, now)) {
+          taken++; // taken only to be failed
+          continue;
+        }
+        int n = r.batchSize();
+        if (reference == null) {
+          reference = r.inputs();
+        } else if (!dynamic || rows + n > maxRows || !sameShapes(reference, r.inputs())) {
+          closed = true;
+          break outer;
+        }
+        rows += n;
+        taken++;
+        oldest = Math.min(oldest, r.enqueueNanos());
+        if (isPreferred(rows)) {
+          preferredTaken = taken;
+        }
+        if (!dynamic || rows >= maxRows) {
+          closed = true;
+          break outer;
+        }
+      }
+    }
+    lastFormationFull = closed && dynamic;
+    if (rows == 0 || closed || closing || now - oldest >= effectiveDelayNanos) {
+      return taken;
+    }
+    if (preferredTaken > 0) {
+      lastFormationFull = true; // reached a size the model asked for
+      return preferredTaken;
+    }
+    nextWakeNanos = saturatedAdd(oldest, effectiveDelayNanos);
+    return 0;
+  }
+
+  private boolean isPreferred(int rows) {
+    for (int p : preferred) {
+      if (p == rows) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Same presence of every input and the same dims after the batch dimension. */
+  private boolean sameShapes(Tensor[] a, Tensor[] b) {
+    for (int i = 0; i < a.length; i++) {
+      Tensor x = a[i];
+      Tensor y = b[i];
+      if (x == null || y == null) {
+        if (x != y) {
+          return false;
+        }
+        continue;
+      }
+      long[] sx = x.shape();
+      long[] sy = y.shape();
+      if (sx.length != sy.length) {
+        return false;
+      }
+      for (int d = 1; d < sx.length; d++) { // dim 0 is the batch
+        if (sx[d] != sy[d]) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /** Moves the first {@code count} pending entries into the batch, failing the dead ones. */
+  private void take(Batch batch, int count, long now) {
+    int left = count;
+    for (int s = 0; s < rings.length && left > 0; s++) {
+      PendingRing ring = rings[s];
+      int level = s >> 1;
+      boolean delayOnTimeout = policy.level(level + 1).delayOnTimeout();
+      int n = Math.min(left, ring.size());
+      for (int i = 0; i < n; i++) {
+        InferRequest r = ring.get(i);
+        long pd = ring.policyDeadline(i);
+        if (dead(r, pd, delayOnTimeout, now)) {
+          failDead(r, pd, now, level);
+        } else {
+          batch.add(r);
+          batcher.dequeued(level);
+          pending--;
+        }
+      }
+      ring.removeFirst(n);
+      left -= n;
+    }
+  }
+
+  private void failDead(InferRequest r, long policyDeadline, long now, int level) {
+    InferenceException error;
+    if (r.isCancelled()) {
+      error = InferenceException.cancelled("request '%s' to model '%s' was cancelled before it ran", r.id(), r.modelName());
+    } else if (r.deadlineNanos() <= now) {
+      error = InferenceException.deadlineExceeded("request '%s' to model '%s' passed its deadline after %d us in the queue",
+          r.id(), r.modelName(), (now - r.enqueueNanos()) / 1000);
+    } else {
+      error = InferenceException.deadlineExceeded("request '%s' to model '%s' timed out after %d us in the queue (queue policy)",
+          r.id(), r.modelName(), (now - r.enqueueNanos()) / 1000);
+    }
+    batcher.dequeued(level);
+    pending--;
+    batcher.fail(r, error, now);
+  }
+
+  private int failAllPending(long now) {
+    int n = 0;
+    for (int s = 0; s < rings.length; s++) {
+      PendingRing ring = rings[s];
+      int size = ring.size();
+      for (int i = 0; i < size; i++) {
+        InferRequest r = ring.get(i);
+        batcher.dequeued(s >> 1);
+        pending--;
+        batcher.fail(r, InferenceException.unavailable("model '%s' version %d shut down before request '%s' ran",
+            r.modelName(), r.modelVersion(), r.id()), now);
+        n++;
+      }
+      ring.removeFirst(size);
+    }
+    return n;
+  }
+
+  private static long saturatedAdd(long a, long b) {
+    long sum = a + b;
+    return ((a ^ sum) & (b ^ sum)) < 0 ? Long.MAX_VALUE : sum;
+  }
+}

@@ -1,0 +1,235 @@
+package io.quiver.batching;
+
+import io.quiver.core.BytesElements;
+import io.quiver.core.DataType;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.Tensor;
+import io.quiver.core.spi.ModelRunner;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The thread of one runner instance: waits for a batch from the agent, gathers its inputs into this
+ * instance's pooled direct buffers (one copy), runs it, slices the outputs per request (no copy) and
+ * completes it. One batch at a time, so the runner never runs two batches at once and the input
+ * buffers are reused only after {@code run} returned.
+ *
+ * <p>Handoff: the agent writes {@link #assigned} (volatile) only while it is null, then unparks the
+ * thread; the worker clears it (volatile) once the runner is done with the inputs, which the agent
+ * reads as "idle". Everything in the batch written by the agent before the volatile write is
+ * visible to the worker after its volatile read.
+ *
+ * <p>Allocation per batch: one Tensor and one buffer view per input, and per request one Tensor, one
+ * shape and one buffer view per returned output (the response needs them).
+ */
+final class InstanceWorker implements Runnable {
+  private final DynamicBatcher batcher;
+  private final ModelRunner runner;
+  private final ModelSignature signature;
+  private final int index;
+  private final ByteBuffer[] inputPool;
+  private final Tensor[] batchInputs;
+  private final int[][] bytesBounds; // per union position, element-offset bounds per request (BYTES outputs)
+  private final Thread thread;
+  private volatile Batch assigned;
+  private volatile boolean running = true;
+
+  InstanceWorker(DynamicBatcher batcher, ModelRunner runner, int index, int maxRequests) {
+    this.batcher = batcher;
+    this.runner = runner;
+    this.signature = batcher.signature();
+    this.index = index;
+    int inputs = signature.inputs().size();
+    this.inputPool = new ByteBuffer[inputs];
+    this.batchInputs = new Tensor[inputs];
+    this.bytesBounds = new int[signature.outputs().size()][maxRequests + 1];
+    this.thread = new Thread(this, "quiver-instance-" + batcher.modelName() + "-" + batcher.version() + "-" + index);
+    this.thread.setDaemon(true);
+  }
+
+  void start() {
+    thread.start();
+  }
+
+  /** Agent thread: true when the instance can take a batch. */
+  boolean idle() {
+    return assigned == null;
+  }
+
+  /** Agent thread: hands over a batch; only when {@link #idle()}. */
+  void assign(Batch batch) {
+    assigned = batch; // volatile publish of everything the agent wrote into the batch
+    LockSupport.unpark(thread);
+  }
+
+  void stop() {
+    running = false;
+    LockSupport.unpark(thread);
+  }
+
+  void join() throws InterruptedException {
+    thread.join();
+  }
+
+  @Override
+  public void run() {
+    for (;;) {
+      Batch batch = assigned;
+      if (batch == null) {
+        if (!running) {
+          return;
+        }
+        LockSupport.park(this);
+        continue;
+      }
+      execute(batch);
+      assigned = null; // inputs no longer needed: the agent may hand us the next batch
+      batcher.signalAgent();
+      batcher.finished(batch);
+    }
+  }
+
+  private void execute(Batch batch) {
+    NanoClock clock = batcher.clock();
+    long t0 = clock.nanoTime();
+    batch.computeStartNanos = t0;
+    try {
+      Tensor[] inputs = gather(batch);
+      long t1 = clock.nanoTime();
+      Tensor[] outputs = runner.run(inputs, batch.union);
+      long t2 = clock.nanoTime();
+      scatter(batch, outputs);
+      long t3 = clock.nanoTime();
+      batch.inputNanos = t1 - t0;
+      batch.inferNanos = t2 - t1;
+      batch.outputNanos = t3 - t2;
+      batcher.stats().recordExecution(batch.rows, batch.inputNanos, batch.inferNanos, batch.outputNanos,
+          System.currentTimeMillis());
+    } catch (InferenceException e) {
+      batch.failure = e;
+    } catch (Throwable t) {
+      batch.failure = InferenceException.internal("model '" + batcher.modelName() + "' version " + batcher.version()
+          + " instance " + index + " failed: " + t, t);
+    } finally {
+      for (int i = 0; i < batchInputs.length; i++) {
+        batchInputs[i] = null;
+      }
+    }
+  }
+
+  /** Copies each input's rows of every request, in batch order, into one pooled direct buffer. */
+  private Tensor[] gather(Batch batch) {
+    InferRequest[] requests = batch.requests;
+    int count = batch.count;
+    Tensor[] first = requests[0].inputs();
+    for (int i = 0; i < first.length; i++) {
+      Tensor head = first[i];
+      if (head == null) {
+        batchInputs[i] = null; // absent optional input: absent in every request of the batch
+        continue;
+      }
+      long total = 0;
+      for (int r = 0; r < count; r++) {
+        total += requests[r].inputs()[i].byteSize();
+      }
+      if (total > Integer.MAX_VALUE - 8) {
+        throw InferenceException.invalidArgument("batch input '%s' would be %d bytes; over 2 GiB", head.name(), total);
+      }
+      ByteBuffer pool = inputPool[i];
+      if (pool == null || pool.capacity() < total) {
+        // Grow geometrically so a model settles on one buffer per input per instance.
+        long capacity = Math.max(total, pool == null ? 0 : Math.min(Integer.MAX_VALUE - 8, 2L * pool.capacity()));
+        pool = ByteBuffer.allocateDirect((int) capacity).order(ByteOrder.LITTLE_ENDIAN);
+        inputPool[i] = pool;
+      }
+      int pos = 0;
+      for (int r = 0; r < count; r++) {
+        ByteBuffer src = requests[r].inputs()[i].data();
+        int n = src.remaining();
+        pool.put(pos, src, src.position(), n);
+        pos += n;
+      }
+      long[] shape = head.shape();
+      if (signature.batches()) {
+        shape = shape.clone();
+        shape[0] = batch.rows;
+      }
+      batchInputs[i] = new Tensor(head.name(), head.dataType(), shape, pool.slice(0, pos).order(ByteOrder.LITTLE_ENDIAN));
+    }
+    return batchInputs;
+  }
+
+  /** Gives each request its requested outputs: whole tensors for a single request, row slices otherwise. */
+  private void scatter(Batch batch, Tensor[] outputs) {
+    int[] union = batch.union;
+    if (outputs == null || outputs.length != union.length) {
+      throw InferenceException.internal("runner returned " + (outputs == null ? "null" : outputs.length + " outputs")
+          + "; asked for " + union.length, null);
+    }
+    InferRequest[] requests = batch.requests;
+    int count = batch.count;
+    if (count == 1) {
+      int[] wanted = requests[0].outputIndices();
+      Tensor[] mine = new Tensor[wanted.length];
+      for (int j = 0; j < wanted.length; j++) {
+        mine[j] = outputs[batch.unionPos[wanted[j]]];
+      }
+      batch.outputs[0] = mine;
+      return;
+    }
+    int rows = batch.rows;
+    for (int u = 0; u < union.length; u++) {
+      Tensor out = outputs[u];
+      long[] shape = out.shape();
+      if (shape.length == 0 || shape[0] != rows) {
+        throw InferenceException.internal("runner returned output '" + out.name() + "' with shape "
+            + java.util.Arrays.toString(shape) + "; its first dimension must be the batch of " + rows, null);
+      }
+      if (out.dataType() == DataType.BYTES) {
+        long perRow = out.elementCount() / rows;
+        ByteBuffer data = out.data();
+        int[] bounds = bytesBounds[u];
+        bounds[0] = 0;
+        for (int r = 0; r < count; r++) {
+          int start = bounds[r];
+          // Walk only this request's elements, from where the previous request ended: linear overall.
+          bounds[r + 1] = start + BytesElements.offsetOf(data.slice(start, data.limit() - start),
+              perRow * requests[r].batchSize());
+        }
+      } else if (out.byteSize() % rows != 0) {
+        throw InferenceException.internal("runner returned output '" + out.name() + "' of " + out.byteSize()
+            + " bytes, not a multiple of the batch of " + rows, null);
+      }
+    }
+    int rowStart = 0;
+    for (int r = 0; r < count; r++) {
+      InferRequest request = requests[r];
+      int myRows = request.batchSize();
+      int[] wanted = request.outputIndices();
+      Tensor[] mine = new Tensor[wanted.length];
+      for (int j = 0; j < wanted.length; j++) {
+        int u = batch.unionPos[wanted[j]];
+        Tensor out = outputs[u];
+        long[] shape = out.shape().clone();
+        shape[0] = myRows;
+        int from;
+        int length;
+        if (out.dataType() == DataType.BYTES) {
+          from = bytesBounds[u][r];
+          length = bytesBounds[u][r + 1] - from;
+        } else {
+          int rowBytes = out.byteSize() / rows;
+          from = rowStart * rowBytes;
+          length = myRows * rowBytes;
+        }
+        mine[j] = new Tensor(out.name(), out.dataType(), shape, out.data().slice(from, length));
+      }
+      batch.outputs[r] = mine;
+      rowStart += myRows;
+    }
+  }
+
+}
