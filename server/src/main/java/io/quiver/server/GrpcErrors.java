@@ -1,0 +1,66 @@
+package io.quiver.server;
+
+import com.google.protobuf.Any;
+import com.google.rpc.BadRequest;
+import com.google.rpc.Code;
+import com.google.rpc.RetryInfo;
+import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
+import io.quiver.core.InferenceException;
+
+/**
+ * The one place where Quiver's errors become gRPC statuses: the canonical code, the message, and
+ * google.rpc details where they help a client (RetryInfo on overload, BadRequest naming the field on
+ * invalid input). Stateless.
+ */
+final class GrpcErrors {
+  private GrpcErrors() {}
+
+  static StatusRuntimeException toStatus(InferenceException e) {
+    com.google.rpc.Status.Builder status = com.google.rpc.Status.newBuilder()
+        .setCode(code(e).getNumber())
+        .setMessage(e.getMessage() == null ? "" : e.getMessage());
+    if (e.retryAfterNanos() > 0) {
+      long nanos = e.retryAfterNanos();
+      status.addDetails(Any.pack(RetryInfo.newBuilder()
+          .setRetryDelay(com.google.protobuf.Duration.newBuilder()
+              .setSeconds(nanos / 1_000_000_000L)
+              .setNanos((int) (nanos % 1_000_000_000L)))
+          .build()));
+    }
+    if (e.field() != null) {
+      status.addDetails(Any.pack(BadRequest.newBuilder()
+          .addFieldViolations(BadRequest.FieldViolation.newBuilder()
+              .setField(e.field())
+              .setDescription(e.getMessage() == null ? "" : e.getMessage()))
+          .build()));
+    }
+    return StatusProto.toStatusRuntimeException(status.build());
+  }
+
+  /** Any throwable from a handler: InferenceExceptions keep their code; anything else is INTERNAL. */
+  static StatusRuntimeException toStatus(Throwable t) {
+    if (t instanceof InferenceException e) {
+      return toStatus(e);
+    }
+    if (t instanceof StatusRuntimeException sre) {
+      return sre;
+    }
+    return toStatus(InferenceException.internal("internal error: " + t.getClass().getSimpleName(), t));
+  }
+
+  private static Code code(InferenceException e) {
+    return switch (e.code()) {
+      case INVALID_ARGUMENT -> Code.INVALID_ARGUMENT;
+      case NOT_FOUND -> Code.NOT_FOUND;
+      case ALREADY_EXISTS -> Code.ALREADY_EXISTS;
+      case FAILED_PRECONDITION -> Code.FAILED_PRECONDITION;
+      case UNAVAILABLE -> Code.UNAVAILABLE;
+      case RESOURCE_EXHAUSTED -> Code.RESOURCE_EXHAUSTED;
+      case DEADLINE_EXCEEDED -> Code.DEADLINE_EXCEEDED;
+      case CANCELLED -> Code.CANCELLED;
+      case UNIMPLEMENTED -> Code.UNIMPLEMENTED;
+      case INTERNAL -> Code.INTERNAL;
+    };
+  }
+}

@@ -1,0 +1,521 @@
+package io.quiver.server;
+
+import io.grpc.Context;
+import io.grpc.Deadline;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.quiver.control.LoadedVersion;
+import io.quiver.control.ModelManager;
+import io.quiver.control.ModelVersionStatus;
+import io.quiver.core.InferCallback;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.InferenceStats;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.RequestValidator;
+import io.quiver.core.Tensor;
+import io.quiver.core.TensorSpec;
+import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
+import io.quiver.proto.inference.InferBatchStatistics;
+import io.quiver.proto.inference.InferStatistics;
+import io.quiver.proto.inference.ModelConfigRequest;
+import io.quiver.proto.inference.ModelConfigResponse;
+import io.quiver.proto.inference.ModelInferRequest;
+import io.quiver.proto.inference.ModelInferResponse;
+import io.quiver.proto.inference.ModelMetadataRequest;
+import io.quiver.proto.inference.ModelMetadataResponse;
+import io.quiver.proto.inference.ModelReadyRequest;
+import io.quiver.proto.inference.ModelReadyResponse;
+import io.quiver.proto.inference.ModelStatistics;
+import io.quiver.proto.inference.ModelStatisticsRequest;
+import io.quiver.proto.inference.ModelStatisticsResponse;
+import io.quiver.proto.inference.ModelStreamInferResponse;
+import io.quiver.proto.inference.RepositoryIndexRequest;
+import io.quiver.proto.inference.RepositoryIndexResponse;
+import io.quiver.proto.inference.RepositoryModelLoadRequest;
+import io.quiver.proto.inference.RepositoryModelLoadResponse;
+import io.quiver.proto.inference.RepositoryModelUnloadRequest;
+import io.quiver.proto.inference.RepositoryModelUnloadResponse;
+import io.quiver.proto.inference.ServerLiveRequest;
+import io.quiver.proto.inference.ServerLiveResponse;
+import io.quiver.proto.inference.ServerMetadataRequest;
+import io.quiver.proto.inference.ServerMetadataResponse;
+import io.quiver.proto.inference.ServerReadyRequest;
+import io.quiver.proto.inference.ServerReadyResponse;
+import io.quiver.proto.inference.StatisticDuration;
+import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The KServe v2 / Triton gRPC data plane. It translates and validates, then hands each request to
+ * its model version's scheduler; it keeps no state of its own.
+ *
+ * <p>Threading: the server runs this service on a direct executor, so every handler runs on a Netty
+ * event loop and must not block: validation and {@code submit} are non-blocking, and responses are
+ * sent from the runner thread that finishes the request. RepositoryModelLoad/Unload block while a
+ * model loads or drains, so they run on {@code repositoryExecutor}, never on the event loop.
+ */
+final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceServiceImplBase {
+  private static final Logger log = LoggerFactory.getLogger(InferenceServiceImpl.class);
+
+  /** Protocol extensions that this server really implements (reported in ServerMetadata). */
+  static final List<String> EXTENSIONS = List.of("model_configuration", "model_repository", "statistics");
+
+  private final ModelManager models;
+  private final BooleanSupplier serverReady;
+  private final String serverVersion;
+  private final Executor repositoryExecutor;
+  private final Runnable onModelsChanged;
+
+  /**
+   * @param repositoryExecutor runs blocking load and unload requests
+   * @param onModelsChanged called after a load or unload (refreshes health statuses)
+   */
+  InferenceServiceImpl(ModelManager models, BooleanSupplier serverReady, String serverVersion,
+      Executor repositoryExecutor, Runnable onModelsChanged) {
+    this.models = models;
+    this.serverReady = serverReady;
+    this.serverVersion = serverVersion;
+    this.repositoryExecutor = repositoryExecutor;
+    this.onModelsChanged = onModelsChanged;
+  }
+
+  @Override
+  public void serverLive(ServerLiveRequest request, StreamObserver<ServerLiveResponse> out) {
+    out.onNext(ServerLiveResponse.newBuilder().setLive(true).build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void serverReady(ServerReadyRequest request, StreamObserver<ServerReadyResponse> out) {
+    out.onNext(ServerReadyResponse.newBuilder().setReady(serverReady.getAsBoolean()).build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void serverMetadata(ServerMetadataRequest request, StreamObserver<ServerMetadataResponse> out) {
+    out.onNext(ServerMetadataResponse.newBuilder()
+        .setName("quiver")
+        .setVersion(serverVersion)
+        .addAllExtensions(EXTENSIONS)
+        .build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void modelReady(ModelReadyRequest request, StreamObserver<ModelReadyResponse> out) {
+    // Unknown models are not an error here: the protocol answers ready=false.
+    out.onNext(ModelReadyResponse.newBuilder().setReady(models.isReady(request.getName(), request.getVersion())).build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void modelMetadata(ModelMetadataRequest request, StreamObserver<ModelMetadataResponse> out) {
+    LoadedVersion version;
+    try {
+      version = models.acquire(request.getName(), request.getVersion());
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    try {
+      ModelSignature signature = version.signature();
+      ModelMetadataResponse.Builder response = ModelMetadataResponse.newBuilder()
+          .setName(version.name())
+          .setPlatform(platformOf(version));
+      for (long v : models.readyVersions(version.name())) {
+        response.addVersions(Long.toString(v));
+      }
+      for (TensorSpec spec : signature.inputs()) {
+        response.addInputs(tensorMetadata(signature, spec));
+      }
+      for (TensorSpec spec : signature.outputs()) {
+        response.addOutputs(tensorMetadata(signature, spec));
+      }
+      out.onNext(response.build());
+      out.onCompleted();
+    } finally {
+      version.release();
+    }
+  }
+
+  @Override
+  public void modelConfig(ModelConfigRequest request, StreamObserver<ModelConfigResponse> out) {
+    LoadedVersion version;
+    try {
+      version = models.acquire(request.getName(), request.getVersion());
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    try {
+      out.onNext(ModelConfigResponse.newBuilder().setConfig(version.config()).build());
+      out.onCompleted();
+    } finally {
+      version.release();
+    }
+  }
+
+  @Override
+  public void modelStatistics(ModelStatisticsRequest request, StreamObserver<ModelStatisticsResponse> out) {
+    ModelStatisticsResponse.Builder response = ModelStatisticsResponse.newBuilder();
+    try {
+      if (request.getName().isEmpty()) {
+        for (ModelVersionStatus status : models.index()) {
+          if (status.state() == ModelVersionStatus.State.READY) {
+            addStatistics(response, status.name(), status.version());
+          }
+        }
+      } else {
+        addStatistics(response, request.getName(), request.getVersion());
+      }
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    out.onNext(response.build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void repositoryIndex(RepositoryIndexRequest request, StreamObserver<RepositoryIndexResponse> out) {
+    if (!request.getRepositoryName().isEmpty()) {
+      out.onError(GrpcErrors.toStatus(InferenceException.invalidField("repository_name",
+          "this server has one model repository; leave repository_name empty (was '%s')", request.getRepositoryName())));
+      return;
+    }
+    RepositoryIndexResponse.Builder response = RepositoryIndexResponse.newBuilder();
+    for (ModelVersionStatus status : models.index()) {
+      if (request.getReady() && status.state() != ModelVersionStatus.State.READY) {
+        continue;
+      }
+      response.addModelsBuilder()
+          .setName(status.name())
+          .setVersion(status.version())
+          .setState(status.state() == ModelVersionStatus.State.UNAVAILABLE ? "UNAVAILABLE" : status.state().name())
+          .setReason(status.reason() == null ? "" : status.reason());
+    }
+    out.onNext(response.build());
+    out.onCompleted();
+  }
+
+  @Override
+  public void repositoryModelLoad(RepositoryModelLoadRequest request, StreamObserver<RepositoryModelLoadResponse> out) {
+    if (!request.getRepositoryName().isEmpty() || !request.getParametersMap().isEmpty()) {
+      out.onError(GrpcErrors.toStatus(InferenceException.invalidField(
+          request.getRepositoryName().isEmpty() ? "parameters" : "repository_name",
+          "RepositoryModelLoad supports neither repository_name nor parameters (config overrides, files) yet")));
+      return;
+    }
+    runRepositoryOperation(out, () -> models.load(request.getModelName()),
+        RepositoryModelLoadResponse.getDefaultInstance());
+  }
+
+  @Override
+  public void repositoryModelUnload(RepositoryModelUnloadRequest request,
+      StreamObserver<RepositoryModelUnloadResponse> out) {
+    if (!request.getRepositoryName().isEmpty()) {
+      out.onError(GrpcErrors.toStatus(InferenceException.invalidField("repository_name",
+          "this server has one model repository; leave repository_name empty (was '%s')", request.getRepositoryName())));
+      return;
+    }
+    runRepositoryOperation(out, () -> models.unload(request.getModelName()),
+        RepositoryModelUnloadResponse.getDefaultInstance());
+  }
+
+  private <T> void runRepositoryOperation(StreamObserver<T> out, Runnable operation, T response) {
+    try {
+      repositoryExecutor.execute(() -> {
+        try {
+          operation.run();
+          onModelsChanged.run();
+          out.onNext(response);
+          out.onCompleted();
+        } catch (RuntimeException e) {
+          onModelsChanged.run();
+          out.onError(GrpcErrors.toStatus(e));
+        }
+      });
+    } catch (RejectedExecutionException e) {
+      out.onError(GrpcErrors.toStatus(InferenceException.unavailable("the server is shutting down")));
+    }
+  }
+
+  @Override
+  public void modelInfer(ModelInferRequest request, StreamObserver<ModelInferResponse> out) {
+    ServerCallStreamObserver<ModelInferResponse> call = (ServerCallStreamObserver<ModelInferResponse>) out;
+    UnaryResponder responder = new UnaryResponder(call);
+    // Set before submitting: once submitted, a runner thread may answer at any moment.
+    call.setOnCancelHandler(responder);
+    try {
+      responder.accepted(submit(request, responder, deadlineNanos()));
+    } catch (InferenceException e) {
+      call.onError(GrpcErrors.toStatus(e));
+    } catch (RuntimeException e) {
+      log.error("ModelInfer failed for model '{}' id '{}'", request.getModelName(), request.getId(), e);
+      call.onError(GrpcErrors.toStatus(e));
+    }
+  }
+
+  @Override
+  public StreamObserver<ModelInferRequest> modelStreamInfer(StreamObserver<ModelStreamInferResponse> out) {
+    return new StreamSession((ServerCallStreamObserver<ModelStreamInferResponse>) out);
+  }
+
+  /**
+   * Validates, routes and submits one request. Never blocks. On success the callback owns the
+   * acquired version and releases it; on failure it is released here before the exception leaves.
+   */
+  private InferRequest submit(ModelInferRequest request, Completion completion, long deadlineNanos) {
+    LoadedVersion version = models.acquire(request.getModelName(), request.getModelVersion());
+    try {
+      KServeCodec.checkUnsupportedParameters(request);
+      ModelSignature signature = version.signature();
+      List<Tensor> decoded = KServeCodec.decodeInputs(request);
+      Tensor[] inputs = new Tensor[signature.inputs().size()];
+      int batchSize = RequestValidator.validateInputs(version.name(), signature, decoded, inputs);
+      int[] outputs = RequestValidator.resolveOutputs(version.name(), signature, KServeCodec.requestedOutputs(request));
+      InferRequest inferRequest = new InferRequest(version.name(), version.version(), request.getId(), inputs, outputs,
+          batchSize, KServeCodec.priority(request), KServeCodec.timeoutMicros(request), deadlineNanos,
+          new VersionCallback(version, completion));
+      version.scheduler().submit(inferRequest);
+      return inferRequest;
+    } catch (RuntimeException e) {
+      version.release();
+      throw e;
+    }
+  }
+
+  private static long deadlineNanos() {
+    Deadline deadline = Context.current().getDeadline();
+    if (deadline == null) {
+      return InferRequest.NO_DEADLINE;
+    }
+    return System.nanoTime() + deadline.timeRemaining(TimeUnit.NANOSECONDS);
+  }
+
+  private void addStatistics(ModelStatisticsResponse.Builder response, String name, String versionString) {
+    LoadedVersion version = models.acquire(name, versionString);
+    try {
+      InferenceStats stats = version.scheduler().stats();
+      ModelStatistics.Builder model = response.addModelStatsBuilder()
+          .setName(version.name())
+          .setVersion(Long.toString(version.version()))
+          .setLastInference(stats.lastInferenceMillis())
+          .setInferenceCount(stats.inferenceCount())
+          .setExecutionCount(stats.executionCount())
+          .setInferenceStats(InferStatistics.newBuilder()
+              .setSuccess(duration(stats.success()))
+              .setFail(duration(stats.fail()))
+              .setQueue(duration(stats.queue()))
+              .setComputeInput(duration(stats.computeInput()))
+              .setComputeInfer(duration(stats.computeInfer()))
+              .setComputeOutput(duration(stats.computeOutput())));
+      for (int rows = 1; rows <= stats.maxBatchRows(); rows++) {
+        long count = stats.batchCount(rows);
+        if (count == 0) {
+          continue;
+        }
+        model.addBatchStats(InferBatchStatistics.newBuilder()
+            .setBatchSize(rows)
+            .setComputeInput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInputNanos(rows)))
+            .setComputeInfer(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInferNanos(rows)))
+            .setComputeOutput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchOutputNanos(rows))));
+      }
+    } finally {
+      version.release();
+    }
+  }
+
+  private static StatisticDuration duration(InferenceStats.Duration d) {
+    return StatisticDuration.newBuilder().setCount(d.count()).setNs(d.nanos()).build();
+  }
+
+  private static String platformOf(LoadedVersion version) {
+    String platform = version.config().getPlatform();
+    return platform.isEmpty() ? version.config().getBackend() : platform;
+  }
+
+  private static ModelMetadataResponse.TensorMetadata tensorMetadata(ModelSignature signature, TensorSpec spec) {
+    ModelMetadataResponse.TensorMetadata.Builder tensor = ModelMetadataResponse.TensorMetadata.newBuilder()
+        .setName(spec.name())
+        .setDatatype(spec.dataType().wireName());
+    for (long dim : signature.metadataShape(spec)) {
+      tensor.addShape(dim);
+    }
+    return tensor.build();
+  }
+
+  /** How a finished request reaches its caller: a unary call or one message on a stream. */
+  private interface Completion {
+    void succeeded(InferRequest request, String version, Tensor[] outputs);
+
+    void failed(InferRequest request, InferenceException error);
+  }
+
+  /** Releases the routed version exactly once, then completes the call. Runs on a runner thread. */
+  private static final class VersionCallback implements InferCallback {
+    private final LoadedVersion version;
+    private final Completion completion;
+
+    VersionCallback(LoadedVersion version, Completion completion) {
+      this.version = version;
+      this.completion = completion;
+    }
+
+    @Override
+    public void onSuccess(InferRequest request, Tensor[] outputs) {
+      version.release();
+      completion.succeeded(request, version.versionLabel(), outputs);
+    }
+
+    @Override
+    public void onFailure(InferRequest request, InferenceException error) {
+      version.release();
+      completion.failed(request, error);
+    }
+  }
+
+  /** Answers a unary call; as its cancel handler (event loop), it cancels the scheduled request. */
+  private static final class UnaryResponder implements Completion, Runnable {
+    private final ServerCallStreamObserver<ModelInferResponse> call;
+    private volatile InferRequest request;
+
+    UnaryResponder(ServerCallStreamObserver<ModelInferResponse> call) {
+      this.call = call;
+    }
+
+    void accepted(InferRequest accepted) {
+      this.request = accepted;
+      if (call.isCancelled()) {
+        accepted.cancel();
+      }
+    }
+
+    @Override
+    public void run() {
+      InferRequest cancelled = request;
+      if (cancelled != null) {
+        cancelled.cancel();
+      }
+    }
+
+    @Override
+    public void succeeded(InferRequest request, String version, Tensor[] outputs) {
+      if (call.isCancelled()) {
+        return;
+      }
+      try {
+        call.onNext(KServeCodec.encodeResponse(request, version, outputs));
+        call.onCompleted();
+      } catch (RuntimeException e) {
+        // The client went away between the check and the send; nothing more to deliver.
+        log.debug("could not deliver response for id '{}': {}", request.id(), e.toString());
+      }
+    }
+
+    @Override
+    public void failed(InferRequest request, InferenceException error) {
+      if (call.isCancelled()) {
+        return;
+      }
+      try {
+        call.onError(GrpcErrors.toStatus(error));
+      } catch (RuntimeException e) {
+        log.debug("could not deliver error for id '{}': {}", request.id(), e.toString());
+      }
+    }
+  }
+
+  /**
+   * One ModelStreamInfer call. Requests arrive on the event loop; responses are sent from runner
+   * threads, so sends are serialized on this object. Errors travel in-band and keep the stream open;
+   * the stream completes once the client has half-closed and every accepted request is answered.
+   */
+  private final class StreamSession implements StreamObserver<ModelInferRequest>, Completion {
+    private final ServerCallStreamObserver<ModelStreamInferResponse> out;
+    // Guarded by this: requests accepted and not yet answered, and whether the client half-closed.
+    private int pending;
+    private boolean halfClosed;
+    private boolean finished;
+
+    StreamSession(ServerCallStreamObserver<ModelStreamInferResponse> out) {
+      this.out = out;
+    }
+
+    @Override
+    public void onNext(ModelInferRequest request) {
+      synchronized (this) {
+        pending++;
+      }
+      try {
+        submit(request, this, deadlineNanos());
+      } catch (InferenceException e) {
+        sendError(request.getModelName(), request.getId(), e.getMessage());
+      } catch (RuntimeException e) {
+        log.error("ModelStreamInfer failed for model '{}' id '{}'", request.getModelName(), request.getId(), e);
+        sendError(request.getModelName(), request.getId(), "internal error: " + e.getClass().getSimpleName());
+      }
+    }
+
+    @Override
+    public void succeeded(InferRequest request, String version, Tensor[] outputs) {
+      send(ModelStreamInferResponse.newBuilder()
+          .setInferResponse(KServeCodec.encodeResponse(request, version, outputs))
+          .build());
+    }
+
+    @Override
+    public void failed(InferRequest request, InferenceException error) {
+      sendError(request.modelName(), request.id(), error.getMessage());
+    }
+
+    private void sendError(String model, String id, String message) {
+      send(ModelStreamInferResponse.newBuilder()
+          .setErrorMessage(message == null ? "" : message)
+          .setInferResponse(ModelInferResponse.newBuilder().setModelName(model).setId(id))
+          .build());
+    }
+
+    private synchronized void send(ModelStreamInferResponse response) {
+      pending--;
+      if (finished || out.isCancelled()) {
+        return;
+      }
+      try {
+        out.onNext(response);
+      } catch (RuntimeException e) {
+        log.debug("could not deliver stream response: {}", e.toString());
+      }
+      completeIfDone();
+    }
+
+    @Override
+    public synchronized void onError(Throwable t) {
+      // Client cancelled or the transport failed: nothing more can be sent.
+      finished = true;
+    }
+
+    @Override
+    public synchronized void onCompleted() {
+      halfClosed = true;
+      completeIfDone();
+    }
+
+    private void completeIfDone() {
+      if (halfClosed && pending == 0 && !finished) {
+        finished = true;
+        try {
+          out.onCompleted();
+        } catch (RuntimeException e) {
+          log.debug("could not complete stream: {}", e.toString());
+        }
+      }
+    }
+  }
+}

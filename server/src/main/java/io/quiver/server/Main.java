@@ -1,0 +1,102 @@
+package io.quiver.server;
+
+import io.quiver.control.ControlMode;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** The `quiver` command line. */
+@Command(name = "quiver", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Quiver: a gRPC-first model inference server (KServe v2 / Open Inference Protocol).",
+    subcommands = {Main.Serve.class})
+public final class Main implements Runnable {
+  @Override
+  public void run() {
+    new CommandLine(this).usage(System.out);
+  }
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new Main()).execute(args));
+  }
+
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      return new String[] {"quiver " + QuiverServer.version()};
+    }
+  }
+
+  @Command(name = "serve", mixinStandardHelpOptions = true,
+      description = "Serve the models of a model repository over gRPC (KServe v2).")
+  static final class Serve implements Callable<Integer> {
+    @Option(names = "--model-repository", paramLabel = "DIR",
+        description = "Triton-style model repository. Default: examples/models of the Quiver installation.")
+    Path modelRepository;
+
+    @Option(names = "--grpc-port", defaultValue = "8001", description = "gRPC data-plane port (default ${DEFAULT-VALUE}).")
+    int grpcPort;
+
+    @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
+    String host;
+
+    @Option(names = "--model-control-mode", defaultValue = "none",
+        description = "none: load every model at start; explicit: load only the --load-model ones (default ${DEFAULT-VALUE}).")
+    String controlMode;
+
+    @Option(names = "--load-model", paramLabel = "NAME", description = "With explicit control: a model to load at start (repeatable).")
+    List<String> loadModels = new ArrayList<>();
+
+    @Option(names = "--grpc-max-message-bytes", defaultValue = "268435456",
+        description = "Largest gRPC message accepted (default ${DEFAULT-VALUE} = 256 MiB).")
+    int maxMessageBytes;
+
+    @Option(names = "--event-loop-threads", defaultValue = "0", description = "Netty worker threads; 0 = one per core.")
+    int eventLoopThreads;
+
+    @Option(names = "--shutdown-grace-ms", defaultValue = "30000",
+        description = "On SIGTERM, how long in-flight requests may take to finish (default ${DEFAULT-VALUE}).")
+    long shutdownGraceMillis;
+
+    @Override
+    public Integer call() throws Exception {
+      ControlMode mode = switch (controlMode.toLowerCase(java.util.Locale.ROOT)) {
+        case "none" -> ControlMode.NONE;
+        case "explicit" -> ControlMode.EXPLICIT;
+        default -> throw new CommandLine.ParameterException(new CommandLine(this),
+            "--model-control-mode must be 'none' or 'explicit'; was '" + controlMode + "'");
+      };
+      if (mode == ControlMode.NONE && !loadModels.isEmpty()) {
+        throw new CommandLine.ParameterException(new CommandLine(this),
+            "--load-model needs --model-control-mode=explicit");
+      }
+      Path repository = modelRepository != null ? modelRepository : defaultRepository();
+      if (!Files.isDirectory(repository)) {
+        throw new CommandLine.ParameterException(new CommandLine(this),
+            "--model-repository: '" + repository + "' is not a directory");
+      }
+      ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
+          maxMessageBytes, eventLoopThreads, shutdownGraceMillis);
+      QuiverServer server = new QuiverServer(options);
+      CountDownLatch stopped = new CountDownLatch(1);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        server.close();
+        stopped.countDown();
+      }, "quiver-shutdown"));
+      server.start();
+      server.awaitTermination();
+      stopped.await();
+      return 0;
+    }
+
+    private static Path defaultRepository() {
+      String home = System.getenv("QUIVER_HOME");
+      return (home != null ? Path.of(home) : Path.of("")).resolve("examples/models").toAbsolutePath();
+    }
+  }
+}

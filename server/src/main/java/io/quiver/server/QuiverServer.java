@@ -1,0 +1,184 @@
+package io.quiver.server;
+
+import io.grpc.Server;
+import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
+import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.ServerChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollServerSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.nio.NioEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.grpc.netty.shaded.io.netty.util.concurrent.DefaultThreadFactory;
+import io.grpc.protobuf.services.HealthStatusManager;
+import io.grpc.protobuf.services.ProtoReflectionService;
+import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.quiver.batching.DynamicBatcherFactory;
+import io.quiver.control.ModelManager;
+import io.quiver.control.ControlMode;
+import io.quiver.control.ModelManagerOptions;
+import io.quiver.control.ModelVersionStatus;
+import io.quiver.core.spi.ModelRepository;
+import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
+import io.quiver.registry.LocalModelRepository;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.HashSet;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running Quiver: the model manager and the gRPC data plane over it. {@link #start()} loads the
+ * models and opens the port; {@link #close()} is the graceful shutdown (NOT_SERVING, refuse new
+ * calls, let in-flight ones finish within the grace period, unload models). Start and close are
+ * called from one thread; close is idempotent.
+ */
+public final class QuiverServer implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(QuiverServer.class);
+  static final String INFERENCE_SERVICE = GRPCInferenceServiceGrpc.SERVICE_NAME;
+
+  private final ServerOptions options;
+  private final ModelRepository repository;
+  private final ModelManager models;
+  private final HealthStatusManager health = new HealthStatusManager();
+  private final EventLoopGroup bossGroup;
+  private final EventLoopGroup workerGroup;
+  private final Class<? extends ServerChannel> channelType;
+  /** Runs RepositoryModelLoad/Unload, which block while models load or drain; one at a time, bounded queue. */
+  private final ThreadPoolExecutor repositoryOps = new ThreadPoolExecutor(1, 1, 0, TimeUnit.MILLISECONDS,
+      new ArrayBlockingQueue<>(64), r -> {
+        Thread t = new Thread(r, "repository-ops");
+        t.setDaemon(true);
+        return t;
+      });
+  private volatile boolean ready;
+  private volatile boolean closed;
+  private Server grpcServer;
+
+  public QuiverServer(ServerOptions options) {
+    this.options = options;
+    this.repository = new LocalModelRepository(options.modelRepository());
+    this.models = new ModelManager(repository, ModelManager.discoverRuntimes(), new DynamicBatcherFactory(),
+        ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
+    int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
+    if (Epoll.isAvailable()) {
+      bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
+      workerGroup = new EpollEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
+      channelType = EpollServerSocketChannel.class;
+    } else {
+      bossGroup = new NioEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
+      workerGroup = new NioEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
+      channelType = NioServerSocketChannel.class;
+    }
+  }
+
+  /** Loads the models (blocking), then serves. */
+  public QuiverServer start() throws IOException {
+    long began = System.nanoTime();
+    models.start();
+    InferenceServiceImpl inference = new InferenceServiceImpl(models, this::isReady, version(), repositoryOps,
+        this::refreshHealth);
+    grpcServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()))
+        .channelType(channelType)
+        .bossEventLoopGroup(bossGroup)
+        .workerEventLoopGroup(workerGroup)
+        // Handlers never block (validation + non-blocking submit), so they run on the event loop:
+        // the hop to a pool thread would cost several times the protocol work on small calls.
+        .directExecutor()
+        .maxInboundMessageSize(options.maxMessageBytes())
+        .maxInboundMetadataSize(64 * 1024)
+        .addService(inference)
+        .addService(health.getHealthService())
+        .addService(ProtoReflectionServiceV1.newInstance())
+        .addService(legacyReflection())
+        .build()
+        .start();
+    refreshHealth();
+    ready = true;
+    log.info("Quiver {} serving gRPC on {}:{} ({} transport); repository {}; started in {} ms", version(),
+        options.host(), port(), Epoll.isAvailable() ? "epoll" : "nio", repository.location(),
+        TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - began));
+    return this;
+  }
+
+  @SuppressWarnings("deprecation")
+  private static io.grpc.BindableService legacyReflection() {
+    // v1alpha, for grpcurl and other clients that predate the v1 reflection service.
+    return ProtoReflectionService.newInstance();
+  }
+
+  /** The bound gRPC port (useful when the options asked for port 0). */
+  public int port() {
+    return grpcServer.getPort();
+  }
+
+  public ModelManager models() {
+    return models;
+  }
+
+  boolean isReady() {
+    return ready && !closed && models.allReady();
+  }
+
+  /** Publishes grpc.health.v1 statuses: the server ("" and the inference service) and each model. */
+  synchronized void refreshHealth() {
+    boolean serving = !closed;
+    health.setStatus("", serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    health.setStatus(INFERENCE_SERVICE, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    Set<String> readyModels = new HashSet<>();
+    Set<String> allModels = new HashSet<>();
+    for (ModelVersionStatus status : models.index()) {
+      allModels.add(status.name());
+      if (status.state() == ModelVersionStatus.State.READY) {
+        readyModels.add(status.name());
+      }
+    }
+    for (String model : allModels) {
+      health.setStatus(model, serving && readyModels.contains(model) ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
+    }
+  }
+
+  /** Blocks until the server has terminated. */
+  public void awaitTermination() throws InterruptedException {
+    grpcServer.awaitTermination();
+  }
+
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    log.info("shutting down: NOT_SERVING, draining in-flight requests (grace {} ms)", options.shutdownGraceMillis());
+    health.enterTerminalState();
+    if (grpcServer != null) {
+      grpcServer.shutdown();
+      try {
+        if (!grpcServer.awaitTermination(options.shutdownGraceMillis(), TimeUnit.MILLISECONDS)) {
+          log.warn("in-flight requests did not finish within {} ms; cancelling them", options.shutdownGraceMillis());
+          grpcServer.shutdownNow();
+          grpcServer.awaitTermination(5, TimeUnit.SECONDS);
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        grpcServer.shutdownNow();
+      }
+    }
+    repositoryOps.shutdown();
+    models.close();
+    repository.close();
+    workerGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    bossGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);
+    log.info("stopped");
+  }
+
+  static String version() {
+    String v = QuiverServer.class.getPackage().getImplementationVersion();
+    return v == null ? "dev" : v;
+  }
+}
