@@ -147,10 +147,7 @@ final class InstanceWorker implements Runnable {
       }
       int pos = 0;
       for (int r = 0; r < count; r++) {
-        ByteBuffer src = requests[r].inputs()[i].data();
-        int n = src.remaining();
-        pool.put(pos, src, src.position(), n);
-        pos += n;
+        pos += requests[r].inputs()[i].copyTo(pool, pos);
       }
       long[] shape = head.shape();
       if (signature.batches()) {

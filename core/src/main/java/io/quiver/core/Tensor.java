@@ -44,6 +44,18 @@ public final class Tensor {
     return data.slice().order(ByteOrder.LITTLE_ENDIAN);
   }
 
+  /**
+   * Copies the data into {@code dst} at absolute index {@code dstIndex}, without moving either
+   * buffer's position and without allocating a view.
+   *
+   * @return the number of bytes copied
+   */
+  public int copyTo(ByteBuffer dst, int dstIndex) {
+    int n = data.remaining();
+    dst.put(dstIndex, data, data.position(), n);
+    return n;
+  }
+
   /** Size of the data in bytes. */
   public int byteSize() {
     return data.remaining();
