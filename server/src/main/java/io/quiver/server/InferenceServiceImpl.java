@@ -1,5 +1,7 @@
 package io.quiver.server;
 
+import io.quiver.server.DataPlane.Completion;
+
 import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.stub.ServerCallStreamObserver;
@@ -64,25 +66,14 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   private static final Logger log = LoggerFactory.getLogger(InferenceServiceImpl.class);
 
   /** Protocol extensions that this server really implements (reported in ServerMetadata). */
-  static final List<String> EXTENSIONS = List.of("model_configuration", "model_repository", "statistics");
+  static final List<String> EXTENSIONS = DataPlane.EXTENSIONS;
 
+  private final DataPlane plane;
   private final ModelManager models;
-  private final BooleanSupplier serverReady;
-  private final String serverVersion;
-  private final Executor repositoryExecutor;
-  private final Runnable onModelsChanged;
 
-  /**
-   * @param repositoryExecutor runs blocking load and unload requests
-   * @param onModelsChanged called after a load or unload (refreshes health statuses)
-   */
-  InferenceServiceImpl(ModelManager models, BooleanSupplier serverReady, String serverVersion,
-      Executor repositoryExecutor, Runnable onModelsChanged) {
-    this.models = models;
-    this.serverReady = serverReady;
-    this.serverVersion = serverVersion;
-    this.repositoryExecutor = repositoryExecutor;
-    this.onModelsChanged = onModelsChanged;
+  InferenceServiceImpl(DataPlane plane) {
+    this.plane = plane;
+    this.models = plane.models();
   }
 
   @Override
@@ -93,7 +84,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public void serverReady(ServerReadyRequest request, StreamObserver<ServerReadyResponse> out) {
-    out.onNext(ServerReadyResponse.newBuilder().setReady(serverReady.getAsBoolean()).build());
+    out.onNext(ServerReadyResponse.newBuilder().setReady(plane.isReady()).build());
     out.onCompleted();
   }
 
@@ -101,7 +92,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void serverMetadata(ServerMetadataRequest request, StreamObserver<ServerMetadataResponse> out) {
     out.onNext(ServerMetadataResponse.newBuilder()
         .setName("quiver")
-        .setVersion(serverVersion)
+        .setVersion(plane.serverVersion())
         .addAllExtensions(EXTENSIONS)
         .build());
     out.onCompleted();
@@ -116,32 +107,15 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public void modelMetadata(ModelMetadataRequest request, StreamObserver<ModelMetadataResponse> out) {
-    LoadedVersion version;
+    ModelMetadataResponse response;
     try {
-      version = models.acquire(request.getName(), request.getVersion());
+      response = plane.metadata(request.getName(), request.getVersion());
     } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
-    try {
-      ModelSignature signature = version.signature();
-      ModelMetadataResponse.Builder response = ModelMetadataResponse.newBuilder()
-          .setName(version.name())
-          .setPlatform(platformOf(version));
-      for (long v : models.readyVersions(version.name())) {
-        response.addVersions(Long.toString(v));
-      }
-      for (TensorSpec spec : signature.inputs()) {
-        response.addInputs(tensorMetadata(signature, spec));
-      }
-      for (TensorSpec spec : signature.outputs()) {
-        response.addOutputs(tensorMetadata(signature, spec));
-      }
-      out.onNext(response.build());
-      out.onCompleted();
-    } finally {
-      version.release();
-    }
+    out.onNext(response);
+    out.onCompleted();
   }
 
   @Override
@@ -163,22 +137,14 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public void modelStatistics(ModelStatisticsRequest request, StreamObserver<ModelStatisticsResponse> out) {
-    ModelStatisticsResponse.Builder response = ModelStatisticsResponse.newBuilder();
+    ModelStatisticsResponse response;
     try {
-      if (request.getName().isEmpty()) {
-        for (ModelVersionStatus status : models.index()) {
-          if (status.state() == ModelVersionStatus.State.READY) {
-            addStatistics(response, status.name(), status.version());
-          }
-        }
-      } else {
-        addStatistics(response, request.getName(), request.getVersion());
-      }
+      response = plane.statistics(request.getName(), request.getVersion());
     } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
-    out.onNext(response.build());
+    out.onNext(response);
     out.onCompleted();
   }
 
@@ -212,7 +178,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
           "RepositoryModelLoad supports neither repository_name nor parameters (config overrides, files) yet")));
       return;
     }
-    runRepositoryOperation(out, () -> models.load(request.getModelName()),
+    runRepositoryOperation(out, () -> plane.load(request.getModelName()),
         RepositoryModelLoadResponse.getDefaultInstance());
   }
 
@@ -224,26 +190,20 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
           "this server has one model repository; leave repository_name empty (was '%s')", request.getRepositoryName())));
       return;
     }
-    runRepositoryOperation(out, () -> models.unload(request.getModelName()),
+    runRepositoryOperation(out, () -> plane.unload(request.getModelName()),
         RepositoryModelUnloadResponse.getDefaultInstance());
   }
 
   private <T> void runRepositoryOperation(StreamObserver<T> out, Runnable operation, T response) {
-    try {
-      repositoryExecutor.execute(() -> {
-        try {
-          operation.run();
-          onModelsChanged.run();
-          out.onNext(response);
-          out.onCompleted();
-        } catch (RuntimeException e) {
-          onModelsChanged.run();
-          out.onError(GrpcErrors.toStatus(e));
-        }
-      });
-    } catch (RejectedExecutionException e) {
-      out.onError(GrpcErrors.toStatus(InferenceException.unavailable("the server is shutting down")));
-    }
+    // Blocks while the model loads or drains: never on the event loop.
+    plane.runRepositoryOperation(operation, failure -> {
+      if (failure == null) {
+        out.onNext(response);
+        out.onCompleted();
+      } else {
+        out.onError(GrpcErrors.toStatus(failure));
+      }
+    });
   }
 
   @Override
@@ -257,7 +217,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
     } catch (InferenceException e) {
       call.onError(GrpcErrors.toStatus(e));
     } catch (RuntimeException e) {
-      log.error("ModelInfer failed for model '{}' id '{}'", request.getModelName(), request.getId(), e);
+      plane.logFailure(request.getModelName(), request.getId(), e);
       call.onError(GrpcErrors.toStatus(e));
     }
   }
@@ -272,23 +232,11 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
    * acquired version and releases it; on failure it is released here before the exception leaves.
    */
   private InferRequest submit(ModelInferRequest request, Completion completion, long deadlineNanos) {
-    LoadedVersion version = models.acquire(request.getModelName(), request.getModelVersion());
-    try {
-      KServeCodec.checkUnsupportedParameters(request);
-      ModelSignature signature = version.signature();
-      List<Tensor> decoded = KServeCodec.decodeInputs(request);
-      Tensor[] inputs = new Tensor[signature.inputs().size()];
-      int batchSize = RequestValidator.validateInputs(version.name(), signature, decoded, inputs);
-      int[] outputs = RequestValidator.resolveOutputs(version.name(), signature, KServeCodec.requestedOutputs(request));
-      InferRequest inferRequest = new InferRequest(version.name(), version.version(), request.getId(), inputs, outputs,
-          batchSize, KServeCodec.priority(request), KServeCodec.timeoutMicros(request), deadlineNanos,
-          new VersionCallback(version, completion));
-      version.scheduler().submit(inferRequest);
-      return inferRequest;
-    } catch (RuntimeException e) {
-      version.release();
-      throw e;
-    }
+    KServeCodec.checkUnsupportedParameters(request);
+    List<Tensor> decoded = KServeCodec.decodeInputs(request);
+    return plane.submit(request.getModelName(), request.getModelVersion(), request.getId(), decoded,
+        KServeCodec.requestedOutputs(request), KServeCodec.priority(request), KServeCodec.timeoutMicros(request),
+        deadlineNanos, completion, "grpc");
   }
 
   private static long deadlineNanos() {
@@ -297,88 +245,6 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       return InferRequest.NO_DEADLINE;
     }
     return System.nanoTime() + deadline.timeRemaining(TimeUnit.NANOSECONDS);
-  }
-
-  private void addStatistics(ModelStatisticsResponse.Builder response, String name, String versionString) {
-    LoadedVersion version = models.acquire(name, versionString);
-    try {
-      InferenceStats stats = version.scheduler().stats();
-      ModelStatistics.Builder model = response.addModelStatsBuilder()
-          .setName(version.name())
-          .setVersion(Long.toString(version.version()))
-          .setLastInference(stats.lastInferenceMillis())
-          .setInferenceCount(stats.inferenceCount())
-          .setExecutionCount(stats.executionCount())
-          .setInferenceStats(InferStatistics.newBuilder()
-              .setSuccess(duration(stats.success()))
-              .setFail(duration(stats.fail()))
-              .setQueue(duration(stats.queue()))
-              .setComputeInput(duration(stats.computeInput()))
-              .setComputeInfer(duration(stats.computeInfer()))
-              .setComputeOutput(duration(stats.computeOutput())));
-      for (int rows = 1; rows <= stats.maxBatchRows(); rows++) {
-        long count = stats.batchCount(rows);
-        if (count == 0) {
-          continue;
-        }
-        model.addBatchStats(InferBatchStatistics.newBuilder()
-            .setBatchSize(rows)
-            .setComputeInput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInputNanos(rows)))
-            .setComputeInfer(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInferNanos(rows)))
-            .setComputeOutput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchOutputNanos(rows))));
-      }
-    } finally {
-      version.release();
-    }
-  }
-
-  private static StatisticDuration duration(InferenceStats.Duration d) {
-    return StatisticDuration.newBuilder().setCount(d.count()).setNs(d.nanos()).build();
-  }
-
-  private static String platformOf(LoadedVersion version) {
-    String platform = version.config().getPlatform();
-    return platform.isEmpty() ? version.config().getBackend() : platform;
-  }
-
-  private static ModelMetadataResponse.TensorMetadata tensorMetadata(ModelSignature signature, TensorSpec spec) {
-    ModelMetadataResponse.TensorMetadata.Builder tensor = ModelMetadataResponse.TensorMetadata.newBuilder()
-        .setName(spec.name())
-        .setDatatype(spec.dataType().wireName());
-    for (long dim : signature.metadataShape(spec)) {
-      tensor.addShape(dim);
-    }
-    return tensor.build();
-  }
-
-  /** How a finished request reaches its caller: a unary call or one message on a stream. */
-  private interface Completion {
-    void succeeded(InferRequest request, String version, Tensor[] outputs);
-
-    void failed(InferRequest request, InferenceException error);
-  }
-
-  /** Releases the routed version exactly once, then completes the call. Runs on a runner thread. */
-  private static final class VersionCallback implements InferCallback {
-    private final LoadedVersion version;
-    private final Completion completion;
-
-    VersionCallback(LoadedVersion version, Completion completion) {
-      this.version = version;
-      this.completion = completion;
-    }
-
-    @Override
-    public void onSuccess(InferRequest request, Tensor[] outputs) {
-      version.release();
-      completion.succeeded(request, version.versionLabel(), outputs);
-    }
-
-    @Override
-    public void onFailure(InferRequest request, InferenceException error) {
-      version.release();
-      completion.failed(request, error);
-    }
   }
 
   /** Answers a unary call; as its cancel handler (event loop), it cancels the scheduled request. */
@@ -458,7 +324,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       } catch (InferenceException e) {
         sendError(request.getModelName(), request.getId(), e.getMessage());
       } catch (RuntimeException e) {
-        log.error("ModelStreamInfer failed for model '{}' id '{}'", request.getModelName(), request.getId(), e);
+        plane.logFailure(request.getModelName(), request.getId(), e);
         sendError(request.getModelName(), request.getId(), "internal error: " + e.getClass().getSimpleName());
       }
     }

@@ -33,7 +33,7 @@ public final class Main implements Runnable {
   }
 
   @Command(name = "serve", mixinStandardHelpOptions = true,
-      description = "Serve the models of a model repository over gRPC (KServe v2).")
+      description = "Serve the models of a model repository over gRPC and REST (KServe v2), with Prometheus metrics.")
   static final class Serve implements Callable<Integer> {
     @Option(names = "--model-repository", paramLabel = "DIR",
         description = "Triton-style model repository. Default: examples/models of the Quiver installation.")
@@ -41,6 +41,21 @@ public final class Main implements Runnable {
 
     @Option(names = "--grpc-port", defaultValue = "8001", description = "gRPC data-plane port (default ${DEFAULT-VALUE}).")
     int grpcPort;
+
+    @Option(names = "--http-port", defaultValue = "8000",
+        description = "REST v2 (HTTP/JSON) port; -1 turns REST off (default ${DEFAULT-VALUE}).")
+    int httpPort;
+
+    @Option(names = "--metrics-port", defaultValue = "8002",
+        description = "Prometheus /metrics port; -1 turns the exporter off (default ${DEFAULT-VALUE}).")
+    int metricsPort;
+
+    @Option(names = "--http-max-body-bytes", defaultValue = "67108864",
+        description = "Largest REST request body, JSON plus binary tensors (default ${DEFAULT-VALUE} = 64 MiB).")
+    int maxHttpBodyBytes;
+
+    @Option(names = "--access-log", description = "Log one line per inference request (logger quiver.access).")
+    boolean accessLog;
 
     @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
     String host;
@@ -81,7 +96,7 @@ public final class Main implements Runnable {
             "--model-repository: '" + repository + "' is not a directory");
       }
       ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
-          maxMessageBytes, eventLoopThreads, shutdownGraceMillis);
+          maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
       QuiverServer server = new QuiverServer(options);
       CountDownLatch stopped = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -22,6 +22,9 @@ import io.quiver.control.ModelVersionStatus;
 import io.quiver.core.spi.ModelRepository;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import io.quiver.registry.LocalModelRepository;
+import io.quiver.server.http.RestServer;
+import io.quiver.server.metrics.MetricsSchedulerFactory;
+import io.quiver.server.metrics.ServerMetrics;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.HashSet;
@@ -56,6 +59,8 @@ public final class QuiverServer implements AutoCloseable {
         t.setDaemon(true);
         return t;
       });
+  private final ServerMetrics metrics;
+  private RestServer restServer;
   private volatile boolean ready;
   private volatile boolean closed;
   private Server grpcServer;
@@ -63,7 +68,9 @@ public final class QuiverServer implements AutoCloseable {
   public QuiverServer(ServerOptions options) {
     this.options = options;
     this.repository = new LocalModelRepository(options.modelRepository());
-    this.models = new ModelManager(repository, ModelManager.discoverRuntimes(), new DynamicBatcherFactory(),
+    this.metrics = new ServerMetrics();
+    this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
+        new MetricsSchedulerFactory(new DynamicBatcherFactory(), metrics),
         ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
     int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
     if (Epoll.isAvailable()) {
@@ -80,9 +87,12 @@ public final class QuiverServer implements AutoCloseable {
   /** Loads the models (blocking), then serves. */
   public QuiverServer start() throws IOException {
     long began = System.nanoTime();
+    metrics.bind(models);
     models.start();
-    InferenceServiceImpl inference = new InferenceServiceImpl(models, this::isReady, version(), repositoryOps,
-        this::refreshHealth);
+    metrics.recordStartup(models, System.nanoTime() - began);
+    DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps, this::refreshHealth,
+        options.accessLog());
+    InferenceServiceImpl inference = new InferenceServiceImpl(plane);
     grpcServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()))
         .channelType(channelType)
         .bossEventLoopGroup(bossGroup)
@@ -98,10 +108,19 @@ public final class QuiverServer implements AutoCloseable {
         .addService(legacyReflection())
         .build()
         .start();
+    if (options.httpPort() >= 0) {
+      restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
+          workerGroup, channelType).start();
+    }
+    if (options.metricsPort() >= 0) {
+      metrics.startExporter(options.host(), options.metricsPort());
+    }
     refreshHealth();
     ready = true;
-    log.info("Quiver {} serving gRPC on {}:{} ({} transport); repository {}; started in {} ms", version(),
-        options.host(), port(), Epoll.isAvailable() ? "epoll" : "nio", repository.location(),
+    log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport); repository {}; started in {} ms",
+        version(), options.host(), port(), restServer == null ? "(off)" : String.valueOf(httpPort()),
+        metrics.exporterPort() < 0 ? "(off)" : String.valueOf(metricsPort()), Epoll.isAvailable() ? "epoll" : "nio",
+        repository.location(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - began));
     return this;
   }
@@ -115,6 +134,20 @@ public final class QuiverServer implements AutoCloseable {
   /** The bound gRPC port (useful when the options asked for port 0). */
   public int port() {
     return grpcServer.getPort();
+  }
+
+  /** The bound REST port, or -1 when REST is off. */
+  public int httpPort() {
+    return restServer == null ? -1 : restServer.port();
+  }
+
+  /** The bound metrics port, or -1 when the exporter is off. */
+  public int metricsPort() {
+    return metrics.exporterPort();
+  }
+
+  public ServerMetrics metrics() {
+    return metrics;
   }
 
   public ModelManager models() {
@@ -156,6 +189,9 @@ public final class QuiverServer implements AutoCloseable {
     closed = true;
     log.info("shutting down: NOT_SERVING, draining in-flight requests (grace {} ms)", options.shutdownGraceMillis());
     health.enterTerminalState();
+    if (restServer != null) {
+      restServer.stopAccepting();
+    }
     if (grpcServer != null) {
       grpcServer.shutdown();
       try {
@@ -170,7 +206,11 @@ public final class QuiverServer implements AutoCloseable {
       }
     }
     repositoryOps.shutdown();
-    models.close();
+    models.close(); // completes every accepted request, REST ones included
+    if (restServer != null) {
+      restServer.close();
+    }
+    metrics.close();
     repository.close();
     workerGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);
     bossGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);

@@ -12,6 +12,12 @@ import java.util.List;
  * @param maxMessageBytes largest gRPC message accepted or sent
  * @param eventLoopThreads Netty worker threads; 0 = one per available processor
  * @param shutdownGraceMillis how long SIGTERM waits for in-flight requests before cutting them off
+ * @param httpPort REST v2 port; 0 picks a free one; negative disables REST
+ * @param metricsPort Prometheus /metrics port; 0 picks a free one; negative disables metrics export
+ *     (the metrics are still recorded and ModelStatistics still works)
+ * @param maxHttpBodyBytes largest REST request body (JSON plus binary tensors)
+ * @param accessLog whether REST and gRPC inference requests each get an access-log line (logger
+ *     {@code quiver.access})
  */
 public record ServerOptions(
     String host,
@@ -21,30 +27,64 @@ public record ServerOptions(
     List<String> startupModels,
     int maxMessageBytes,
     int eventLoopThreads,
-    long shutdownGraceMillis) {
+    long shutdownGraceMillis,
+    int httpPort,
+    int metricsPort,
+    int maxHttpBodyBytes,
+    boolean accessLog) {
 
   public static final int DEFAULT_GRPC_PORT = 8001;
+  public static final int DEFAULT_HTTP_PORT = 8000;
+  public static final int DEFAULT_METRICS_PORT = 8002;
+  /** A negative port turns the REST or metrics endpoint off. */
+  public static final int DISABLED = -1;
   /** 256 MiB: images, audio and large batches must fit (gRPC's own default is 4 MiB). */
   public static final int DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+  /** 64 MiB: JSON tensors are several times larger than their binary form; big payloads should use the binary extension. */
+  public static final int DEFAULT_MAX_HTTP_BODY_BYTES = 64 * 1024 * 1024;
   public static final long DEFAULT_SHUTDOWN_GRACE_MILLIS = 30_000;
+
+  /** The gRPC-only form (REST and metrics endpoints off), kept for callers that predate them. */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, DISABLED, DISABLED, DEFAULT_MAX_HTTP_BODY_BYTES, false);
+  }
 
   public static ServerOptions defaults(Path modelRepository) {
     return new ServerOptions("0.0.0.0", DEFAULT_GRPC_PORT, modelRepository, ControlMode.NONE,
-        List.of(), DEFAULT_MAX_MESSAGE_BYTES, 0, DEFAULT_SHUTDOWN_GRACE_MILLIS);
+        List.of(), DEFAULT_MAX_MESSAGE_BYTES, 0, DEFAULT_SHUTDOWN_GRACE_MILLIS, DEFAULT_HTTP_PORT,
+        DEFAULT_METRICS_PORT, DEFAULT_MAX_HTTP_BODY_BYTES, false);
   }
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
+  }
+
+  /** REST and metrics ports (0 = any free one, negative = off). */
+  public ServerOptions withHttp(int restPort, int promPort) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog);
+  }
+
+  public ServerOptions withMaxHttpBodyBytes(int bytes) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog);
+  }
+
+  public ServerOptions withAccessLog(boolean enabled) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled);
   }
 }

@@ -21,7 +21,7 @@ final class ServerFixture implements AutoCloseable {
 
   ServerFixture(Path repository, ControlMode mode, List<String> models) throws Exception {
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, mode, models,
-        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000);
+        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, 0, 1024 * 1024, false);
     server = new QuiverServer(options).start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port())
         .usePlaintext()

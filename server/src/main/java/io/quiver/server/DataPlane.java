@@ -1,0 +1,331 @@
+package io.quiver.server;
+
+import io.quiver.control.LoadedVersion;
+import io.quiver.control.ModelManager;
+import io.quiver.control.ModelVersionStatus;
+import io.quiver.core.InferCallback;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.InferenceStats;
+import io.quiver.core.ModelSignature;
+import io.quiver.core.RequestValidator;
+import io.quiver.core.Tensor;
+import io.quiver.proto.inference.InferBatchStatistics;
+import io.quiver.proto.inference.InferStatistics;
+import io.quiver.proto.inference.ModelStatistics;
+import io.quiver.proto.inference.ModelStatisticsResponse;
+import io.quiver.proto.inference.StatisticDuration;
+import io.quiver.server.metrics.ServerMetrics;
+import io.quiver.server.metrics.VersionMetrics;
+import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import org.slf4j.MDC;
+
+/**
+ * What the gRPC and REST transports share: the one submission path (validate, build the request,
+ * submit to the version's scheduler, record metrics, optionally write the access log), statistics,
+ * and the blocking repository operations. Thread-safe and stateless apart from counters.
+ *
+ * <p>{@link #submit} never blocks and may run on an event loop. {@link #load} and {@link #unload}
+ * block; transports run them through {@link #runRepositoryOperation}.
+ */
+public final class DataPlane {
+  private static final Logger log = LoggerFactory.getLogger(DataPlane.class);
+  /** Access log lines, one per finished inference request when enabled; off by default. */
+  static final Logger ACCESS = LoggerFactory.getLogger("quiver.access");
+  /** The MDC key under which every log line about a request carries its id. */
+  public static final String MDC_REQUEST_ID = "request_id";
+  /** Protocol extensions that this server really implements (reported in server metadata). */
+  public static final List<String> EXTENSIONS = List.of("model_configuration", "model_repository", "statistics",
+      "binary_tensor_data", "logging");
+
+  /** How a finished request reaches its caller. Called once, on a runner or scheduler thread. */
+  public interface Completion {
+    void succeeded(InferRequest request, String version, Tensor[] outputs);
+
+    void failed(InferRequest request, InferenceException error);
+  }
+
+  private final ModelManager models;
+  private final ServerMetrics metrics;
+  private final BooleanSupplier serverReady;
+  private final String serverVersion;
+  private final Executor repositoryExecutor;
+  private final Runnable onModelsChanged;
+  private final boolean accessLog;
+  private final AtomicLong sequence = new AtomicLong();
+
+  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
+      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog) {
+    this.models = models;
+    this.metrics = metrics;
+    this.serverReady = serverReady;
+    this.serverVersion = serverVersion;
+    this.repositoryExecutor = repositoryExecutor;
+    this.onModelsChanged = onModelsChanged;
+    this.accessLog = accessLog;
+  }
+
+  public ModelManager models() {
+    return models;
+  }
+
+  public boolean isReady() {
+    return serverReady.getAsBoolean();
+  }
+
+  public String serverVersion() {
+    return serverVersion;
+  }
+
+  /**
+   * Routes, validates and submits one request; never blocks. On success the completion is called
+   * later (exactly once); on failure the exception leaves and the completion is never called.
+   *
+   * @param id the client's request id ("" when none)
+   * @param protocol "grpc" or "http", for the access log
+   */
+  public InferRequest submit(String model, String versionString, String id, List<Tensor> decoded,
+      List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
+      String protocol) {
+    long start = System.nanoTime();
+    LoadedVersion version = models.acquire(model, versionString);
+    VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
+    try {
+      ModelSignature signature = version.signature();
+      Tensor[] inputs = new Tensor[signature.inputs().size()];
+      int batchSize = RequestValidator.validateInputs(version.name(), signature, decoded, inputs);
+      int[] outputs = RequestValidator.resolveOutputs(version.name(), signature, requestedOutputs);
+      InferRequest request = new InferRequest(version.name(), version.version(), id, inputs, outputs, batchSize,
+          priority, timeoutMicros, deadlineNanos,
+          new VersionCallback(this, version, versionMetrics, completion, start, protocol));
+      version.scheduler().submit(request);
+      return request;
+    } catch (RuntimeException e) {
+      version.release();
+      InferenceException error = e instanceof InferenceException ie ? ie : null;
+      versionMetrics.failed(error != null ? error.code() : io.quiver.core.ErrorCode.INTERNAL, System.nanoTime() - start);
+      if (accessLog) {
+        access(protocol, model, version.versionLabel(), id, error != null ? error.code().name() : "INTERNAL",
+            System.nanoTime() - start);
+      }
+      throw e;
+    }
+  }
+
+  /** A request id for logs: the client's, or one generated here (never sent back). */
+  String logId(String clientId) {
+    return clientId == null || clientId.isEmpty() ? "q-" + Long.toHexString(sequence.incrementAndGet()) : clientId;
+  }
+
+  private void access(String protocol, String model, String version, String id, String outcome, long nanos) {
+    MDC.put(MDC_REQUEST_ID, logId(id));
+    try {
+      ACCESS.atInfo()
+          .addKeyValue("protocol", protocol)
+          .addKeyValue("model", model)
+          .addKeyValue("version", version)
+          .addKeyValue("outcome", outcome)
+          .addKeyValue("duration_us", nanos / 1000)
+          .log("{} {} v{} {} in {} us", protocol, model, version, outcome, nanos / 1000);
+    } finally {
+      MDC.remove(MDC_REQUEST_ID);
+    }
+  }
+
+  /** Logs an unexpected failure of one request with its id in the MDC. */
+  public void logFailure(String model, String id, Throwable t) {
+    MDC.put(MDC_REQUEST_ID, logId(id));
+    try {
+      log.error("inference failed for model '{}'", model, t);
+    } finally {
+      MDC.remove(MDC_REQUEST_ID);
+    }
+  }
+
+  /**
+   * Runs a blocking repository operation on the repository executor and then {@code done} with null or
+   * the failure. {@code done} runs on the executor's thread.
+   */
+  public void runRepositoryOperation(Runnable operation, java.util.function.Consumer<RuntimeException> done) {
+    try {
+      repositoryExecutor.execute(() -> {
+        RuntimeException failure = null;
+        try {
+          operation.run();
+        } catch (RuntimeException e) {
+          failure = e;
+        }
+        onModelsChanged.run();
+        done.accept(failure);
+      });
+    } catch (RejectedExecutionException e) {
+      done.accept(InferenceException.unavailable("the server is shutting down, or too many repository operations are queued"));
+    }
+  }
+
+  /** Loads (or reloads) a model, blocking; records the load's duration and outcome. */
+  public void load(String model) {
+    long t0 = System.nanoTime();
+    boolean failed = true;
+    try {
+      models.load(model);
+      failed = false;
+    } finally {
+      metrics.recordLoad(model, System.nanoTime() - t0, failed);
+    }
+  }
+
+  /** Unloads a model, blocking until it drained. */
+  public void unload(String model) {
+    models.unload(model);
+  }
+
+  /** KServe model metadata of a model (version "" = the routed one). */
+  public io.quiver.proto.inference.ModelMetadataResponse metadata(String name, String versionString) {
+    LoadedVersion version = models.acquire(name, versionString);
+    try {
+      ModelSignature signature = version.signature();
+      String platform = version.config().getPlatform().isEmpty() ? version.config().getBackend() : version.config().getPlatform();
+      io.quiver.proto.inference.ModelMetadataResponse.Builder response =
+          io.quiver.proto.inference.ModelMetadataResponse.newBuilder().setName(version.name()).setPlatform(platform);
+      for (long v : models.readyVersions(version.name())) {
+        response.addVersions(Long.toString(v));
+      }
+      for (io.quiver.core.TensorSpec spec : signature.inputs()) {
+        response.addInputs(tensorMetadata(signature, spec));
+      }
+      for (io.quiver.core.TensorSpec spec : signature.outputs()) {
+        response.addOutputs(tensorMetadata(signature, spec));
+      }
+      return response.build();
+    } finally {
+      version.release();
+    }
+  }
+
+  /** The completed config of a model version. */
+  public io.quiver.proto.inference.ModelConfig config(String name, String versionString) {
+    LoadedVersion version = models.acquire(name, versionString);
+    try {
+      return version.config();
+    } finally {
+      version.release();
+    }
+  }
+
+  private static io.quiver.proto.inference.ModelMetadataResponse.TensorMetadata tensorMetadata(ModelSignature signature,
+      io.quiver.core.TensorSpec spec) {
+    io.quiver.proto.inference.ModelMetadataResponse.TensorMetadata.Builder tensor =
+        io.quiver.proto.inference.ModelMetadataResponse.TensorMetadata.newBuilder()
+            .setName(spec.name())
+            .setDatatype(spec.dataType().wireName());
+    for (long dim : signature.metadataShape(spec)) {
+      tensor.addShape(dim);
+    }
+    return tensor.build();
+  }
+
+  /** Statistics of one model (version "" = its ready versions... here: the routed one), or of every READY version when name is empty. */
+  public ModelStatisticsResponse statistics(String name, String version) {
+    ModelStatisticsResponse.Builder response = ModelStatisticsResponse.newBuilder();
+    if (name == null || name.isEmpty()) {
+      for (ModelVersionStatus status : models.index()) {
+        if (status.state() == ModelVersionStatus.State.READY) {
+          try {
+            addStatistics(response, status.name(), status.version());
+          } catch (InferenceException e) {
+            // unloaded since the index was read
+          }
+        }
+      }
+    } else {
+      addStatistics(response, name, version);
+    }
+    return response.build();
+  }
+
+  private void addStatistics(ModelStatisticsResponse.Builder response, String name, String versionString) {
+    LoadedVersion version = models.acquire(name, versionString);
+    try {
+      InferenceStats stats = version.scheduler().stats();
+      ModelStatistics.Builder model = response.addModelStatsBuilder()
+          .setName(version.name())
+          .setVersion(Long.toString(version.version()))
+          .setLastInference(stats.lastInferenceMillis())
+          .setInferenceCount(stats.inferenceCount())
+          .setExecutionCount(stats.executionCount())
+          .setInferenceStats(InferStatistics.newBuilder()
+              .setSuccess(duration(stats.success()))
+              .setFail(duration(stats.fail()))
+              .setQueue(duration(stats.queue()))
+              .setComputeInput(duration(stats.computeInput()))
+              .setComputeInfer(duration(stats.computeInfer()))
+              .setComputeOutput(duration(stats.computeOutput())));
+      for (int rows = 1; rows <= stats.maxBatchRows(); rows++) {
+        long count = stats.batchCount(rows);
+        if (count == 0) {
+          continue;
+        }
+        model.addBatchStats(InferBatchStatistics.newBuilder()
+            .setBatchSize(rows)
+            .setComputeInput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInputNanos(rows)))
+            .setComputeInfer(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchInferNanos(rows)))
+            .setComputeOutput(StatisticDuration.newBuilder().setCount(count).setNs(stats.batchOutputNanos(rows))));
+      }
+    } finally {
+      version.release();
+    }
+  }
+
+  private static StatisticDuration duration(InferenceStats.Duration d) {
+    return StatisticDuration.newBuilder().setCount(d.count()).setNs(d.nanos()).build();
+  }
+
+  /** Releases the routed version exactly once, records the outcome, then completes the call. Runner thread. */
+  private static final class VersionCallback implements InferCallback {
+    private final DataPlane plane;
+    private final LoadedVersion version;
+    private final VersionMetrics metrics;
+    private final Completion completion;
+    private final long startNanos;
+    private final String protocol;
+
+    VersionCallback(DataPlane plane, LoadedVersion version, VersionMetrics metrics, Completion completion,
+        long startNanos, String protocol) {
+      this.plane = plane;
+      this.version = version;
+      this.metrics = metrics;
+      this.completion = completion;
+      this.startNanos = startNanos;
+      this.protocol = protocol;
+    }
+
+    @Override
+    public void onSuccess(InferRequest request, Tensor[] outputs) {
+      version.release();
+      completion.succeeded(request, version.versionLabel(), outputs);
+      long nanos = System.nanoTime() - startNanos;
+      metrics.succeeded(nanos);
+      if (plane.accessLog) {
+        plane.access(protocol, request.modelName(), version.versionLabel(), request.id(), "OK", nanos);
+      }
+    }
+
+    @Override
+    public void onFailure(InferRequest request, InferenceException error) {
+      version.release();
+      completion.failed(request, error);
+      long nanos = System.nanoTime() - startNanos;
+      metrics.failed(error.code(), nanos);
+      if (plane.accessLog) {
+        plane.access(protocol, request.modelName(), version.versionLabel(), request.id(), error.code().name(), nanos);
+      }
+    }
+  }
+}

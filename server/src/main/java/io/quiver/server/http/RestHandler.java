@@ -1,0 +1,584 @@
+package io.quiver.server.http;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.LoggerContext;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.google.protobuf.util.JsonFormat;
+import io.grpc.netty.shaded.io.netty.buffer.ByteBuf;
+import io.grpc.netty.shaded.io.netty.buffer.ByteBufInputStream;
+import io.grpc.netty.shaded.io.netty.buffer.ByteBufOutputStream;
+import io.grpc.netty.shaded.io.netty.channel.ChannelFutureListener;
+import io.grpc.netty.shaded.io.netty.channel.ChannelHandler;
+import io.grpc.netty.shaded.io.netty.channel.ChannelHandlerContext;
+import io.grpc.netty.shaded.io.netty.channel.SimpleChannelInboundHandler;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.DefaultFullHttpResponse;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.FullHttpRequest;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.FullHttpResponse;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpHeaderNames;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpHeaderValues;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpMethod;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpResponseStatus;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpUtil;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpVersion;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.QueryStringDecoder;
+import io.quiver.control.ModelVersionStatus;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import io.quiver.proto.inference.InferBatchStatistics;
+import io.quiver.proto.inference.ModelMetadataResponse;
+import io.quiver.proto.inference.ModelStatistics;
+import io.quiver.proto.inference.ModelStatisticsResponse;
+import io.quiver.proto.inference.StatisticDuration;
+import io.quiver.server.DataPlane;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Serves every REST v2 path. Runs on the Netty event loop and never blocks there: inference is
+ * submitted to the same scheduler path as gRPC and answered from the runner thread through the
+ * channel; repository load and unload run on the data plane's repository executor. Shared by all
+ * connections (stateless).
+ *
+ * <p>While an inference request is outstanding the connection stops reading, so HTTP/1.1 responses
+ * leave in request order even when a client pipelines.
+ */
+@ChannelHandler.Sharable
+final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
+  private static final Logger log = LoggerFactory.getLogger(RestHandler.class);
+  static final String HEADER_LENGTH = "Inference-Header-Content-Length";
+  private static final JsonFormat.Printer CONFIG_PRINTER = JsonFormat.printer().preservingProtoFieldNames()
+      .omittingInsignificantWhitespace();
+
+  private final DataPlane plane;
+
+  RestHandler(DataPlane plane) {
+    this.plane = plane;
+  }
+
+  @Override
+  protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+    boolean keepAlive = HttpUtil.isKeepAlive(request);
+    if (!request.decoderResult().isSuccess()) {
+      sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
+      return;
+    }
+    String path = new QueryStringDecoder(request.uri()).path();
+    try {
+      route(ctx, request, keepAlive, path);
+    } catch (InferenceException e) {
+      sendError(ctx, keepAlive, e);
+    } catch (RuntimeException e) {
+      log.error("REST {} {} failed", request.method(), path, e);
+      sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+    }
+  }
+
+  private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
+    String[] parts = segments(path);
+    HttpMethod method = request.method();
+    if (parts.length == 0 || !parts[0].equals("v2")) {
+      throw InferenceException.notFound("no such path: %s", path);
+    }
+    if (parts.length == 1) {
+      requireMethod(method, HttpMethod.GET, path);
+      sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+        gen.writeStartObject();
+        gen.writeStringField("name", "quiver");
+        gen.writeStringField("version", plane.serverVersion());
+        gen.writeArrayFieldStart("extensions");
+        for (String e : DataPlane.EXTENSIONS) {
+          gen.writeString(e);
+        }
+        gen.writeEndArray();
+        gen.writeEndObject();
+      });
+      return;
+    }
+    switch (parts[1]) {
+      case "health" -> {
+        requireMethod(method, HttpMethod.GET, path);
+        if (parts.length == 3 && parts[2].equals("live")) {
+          sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+        } else if (parts.length == 3 && parts[2].equals("ready")) {
+          sendEmpty(ctx, keepAlive, plane.isReady() ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE);
+        } else {
+          throw InferenceException.notFound("no such path: %s", path);
+        }
+      }
+      case "models" -> routeModel(ctx, request, keepAlive, path, parts);
+      case "repository" -> routeRepository(ctx, request, keepAlive, path, parts);
+      case "logging" -> logging(ctx, request, keepAlive, path);
+      default -> throw InferenceException.notFound("no such path: %s", path);
+    }
+  }
+
+  private void routeModel(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+      String[] parts) {
+    HttpMethod method = request.method();
+    if (parts.length == 3 && parts[2].equals("stats")) { // Triton: statistics of every model
+      requireMethod(method, HttpMethod.GET, path);
+      sendStats(ctx, keepAlive, plane.statistics("", ""));
+      return;
+    }
+    if (parts.length < 3) {
+      throw InferenceException.notFound("no such path: %s", path);
+    }
+    String model = parts[2];
+    String version = "";
+    int next = 3;
+    if (parts.length >= 5 && parts[3].equals("versions")) {
+      version = parts[4];
+      next = 5;
+    }
+    String action = parts.length == next ? "" : parts.length == next + 1 ? parts[next] : null;
+    if (action == null) {
+      throw InferenceException.notFound("no such path: %s", path);
+    }
+    switch (action) {
+      case "" -> {
+        requireMethod(method, HttpMethod.GET, path);
+        sendMetadata(ctx, keepAlive, plane.metadata(model, version));
+      }
+      case "ready" -> {
+        requireMethod(method, HttpMethod.GET, path);
+        // The protocol answers with the status alone: 200 ready, 400 not ready (or unknown).
+        sendEmpty(ctx, keepAlive, plane.models().isReady(model, version)
+            ? HttpResponseStatus.OK : HttpResponseStatus.BAD_REQUEST);
+      }
+      case "config" -> {
+        requireMethod(method, HttpMethod.GET, path);
+        String json;
+        try {
+          json = CONFIG_PRINTER.print(plane.config(model, version));
+        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
+          throw InferenceException.internal("could not print the config as JSON", e);
+        }
+        send(ctx, keepAlive, HttpResponseStatus.OK, "application/json",
+            ctx.alloc().buffer().writeBytes(json.getBytes(StandardCharsets.UTF_8)), -1);
+      }
+      case "stats" -> {
+        requireMethod(method, HttpMethod.GET, path);
+        sendStats(ctx, keepAlive, plane.statistics(model, version));
+      }
+      case "infer" -> {
+        requireMethod(method, HttpMethod.POST, path);
+        infer(ctx, request, keepAlive, model, version);
+      }
+      default -> throw InferenceException.notFound("no such path: %s", path);
+    }
+  }
+
+  private void routeRepository(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+      String[] parts) {
+    requireMethod(request.method(), HttpMethod.POST, path);
+    if (parts.length == 3 && parts[2].equals("index")) {
+      boolean readyOnly = false;
+      if (request.content().isReadable()) {
+        JsonNode body = parse(request.content(), request.content().readableBytes());
+        JsonNode ready = body.get("ready");
+        readyOnly = ready != null && ready.asBoolean(false);
+      }
+      boolean onlyReady = readyOnly;
+      List<ModelVersionStatus> index = plane.models().index();
+      sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+        gen.writeStartArray();
+        for (ModelVersionStatus status : index) {
+          if (onlyReady && status.state() != ModelVersionStatus.State.READY) {
+            continue;
+          }
+          gen.writeStartObject();
+          gen.writeStringField("name", status.name());
+          gen.writeStringField("version", status.version());
+          gen.writeStringField("state", status.state().name());
+          gen.writeStringField("reason", status.reason() == null ? "" : status.reason());
+          gen.writeEndObject();
+        }
+        gen.writeEndArray();
+      });
+      return;
+    }
+    if (parts.length == 5 && parts[2].equals("models") && (parts[4].equals("load") || parts[4].equals("unload"))) {
+      String model = parts[3];
+      boolean load = parts[4].equals("load");
+      if (load && request.content().isReadable()) {
+        JsonNode body = parse(request.content(), request.content().readableBytes());
+        JsonNode params = body.get("parameters");
+        if (params != null && params.size() > 0) {
+          throw InferenceException.invalidField("parameters",
+              "repository load supports no parameters (config overrides, files) yet");
+        }
+      }
+      ctx.channel().config().setAutoRead(false);
+      // Blocks while the model loads or drains: on the repository executor, never on the event loop.
+      plane.runRepositoryOperation(load ? () -> plane.load(model) : () -> plane.unload(model), failure -> {
+        ctx.channel().config().setAutoRead(true);
+        if (failure == null) {
+          sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+        } else {
+          sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
+        }
+      });
+      return;
+    }
+    throw InferenceException.notFound("no such path: %s", path);
+  }
+
+  /**
+   * GET: the root log level and the levels set on named loggers. POST {"level": "DEBUG", "logger":
+   * "io.quiver.batching"} sets a level at runtime ("logger" defaults to the root logger).
+   */
+  private void logging(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
+    if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext context)) {
+      throw InferenceException.unimplemented("runtime log levels need logback as the SLF4J backend");
+    }
+    if (request.method().equals(HttpMethod.POST)) {
+      JsonNode body = parse(request.content(), request.content().readableBytes());
+      JsonNode levelNode = body.get("level");
+      if (levelNode == null || !levelNode.isTextual()) {
+        throw InferenceException.invalidField("level", "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF");
+      }
+      String levelName = levelNode.textValue().toUpperCase(Locale.ROOT);
+      Level level = Level.toLevel(levelName, null);
+      if (level == null) {
+        throw InferenceException.invalidField("level", "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF; was '%s'",
+            levelNode.textValue());
+      }
+      JsonNode loggerNode = body.get("logger");
+      String loggerName = loggerNode != null && loggerNode.isTextual() ? loggerNode.textValue() : org.slf4j.Logger.ROOT_LOGGER_NAME;
+      context.getLogger(loggerName).setLevel(level);
+      log.info("log level of '{}' set to {}", loggerName, level);
+    } else {
+      requireMethod(request.method(), HttpMethod.GET, path);
+    }
+    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      gen.writeStartObject();
+      gen.writeStringField("level", context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).getLevel().toString());
+      gen.writeObjectFieldStart("loggers");
+      for (ch.qos.logback.classic.Logger logger : context.getLoggerList()) {
+        if (logger.getLevel() != null && !logger.getName().equals(org.slf4j.Logger.ROOT_LOGGER_NAME)) {
+          gen.writeStringField(logger.getName(), logger.getLevel().toString());
+        }
+      }
+      gen.writeEndObject();
+      gen.writeEndObject();
+    });
+  }
+
+  private void infer(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String model,
+      String version) {
+    ByteBuf body = request.content();
+    int total = body.readableBytes();
+    int headerLength = total;
+    String headerValue = request.headers().get(HEADER_LENGTH);
+    if (headerValue != null) {
+      try {
+        headerLength = Integer.parseInt(headerValue.trim());
+      } catch (NumberFormatException e) {
+        headerLength = -1;
+      }
+      if (headerLength < 0 || headerLength > total) {
+        throw InferenceException.invalidField(HEADER_LENGTH, "%s is '%s', but the body has %d bytes", HEADER_LENGTH,
+            headerValue, total);
+      }
+    }
+    JsonNode header = parse(body, headerLength);
+    ByteBuffer binary = body.nioBuffer(body.readerIndex() + headerLength, total - headerLength);
+    RestInferCodec.Decoded decoded = RestInferCodec.decode(header, binary);
+    HttpCompletion completion = new HttpCompletion(ctx, keepAlive, decoded);
+    // Stop reading until this answer is out: keeps pipelined responses in order.
+    ctx.channel().config().setAutoRead(false);
+    try {
+      InferRequest submitted = plane.submit(model, version, decoded.id(), decoded.inputs(), decoded.outputs(),
+          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http");
+      completion.accepted(submitted);
+    } catch (RuntimeException e) {
+      ctx.channel().config().setAutoRead(true);
+      throw e;
+    }
+  }
+
+  private static JsonNode parse(ByteBuf body, int length) {
+    if (length == 0) {
+      throw InferenceException.invalidField("", "the request body is empty; it must be a JSON object");
+    }
+    try (ByteBufInputStream in = new ByteBufInputStream(body.slice(body.readerIndex(), length))) {
+      JsonNode node = RestInferCodec.JSON.readTree((java.io.InputStream) in);
+      if (node == null || !node.isObject()) {
+        throw InferenceException.invalidField("", "the request body must be a JSON object");
+      }
+      return node;
+    } catch (JsonProcessingException e) {
+      throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
+    } catch (IOException e) {
+      throw InferenceException.invalidField("", "unreadable request body: %s", e.getMessage());
+    }
+  }
+
+  /** Answers one REST inference; called on a runner thread; the channel does the actual writing. */
+  private final class HttpCompletion implements DataPlane.Completion, ChannelFutureListener {
+    private final ChannelHandlerContext ctx;
+    private final boolean keepAlive;
+    private final RestInferCodec.Decoded decoded;
+    private volatile InferRequest request;
+
+    HttpCompletion(ChannelHandlerContext ctx, boolean keepAlive, RestInferCodec.Decoded decoded) {
+      this.ctx = ctx;
+      this.keepAlive = keepAlive;
+      this.decoded = decoded;
+    }
+
+    void accepted(InferRequest accepted) {
+      request = accepted;
+      ctx.channel().closeFuture().addListener(this);
+    }
+
+    /** The connection closed: a request still queued is dropped before it runs. */
+    @Override
+    public void operationComplete(io.grpc.netty.shaded.io.netty.channel.ChannelFuture future) {
+      InferRequest r = request;
+      if (r != null) {
+        r.cancel();
+      }
+    }
+
+    private void done() {
+      InferRequest r = request;
+      if (r != null) {
+        ctx.channel().closeFuture().removeListener(this);
+      }
+      ctx.channel().config().setAutoRead(true);
+    }
+
+    @Override
+    public void succeeded(InferRequest request, String version, Tensor[] outputs) {
+      ByteBuf buf = ctx.alloc().buffer();
+      long headerLength;
+      try {
+        headerLength = RestInferCodec.encode(request, version, outputs, decoded, new BufStream(buf));
+      } catch (IOException | RuntimeException e) {
+        buf.release();
+        plane.logFailure(request.modelName(), request.id(), e);
+        done();
+        sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+        return;
+      }
+      done();
+      send(ctx, keepAlive, HttpResponseStatus.OK, headerLength < 0 ? "application/json" : "application/octet-stream",
+          buf, headerLength);
+    }
+
+    @Override
+    public void failed(InferRequest request, InferenceException error) {
+      done();
+      sendError(ctx, keepAlive, error);
+    }
+  }
+
+  /** A stream into a ByteBuf that counts and takes ByteBuffers without an intermediate array. */
+  private static final class BufStream extends RestInferCodec.CountingStream {
+    private final ByteBuf buf;
+    private final int start;
+    private final OutputStream delegate;
+
+    BufStream(ByteBuf buf) {
+      this.buf = buf;
+      this.start = buf.writerIndex();
+      this.delegate = new ByteBufOutputStream(buf);
+    }
+
+    @Override
+    public void write(int b) throws IOException {
+      delegate.write(b);
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) throws IOException {
+      delegate.write(b, off, len);
+    }
+
+    @Override
+    long count() {
+      return buf.writerIndex() - start;
+    }
+
+    @Override
+    void write(ByteBuffer data) {
+      buf.writeBytes(data);
+    }
+  }
+
+  private void sendMetadata(ChannelHandlerContext ctx, boolean keepAlive, ModelMetadataResponse m) {
+    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      gen.writeStartObject();
+      gen.writeStringField("name", m.getName());
+      gen.writeArrayFieldStart("versions");
+      for (String v : m.getVersionsList()) {
+        gen.writeString(v);
+      }
+      gen.writeEndArray();
+      gen.writeStringField("platform", m.getPlatform());
+      writeTensors(gen, "inputs", m.getInputsList());
+      writeTensors(gen, "outputs", m.getOutputsList());
+      gen.writeEndObject();
+    });
+  }
+
+  private static void writeTensors(JsonGenerator gen, String field, List<ModelMetadataResponse.TensorMetadata> tensors)
+      throws IOException {
+    gen.writeArrayFieldStart(field);
+    for (ModelMetadataResponse.TensorMetadata t : tensors) {
+      gen.writeStartObject();
+      gen.writeStringField("name", t.getName());
+      gen.writeStringField("datatype", t.getDatatype());
+      gen.writeArrayFieldStart("shape");
+      for (long d : t.getShapeList()) {
+        gen.writeNumber(d);
+      }
+      gen.writeEndArray();
+      gen.writeEndObject();
+    }
+    gen.writeEndArray();
+  }
+
+  /** Triton's statistics JSON: numbers as numbers, every field present. */
+  private void sendStats(ChannelHandlerContext ctx, boolean keepAlive, ModelStatisticsResponse stats) {
+    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      gen.writeStartObject();
+      gen.writeArrayFieldStart("model_stats");
+      for (ModelStatistics m : stats.getModelStatsList()) {
+        gen.writeStartObject();
+        gen.writeStringField("name", m.getName());
+        gen.writeStringField("version", m.getVersion());
+        gen.writeNumberField("last_inference", m.getLastInference());
+        gen.writeNumberField("inference_count", m.getInferenceCount());
+        gen.writeNumberField("execution_count", m.getExecutionCount());
+        gen.writeObjectFieldStart("inference_stats");
+        duration(gen, "success", m.getInferenceStats().getSuccess());
+        duration(gen, "fail", m.getInferenceStats().getFail());
+        duration(gen, "queue", m.getInferenceStats().getQueue());
+        duration(gen, "compute_input", m.getInferenceStats().getComputeInput());
+        duration(gen, "compute_infer", m.getInferenceStats().getComputeInfer());
+        duration(gen, "compute_output", m.getInferenceStats().getComputeOutput());
+        gen.writeEndObject();
+        gen.writeArrayFieldStart("batch_stats");
+        for (InferBatchStatistics b : m.getBatchStatsList()) {
+          gen.writeStartObject();
+          gen.writeNumberField("batch_size", b.getBatchSize());
+          duration(gen, "compute_input", b.getComputeInput());
+          duration(gen, "compute_infer", b.getComputeInfer());
+          duration(gen, "compute_output", b.getComputeOutput());
+          gen.writeEndObject();
+        }
+        gen.writeEndArray();
+        gen.writeEndObject();
+      }
+      gen.writeEndArray();
+      gen.writeEndObject();
+    });
+  }
+
+  private static void duration(JsonGenerator gen, String name, StatisticDuration d) throws IOException {
+    gen.writeObjectFieldStart(name);
+    gen.writeNumberField("count", d.getCount());
+    gen.writeNumberField("ns", d.getNs());
+    gen.writeEndObject();
+  }
+
+  private static void requireMethod(HttpMethod method, HttpMethod expected, String path) {
+    if (!method.equals(expected)) {
+      throw new InferenceException(io.quiver.core.ErrorCode.UNIMPLEMENTED,
+          "method " + method + " is not supported on " + path + "; use " + expected);
+    }
+  }
+
+  private static String[] segments(String path) {
+    List<String> out = new ArrayList<>(6);
+    for (String s : path.split("/")) {
+      if (!s.isEmpty()) {
+        out.add(QueryStringDecoder.decodeComponent(s));
+      }
+    }
+    return out.toArray(new String[0]);
+  }
+
+  private interface JsonWriter {
+    void write(JsonGenerator gen) throws IOException;
+  }
+
+  private static void sendJson(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, JsonWriter writer) {
+    ByteBuf buf = ctx.alloc().buffer();
+    try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
+      writer.write(gen);
+    } catch (IOException e) {
+      buf.release();
+      throw InferenceException.internal("could not write the JSON response", e);
+    }
+    send(ctx, keepAlive, status, "application/json", buf, -1);
+  }
+
+  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, InferenceException e) {
+    sendError(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage(), HttpErrors.retryAfterSeconds(e));
+  }
+
+  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+      long retryAfterSeconds) {
+    ByteBuf buf = ctx.alloc().buffer();
+    try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
+      gen.writeStartObject();
+      gen.writeStringField("error", message == null ? "" : message);
+      gen.writeEndObject();
+    } catch (IOException e) {
+      throw new IllegalStateException(e); // writing to memory cannot fail
+    }
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
+    if (retryAfterSeconds > 0) {
+      response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfterSeconds);
+    }
+    write(ctx, keepAlive, response, "application/json", -1);
+  }
+
+  private static void sendEmpty(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status) {
+    write(ctx, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, ctx.alloc().buffer(0)), null, -1);
+  }
+
+  private static void send(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String contentType,
+      ByteBuf body, long inferenceHeaderLength) {
+    write(ctx, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, body), contentType,
+        inferenceHeaderLength);
+  }
+
+  /** Any thread: Netty hands the write to the channel's event loop. */
+  private static void write(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response, String contentType,
+      long inferenceHeaderLength) {
+    if (contentType != null) {
+      response.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
+    }
+    if (inferenceHeaderLength >= 0) {
+      response.headers().set(HEADER_LENGTH, inferenceHeaderLength);
+    }
+    HttpUtil.setContentLength(response, response.content().readableBytes());
+    if (keepAlive) {
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+      ctx.writeAndFlush(response);
+    } else {
+      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+      ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+    }
+  }
+
+  @Override
+  public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+    log.debug("REST connection {} failed: {}", ctx.channel().remoteAddress(), cause.toString());
+    ctx.close();
+  }
+}

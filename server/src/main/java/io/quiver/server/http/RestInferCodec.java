@@ -1,0 +1,428 @@
+package io.quiver.server.http;
+
+import com.fasterxml.jackson.core.JsonFactory;
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.quiver.core.BytesElements;
+import io.quiver.core.DataType;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.math.BigInteger;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Translates KServe v2 REST inference requests and responses (JSON, with Triton's binary tensor
+ * extension) to and from Quiver's tensors. Stateless and thread-safe.
+ *
+ * <p>JSON {@code data} may be flat or nested (row-major); BYTES elements are strings (UTF-8);
+ * FP16/BF16 are numbers converted with round-to-nearest-even. Binary inputs are copied once out of
+ * the request body; binary outputs are written straight after the JSON header.
+ */
+final class RestInferCodec {
+  static final ObjectMapper JSON = new ObjectMapper();
+  static final JsonFactory FACTORY = JSON.getFactory();
+  private static final BigInteger UINT64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
+
+  private RestInferCodec() {}
+
+  /** A decoded inference request, not yet checked against a model (RequestValidator does that). */
+  record Decoded(String id, List<Tensor> inputs, List<String> outputs, List<Boolean> binaryOutputs,
+      boolean binaryAll, int priority, long timeoutMicros) {
+    /** Whether output {@code name} goes in the binary section. */
+    boolean binary(String name) {
+      int i = outputs.indexOf(name);
+      if (i >= 0 && binaryOutputs.get(i) != null) {
+        return binaryOutputs.get(i);
+      }
+      return binaryAll;
+    }
+  }
+
+  /**
+   * @param header the parsed JSON header
+   * @param binary the bytes after the JSON header (empty when there are none)
+   */
+  static Decoded decode(JsonNode header, ByteBuffer binary) {
+    if (!header.isObject()) {
+      throw InferenceException.invalidField("", "the request body must be a JSON object");
+    }
+    String id = "";
+    JsonNode idNode = header.get("id");
+    if (idNode != null && !idNode.isNull()) {
+      if (!idNode.isTextual()) {
+        throw InferenceException.invalidField("id", "'id' must be a string; was %s", idNode.getNodeType());
+      }
+      id = idNode.textValue();
+    }
+    JsonNode params = header.get("parameters");
+    int priority = 0;
+    long timeout = 0;
+    boolean binaryAll = false;
+    if (params != null && !params.isNull()) {
+      if (!params.isObject()) {
+        throw InferenceException.invalidField("parameters", "'parameters' must be an object");
+      }
+      priority = (int) integerParam(params, "priority", Integer.MAX_VALUE);
+      timeout = integerParam(params, "timeout", Long.MAX_VALUE);
+      binaryAll = booleanParam(params, "binary_data_output", "parameters");
+      JsonNode sequence = params.get("sequence_id");
+      if (sequence != null && !(sequence.isIntegralNumber() && sequence.longValue() == 0)
+          && !(sequence.isTextual() && sequence.textValue().isEmpty())) {
+        throw InferenceException.invalidField("parameters[sequence_id]",
+            "sequence batching is not supported: sequence_id must be absent or 0");
+      }
+    }
+    JsonNode inputsNode = header.get("inputs");
+    if (inputsNode == null || !inputsNode.isArray()) {
+      throw InferenceException.invalidField("inputs", "the request needs an 'inputs' array");
+    }
+    List<Tensor> inputs = new ArrayList<>(inputsNode.size());
+    ByteBuffer rest = binary.duplicate();
+    for (JsonNode input : inputsNode) {
+      inputs.add(decodeInput(input, rest));
+    }
+    if (rest.hasRemaining()) {
+      throw InferenceException.invalidField("binary_data_size",
+          "the request has %d bytes of binary tensor data that no input's binary_data_size accounts for",
+          rest.remaining());
+    }
+    List<String> outputs = new ArrayList<>();
+    List<Boolean> binaryOutputs = new ArrayList<>();
+    JsonNode outputsNode = header.get("outputs");
+    if (outputsNode != null && !outputsNode.isNull()) {
+      if (!outputsNode.isArray()) {
+        throw InferenceException.invalidField("outputs", "'outputs' must be an array");
+      }
+      for (JsonNode output : outputsNode) {
+        String name = text(output, "name", "outputs[].name");
+        JsonNode p = output.get("parameters");
+        Boolean binaryOut = null;
+        if (p != null && p.isObject()) {
+          if (p.has("classification")) {
+            throw InferenceException.invalidField("outputs[" + name + "].parameters",
+                "output '%s' asks for classification, which Quiver does not support", name);
+          }
+          if (p.has("binary_data")) {
+            binaryOut = booleanParam(p, "binary_data", "outputs[" + name + "].parameters");
+          }
+        }
+        outputs.add(name);
+        binaryOutputs.add(binaryOut);
+      }
+    }
+    return new Decoded(id, inputs, outputs, binaryOutputs, binaryAll, priority, timeout);
+  }
+
+  private static Tensor decodeInput(JsonNode input, ByteBuffer binary) {
+    if (!input.isObject()) {
+      throw InferenceException.invalidField("inputs", "each entry of 'inputs' must be an object");
+    }
+    String name = text(input, "name", "inputs[].name");
+    String typeName = text(input, "datatype", "inputs[" + name + "].datatype");
+    DataType type = DataType.fromWireName(typeName);
+    if (type == null) {
+      throw InferenceException.invalidField("inputs[" + name + "].datatype",
+          "input '%s' has unknown datatype '%s'", name, typeName);
+    }
+    JsonNode shapeNode = input.get("shape");
+    if (shapeNode == null || !shapeNode.isArray()) {
+      throw InferenceException.invalidField("inputs[" + name + "].shape", "input '%s' needs a 'shape' array", name);
+    }
+    long[] shape = new long[shapeNode.size()];
+    for (int i = 0; i < shape.length; i++) {
+      JsonNode dim = shapeNode.get(i);
+      if (!dim.isIntegralNumber() || !dim.canConvertToLong()) {
+        throw InferenceException.invalidField("inputs[" + name + "].shape",
+            "input '%s' has a shape entry that is not an integer: %s", name, dim);
+      }
+      shape[i] = dim.longValue();
+    }
+    JsonNode params = input.get("parameters");
+    JsonNode sizeNode = params == null ? null : params.get("binary_data_size");
+    if (sizeNode != null) {
+      if (!sizeNode.isIntegralNumber() || sizeNode.longValue() < 0) {
+        throw InferenceException.invalidField("inputs[" + name + "].parameters[binary_data_size]",
+            "input '%s' has binary_data_size %s; it must be a non-negative integer", name, sizeNode);
+      }
+      long size = sizeNode.longValue();
+      if (size > binary.remaining()) {
+        throw InferenceException.invalidField("inputs[" + name + "].parameters[binary_data_size]",
+            "input '%s' has binary_data_size %d but only %d bytes of binary data remain", name, size, binary.remaining());
+      }
+      if (input.has("data")) {
+        throw InferenceException.invalidField("inputs[" + name + "].data",
+            "input '%s' has both 'data' and binary_data_size; use one", name);
+      }
+      // One copy, out of the request body (which Netty frees after this handler returns).
+      ByteBuffer data = ByteBuffer.allocate((int) size).order(ByteOrder.LITTLE_ENDIAN);
+      ByteBuffer slice = binary.slice();
+      slice.limit((int) size);
+      data.put(slice).flip();
+      binary.position(binary.position() + (int) size);
+      return new Tensor(name, type, shape, data);
+    }
+    JsonNode data = input.get("data");
+    if (data == null) {
+      throw InferenceException.invalidField("inputs[" + name + "].data",
+          "input '%s' has neither 'data' nor a binary_data_size parameter", name);
+    }
+    List<JsonNode> values = new ArrayList<>();
+    flatten(data, values);
+    long expected = Tensor.elementCount(shape);
+    if (expected != values.size()) {
+      throw InferenceException.invalidField("inputs[" + name + "].data",
+          "input '%s' has %d values in data, but shape %s needs %s", name, values.size(), Arrays.toString(shape),
+          expected < 0 ? "a non-negative shape" : String.valueOf(expected));
+    }
+    return new Tensor(name, type, shape, toBytes(name, type, values));
+  }
+
+  private static void flatten(JsonNode node, List<JsonNode> out) {
+    if (node.isArray()) {
+      for (JsonNode child : node) {
+        flatten(child, out);
+      }
+    } else {
+      out.add(node);
+    }
+  }
+
+  private static ByteBuffer toBytes(String name, DataType type, List<JsonNode> values) {
+    if (type == DataType.BYTES) {
+      List<byte[]> elements = new ArrayList<>(values.size());
+      for (JsonNode v : values) {
+        if (!v.isTextual()) {
+          throw wrongType(name, type, v, "a string");
+        }
+        elements.add(v.textValue().getBytes(StandardCharsets.UTF_8));
+      }
+      return BytesElements.encode(elements);
+    }
+    ByteBuffer out = ByteBuffer.allocate(values.size() * type.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
+    for (JsonNode v : values) {
+      switch (type) {
+        case BOOL -> {
+          if (!v.isBoolean()) {
+            throw wrongType(name, type, v, "true or false");
+          }
+          out.put((byte) (v.booleanValue() ? 1 : 0));
+        }
+        case INT8 -> out.put((byte) integer(name, type, v, Byte.MIN_VALUE, Byte.MAX_VALUE));
+        case INT16 -> out.putShort((short) integer(name, type, v, Short.MIN_VALUE, Short.MAX_VALUE));
+        case INT32 -> out.putInt((int) integer(name, type, v, Integer.MIN_VALUE, Integer.MAX_VALUE));
+        case INT64 -> out.putLong(integer(name, type, v, Long.MIN_VALUE, Long.MAX_VALUE));
+        case UINT8 -> out.put((byte) integer(name, type, v, 0, 0xFF));
+        case UINT16 -> out.putShort((short) integer(name, type, v, 0, 0xFFFF));
+        case UINT32 -> out.putInt((int) integer(name, type, v, 0, 0xFFFF_FFFFL));
+        case UINT64 -> {
+          if (!v.isIntegralNumber()) {
+            throw wrongType(name, type, v, "an integer");
+          }
+          BigInteger b = v.bigIntegerValue();
+          if (b.signum() < 0 || b.compareTo(UINT64_MAX) > 0) {
+            throw outOfRange(name, type, v);
+          }
+          out.putLong(b.longValue());
+        }
+        case FP16 -> out.putShort(Fp16.floatToHalf((float) number(name, type, v)));
+        case BF16 -> out.putShort(Fp16.floatToBf16((float) number(name, type, v)));
+        case FP32 -> out.putFloat((float) number(name, type, v));
+        case FP64 -> out.putDouble(number(name, type, v));
+        default -> throw new AssertionError(type);
+      }
+    }
+    return out.flip();
+  }
+
+  private static long integer(String name, DataType type, JsonNode v, long min, long max) {
+    if (!v.isIntegralNumber()) {
+      throw wrongType(name, type, v, "an integer");
+    }
+    if (!v.canConvertToLong()) {
+      throw outOfRange(name, type, v);
+    }
+    long value = v.longValue();
+    if (value < min || value > max) {
+      throw outOfRange(name, type, v);
+    }
+    return value;
+  }
+
+  private static double number(String name, DataType type, JsonNode v) {
+    if (v.isNumber()) {
+      return v.doubleValue();
+    }
+    if (v.isTextual()) { // JSON has no NaN or infinity: accept them spelled out
+      switch (v.textValue()) {
+        case "NaN", "nan" -> { return Double.NaN; }
+        case "Infinity", "inf" -> { return Double.POSITIVE_INFINITY; }
+        case "-Infinity", "-inf" -> { return Double.NEGATIVE_INFINITY; }
+        default -> { }
+      }
+    }
+    throw wrongType(name, type, v, "a number");
+  }
+
+  private static InferenceException wrongType(String name, DataType type, JsonNode v, String expected) {
+    return InferenceException.invalidField("inputs[" + name + "].data",
+        "input '%s' is %s, so each value must be %s; found %s", name, type.wireName(), expected, abbreviate(v));
+  }
+
+  private static InferenceException outOfRange(String name, DataType type, JsonNode v) {
+    return InferenceException.invalidField("inputs[" + name + "].data",
+        "input '%s' has value %s, outside the range of %s", name, abbreviate(v), type.wireName());
+  }
+
+  private static String abbreviate(JsonNode v) {
+    String s = v.toString();
+    return s.length() > 40 ? s.substring(0, 40) + "..." : s;
+  }
+
+  private static String text(JsonNode node, String field, String path) {
+    JsonNode v = node.get(field);
+    if (v == null || !v.isTextual()) {
+      throw InferenceException.invalidField(path, "'%s' must be a string%s", field, v == null ? " and is missing" : "");
+    }
+    return v.textValue();
+  }
+
+  private static long integerParam(JsonNode params, String name, long max) {
+    JsonNode v = params.get(name);
+    if (v == null || v.isNull()) {
+      return 0;
+    }
+    if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+      throw InferenceException.invalidField("parameters[" + name + "]", "parameter '%s' must be an integer; was %s",
+          name, abbreviate(v));
+    }
+    long value = v.longValue();
+    if (value < 0 || value > max) {
+      throw InferenceException.invalidField("parameters[" + name + "]", "%s must be >= 0; was %d", name, value);
+    }
+    return value;
+  }
+
+  private static boolean booleanParam(JsonNode params, String name, String path) {
+    JsonNode v = params.get(name);
+    if (v == null || v.isNull()) {
+      return false;
+    }
+    if (!v.isBoolean()) {
+      throw InferenceException.invalidField(path + "[" + name + "]", "parameter '%s' must be true or false; was %s",
+          name, abbreviate(v));
+    }
+    return v.booleanValue();
+  }
+
+  /**
+   * Writes the response: the JSON header, then (for outputs sent as binary) their bytes in output
+   * order. Returns the JSON header's length in bytes, or -1 when every output is in the JSON.
+   */
+  static long encode(InferRequest request, String version, Tensor[] outputs, Decoded decoded, CountingStream out)
+      throws IOException {
+    boolean[] binary = new boolean[outputs.length];
+    boolean anyBinary = false;
+    try (JsonGenerator gen = FACTORY.createGenerator((OutputStream) out)) {
+      gen.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
+      gen.writeStartObject();
+      gen.writeStringField("model_name", request.modelName());
+      gen.writeStringField("model_version", version);
+      if (!request.id().isEmpty()) {
+        gen.writeStringField("id", request.id());
+      }
+      gen.writeArrayFieldStart("outputs");
+      for (int i = 0; i < outputs.length; i++) {
+        Tensor t = outputs[i];
+        gen.writeStartObject();
+        gen.writeStringField("name", t.name());
+        gen.writeStringField("datatype", t.dataType().wireName());
+        gen.writeArrayFieldStart("shape");
+        for (long dim : t.shape()) {
+          gen.writeNumber(dim);
+        }
+        gen.writeEndArray();
+        binary[i] = decoded.binary(t.name());
+        if (binary[i]) {
+          anyBinary = true;
+          gen.writeObjectFieldStart("parameters");
+          gen.writeNumberField("binary_data_size", t.byteSize());
+          gen.writeEndObject();
+        } else {
+          gen.writeArrayFieldStart("data");
+          writeData(gen, t);
+          gen.writeEndArray();
+        }
+        gen.writeEndObject();
+      }
+      gen.writeEndArray();
+      gen.writeEndObject();
+    }
+    long headerLength = out.count();
+    if (!anyBinary) {
+      return -1;
+    }
+    for (int i = 0; i < outputs.length; i++) {
+      if (binary[i]) {
+        out.write(outputs[i].data());
+      }
+    }
+    return headerLength;
+  }
+
+  /** An output stream that counts and can take a ByteBuffer. */
+  abstract static class CountingStream extends OutputStream {
+    abstract long count();
+
+    abstract void write(ByteBuffer data);
+  }
+
+  private static void writeData(JsonGenerator gen, Tensor t) throws IOException {
+    ByteBuffer d = t.data();
+    switch (t.dataType()) {
+      case BYTES -> {
+        for (byte[] element : BytesElements.decode(d)) {
+          gen.writeString(new String(element, StandardCharsets.UTF_8));
+        }
+      }
+      case BOOL -> { while (d.hasRemaining()) gen.writeBoolean(d.get() != 0); }
+      case INT8 -> { while (d.hasRemaining()) gen.writeNumber(d.get()); }
+      case UINT8 -> { while (d.hasRemaining()) gen.writeNumber(d.get() & 0xFF); }
+      case INT16 -> { while (d.hasRemaining()) gen.writeNumber(d.getShort()); }
+      case UINT16 -> { while (d.hasRemaining()) gen.writeNumber(d.getShort() & 0xFFFF); }
+      case INT32 -> { while (d.hasRemaining()) gen.writeNumber(d.getInt()); }
+      case UINT32 -> { while (d.hasRemaining()) gen.writeNumber(Integer.toUnsignedLong(d.getInt())); }
+      case INT64 -> { while (d.hasRemaining()) gen.writeNumber(d.getLong()); }
+      case UINT64 -> {
+        while (d.hasRemaining()) {
+          long v = d.getLong();
+          if (v >= 0) {
+            gen.writeNumber(v);
+          } else {
+            gen.writeNumber(new BigInteger(Long.toUnsignedString(v)));
+          }
+        }
+      }
+      case FP16 -> { while (d.hasRemaining()) gen.writeNumber(Fp16.halfToFloat(d.getShort())); }
+      case BF16 -> { while (d.hasRemaining()) gen.writeNumber(Fp16.bf16ToFloat(d.getShort())); }
+      case FP32 -> { while (d.hasRemaining()) gen.writeNumber(d.getFloat()); }
+      case FP64 -> { while (d.hasRemaining()) gen.writeNumber(d.getDouble()); }
+      default -> throw new AssertionError(t.dataType());
+    }
+  }
+
+  /** For tests and metadata: iterates the fields of a JSON object. */
+  static Iterator<Map.Entry<String, JsonNode>> fields(JsonNode node) {
+    return node.fields();
+  }
+}

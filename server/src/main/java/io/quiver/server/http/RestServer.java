@@ -1,0 +1,91 @@
+package io.quiver.server.http;
+
+import io.grpc.netty.shaded.io.netty.bootstrap.ServerBootstrap;
+import io.grpc.netty.shaded.io.netty.channel.Channel;
+import io.grpc.netty.shaded.io.netty.channel.ChannelInitializer;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.ServerChannel;
+import io.grpc.netty.shaded.io.netty.channel.group.ChannelGroup;
+import io.grpc.netty.shaded.io.netty.channel.group.DefaultChannelGroup;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpObjectAggregator;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpServerCodec;
+import io.grpc.netty.shaded.io.netty.util.concurrent.GlobalEventExecutor;
+import io.quiver.server.DataPlane;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The REST v2 endpoint: HTTP/1.1 with keep-alive on the Netty that grpc-netty-shaded bundles, sharing
+ * the gRPC server's event loops. Request bodies are aggregated up to {@code maxBodyBytes} (larger ones
+ * get 413 and the connection closes). Started and closed from one thread; close is idempotent.
+ */
+public final class RestServer implements AutoCloseable {
+  private final DataPlane plane;
+  private final String host;
+  private final int port;
+  private final int maxBodyBytes;
+  private final EventLoopGroup boss;
+  private final EventLoopGroup workers;
+  private final Class<? extends ServerChannel> channelType;
+  private final ChannelGroup connections = new DefaultChannelGroup("rest", GlobalEventExecutor.INSTANCE);
+  private Channel serverChannel;
+
+  public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
+      EventLoopGroup workers, Class<? extends ServerChannel> channelType) {
+    this.plane = plane;
+    this.host = host;
+    this.port = port;
+    this.maxBodyBytes = maxBodyBytes;
+    this.boss = boss;
+    this.workers = workers;
+    this.channelType = channelType;
+  }
+
+  public RestServer start() throws IOException {
+    RestHandler handler = new RestHandler(plane);
+    ServerBootstrap bootstrap = new ServerBootstrap()
+        .group(boss, workers)
+        .channel(channelType)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childHandler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            connections.add(ch);
+            ch.pipeline()
+                .addLast(new HttpServerCodec())
+                // Answers 100-continue and 413 for bodies over the limit.
+                .addLast(new HttpObjectAggregator(maxBodyBytes))
+                .addLast(handler);
+          }
+        });
+    try {
+      serverChannel = bootstrap.bind(new InetSocketAddress(host, port)).sync().channel();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while binding the REST port", e);
+    } catch (Exception e) {
+      throw new IOException("could not bind the REST port " + host + ":" + port + ": " + e.getMessage(), e);
+    }
+    return this;
+  }
+
+  /** The bound port. */
+  public int port() {
+    return ((InetSocketAddress) serverChannel.localAddress()).getPort();
+  }
+
+  /** Stops accepting connections; open ones stay until {@link #close()}. */
+  public void stopAccepting() {
+    if (serverChannel != null) {
+      serverChannel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    }
+  }
+
+  @Override
+  public void close() {
+    stopAccepting();
+    connections.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+  }
+}
