@@ -5,5 +5,10 @@ public enum ControlMode {
   /** Every model in the repository. */
   NONE,
   /** Only {@link ModelManagerOptions#startupModels()}; the rest on request. */
-  EXPLICIT
+  EXPLICIT,
+  /**
+   * Every model in the repository at start, then the repository is watched ({@code RepositoryPoller}):
+   * each model's version policy is applied to versions that appear or disappear.
+   */
+  POLL
 }

@@ -9,6 +9,7 @@ import io.quiver.core.spi.ModelRuntime;
 import io.quiver.core.spi.RepositoryModel;
 import io.quiver.core.spi.SchedulerFactory;
 import io.quiver.proto.inference.ModelConfig;
+import io.quiver.proto.inference.ModelVersionPolicy;
 import io.quiver.registry.ModelNames;
 import io.quiver.registry.VersionPolicies;
 import io.quiver.registry.VersionSelection;
@@ -81,6 +82,9 @@ public final class ModelManager implements AutoCloseable {
   private final AtomicBoolean startCalled = new AtomicBoolean();
   private volatile boolean startFinished;
   private final AtomicBoolean closed = new AtomicBoolean();
+  private final Map<String, ModelVersionPolicy> policyOverrides = new ConcurrentHashMap<>();
+  private final Map<String, TrafficSplit> traffic = new ConcurrentHashMap<>();
+  private final List<java.util.function.Consumer<String>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   /**
    * @param runtimes the runtimes to choose from, in order of preference (see {@link #discoverRuntimes()})
@@ -142,7 +146,7 @@ public final class ModelManager implements AutoCloseable {
       throw InferenceException.failedPrecondition("model manager already started");
     }
     long t0 = System.nanoTime();
-    List<String> names = options.controlMode() == ControlMode.NONE
+    List<String> names = options.controlMode() != ControlMode.EXPLICIT
         ? repository.modelNames()
         : new ArrayList<>(new TreeSet<>(options.startupModels()));
     required.addAll(names);
@@ -194,6 +198,107 @@ public final class ModelManager implements AutoCloseable {
   }
 
   /**
+   * Like {@link #load(String)}, but with {@code policy} in place of the config's version_policy from
+   * now on (also for later reloads and polls); null returns to the config's policy.
+   */
+  public void load(String model, ModelVersionPolicy policy) {
+    ModelNames.requireValid(model);
+    ReentrantLock lock = lockFor(model);
+    lock.lock();
+    try {
+      ensureOpen();
+      if (policy == null) {
+        policyOverrides.remove(model);
+      } else {
+        policyOverrides.put(model, policy);
+      }
+      finish(prepare(model, false));
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** The policy given to {@link #load(String, ModelVersionPolicy)}, or null when the config's applies. */
+  public ModelVersionPolicy policyOverride(String model) {
+    return policyOverrides.get(model);
+  }
+
+  /** Whether the model is in the routing table (loaded, loading, or failed with a recorded reason). */
+  public boolean isLoaded(String model) {
+    return model != null && routes.containsKey(model);
+  }
+
+  /** Names of the models in the routing table, sorted. */
+  public List<String> loadedModels() {
+    return new ArrayList<>(new TreeSet<>(routes.keySet()));
+  }
+
+  /**
+   * Sets how requests without a version are split among the model's versions, and its labels. Weights
+   * of versions not READY are kept and apply once they are. Takes effect atomically for new requests.
+   *
+   * @throws InferenceException NOT_FOUND when the model is not loaded; INVALID_ARGUMENT for bad weights
+   */
+  public void setTraffic(String model, TrafficSplit split) {
+    ModelNames.requireValid(model);
+    java.util.Objects.requireNonNull(split, "split");
+    synchronized (tableWriteLock) {
+      ModelRoute current = routes.get(model);
+      if (current == null) {
+        throw InferenceException.notFound("model '%s' is not loaded", model);
+      }
+      if (split.isEmpty()) {
+        traffic.remove(model);
+      } else {
+        traffic.put(model, split);
+      }
+      publish(model, current);
+    }
+    log.info("model '{}' traffic: weights {} labels {}", model, split.weights(), split.labels());
+  }
+
+  /** The model's traffic settings ({@link TrafficSplit#NONE} when none are set). */
+  public TrafficSplit traffic(String model) {
+    TrafficSplit split = model == null ? null : traffic.get(model);
+    return split == null ? TrafficSplit.NONE : split;
+  }
+
+  /**
+   * Adds a listener told the name of each model whose versions, states or traffic changed. It is
+   * called on the changing thread while the table lock is held: it must be quick, must not block and
+   * must not call back into the manager's control methods (reading {@link #index()} is fine).
+   */
+  public void addListener(java.util.function.Consumer<String> listener) {
+    listeners.add(java.util.Objects.requireNonNull(listener));
+  }
+
+  public void removeListener(java.util.function.Consumer<String> listener) {
+    listeners.remove(listener);
+  }
+
+  /** The index rows of one model (see {@link #index()}); empty when it is neither loaded nor in the repository. */
+  public List<ModelVersionStatus> status(String model) {
+    ModelRoute route = model == null ? null : routes.get(model);
+    if (route == null) {
+      return List.of(new ModelVersionStatus(model, "", State.UNAVAILABLE, "not loaded"));
+    }
+    if (route.slots.length == 0) {
+      return List.of(new ModelVersionStatus(model, "", State.UNAVAILABLE, route.problem));
+    }
+    List<ModelVersionStatus> out = new ArrayList<>(route.slots.length);
+    for (Slot slot : route.slots) {
+      out.add(new ModelVersionStatus(model, Long.toString(slot.version()), slot.state(), slot.reason()));
+    }
+    return out;
+  }
+
+  /** The model-level reason recorded for it (e.g. the repository being unreachable), or "". */
+  public String problem(String model) {
+    ModelRoute route = model == null ? null : routes.get(model);
+    return route == null ? "" : route.problem;
+  }
+
+  /**
    * Unloads every version: stops routing new requests to the model, waits for requests holding its
    * versions (up to {@code options.drainTimeoutMillis()}), closes the schedulers (which complete every
    * accepted request) and then the runners. The model no longer counts for {@link #allReady()}.
@@ -220,6 +325,16 @@ public final class ModelManager implements AutoCloseable {
    *     state and reason, for a version that is loading, failed or unloading
    */
   public LoadedVersion acquire(String model, String version) {
+    return acquire(model, version, null);
+  }
+
+  /**
+   * Like {@link #acquire(String, String)}, but a request without a version is routed by the model's
+   * traffic weights, the same {@code requestId} always landing on the same version (so retries stick);
+   * a null or empty id picks by weight at random. A version may also be a label (stable, canary).
+   * Lock-free; allocates nothing on success.
+   */
+  public LoadedVersion acquire(String model, String version, String requestId) {
     while (true) {
       ModelRoute route = model == null ? null : routes.get(model);
       if (route == null) {
@@ -227,12 +342,16 @@ public final class ModelManager implements AutoCloseable {
       }
       LoadedVersion target;
       if (version == null || version.isEmpty()) {
-        target = route.latestReady;
+        target = route.route(requestId);
         if (target == null) {
           throw InferenceException.unavailable("model '%s' has no ready version: %s", route.name, route.notReadyReason());
         }
       } else {
         long number = parseVersion(version);
+        if (number < 0) {
+          Long labelled = route.traffic.labels().get(version);
+          number = labelled == null ? -1 : labelled;
+        }
         Slot slot = number < 0 ? null : route.slot(number);
         if (slot == null) {
           throw InferenceException.notFound("model '%s' has no version '%s' (ready versions: %s)",
@@ -368,10 +487,10 @@ public final class ModelManager implements AutoCloseable {
     LoadPlan plan = new LoadPlan(name);
     try {
       plan.model = repository.model(name);
-      checkSupported(plan.model.declaredConfig());
       ModelConfig declared = plan.model.declaredConfig();
-      plan.selection = VersionPolicies.select(declared.hasVersionPolicy() ? declared.getVersionPolicy() : null,
-          plan.model.versions());
+      ModelVersionPolicy override = policyOverrides.get(name);
+      plan.selection = VersionPolicies.select(override != null ? override
+          : declared.hasVersionPolicy() ? declared.getVersionPolicy() : null, plan.model.versions());
     } catch (RuntimeException e) {
       plan.failure = asInferenceException(e, "model '" + name + "'");
       if (recordMissing || plan.failure.code() != ErrorCode.NOT_FOUND || routes.containsKey(name)) {
@@ -517,6 +636,8 @@ public final class ModelManager implements AutoCloseable {
     required.remove(model);
     drain(model, retiring);
     synchronized (tableWriteLock) {
+      traffic.remove(model);
+      policyOverrides.remove(model);
       publish(model, null);
     }
   }
@@ -587,9 +708,16 @@ public final class ModelManager implements AutoCloseable {
     if (route == null) {
       next.remove(name);
     } else {
-      next.put(name, route);
+      next.put(name, route.withTraffic(traffic.get(name)));
     }
     routes = Map.copyOf(next); // volatile write: publishes the fully built table to lock-free readers
+    for (java.util.function.Consumer<String> listener : listeners) {
+      try {
+        listener.accept(name);
+      } catch (RuntimeException e) {
+        log.warn("model listener failed for '{}': {}", name, e.toString());
+      }
+    }
   }
 
   private static TreeMap<Long, Slot> slotsOf(ModelRoute route) {
@@ -600,13 +728,6 @@ public final class ModelManager implements AutoCloseable {
       }
     }
     return slots;
-  }
-
-  /** Configuration the manager cannot honour yet: refused by name rather than ignored. */
-  private static void checkSupported(ModelConfig declared) {
-    if (declared.getModelWarmupCount() > 0) {
-      throw InferenceException.invalidArgument("model '%s': model_warmup is not supported yet", declared.getName());
-    }
   }
 
   // ---------------------------------------------------------------------------------------------

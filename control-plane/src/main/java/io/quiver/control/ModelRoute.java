@@ -35,8 +35,17 @@ final class ModelRoute {
   final Slot[] slots;
   final LoadedVersion latestReady;
   final String problem;
+  final TrafficSplit traffic;
+  // Weighted routing among READY versions; null when no weight applies (then latestReady takes all).
+  final LoadedVersion[] splitTargets;
+  final int[] splitCumulative;
+  final int splitTotal;
 
   ModelRoute(String name, Collection<Slot> ascending, String problem) {
+    this(name, ascending, problem, TrafficSplit.NONE);
+  }
+
+  ModelRoute(String name, Collection<Slot> ascending, String problem, TrafficSplit traffic) {
     this.name = name;
     this.slots = ascending.toArray(new Slot[0]);
     this.versions = new long[slots.length];
@@ -52,6 +61,58 @@ final class ModelRoute {
     }
     this.latestReady = latest;
     this.problem = problem == null ? "" : problem;
+    this.traffic = traffic == null ? TrafficSplit.NONE : traffic;
+    java.util.List<LoadedVersion> targets = new java.util.ArrayList<>();
+    java.util.List<Integer> cumulative = new java.util.ArrayList<>();
+    int total = 0;
+    for (java.util.Map.Entry<Long, Integer> w : this.traffic.weights().entrySet()) {
+      Slot slot = slot(w.getKey());
+      if (w.getValue() > 0 && slot != null && slot.state() == State.READY) {
+        total += w.getValue();
+        targets.add(slot.loaded());
+        cumulative.add(total);
+      }
+    }
+    this.splitTargets = targets.isEmpty() ? null : targets.toArray(new LoadedVersion[0]);
+    this.splitCumulative = cumulative.stream().mapToInt(Integer::intValue).toArray();
+    this.splitTotal = total;
+  }
+
+  /** The same versions under new traffic settings. */
+  ModelRoute withTraffic(TrafficSplit traffic) {
+    return new ModelRoute(name, java.util.Arrays.asList(slots), problem, traffic);
+  }
+
+  /**
+   * The version a request without a version goes to: by the weights when any READY version has one
+   * (the same {@code requestId} always picks the same version while the weights stay; no id picks at
+   * random), else the highest READY version. No allocation.
+   */
+  LoadedVersion route(String requestId) {
+    LoadedVersion[] targets = splitTargets;
+    if (targets == null) {
+      return latestReady;
+    }
+    int hash = requestId == null || requestId.isEmpty()
+        ? java.util.concurrent.ThreadLocalRandom.current().nextInt()
+        : mix(requestId.hashCode());
+    int point = Integer.remainderUnsigned(hash, splitTotal);
+    for (int i = 0; i < targets.length; i++) {
+      if (point < splitCumulative[i]) {
+        return targets[i];
+      }
+    }
+    return targets[targets.length - 1];
+  }
+
+  /** Murmur3's finalizer: spreads String.hashCode's weak low bits so that similar ids split evenly. */
+  static int mix(int h) {
+    h ^= h >>> 16;
+    h *= 0x85ebca6b;
+    h ^= h >>> 13;
+    h *= 0xc2b2ae35;
+    h ^= h >>> 16;
+    return h;
   }
 
   /** The slot of {@code version}, or null. No allocation. */

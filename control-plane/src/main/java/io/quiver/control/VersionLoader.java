@@ -57,6 +57,7 @@ final class VersionLoader {
       for (InstanceSpec instance : instances) {
         runners.add(runtime.newRunner(completed, modelFile, instance));
       }
+      VersionWarmup.run(label, completed, signature, runners, dir);
       InferenceScheduler scheduler = schedulers.create(model.name(), version, completed, signature, runners);
       if (scheduler == null) {
         throw InferenceException.internal(label + ": scheduler factory returned null", null);

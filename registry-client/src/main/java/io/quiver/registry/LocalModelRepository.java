@@ -32,7 +32,7 @@ import org.slf4j.LoggerFactory;
  * in is seen by the next call; each {@link RepositoryModel} returned is an immutable snapshot.
  * Thread-safe.
  */
-public final class LocalModelRepository implements ModelRepository {
+public final class LocalModelRepository implements WritableModelRepository {
   private static final Logger log = LoggerFactory.getLogger(LocalModelRepository.class);
   /** Longest version directory name accepted: 18 digits always fit in a long. */
   private static final int MAX_VERSION_DIGITS = 18;
@@ -127,7 +127,7 @@ public final class LocalModelRepository implements ModelRepository {
    * The version a directory name stands for, or -1 when it is not one: only canonical decimal numbers
    * ("0", "7", "12"; not "01", "+1", "1.0") so that two directories can never claim the same version.
    */
-  static long parseVersion(String name) {
+  public static long parseVersion(String name) {
     int n = name.length();
     if (n == 0 || n > MAX_VERSION_DIGITS || (n > 1 && name.charAt(0) == '0')) {
       return -1;
@@ -141,6 +141,112 @@ public final class LocalModelRepository implements ModelRepository {
       value = value * 10 + (c - '0');
     }
     return value;
+  }
+
+  /**
+   * Copies the staged files into a hidden directory beside the model's versions, then renames it to
+   * the version number (ATOMIC_MOVE), so a reader sees no version or a complete one.
+   */
+  @Override
+  public void putVersion(String model, long version, Path stagedDir, String configText) {
+    ModelNames.requireValid(model);
+    if (version < 0) {
+      throw InferenceException.invalidArgument("version must be >= 0; was %d", version);
+    }
+    Path modelDir = root.resolve(model);
+    Path target = modelDir.resolve(Long.toString(version));
+    if (Files.exists(target)) {
+      throw new InferenceException(io.quiver.core.ErrorCode.ALREADY_EXISTS,
+          "model '" + model + "' version " + version + " already exists in " + root);
+    }
+    Path temp = modelDir.resolve(".upload-" + version + "-" + java.util.UUID.randomUUID());
+    try {
+      Files.createDirectories(modelDir);
+      copyTree(stagedDir, temp);
+      if (configText != null) {
+        Path configTemp = modelDir.resolve(".config-" + java.util.UUID.randomUUID());
+        Files.writeString(configTemp, configText);
+        Files.move(configTemp, modelDir.resolve(ModelConfigParser.CONFIG_FILENAME),
+            java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      }
+      Files.move(temp, target, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    } catch (java.nio.file.FileAlreadyExistsException e) {
+      throw new InferenceException(io.quiver.core.ErrorCode.ALREADY_EXISTS,
+          "model '" + model + "' version " + version + " already exists in " + root);
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot write model '" + model + "' version " + version + " into " + root + ": " + e, e);
+    } finally {
+      deleteTree(temp);
+    }
+  }
+
+  @Override
+  public StoredObject readDesiredState(String knownTag) {
+    Path file = root.resolve(DESIRED_STATE_NAME);
+    try {
+      if (!Files.exists(file)) {
+        return "absent".equals(knownTag) ? null : new StoredObject(null, "absent");
+      }
+      // mtime plus size: one stat call per poll; the file is replaced by rename, so a new write changes both or at least mtime.
+      String tag = Files.getLastModifiedTime(file).toMillis() + ":" + Files.size(file);
+      if (tag.equals(knownTag)) {
+        return null;
+      }
+      return new StoredObject(Files.readAllBytes(file), tag);
+    } catch (NoSuchFileException e) {
+      return new StoredObject(null, "absent");
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot read " + file + ": " + e, e);
+    }
+  }
+
+  @Override
+  public void writeDesiredState(byte[] contents) {
+    Path file = root.resolve(DESIRED_STATE_NAME);
+    Path temp = root.resolve(DESIRED_STATE_NAME + ".tmp-" + java.util.UUID.randomUUID());
+    try {
+      Files.write(temp, contents);
+      Files.move(temp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot write " + file + ": " + e, e);
+    } finally {
+      try {
+        Files.deleteIfExists(temp);
+      } catch (IOException ignored) {
+        // best effort
+      }
+    }
+  }
+
+  /** Copies a directory tree (regular files and directories only; links are refused). */
+  static void copyTree(Path from, Path to) throws IOException {
+    try (java.util.stream.Stream<Path> walk = Files.walk(from)) {
+      for (Path p : (Iterable<Path>) walk::iterator) {
+        Path dest = to.resolve(from.relativize(p).toString());
+        if (Files.isSymbolicLink(p)) {
+          throw new IOException("refusing to copy symbolic link " + p);
+        }
+        if (Files.isDirectory(p)) {
+          Files.createDirectories(dest);
+        } else {
+          Files.copy(p, dest);
+        }
+      }
+    }
+  }
+
+  /** Deletes a directory tree if present; best effort. */
+  public static void deleteTree(Path dir) {
+    if (dir == null || !Files.exists(dir)) {
+      return;
+    }
+    try (java.util.stream.Stream<Path> walk = Files.walk(dir)) {
+      for (Path p : walk.sorted(java.util.Comparator.reverseOrder()).toList()) {
+        Files.deleteIfExists(p);
+      }
+    } catch (IOException e) {
+      log.warn("cannot delete {}: {}", dir, e.toString());
+    }
   }
 
   @Override

@@ -1,0 +1,171 @@
+package io.quiver.control;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.util.JsonFormat;
+import io.quiver.core.InferenceException;
+import io.quiver.proto.control.v1.DesiredModel;
+import io.quiver.proto.control.v1.DesiredState;
+import io.quiver.proto.control.v1.TrafficWeight;
+import io.quiver.proto.inference.ModelVersionPolicy;
+import io.quiver.registry.WritableModelRepository;
+import io.quiver.registry.WritableModelRepository.StoredObject;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.UnaryOperator;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The desired state (which models load, with which versions and traffic weights) kept as a JSON
+ * manifest beside the models in the repository ({@link WritableModelRepository#DESIRED_STATE_NAME}),
+ * so that a restarted server, or a second one pointed at the same repository, converges to it.
+ * Reads are conditional on the last seen tag (ETag for S3, mtime for a directory), so polling is
+ * cheap. Thread-safe (methods are synchronized; they do I/O and are for control threads only).
+ */
+public final class DesiredStateStore {
+  private static final Logger log = LoggerFactory.getLogger(DesiredStateStore.class);
+  private static final int MAX_MANIFEST_BYTES = 4 << 20;
+
+  private final WritableModelRepository repository;
+  private DesiredState current = DesiredState.getDefaultInstance();
+  private String tag;
+
+  public DesiredStateStore(WritableModelRepository repository) {
+    this.repository = Objects.requireNonNull(repository, "repository");
+  }
+
+  /** The state last read or written. */
+  public synchronized DesiredState current() {
+    return current;
+  }
+
+  /**
+   * Reads the manifest when it changed since the last read or write.
+   *
+   * @return the new state, or null when unchanged
+   * @throws InferenceException when the store cannot be read (UNAVAILABLE for S3 down) or the manifest
+   *     does not parse (INVALID_ARGUMENT)
+   */
+  public synchronized DesiredState refresh() {
+    StoredObject read = repository.readDesiredState(tag);
+    if (read == null) {
+      return null;
+    }
+    DesiredState next = read.bytes() == null ? DesiredState.getDefaultInstance() : parse(read.bytes());
+    tag = read.tag();
+    if (next.equals(current)) {
+      return null;
+    }
+    current = next;
+    return next;
+  }
+
+  /** Reads the latest manifest, applies {@code change} and writes the result back. */
+  public synchronized DesiredState update(UnaryOperator<DesiredState> change) {
+    try {
+      refresh();
+    } catch (InferenceException e) {
+      log.warn("desired state: could not re-read {} before updating it: {}", repository.location(), e.getMessage());
+      throw e;
+    }
+    DesiredState next = change.apply(current);
+    if (!next.equals(current)) {
+      try {
+        byte[] bytes = JsonFormat.printer().print(next).getBytes(StandardCharsets.UTF_8);
+        repository.writeDesiredState(bytes);
+      } catch (InvalidProtocolBufferException e) {
+        throw InferenceException.internal("cannot print the desired state: " + e, e);
+      }
+      current = next;
+      tag = null; // our own write: the next refresh reads it once and then compares tags again
+    }
+    return next;
+  }
+
+  static DesiredState parse(byte[] bytes) {
+    if (bytes.length > MAX_MANIFEST_BYTES) {
+      throw InferenceException.invalidArgument("desired-state manifest is %d bytes; at most %d", bytes.length,
+          MAX_MANIFEST_BYTES);
+    }
+    DesiredState.Builder b = DesiredState.newBuilder();
+    try {
+      JsonFormat.parser().merge(new String(bytes, StandardCharsets.UTF_8), b);
+    } catch (InvalidProtocolBufferException e) {
+      throw InferenceException.invalidArgument("desired-state manifest %s does not parse: %s",
+          WritableModelRepository.DESIRED_STATE_NAME, e.getMessage());
+    }
+    return b.build();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Conversions between the manifest and the manager's settings
+
+  /** The version policy a desired model asks for, or null for the config's own. */
+  public static ModelVersionPolicy policyOf(DesiredModel model) {
+    if (model.getVersionsCount() > 0) {
+      return ModelVersionPolicy.newBuilder()
+          .setSpecific(ModelVersionPolicy.Specific.newBuilder().addAllVersions(model.getVersionsList())).build();
+    }
+    if (model.getAll()) {
+      return ModelVersionPolicy.newBuilder().setAll(ModelVersionPolicy.All.getDefaultInstance()).build();
+    }
+    if (model.getLatest() > 0) {
+      return ModelVersionPolicy.newBuilder()
+          .setLatest(ModelVersionPolicy.Latest.newBuilder().setNumVersions(model.getLatest())).build();
+    }
+    return null;
+  }
+
+  public static TrafficSplit trafficOf(DesiredModel model) {
+    Map<Long, Integer> weights = new HashMap<>();
+    for (TrafficWeight w : model.getWeightsList()) {
+      weights.put(w.getVersion(), w.getWeight());
+    }
+    return new TrafficSplit(weights, model.getLabelsMap());
+  }
+
+  public static DesiredModel.Builder withTraffic(DesiredModel.Builder model, TrafficSplit split) {
+    model.clearWeights().clearLabels().putAllLabels(split.labels());
+    split.weights().forEach((v, w) -> model.addWeights(TrafficWeight.newBuilder().setVersion(v).setWeight(w)));
+    return model;
+  }
+
+  /**
+   * Makes the manager match the state: loads (with the stored policy) what should be loaded and is
+   * not, or is loaded under another policy; unloads what was explicitly unloaded; sets traffic. One
+   * model failing is logged and does not stop the others.
+   *
+   * @return how many models were changed
+   */
+  public static int apply(ModelManager manager, DesiredState state) {
+    int changed = 0;
+    for (Map.Entry<String, DesiredModel> e : new java.util.TreeMap<>(state.getModelsMap()).entrySet()) {
+      String name = e.getKey();
+      DesiredModel want = e.getValue();
+      try {
+        if (!want.getLoaded()) {
+          if (manager.isLoaded(name)) {
+            manager.unload(name);
+            changed++;
+          }
+          continue;
+        }
+        ModelVersionPolicy policy = policyOf(want);
+        if (!manager.isLoaded(name) || !Objects.equals(policy, manager.policyOverride(name))) {
+          manager.load(name, policy);
+          changed++;
+        }
+        TrafficSplit split = trafficOf(want);
+        if (!split.equals(manager.traffic(name))) {
+          manager.setTraffic(name, split);
+          changed++;
+        }
+      } catch (InferenceException ex) {
+        log.warn("desired state: model '{}' could not be brought to its desired state: {}", name, ex.getMessage());
+      }
+    }
+    return changed;
+  }
+}

@@ -1,0 +1,2 @@
+/** {@code quiver models ...}: the command-line client of the control API. */
+package io.quiver.control.cli;

@@ -1,0 +1,451 @@
+package io.quiver.control.grpc;
+
+import io.grpc.Context;
+import io.grpc.Contexts;
+import io.grpc.Grpc;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.Status;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import io.quiver.control.DesiredStateStore;
+import io.quiver.control.ModelManager;
+import io.quiver.control.TrafficSplit;
+import io.quiver.core.InferenceException;
+import io.quiver.core.spi.ModelRepository;
+import io.quiver.proto.control.v1.DesiredModel;
+import io.quiver.proto.control.v1.DesiredState;
+import io.quiver.proto.control.v1.FileChunk;
+import io.quiver.proto.control.v1.ListModelsRequest;
+import io.quiver.proto.control.v1.ListModelsResponse;
+import io.quiver.proto.control.v1.LoadModelRequest;
+import io.quiver.proto.control.v1.LoadModelResponse;
+import io.quiver.proto.control.v1.ModelControlGrpc;
+import io.quiver.proto.control.v1.ModelEvent;
+import io.quiver.proto.control.v1.SetTrafficRequest;
+import io.quiver.proto.control.v1.SetTrafficResponse;
+import io.quiver.proto.control.v1.TrafficWeight;
+import io.quiver.proto.control.v1.UnloadModelRequest;
+import io.quiver.proto.control.v1.UnloadModelResponse;
+import io.quiver.proto.control.v1.UploadHeader;
+import io.quiver.proto.control.v1.UploadModelRequest;
+import io.quiver.proto.control.v1.UploadModelResponse;
+import io.quiver.proto.control.v1.WatchModelsRequest;
+import io.quiver.proto.inference.ModelVersionPolicy;
+import io.quiver.registry.LocalModelRepository;
+import io.quiver.registry.ModelConfigParser;
+import io.quiver.registry.ModelNames;
+import io.quiver.registry.WritableModelRepository;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.SocketAddress;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The {@code quiver.control.v1.ModelControl} service over a {@link ModelManager}. Handlers run on the
+ * server's executor (not the event loop): loads and unloads block until done. Each operation writes
+ * one audit line (logger {@code io.quiver.control.audit}: who, what, when, result) and, when the
+ * repository is writable, records the result in the desired state beside the repository. Thread-safe.
+ */
+public final class ControlPlaneService extends ModelControlGrpc.ModelControlImplBase {
+  private static final Logger log = LoggerFactory.getLogger(ControlPlaneService.class);
+  private static final Logger audit = LoggerFactory.getLogger("io.quiver.control.audit");
+  static final Context.Key<String> PEER = Context.key("quiver-control-peer");
+
+  private final ModelManager manager;
+  private final DesiredStateStore desired;
+  private final ControlPlaneOptions options;
+  // Watch events are sent from one thread, in the order the manager published the changes.
+  private final ExecutorService watchSender = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "quiver-control-watch");
+    t.setDaemon(true);
+    return t;
+  });
+
+  /** @param desired the desired-state store, or null when the repository is not writable */
+  public ControlPlaneService(ModelManager manager, DesiredStateStore desired, ControlPlaneOptions options) {
+    this.manager = manager;
+    this.desired = desired;
+    this.options = options;
+  }
+
+  /** Puts the caller's address into the call's Context for the audit log. */
+  public static ServerInterceptor peerInterceptor() {
+    return new ServerInterceptor() {
+      @Override
+      public <Q, R> ServerCall.Listener<Q> interceptCall(ServerCall<Q, R> call, Metadata headers,
+          ServerCallHandler<Q, R> next) {
+        SocketAddress remote = call.getAttributes().get(Grpc.TRANSPORT_ATTR_REMOTE_ADDR);
+        return Contexts.interceptCall(Context.current().withValue(PEER, remote == null ? "unknown" : remote.toString()),
+            call, headers, next);
+      }
+    };
+  }
+
+  void shutdown() {
+    watchSender.shutdownNow();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  @Override
+  public void listModels(ListModelsRequest request, StreamObserver<ListModelsResponse> out) {
+    try {
+      ListModelsResponse.Builder b = ListModelsResponse.newBuilder();
+      if (request.getName().isEmpty()) {
+        b.addAllModels(ControlStatuses.all(manager));
+      } else {
+        b.addModels(ControlStatuses.of(manager, ModelNames.requireValid(request.getName())));
+      }
+      out.onNext(b.build());
+      out.onCompleted();
+    } catch (RuntimeException e) {
+      out.onError(ControlStatuses.toStatus(e).asRuntimeException());
+    }
+  }
+
+  @Override
+  public void loadModel(LoadModelRequest request, StreamObserver<LoadModelResponse> out) {
+    long t0 = System.nanoTime();
+    String what = "versions=" + request.getVersionsList() + " latest=" + request.getLatest() + " all=" + request.getAll();
+    try {
+      String name = ModelNames.requireValid(request.getName());
+      DesiredModel want = DesiredModel.newBuilder().setLoaded(true).addAllVersions(request.getVersionsList())
+          .setLatest(request.getLatest()).setAll(request.getAll()).build();
+      ModelVersionPolicy policy = DesiredStateStore.policyOf(want);
+      manager.load(name, policy);
+      record(name, m -> m.setLoaded(true).clearVersions().addAllVersions(want.getVersionsList())
+          .setLatest(want.getLatest()).setAll(want.getAll()));
+      out.onNext(LoadModelResponse.newBuilder().setModel(ControlStatuses.of(manager, name)).build());
+      out.onCompleted();
+      audit("LoadModel", request.getName(), what, Status.OK, t0);
+    } catch (RuntimeException e) {
+      fail(out, "LoadModel", request.getName(), what, e, t0);
+    }
+  }
+
+  @Override
+  public void unloadModel(UnloadModelRequest request, StreamObserver<UnloadModelResponse> out) {
+    long t0 = System.nanoTime();
+    try {
+      String name = ModelNames.requireValid(request.getName());
+      manager.unload(name);
+      record(name, m -> DesiredModel.newBuilder().setLoaded(false));
+      out.onNext(UnloadModelResponse.getDefaultInstance());
+      out.onCompleted();
+      audit("UnloadModel", request.getName(), "", Status.OK, t0);
+    } catch (RuntimeException e) {
+      fail(out, "UnloadModel", request.getName(), "", e, t0);
+    }
+  }
+
+  @Override
+  public void setTraffic(SetTrafficRequest request, StreamObserver<SetTrafficResponse> out) {
+    long t0 = System.nanoTime();
+    StringBuilder what = new StringBuilder("weights={");
+    for (TrafficWeight w : request.getWeightsList()) {
+      what.append(w.getVersion()).append(':').append(w.getWeight()).append(' ');
+    }
+    what.append("} labels=").append(request.getLabelsMap());
+    try {
+      String name = ModelNames.requireValid(request.getName());
+      Map<Long, Integer> weights = new HashMap<>();
+      for (TrafficWeight w : request.getWeightsList()) {
+        if (weights.put(w.getVersion(), w.getWeight()) != null) {
+          throw InferenceException.invalidArgument("version %d is weighted twice", w.getVersion());
+        }
+      }
+      TrafficSplit split = new TrafficSplit(weights, request.getLabelsMap());
+      manager.setTraffic(name, split);
+      record(name, m -> DesiredStateStore.withTraffic(m.setLoaded(true), split));
+      out.onNext(SetTrafficResponse.newBuilder().setModel(ControlStatuses.of(manager, name)).build());
+      out.onCompleted();
+      audit("SetTraffic", request.getName(), what.toString(), Status.OK, t0);
+    } catch (RuntimeException e) {
+      fail(out, "SetTraffic", request.getName(), what.toString(), e, t0);
+    }
+  }
+
+  @Override
+  public void watchModels(WatchModelsRequest request, StreamObserver<ModelEvent> out) {
+    ServerCallStreamObserver<ModelEvent> call = (ServerCallStreamObserver<ModelEvent>) out;
+    String filter = request.getName();
+    AtomicLong sequence = new AtomicLong();
+    Consumer<String> send = name -> {
+      if (call.isCancelled()) {
+        return;
+      }
+      try {
+        call.onNext(ModelEvent.newBuilder().setSequence(sequence.incrementAndGet())
+            .setUnixMillis(System.currentTimeMillis()).setModel(ControlStatuses.of(manager, name)).build());
+      } catch (RuntimeException e) {
+        log.debug("watch stream closed: {}", e.toString());
+      }
+    };
+    Consumer<String> listener = name -> {
+      if (filter.isEmpty() || filter.equals(name)) {
+        watchSender.execute(() -> send.accept(name)); // the manager's thread must not block on a slow watcher
+      }
+    };
+    call.setOnCancelHandler(() -> manager.removeListener(listener));
+    manager.addListener(listener);
+    watchSender.execute(() -> {
+      for (var model : ControlStatuses.all(manager)) {
+        if (filter.isEmpty() || filter.equals(model.getName())) {
+          send.accept(model.getName());
+        }
+      }
+    });
+  }
+
+  @Override
+  public StreamObserver<UploadModelRequest> uploadModel(StreamObserver<UploadModelResponse> out) {
+    return new Upload(out);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** One UploadModel call: a header, then files in chunks, staged on disk, verified, then put into the repository. */
+  private final class Upload implements StreamObserver<UploadModelRequest> {
+    private final StreamObserver<UploadModelResponse> out;
+    private final long t0 = System.nanoTime();
+    private UploadHeader header;
+    private Path staging;
+    private String openPath;
+    private OutputStream openFile;
+    private MessageDigest digest;
+    private long bytes;
+    private int files;
+    private boolean failed;
+
+    Upload(StreamObserver<UploadModelResponse> out) {
+      this.out = out;
+    }
+
+    @Override
+    public void onNext(UploadModelRequest message) {
+      if (failed) {
+        return;
+      }
+      try {
+        switch (message.getPartCase()) {
+          case HEADER -> onHeader(message.getHeader());
+          case CHUNK -> onChunk(message.getChunk());
+          default -> throw InferenceException.invalidArgument("upload message has neither header nor chunk");
+        }
+      } catch (RuntimeException | IOException e) {
+        abort(e);
+      }
+    }
+
+    private void onHeader(UploadHeader h) throws IOException {
+      if (header != null) {
+        throw InferenceException.invalidArgument("upload sent a second header");
+      }
+      ModelNames.requireValid(h.getName());
+      if (h.hasVersion() && h.getVersion() < 0) {
+        throw InferenceException.invalidArgument("upload version must be >= 0; was %d", h.getVersion());
+      }
+      if (!h.getConfigPbtxt().isEmpty()) {
+        ModelConfigParser.parse(h.getConfigPbtxt(), "uploaded config.pbtxt", h.getName());
+      }
+      if (!(manager.repository() instanceof WritableModelRepository)) {
+        throw InferenceException.failedPrecondition("repository %s does not take uploads", manager.repository().location());
+      }
+      header = h;
+      staging = options.stagingDir() == null ? Files.createTempDirectory("quiver-upload-")
+          : Files.createTempDirectory(Files.createDirectories(options.stagingDir()), "quiver-upload-");
+    }
+
+    private void onChunk(FileChunk chunk) throws IOException {
+      if (header == null) {
+        throw InferenceException.invalidArgument("upload must start with a header");
+      }
+      if (!chunk.getPath().equals(openPath)) {
+        if (openPath != null) {
+          throw InferenceException.invalidArgument("file '%s' ended without its sha256", openPath);
+        }
+        if (!isSafeRelativePath(chunk.getPath())) {
+          throw InferenceException.invalidArgument("upload file path must be relative, '/'-separated, without '.', '..' "
+              + "or empty segments; was '%s'", ModelNames.printable(chunk.getPath()));
+        }
+        Path file = staging.resolve(chunk.getPath());
+        if (Files.exists(file)) {
+          throw InferenceException.invalidArgument("file '%s' is sent twice", chunk.getPath());
+        }
+        Files.createDirectories(file.getParent());
+        openFile = Files.newOutputStream(file);
+        openPath = chunk.getPath();
+        digest = sha256();
+        files++;
+      }
+      bytes += chunk.getData().size();
+      if (bytes > options.maxUploadBytes()) {
+        throw InferenceException.resourceExhausted(0, "upload exceeds the limit of %d bytes", options.maxUploadBytes());
+      }
+      chunk.getData().writeTo(openFile);
+      digest.update(chunk.getData().asReadOnlyByteBuffer());
+      if (!chunk.getSha256().isEmpty()) {
+        openFile.close();
+        String actual = HexFormat.of().formatHex(digest.digest());
+        if (!actual.equalsIgnoreCase(chunk.getSha256())) {
+          throw InferenceException.invalidArgument("file '%s': sha256 %s does not match the %s sent", openPath, actual,
+              chunk.getSha256());
+        }
+        openFile = null;
+        openPath = null;
+      }
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      cleanup();
+      audit("UploadModel", header == null ? "" : header.getName(), "client cancelled", Status.fromThrowable(t), t0);
+    }
+
+    @Override
+    public void onCompleted() {
+      if (failed) {
+        return;
+      }
+      try {
+        if (header == null) {
+          throw InferenceException.invalidArgument("upload carried no header");
+        }
+        if (openPath != null) {
+          throw InferenceException.invalidArgument("file '%s' ended without its sha256", openPath);
+        }
+        if (files == 0) {
+          throw InferenceException.invalidArgument("upload carried no files");
+        }
+        WritableModelRepository repo = (WritableModelRepository) manager.repository();
+        long version = header.hasVersion() ? header.getVersion() : nextVersion(repo, header.getName());
+        repo.putVersion(header.getName(), version, staging, header.getConfigPbtxt().isEmpty() ? null : header.getConfigPbtxt());
+        if (header.getLoad()) {
+          manager.load(header.getName(), manager.policyOverride(header.getName()));
+          record(header.getName(), m -> m.setLoaded(true));
+        }
+        out.onNext(UploadModelResponse.newBuilder().setName(header.getName()).setVersion(version).setBytes(bytes)
+            .setFiles(files).setModel(ControlStatuses.of(manager, header.getName())).build());
+        out.onCompleted();
+        audit("UploadModel", header.getName(), "version=" + version + " files=" + files + " bytes=" + bytes
+            + " load=" + header.getLoad(), Status.OK, t0);
+      } catch (RuntimeException e) {
+        abort(e);
+      } finally {
+        cleanup();
+      }
+    }
+
+    private void abort(Exception e) {
+      failed = true;
+      cleanup();
+      fail(out, "UploadModel", header == null ? "" : header.getName(), "files=" + files + " bytes=" + bytes, e, t0);
+    }
+
+    private void cleanup() {
+      if (openFile != null) {
+        try {
+          openFile.close();
+        } catch (IOException ignored) {
+          // the staging directory is deleted next
+        }
+        openFile = null;
+      }
+      LocalModelRepository.deleteTree(staging);
+    }
+  }
+
+  private static long nextVersion(ModelRepository repo, String name) {
+    try {
+      var versions = repo.model(name).versions();
+      return versions.isEmpty() ? 1 : versions.last() + 1;
+    } catch (InferenceException e) {
+      if (e.code() == io.quiver.core.ErrorCode.NOT_FOUND) {
+        return 1;
+      }
+      throw e;
+    }
+  }
+
+  static boolean isSafeRelativePath(String relative) {
+    if (relative.isEmpty() || relative.length() > 1024 || relative.startsWith("/") || relative.contains("\\")) {
+      return false;
+    }
+    for (String segment : relative.split("/", -1)) {
+      if (segment.isEmpty() || segment.equals(".") || segment.equals("..") || segment.startsWith(".quiver")) {
+        return false;
+      }
+      for (int i = 0; i < segment.length(); i++) {
+        if (Character.isISOControl(segment.charAt(i))) {
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  private static MessageDigest sha256() {
+    try {
+      return MessageDigest.getInstance("SHA-256");
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** Records a successful operation in the desired state; a failure to write it is logged, not fatal. */
+  private void record(String name, java.util.function.UnaryOperator<DesiredModel.Builder> change) {
+    if (desired == null) {
+      return;
+    }
+    try {
+      desired.update(state -> {
+        DesiredModel current = state.getModelsMap().getOrDefault(name, DesiredModel.getDefaultInstance());
+        DesiredState.Builder b = state.toBuilder();
+        b.putModels(name, change.apply(current.toBuilder()).build());
+        return b.build();
+      });
+    } catch (InferenceException e) {
+      log.warn("model '{}': the desired state in {} was not updated: {}", name, manager.repository().location(),
+          e.getMessage());
+    }
+  }
+
+  private void fail(StreamObserver<?> out, String op, String model, String what, Exception e, long t0) {
+    Status status = ControlStatuses.toStatus(e);
+    if (!(e instanceof InferenceException)) {
+      log.warn("{} '{}' failed", op, model, e);
+    }
+    audit(op, model, what, status, t0);
+    try {
+      out.onError(status.asRuntimeException());
+    } catch (IllegalStateException alreadyClosed) {
+      // the call was already cancelled
+    }
+  }
+
+  private static void audit(String op, String model, String what, Status result, long t0) {
+    String who = PEER.get();
+    audit.info("who={} op={} model={} args=[{}] when={} result={}{} duration_ms={}", who == null ? "in-process" : who,
+        op, ModelNames.printable(model), what, Instant.now(), result.getCode(),
+        result.getDescription() == null ? "" : " (" + result.getDescription() + ")",
+        (System.nanoTime() - t0) / 1_000_000);
+  }
+}

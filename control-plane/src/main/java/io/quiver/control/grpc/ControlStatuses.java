@@ -1,0 +1,84 @@
+package io.quiver.control.grpc;
+
+import io.grpc.Status;
+import io.quiver.control.ModelManager;
+import io.quiver.control.ModelVersionStatus;
+import io.quiver.control.TrafficSplit;
+import io.quiver.core.InferenceException;
+import io.quiver.proto.control.v1.ModelStatus;
+import io.quiver.proto.control.v1.VersionState;
+import io.quiver.proto.control.v1.VersionStatus;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/** Conversions for the control service: manager state to proto, errors to gRPC Status. Stateless. */
+final class ControlStatuses {
+  private ControlStatuses() {}
+
+  static Status toStatus(Throwable t) {
+    if (t instanceof InferenceException e) {
+      Status.Code code = switch (e.code()) {
+        case INVALID_ARGUMENT -> Status.Code.INVALID_ARGUMENT;
+        case NOT_FOUND -> Status.Code.NOT_FOUND;
+        case ALREADY_EXISTS -> Status.Code.ALREADY_EXISTS;
+        case FAILED_PRECONDITION -> Status.Code.FAILED_PRECONDITION;
+        case UNAVAILABLE -> Status.Code.UNAVAILABLE;
+        case RESOURCE_EXHAUSTED -> Status.Code.RESOURCE_EXHAUSTED;
+        case DEADLINE_EXCEEDED -> Status.Code.DEADLINE_EXCEEDED;
+        case CANCELLED -> Status.Code.CANCELLED;
+        case UNIMPLEMENTED -> Status.Code.UNIMPLEMENTED;
+        case INTERNAL -> Status.Code.INTERNAL;
+      };
+      return Status.fromCode(code).withDescription(e.getMessage());
+    }
+    if (t instanceof io.grpc.StatusRuntimeException s) {
+      return s.getStatus();
+    }
+    return Status.INTERNAL.withDescription(t.getClass().getSimpleName() + ": " + t.getMessage());
+  }
+
+  /** Every model, grouped from the manager's index, with traffic weights and labels. */
+  static List<ModelStatus> all(ModelManager manager) {
+    Map<String, List<ModelVersionStatus>> byName = new java.util.TreeMap<>();
+    for (ModelVersionStatus row : manager.index()) {
+      byName.computeIfAbsent(row.name(), k -> new ArrayList<>()).add(row);
+    }
+    List<ModelStatus> out = new ArrayList<>(byName.size());
+    byName.forEach((name, rows) -> out.add(of(name, rows, manager.traffic(name))));
+    return out;
+  }
+
+  static ModelStatus of(ModelManager manager, String name) {
+    return of(name, manager.status(name), manager.traffic(name));
+  }
+
+  static ModelStatus of(String name, List<ModelVersionStatus> rows, TrafficSplit traffic) {
+    ModelStatus.Builder b = ModelStatus.newBuilder().setName(name);
+    for (ModelVersionStatus row : rows) {
+      if (row.version().isEmpty()) {
+        b.setReason(row.reason());
+        continue;
+      }
+      long version = Long.parseLong(row.version());
+      VersionStatus.Builder v = VersionStatus.newBuilder().setVersion(version).setState(state(row.state()))
+          .setReason(row.reason()).setWeight(traffic.weights().getOrDefault(version, 0));
+      traffic.labels().forEach((label, target) -> {
+        if (target == version) {
+          v.addLabels(label);
+        }
+      });
+      b.addVersions(v);
+    }
+    return b.build();
+  }
+
+  static VersionState state(ModelVersionStatus.State state) {
+    return switch (state) {
+      case READY -> VersionState.READY;
+      case LOADING -> VersionState.LOADING;
+      case UNLOADING -> VersionState.UNLOADING;
+      case UNAVAILABLE -> VersionState.FAILED;
+    };
+  }
+}
