@@ -57,14 +57,20 @@ final class OnnxConfigCompleter {
     }
     for (int i = 0; i < config.getInstanceGroupCount(); i++) {
       ModelInstanceGroup group = config.getInstanceGroup(i);
-      if (group.getKind() == ModelInstanceGroup.Kind.KIND_GPU || group.getKind() == ModelInstanceGroup.Kind.KIND_MODEL) {
+      if (group.getKind() == ModelInstanceGroup.Kind.KIND_MODEL) {
         throw InferenceException.invalidArgument(
-            "model '%s': instance_group[%d].kind %s is not supported by the onnxruntime runtime (CPU only; use KIND_CPU)",
-            model, i, group.getKind());
+            "model '%s': instance_group[%d].kind KIND_MODEL is not supported by the onnxruntime runtime (use KIND_CPU or KIND_GPU)",
+            model, i);
       }
-      if (group.getGpusCount() > 0) {
+      if (group.getGpusCount() > 0 && group.getKind() != ModelInstanceGroup.Kind.KIND_GPU) {
         throw InferenceException.invalidArgument(
-            "model '%s': instance_group[%d].gpus is not supported by the onnxruntime runtime (CPU only)", model, i);
+            "model '%s': instance_group[%d].gpus %s needs kind KIND_GPU; was %s", model, i, group.getGpusList(),
+            group.getKind());
+      }
+      for (int gpu : group.getGpusList()) {
+        if (gpu < 0) {
+          throw InferenceException.invalidArgument("model '%s': instance_group[%d].gpus must be ≥ 0; was %d", model, i, gpu);
+        }
       }
       if (group.getCount() < 0) {
         throw InferenceException.invalidArgument("model '%s': instance_group[%d].count must be ≥ 0; was %d",
@@ -92,10 +98,7 @@ final class OnnxConfigCompleter {
         throw unsupported(model, field, "is_shape_tensor");
       }
     }
-    if (config.hasOptimization() && config.getOptimization().hasExecutionAccelerators()) {
-      throw InferenceException.invalidArgument(
-          "model '%s': optimization.execution_accelerators is not supported by the onnxruntime runtime", model);
-    }
+    OnnxExecutionProviders.check(config); // instance kinds, execution_accelerators, CUDA parameters
     OnnxSessionOptions.of(config); // parameters and optimization.graph.level
   }
 

@@ -4,6 +4,7 @@ import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtLoggingLevel;
+import ai.onnxruntime.OrtProvider;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.OrtSession.SessionOptions;
 import ai.onnxruntime.TensorInfo;
@@ -24,11 +25,12 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * ONNX Runtime (CPU execution provider) behind the {@link ModelRuntime} SPI: serves configs whose
+ * ONNX Runtime (CPU, CUDA and TensorRT execution providers) behind the {@link ModelRuntime} SPI: serves configs whose
  * platform is {@value #PLATFORM} or whose backend is {@value #BACKEND}, from {@value #MODEL_FILENAME}.
  *
  * <p>All sessions share one {@link OrtEnvironment}, created on first use (≈200 ms). Each
@@ -105,21 +107,35 @@ public final class OnnxRuntime implements ModelRuntime {
   public ModelRunner newRunner(ModelConfig completed, Path modelFile, InstanceSpec instance) {
     checkPlatform();
     String model = completed.getName();
-    if (instance.kind() != InstanceSpec.Kind.CPU) {
-      throw InferenceException.invalidArgument(
-          "model '%s': instance %s is of kind %s; the onnxruntime runtime runs on CPU only", model, instance.index(),
-          instance.kind());
-    }
     OnnxConfigCompleter.checkSupported(completed);
     OnnxConfigCompleter.checkInputTypesFeedable(completed);
     ModelSignature signature = ModelSignature.of(completed);
     OnnxSessionOptions settings = OnnxSessionOptions.of(completed);
+    List<ExecutionProvider> providers = OnnxExecutionProviders.forInstance(completed, instance);
+    checkProvidersAvailable(model, instance, providers, availableProviders());
     OrtSession session = null;
-    try (SessionOptions options = settings.create()) {
+    SessionOptions options = null;
+    try {
+      try {
+        options = settings.create(instance, providers);
+      } catch (OrtException e) {
+        if (providers.isEmpty()) {
+          throw e; // a CPU setting ONNX Runtime refused: INTERNAL below
+        }
+        throw gpuFailure(model, instance, providers, e);
+      }
       // ONNX Runtime copies the options into the session; they can be released once it exists.
-      session = open(model, modelFile, options);
+      try {
+        session = open(model, modelFile, options);
+      } catch (InferenceException e) {
+        if (providers.isEmpty() || !(e.getCause() instanceof OrtException)) {
+          throw e; // a CPU instance, or no ONNX Runtime failure (e.g. the file is missing)
+        }
+        throw gpuFailure(model, instance, providers, e.getCause());
+      }
       checkSignatureMatches(model, signature, session);
-      LOG.debug("model '{}': opened instance {} from {} with {}", model, instance.index(), modelFile, settings);
+      LOG.debug("model '{}': opened instance {} from {} with {} and providers {}", model, instance.index(), modelFile,
+          settings, providers);
       OnnxRuntimeRunner runner = new OnnxRuntimeRunner(model, instance, environment(), session, signature);
       session = null; // owned by the runner now
       return runner;
@@ -128,10 +144,54 @@ public final class OnnxRuntime implements ModelRuntime {
           String.format("model '%s': ONNX Runtime failed to open instance %d from '%s': %s", model, instance.index(),
               modelFile, e.getMessage()), null, 0L, e);
     } finally {
+      if (options != null) {
+        options.close();
+      }
       if (session != null) {
         closeQuietly(session);
       }
     }
+  }
+
+  /** The execution providers this ONNX Runtime build has: [CPU] for the default artifact, plus CUDA and TensorRT for onnxruntime_gpu. */
+  static Set<OrtProvider> availableProviders() {
+    environment(); // loads the native library
+    return OrtEnvironment.getAvailableProviders();
+  }
+
+  /**
+   * Fails a GPU instance at once when the build lacks a provider it needs.
+   *
+   * @throws InferenceException FAILED_PRECONDITION naming the instance, device, provider and what is available
+   */
+  static void checkProvidersAvailable(String model, InstanceSpec instance, List<ExecutionProvider> providers,
+      Set<OrtProvider> available) {
+    for (ExecutionProvider provider : providers) {
+      OrtProvider needed = provider.name().equals(ExecutionProvider.TENSORRT) ? OrtProvider.TENSOR_RT : OrtProvider.CUDA;
+      if (!available.contains(needed)) {
+        throw InferenceException.failedPrecondition(
+            "model '%s': instance %d (instance_group '%s', KIND_GPU) needs ONNX Runtime's %s execution provider on GPU %d, "
+                + "but this ONNX Runtime build has only %s; build Quiver with -Pgpu (onnxruntime_gpu, CUDA 12) and run it "
+                + "on a machine with an NVIDIA GPU, or use instance_group { kind: KIND_CPU }",
+            model, instance.index(), instance.groupName(), provider.displayName(),
+            instance.deviceId(), available);
+      }
+    }
+  }
+
+  /** A GPU instance that ONNX Runtime could not set up: name the providers and the device, and say why. */
+  private static InferenceException gpuFailure(String model, InstanceSpec instance, List<ExecutionProvider> providers,
+      Throwable cause) {
+    List<String> names = new ArrayList<>();
+    for (ExecutionProvider provider : providers) {
+      names.add(provider.displayName());
+    }
+    boolean noDriver = System.getProperty("os.name", "").startsWith("Linux") && !Files.exists(Path.of("/dev/nvidiactl"));
+    return new InferenceException(ErrorCode.FAILED_PRECONDITION,
+        String.format("model '%s': ONNX Runtime could not open instance %d on GPU %d with the %s execution provider(s): %s%s",
+            model, instance.index(), instance.deviceId(), names, cause.getMessage(),
+            noDriver ? " (this machine has no /dev/nvidiactl: no NVIDIA driver is visible)" : ""),
+        null, 0L, cause);
   }
 
   /** The environment shared by every session in this JVM. */

@@ -189,9 +189,9 @@ class OnnxRuntimeConfigTest {
   void completeConfig_withUnsupportedFields_namesTheField() {
     ModelConfig base = repo.declared("identity_fp32");
     expectUnsupported(base.toBuilder().addInstanceGroup(ModelInstanceGroup.newBuilder()
-        .setKind(ModelInstanceGroup.Kind.KIND_GPU).setCount(1)).build(), "instance_group[0].kind", "KIND_GPU");
-    expectUnsupported(base.toBuilder().addInstanceGroup(ModelInstanceGroup.newBuilder().addGpus(0)).build(),
-        "instance_group[0].gpus");
+        .setKind(ModelInstanceGroup.Kind.KIND_MODEL).setCount(1)).build(), "instance_group[0].kind", "KIND_MODEL");
+    expectUnsupported(base.toBuilder().addInstanceGroup(ModelInstanceGroup.newBuilder()
+        .setKind(ModelInstanceGroup.Kind.KIND_CPU).addGpus(0)).build(), "instance_group[0].gpus", "KIND_GPU");
     expectUnsupported(base.toBuilder().setInput(0, base.getInput(0).toBuilder()
         .setReshape(ModelTensorReshape.newBuilder().addShape(4).addShape(4))).build(), "'INPUT0'", "reshape");
     expectUnsupported(base.toBuilder().setOutput(0, base.getOutput(0).toBuilder().setIsShapeTensor(true)).build(),
@@ -208,12 +208,7 @@ class OnnxRuntimeConfigTest {
     expectUnsupported(base.toBuilder().setPlatform("tensorflow_savedmodel").build(), "platform", "tensorflow_savedmodel");
   }
 
-  @Test
-  void newRunner_onAGpuInstance_isInvalid() {
-    ModelConfig completed = repo.completed("identity_fp32");
-    assertInvalid(() -> repo.runtime.newRunner(completed, repo.modelFile("identity_fp32"),
-        new InstanceSpec("gpu", 0, InstanceSpec.Kind.GPU, 0)), "GPU", "CPU only");
-  }
+
 
   @Test
   void newRunner_withSessionParameters_runs() {

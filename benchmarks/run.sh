@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Side-by-side benchmarks of Quiver against its limits; rewrites docs/benchmarks/RESULTS.md and
+# docs/benchmarks/results.svg. One command:
+#
+#   benchmarks/run.sh            full mode  (≈20 min: 3 repeats, 3 s windows, wide sweeps, full JMH)
+#   benchmarks/run.sh --quick    quick mode (≈5 min: 2 repeats, 1 s windows, short sweeps, short JMH)
+#
+# Options: --repeats N   interleaved repeats (default 3 full, 2 quick)
+#          --no-build    use the jars already built (server/target, benchmarks/target)
+#          --no-jmh      skip the JMH suite
+#          --keep        keep the work directory (models, logs, raw JSON results)
+#          --cuda [DEV]  also run the CUDA execution-provider case (see below); never runs by default
+#
+# What it does: builds the server and benchmarks jars when missing, writes the benchmark models with
+# the example generator (identity_fp32, mlp_784, cnn_small; plus mlp_784 without dynamic batching)
+# into a temp dir, starts the bare gRPC echo server and Quiver servers as separate JVMs pinned to
+# CPU 1 (taskset), runs `quiver perf` pinned to CPU 0, every JVM with the same flags, and runs the
+# cases (a)-(d) of docs/benchmarks/README.md, alternating which side goes first in each repeat.
+#
+# CUDA case (--cuda): for a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9. Runs the in-process
+# ONNX Runtime baseline with the CUDA execution provider over batch sizes. It needs ONNX Runtime's
+# GPU build: set ORT_GPU_JAR=/path/to/onnxruntime_gpu-1.23.2.jar (Maven: com.microsoft.onnxruntime:
+# onnxruntime_gpu); it replaces the CPU onnxruntime jar on the class path. Quiver's own runtime does
+# not run models on GPUs yet (instance_group KIND_GPU is rejected), so there is no Quiver side yet.
+#
+# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), BENCH_PORT_BASE (18100;
+# ports BASE+1..BASE+7 are used).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+MODE=full REPEATS="" BUILD=1 JMH=1 KEEP=0 CUDA=-1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) MODE=quick ;;
+    --repeats) REPEATS="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    --no-jmh) JMH=0 ;;
+    --keep) KEEP=1 ;;
+    --cuda) CUDA=0; if [[ "${2:-}" =~ ^[0-9]+$ ]]; then CUDA="$2"; shift; fi ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
+  esac
+  shift
+done
+
+if [ "$MODE" = quick ]; then
+  REPEATS=${REPEATS:-2} WINDOW_MS=1000 WARMUP_MS=1000 MAX_WINDOWS=4
+  CONC_A="1:64:x4" CONC_B="16:64:x4" CONC_D=64
+  ORT_BATCHES="1,4,16,64" ORT_SECONDS=1.5
+  JMH_OPTS=(-wi 1 -i 2 -w 1s -r 1s -f 1 -p elements=16,784 -p queueDelayMicros=100)
+else
+  REPEATS=${REPEATS:-3} WINDOW_MS=3000 WARMUP_MS=2000 MAX_WINDOWS=6
+  CONC_A="1:256:x4" CONC_B="16:128:x2" CONC_D=64
+  ORT_BATCHES="1,2,4,8,16,32,64" ORT_SECONDS=3
+  JMH_OPTS=(-wi 3 -i 5 -w 1s -r 1s -f 1)
+fi
+
+BENCH_JAR="$ROOT/benchmarks/target/quiver-benchmarks.jar"
+SERVER_JAR="$ROOT/server/target/quiver-server.jar"
+if [ "$BUILD" = 1 ] && { [ ! -f "$BENCH_JAR" ] || [ ! -f "$SERVER_JAR" ]; }; then
+  echo "run.sh: building server and benchmarks..." >&2
+  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am install) >&2
+fi
+[ -f "$BENCH_JAR" ] && [ -f "$SERVER_JAR" ] || { echo "run.sh: missing $BENCH_JAR or $SERVER_JAR" >&2; exit 1; }
+JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+# Same flags for every JVM (servers, client, ORT harness).
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+if "$JAVA_BIN" --enable-native-access=ALL-UNNAMED -version >/dev/null 2>&1; then
+  JVM_FLAGS+=(--enable-native-access=ALL-UNNAMED)
+fi
+SERVER_PIN=() CLIENT_PIN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
+fi
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-bench.XXXXXX")"
+RES="$WORK/results" LOGS="$WORK/logs"
+mkdir -p "$RES" "$LOGS" "$WORK/dist/server" "$WORK/dist/bench"
+# Run from copies: a rebuild in the work tree during the run must not pull jars out from under
+# running JVMs (NoClassDefFoundError mid-benchmark).
+cp -r "$SERVER_JAR" "$ROOT/server/target/lib" "$WORK/dist/server/"
+cp -r "$BENCH_JAR" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
+SERVER_JAR="$WORK/dist/server/quiver-server.jar"
+BENCH_JAR="$WORK/dist/bench/quiver-benchmarks.jar"
+CP="$BENCH_JAR:$WORK/dist/bench/lib/*"
+PORT_BASE=${BENCH_PORT_BASE:-18100}
+ECHO_PORT=$((PORT_BASE + 1)) QUIVER_PORT=$((PORT_BASE + 2)) NOBATCH_PORT=$((PORT_BASE + 3))
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  if [ "$KEEP" = 1 ]; then echo "run.sh: work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# Every command that produces a number is logged, with the work dir written as $WORK.
+log_cmd() { printf '%s\n' "$*" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g" >> "$WORK/commands.txt"; }
+run() { log_cmd "$@"; "$@"; }
+
+{
+  echo "cores: $(nproc) ($(grep -c ^processor /proc/cpuinfo) in /proc/cpuinfo)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "cpu flags: $(grep -m1 '^flags' /proc/cpuinfo | grep -o -w -E 'avx2|fma|avx512f' | sort -u | tr '\n' ' ')"
+  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -r)"
+  echo "jdk: $("$JAVA_BIN" -version 2>&1 | head -2 | tr '\n' ' ')"
+  echo "jvm flags (every JVM): ${JVM_FLAGS[*]}"
+  echo "pinning: server ${SERVER_PIN[*]:-none}, client ${CLIENT_PIN[*]:-none}"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "mode: $MODE, repeats: $REPEATS, window ${WINDOW_MS} ms, warm-up ${WARMUP_MS} ms, max windows $MAX_WINDOWS"
+} > "$WORK/machine.txt"
+echo "$MODE" > "$WORK/mode.txt"
+date -u '+%Y-%m-%d %H:%M UTC' > "$WORK/date.txt"
+
+echo "run.sh: $MODE mode, $REPEATS repeats; work dir $WORK" >&2
+run "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/models" >&2
+
+start_server() { # name command...; sets LAST_PID (taskset execs, so it is the JVM's pid)
+  local name="$1"; shift
+  log_cmd "${SERVER_PIN[@]}" "$@" "&"
+  "${SERVER_PIN[@]}" "$@" > "$LOGS/$name.log" 2>&1 &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+start_server echo "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_PORT"
+ECHO_PID=$LAST_PID
+# Quiver as deployed: REST and the metrics exporter on, on their own ports (they idle here).
+start_server quiver "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
+  --model-repository "$WORK/models/batching" --grpc-port "$QUIVER_PORT" \
+  --http-port $((PORT_BASE + 4)) --metrics-port $((PORT_BASE + 5))
+QUIVER_PID=$LAST_PID
+start_server quiver-no-batching "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
+  --model-repository "$WORK/models/no-batching" --grpc-port "$NOBATCH_PORT" \
+  --http-port $((PORT_BASE + 6)) --metrics-port $((PORT_BASE + 7))
+NOBATCH_PID=$LAST_PID
+
+perf() { # json-name args...
+  local out="$1"; shift
+  echo "run.sh: perf $out" >&2
+  run "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain \
+    -p "$WINDOW_MS" --warmup "$WARMUP_MS" --max-windows "$MAX_WINDOWS" --wait-ready 120 \
+    --json "$RES/$out.json" "$@" >> "$LOGS/perf.out" 2>> "$LOGS/perf.err" \
+    || { echo "run.sh: perf $out failed or saw errors (see $LOGS/perf.err)" >&2; tail -5 "$LOGS/perf.err" >&2; }
+}
+ort() { # json-name model
+  echo "run.sh: ort-baseline $1" >&2
+  run "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.ort.OrtBaseline \
+    --model "$WORK/models/batching/$2" --batch-sizes "$ORT_BATCHES" --seconds "$ORT_SECONDS" \
+    --json "$RES/$1.json" >> "$LOGS/ort.out" 2>&1
+}
+
+# Warm every server's JIT before anything is recorded (a cold JVM pinned to one core compiles for
+# seconds); these runs are not reported.
+echo "run.sh: warming up the servers" >&2
+mkdir -p "$WORK/warm-up"
+warm() { # port model concurrency
+  "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$2" -u "localhost:$1" \
+    --concurrency-range "$3" -p 1000 --warmup 2000 --max-windows 1 --wait-ready 120 \
+    --json "$WORK/warm-up/$1-$2.json" >> "$LOGS/warm-up.out" 2>&1 || echo "run.sh: warm-up of $2 on port $1 failed" >&2
+}
+warm "$ECHO_PORT" identity_fp32 16
+warm "$QUIVER_PORT" identity_fp32 16
+warm "$QUIVER_PORT" mlp_784 64
+warm "$QUIVER_PORT" cnn_small 64
+warm "$NOBATCH_PORT" mlp_784 64
+
+for r in $(seq 1 "$REPEATS"); do
+  echo "run.sh: repeat $r/$REPEATS" >&2
+  # (a) protocol overhead; alternate which side runs first.
+  a_echo() { perf "a-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --concurrency-range "$CONC_A" --server-pid "$ECHO_PID"; }
+  a_quiver() { perf "a-quiver-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_A" --server-pid "$QUIVER_PID"; }
+  if [ $((r % 2)) = 1 ]; then a_echo; a_quiver; else a_quiver; a_echo; fi
+  # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver.
+  for model in mlp_784 cnn_small; do
+    b_ort() { ort "b-ort-$model-r$r" "$model"; }
+    b_quiver() { perf "b-quiver-$model-r$r" -m "$model" -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_B" --server-pid "$QUIVER_PID"; }
+    if [ $((r % 2)) = 1 ]; then b_ort; b_quiver; else b_quiver; b_ort; fi
+  done
+  # (c) open-loop tails at 50% and 80% of this repeat's saturation (Poisson arrivals).
+  SAT=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/a-quiver-r$r.json")
+  R50=$((SAT / 2)) R80=$((SAT * 8 / 10))
+  perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50:$R80:$((R80 - R50))" \
+    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID"
+  # (d) batching on vs off, mlp_784 at concurrency 64.
+  d_on() { perf "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }
+  d_off() { perf "d-off-r$r" -m mlp_784 -u "localhost:$NOBATCH_PORT" --concurrency-range "$CONC_D" --server-pid "$NOBATCH_PID"; }
+  if [ $((r % 2)) = 1 ]; then d_on; d_off; else d_off; d_on; fi
+done
+
+for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+
+if [ "$CUDA" -ge 0 ]; then
+  if ! command -v nvidia-smi >/dev/null || [ -z "${ORT_GPU_JAR:-}" ]; then
+    echo "run.sh: --cuda needs nvidia-smi and ORT_GPU_JAR=/path/to/onnxruntime_gpu-<version>.jar; skipping" >&2
+  else
+    GPU_CP="$BENCH_JAR:$ORT_GPU_JAR:$(ls "$WORK"/dist/bench/lib/*.jar | grep -v '/onnxruntime-[0-9]' | tr '\n' ':')"
+    for model in mlp_784 cnn_small; do
+      run "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$GPU_CP" io.quiver.bench.ort.OrtBaseline --cuda "$CUDA" \
+        --model "$WORK/models/batching/$model" --batch-sizes "1,8,64" --seconds "$ORT_SECONDS" \
+        --json "$RES/cuda-ort-$model-r1.json" >> "$LOGS/ort.out" 2>&1 || echo "run.sh: CUDA case failed (see $LOGS/ort.out)" >&2
+    done
+  fi
+fi
+
+if [ "$JMH" = 1 ]; then
+  echo "run.sh: JMH suite" >&2
+  run "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" org.openjdk.jmh.Main "${JMH_OPTS[@]}" -prof gc \
+    -rf json -rff "$RES/jmh.json" 'io\.quiver\.bench\.jmh\..*' > "$LOGS/jmh.out" 2>&1 \
+    || echo "run.sh: JMH failed (see $LOGS/jmh.out)" >&2
+fi
+
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$WORK/machine.txt"
+mkdir -p "$ROOT/docs/benchmarks"
+"$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.Report "$WORK" "$ROOT/docs/benchmarks/RESULTS.md" "$ROOT/docs/benchmarks/results.svg"

@@ -1,0 +1,275 @@
+package io.quiver.bench;
+
+import io.quiver.bench.perf.ArrivalSchedule;
+import io.quiver.bench.perf.GrpcEndpoint;
+import io.quiver.bench.perf.InputData;
+import io.quiver.bench.perf.LatencyStats;
+import io.quiver.bench.perf.LoadGenerator;
+import io.quiver.bench.perf.LoadRange;
+import io.quiver.bench.perf.PointResult;
+import io.quiver.bench.perf.ResultFiles;
+import io.quiver.proto.inference.ModelInferRequest;
+import io.quiver.proto.inference.ModelMetadataResponse;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * {@code quiver perf}: a load generator for any KServe v2 gRPC server, in the spirit of Triton's
+ * perf_analyzer. Closed-loop concurrency sweeps or open-loop request rates; warm-up, then windows
+ * until the last three agree; latency percentiles (HdrHistogram, coordinated omission corrected in
+ * open loop), server and client CPU per request, the server's mean formed batch.
+ */
+@Command(name = "quiver perf", mixinStandardHelpOptions = true, sortOptions = false,
+    description = "Load generator for KServe v2 inference servers (gRPC unary or streaming).",
+    footer = {"", "Examples:",
+        "  quiver perf -m identity_fp32 --concurrency-range 1:256:x2",
+        "  quiver perf -m mlp_784 --request-rate-range 1000:5000:1000 --request-distribution poisson",
+        "  quiver perf -m identity_fp32 --streaming --server-pid $(pgrep -f quiver-server) -f out.csv"})
+public final class PerfMain implements Callable<Integer> {
+  @Option(names = {"-m", "--model-name"}, required = true, description = "Model to send requests to.")
+  String model;
+
+  @Option(names = {"-x", "--model-version"}, defaultValue = "", description = "Model version (default: the server's choice).")
+  String version;
+
+  @Option(names = {"-u", "--url"}, defaultValue = "localhost:8001", description = "Server HOST:PORT (default ${DEFAULT-VALUE}).")
+  String url;
+
+  @Option(names = {"-i", "--protocol"}, defaultValue = "grpc", description = "grpc (http/REST is not implemented yet).")
+  String protocol;
+
+  @Option(names = "--streaming", description = "Use the ModelStreamInfer bidi stream instead of unary ModelInfer.")
+  boolean streaming;
+
+  @Option(names = {"-b", "--batch-size"}, defaultValue = "1", description = "Rows per request (the leading dimension).")
+  int batch;
+
+  @Option(names = "--concurrency-range", paramLabel = "START:END[:STEP|:xF]",
+      description = "Closed loop: requests kept in flight, e.g. 1:256:x2 or 4:32:4 (default 1).")
+  String concurrencyRange;
+
+  @Option(names = "--request-rate-range", paramLabel = "START:END[:STEP|:xF]",
+      description = "Open loop: requests per second, e.g. 1000:8000:1000.")
+  String rateRange;
+
+  @Option(names = "--request-distribution", defaultValue = "constant",
+      description = "Open-loop spacing: constant or poisson (default ${DEFAULT-VALUE}).")
+  String distribution;
+
+  @Option(names = {"-p", "--measurement-interval"}, defaultValue = "5000", paramLabel = "MS",
+      description = "Length of one measurement window in ms (default ${DEFAULT-VALUE}).")
+  long windowMs;
+
+  @Option(names = "--warmup", defaultValue = "2000", paramLabel = "MS", description = "Warm-up before each level, ms.")
+  long warmupMs;
+
+  @Option(names = "--max-windows", defaultValue = "10", description = "Windows at most per level (default ${DEFAULT-VALUE}).")
+  int maxWindows;
+
+  @Option(names = {"-s", "--stability-percentage"}, defaultValue = "10",
+      description = "Stop when the last 3 windows' throughput and p50 are within this %% of their mean.")
+  double stabilityPercent;
+
+  @Option(names = "--server-pid", defaultValue = "0", description = "PID of a local server: report its CPU per request from /proc.")
+  long serverPid;
+
+  @Option(names = "--max-inflight", defaultValue = "4096", description = "Open loop: most requests in flight.")
+  int maxInflight;
+
+  @Option(names = "--streams", defaultValue = "1", description = "Open loop with --streaming: streams to spread requests over.")
+  int streams;
+
+  @Option(names = "--request-timeout", defaultValue = "30000", paramLabel = "MS",
+      description = "Per-request deadline in ms for unary calls (0 = none).")
+  long requestTimeoutMs;
+
+  @Option(names = "--input-data", defaultValue = "random", paramLabel = "random|FILE",
+      description = "random (from the model metadata) or a JSON file {\"data\": [{INPUT: values}, ...]}.")
+  String inputData;
+
+  @Option(names = "--shape", paramLabel = "NAME:D1,D2,...", description = "Dimensions (without the batch) of a variable-shape input.")
+  List<String> shapes = new ArrayList<>();
+
+  @Option(names = "--string-length", defaultValue = "16", description = "Length of random BYTES elements.")
+  int stringLength;
+
+  @Option(names = "--seed", defaultValue = "1", description = "Seed of random data and Poisson gaps.")
+  long seed;
+
+  @Option(names = "--wait-ready", defaultValue = "30", paramLabel = "S", description = "Wait this long for the model to be ready.")
+  long waitReadySeconds;
+
+  @Option(names = {"-f", "--csv"}, paramLabel = "FILE", description = "Write results as CSV.")
+  Path csv;
+
+  @Option(names = "--json", paramLabel = "FILE", description = "Write results as JSON.")
+  Path json;
+
+  @Option(names = "--label", defaultValue = "", description = "Free text stored with every result row.")
+  String label;
+
+  @Option(names = {"-q", "--quiet"}, description = "No progress line on stderr.")
+  boolean quiet;
+
+  private Progress progress;
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new PerfMain()).execute(args));
+  }
+
+  @Override
+  public Integer call() throws Exception {
+    if (!protocol.equalsIgnoreCase("grpc")) {
+      throw new CommandLine.ParameterException(new CommandLine(this),
+          "--protocol " + protocol + ": only grpc is implemented; REST (http) mode is not there yet");
+    }
+    if (concurrencyRange != null && rateRange != null) {
+      throw new CommandLine.ParameterException(new CommandLine(this),
+          "give --concurrency-range or --request-rate-range, not both");
+    }
+    if (batch < 1) {
+      throw new CommandLine.ParameterException(new CommandLine(this), "--batch-size must be >= 1; was " + batch);
+    }
+    ArrivalSchedule.Distribution spacing = ArrivalSchedule.Distribution.valueOf(distribution.toUpperCase(Locale.ROOT));
+    Map<String, long[]> shapeOverrides = parseShapes(shapes);
+    PrintStream out = System.out;
+    progress = new Progress(quiet);
+    try (GrpcEndpoint endpoint = GrpcEndpoint.open(url)) {
+      endpoint.awaitModelReady(model, version, TimeUnit.SECONDS.toNanos(waitReadySeconds));
+      ModelMetadataResponse metadata = endpoint.metadata(model, version);
+      List<ModelInferRequest> requests = inputData.equals("random")
+          ? List.of(InputData.random(metadata, model, version, batch, shapeOverrides, seed, stringLength))
+          : InputData.fromJson(Path.of(inputData), metadata, model, version, batch, shapeOverrides);
+      LoadGenerator.Settings settings = new LoadGenerator.Settings(model, streaming,
+          TimeUnit.MILLISECONDS.toNanos(warmupMs), TimeUnit.MILLISECONDS.toNanos(windowMs), maxWindows,
+          stabilityPercent / 100.0, serverPid, maxInflight, TimeUnit.MILLISECONDS.toNanos(requestTimeoutMs), streams,
+          seed, TimeUnit.MILLISECONDS.toNanos(Math.max(requestTimeoutMs, 10_000) + 5_000));
+      out.printf(Locale.ROOT, "quiver perf: %s model=%s%s batch=%d %s, window %d ms, warm-up %d ms%s%n", url, model,
+          version.isEmpty() ? "" : "/" + version, batch, streaming ? "grpc streaming" : "grpc unary", windowMs, warmupMs,
+          serverPid > 0 ? ", server pid " + serverPid : "");
+      out.println(header());
+      List<Map<String, Object>> rows = new ArrayList<>();
+      try (LoadGenerator generator = new LoadGenerator(endpoint, requests, batch, settings, progress)) {
+        if (rateRange != null) {
+          for (double rate : LoadRange.parse(rateRange).values()) {
+            progress.level(String.format(Locale.ROOT, "rate %.0f/s", rate));
+            rows.add(report(out, generator.runOpen(rate, spacing)));
+          }
+        } else {
+          for (int concurrency : LoadRange.parse(concurrencyRange == null ? "1" : concurrencyRange).intValues()) {
+            progress.level("concurrency " + concurrency);
+            rows.add(report(out, generator.runClosed(concurrency)));
+          }
+        }
+      }
+      progress.clear();
+      if (csv != null) {
+        ResultFiles.writeCsv(csv, rows);
+      }
+      if (json != null) {
+        ResultFiles.writeJson(json, runDescription(), rows);
+      }
+      long errors = rows.stream().mapToLong(r -> ((Number) r.get("errors")).longValue()).sum();
+      return errors > 0 ? 2 : 0;
+    }
+  }
+
+  private Map<String, Object> runDescription() {
+    Map<String, Object> run = new LinkedHashMap<>();
+    run.put("tool", "quiver perf");
+    run.put("label", label);
+    run.put("url", url);
+    run.put("model", model);
+    run.put("version", version);
+    run.put("protocol", "grpc");
+    run.put("streaming", streaming);
+    run.put("batch_size", batch);
+    run.put("window_ms", windowMs);
+    run.put("warmup_ms", warmupMs);
+    run.put("max_windows", maxWindows);
+    run.put("stability_percent", stabilityPercent);
+    run.put("input_data", inputData);
+    run.put("java", System.getProperty("java.version"));
+    return run;
+  }
+
+  private static String header() {
+    return String.format(Locale.ROOT, "%-14s %11s %11s %9s %9s %9s %9s %9s %7s %7s %6s %6s %s", "load", "req/s",
+        "infer/s", "p50 us", "p90 us", "p95 us", "p99 us", "p99.9 us", "srv us", "cli us", "batch", "errors", "windows");
+  }
+
+  private Map<String, Object> report(PrintStream out, PointResult r) {
+    progress.clear();
+    LatencyStats l = r.latency();
+    String load = r.mode().equals("rate") ? String.format(Locale.ROOT, "%.0f/s", r.load()) : "c=" + (int) r.load();
+    out.println(String.format(Locale.ROOT, "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %6.2f %6d %d",
+        load, r.throughput(), r.inferencesPerSecond(), l.p50Us(), l.p90Us(), l.p95Us(), l.p99Us(), l.p999Us(),
+        r.serverCpuMicrosPerRequest(), r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.windows())
+        + (r.stable() ? "" : " (not stable)") + (r.firstError().isEmpty() ? "" : "  first error: " + r.firstError()));
+    return ResultFiles.row(label, r);
+  }
+
+  static Map<String, long[]> parseShapes(List<String> shapes) {
+    Map<String, long[]> parsed = new LinkedHashMap<>();
+    for (String shape : shapes) {
+      int colon = shape.lastIndexOf(':');
+      if (colon <= 0) {
+        throw new IllegalArgumentException("--shape must be NAME:D1,D2,...; was '" + shape + "'");
+      }
+      String[] dims = shape.substring(colon + 1).split(",");
+      long[] values = new long[dims.length];
+      for (int i = 0; i < dims.length; i++) {
+        values[i] = Long.parseLong(dims[i].trim());
+      }
+      parsed.put(shape.substring(0, colon), values);
+    }
+    return parsed;
+  }
+
+  /** The progress line on stderr: rewritten in place on a terminal, one line per second otherwise. */
+  static final class Progress implements LoadGenerator.ProgressListener {
+    private final boolean quiet;
+    private final boolean terminal = System.console() != null;
+    private String level = "";
+
+    Progress(boolean quiet) {
+      this.quiet = quiet;
+    }
+
+    void level(String level) {
+      this.level = level;
+    }
+
+    @Override
+    public void update(String stage, double throughput, long completed, long errors, double p99Us) {
+      if (quiet) {
+        return;
+      }
+      String line = String.format(Locale.ROOT, "[perf] %s | %s | %.0f req/s | %d done | %d errors", level, stage,
+          throughput, completed, errors);
+      if (terminal) {
+        System.err.print("\r" + line + "\u001b[K");
+      } else {
+        System.err.println(line);
+      }
+      System.err.flush();
+    }
+
+    void clear() {
+      if (!quiet && terminal) {
+        System.err.print("\r\u001b[K");
+        System.err.flush();
+      }
+    }
+  }
+}

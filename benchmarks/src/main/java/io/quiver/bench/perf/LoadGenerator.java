@@ -1,0 +1,626 @@
+package io.quiver.bench.perf;
+
+import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.netty.channel.EventLoop;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.ClientResponseObserver;
+import io.grpc.stub.StreamObserver;
+import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
+import io.quiver.proto.inference.ModelInferRequest;
+import io.quiver.proto.inference.ModelInferResponse;
+import io.quiver.proto.inference.ModelStatistics;
+import io.quiver.proto.inference.ModelStatisticsRequest;
+import io.quiver.proto.inference.ModelStatisticsResponse;
+import io.quiver.proto.inference.ModelStreamInferResponse;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicLongArray;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.atomic.LongAdder;
+import org.HdrHistogram.Histogram;
+import org.HdrHistogram.Recorder;
+
+/**
+ * Drives one KServe v2 gRPC endpoint at one load level at a time and measures it.
+ *
+ * <p>Closed loop ({@link #runClosed}): {@code concurrency} slots each keep one request in flight
+ * and send the next when the previous answers; latency is from send to answer. Open loop
+ * ({@link #runOpen}): a sender on the client's event loop sends at the times an
+ * {@link ArrivalSchedule} fixes in advance; latency is from the <em>intended</em> send time, so a late send (client or server
+ * falling behind, in-flight limit reached) counts against the server as it would for a real
+ * client (coordinated omission corrected).
+ *
+ * <p>Threads: the caller's thread runs the level (warm-up, windows, drain) and reads counters;
+ * responses arrive on the endpoint's one event loop thread (direct executor) and send the next
+ * closed-loop request from there; the open-loop sender runs there too. Latencies go
+ * to an HdrHistogram {@link Recorder} (no allocation when recording; windows swap interval
+ * histograms). One level at a time: not for concurrent use.
+ */
+public final class LoadGenerator implements AutoCloseable {
+  /** How a run measures; durations in nanoseconds. */
+  public record Settings(String modelName, boolean streaming, long warmupNanos, long windowNanos, int maxWindows,
+      double stabilityTolerance, long serverPid, int maxInflight, long requestTimeoutNanos, int streams,
+      long seed, long drainTimeoutNanos) {
+
+    public Settings {
+      if (windowNanos <= 0 || maxWindows < 1 || warmupNanos < 0) {
+        throw new IllegalArgumentException("window must be > 0, max windows >= 1 and warm-up >= 0");
+      }
+      if (maxInflight < 1 || streams < 1) {
+        throw new IllegalArgumentException("max in-flight and streams must be >= 1");
+      }
+    }
+  }
+
+  /** Receives progress while a level runs (called on the caller's thread about once a second). */
+  public interface ProgressListener {
+    void update(String stage, double throughput, long completed, long errors, double p99Us);
+  }
+
+  private static final long PROGRESS_INTERVAL_NS = TimeUnit.SECONDS.toNanos(1);
+  /** Open loop: most sends per event-loop task before I/O gets a turn. */
+  private static final int MAX_BURST = 64;
+  /** Open loop: how soon to look again when the in-flight limit is reached. */
+  private static final long FULL_RETRY_NS = TimeUnit.MICROSECONDS.toNanos(20);
+
+  private final EventLoop eventLoop;
+  private final GRPCInferenceServiceGrpc.GRPCInferenceServiceStub asyncStub;
+  private final GRPCInferenceServiceGrpc.GRPCInferenceServiceBlockingStub blockingStub;
+  private final ModelInferRequest[] requests;
+  private final int rowsPerRequest;
+  private final Settings settings;
+  private final ProgressListener progress;
+  private boolean statisticsSupported = true;
+
+  // Per level; reset by begin().
+  private volatile boolean running;
+  private final LongAdder sent = new LongAdder();
+  private final LongAdder completed = new LongAdder();
+  private final LongAdder errors = new LongAdder();
+  private final AtomicLong outstanding = new AtomicLong();
+  private final AtomicReference<String> firstError = new AtomicReference<>("");
+  private Recorder recorder;
+  private Histogram total;
+
+  /**
+   * @param endpoint the connection and its event loop (not owned: the caller closes it)
+   * @param requests sent in turn
+   * @param rowsPerRequest the batch size of each request
+   * @param progress told about once a second how the level goes; null for none
+   */
+  public LoadGenerator(GrpcEndpoint endpoint, List<ModelInferRequest> requests, int rowsPerRequest,
+      Settings settings, ProgressListener progress) {
+    if (requests.isEmpty()) {
+      throw new IllegalArgumentException("no requests to send");
+    }
+    ManagedChannel channel = endpoint.channel();
+    this.eventLoop = endpoint.eventLoop();
+    this.asyncStub = GRPCInferenceServiceGrpc.newStub(channel);
+    this.blockingStub = GRPCInferenceServiceGrpc.newBlockingStub(channel);
+    this.requests = requests.toArray(new ModelInferRequest[0]);
+    this.rowsPerRequest = rowsPerRequest;
+    this.settings = settings;
+    this.progress = progress;
+  }
+
+  /** Runs a closed-loop level: {@code concurrency} requests always in flight. */
+  public PointResult runClosed(int concurrency) throws InterruptedException {
+    begin();
+    List<Stop> stops = new ArrayList<>();
+    if (settings.streaming()) {
+      for (int i = 0; i < concurrency; i++) {
+        ClosedStream stream = new ClosedStream(i);
+        stream.start();
+      }
+    } else {
+      for (int i = 0; i < concurrency; i++) {
+        new ClosedUnary(i).fire();
+      }
+    }
+    return measure("concurrency", concurrency, "", stops);
+  }
+
+  /** Runs an open-loop level at {@code rate} requests per second, spaced by {@code distribution}. */
+  public PointResult runOpen(double rate, ArrivalSchedule.Distribution distribution) throws InterruptedException {
+    begin();
+    OpenSender sender = new OpenSender(new ArrivalSchedule(distribution, rate, settings.seed()));
+    sender.start();
+    List<Stop> stops = new ArrayList<>();
+    stops.add(sender::stop);
+    return measure("rate", rate, distribution.name().toLowerCase(java.util.Locale.ROOT), stops);
+  }
+
+  /** Something to do when a level's measuring ends, before the drain. */
+  private interface Stop {
+    void run() throws InterruptedException;
+  }
+
+  private void begin() {
+    sent.reset();
+    completed.reset();
+    errors.reset();
+    outstanding.set(0);
+    firstError.set("");
+    recorder = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
+    total = LatencyStats.newHistogram();
+    running = true;
+  }
+
+  private PointResult measure(String mode, double load, String distribution, List<Stop> stops)
+      throws InterruptedException {
+    try {
+      sleepWithProgress("warm-up", settings.warmupNanos());
+      Snapshot before = snapshot(); // its histogram holds the warm-up's latencies
+      total.add(before.latencies);
+      List<WindowResult> windows = new ArrayList<>();
+      boolean stable = false;
+      while (windows.size() < settings.maxWindows() && !stable) {
+        sleepWithProgress("window " + (windows.size() + 1) + "/" + settings.maxWindows(), settings.windowNanos());
+        Snapshot after = snapshot();
+        total.add(after.latencies);
+        windows.add(after.minus(before, rowsPerRequest));
+        before = after;
+        stable = WindowStability.isStable(windows, settings.stabilityTolerance());
+      }
+      running = false;
+      for (Stop stop : stops) {
+        stop.run();
+      }
+      drain();
+      total.add(recorder.getIntervalHistogram());
+      List<WindowResult> last = windows.subList(Math.max(0, windows.size() - WindowStability.WINDOWS), windows.size());
+      return new PointResult(mode, load, distribution, settings.streaming(), WindowResult.merge(last), windows.size(),
+          stable, sent.sum(), completed.sum(), errors.sum(), total.getTotalCount(), firstError.get());
+    } finally {
+      running = false;
+    }
+  }
+
+  private void drain() throws InterruptedException {
+    long deadline = System.nanoTime() + settings.drainTimeoutNanos();
+    while (outstanding.get() > 0 && System.nanoTime() < deadline) {
+      Thread.sleep(1);
+    }
+    if (outstanding.get() > 0) {
+      // Should not happen with a request timeout: report the stragglers rather than hang.
+      long stragglers = outstanding.getAndSet(0);
+      errors.add(stragglers);
+      firstError.compareAndSet("", stragglers + " requests unanswered after the drain timeout");
+    }
+  }
+
+  private void sleepWithProgress(String stage, long nanos) throws InterruptedException {
+    long end = System.nanoTime() + nanos;
+    long lastCompleted = completed.sum();
+    long lastTime = System.nanoTime();
+    while (true) {
+      long left = end - System.nanoTime();
+      if (left <= 0) {
+        return;
+      }
+      TimeUnit.NANOSECONDS.sleep(Math.min(left, PROGRESS_INTERVAL_NS));
+      if (progress != null) {
+        long now = System.nanoTime();
+        long done = completed.sum();
+        progress.update(stage, Rates.perSecond(done - lastCompleted, now - lastTime), done, errors.sum(), Double.NaN);
+        lastCompleted = done;
+        lastTime = now;
+      }
+    }
+  }
+
+  /**
+   * The state at a window edge. The histogram swap, the clock and the counters are read back to back
+   * (the slow ModelStatistics call comes first), so a window's completions are exactly the latencies
+   * its histogram holds and its duration is the time between swaps.
+   */
+  private record Snapshot(long nanos, Histogram latencies, long sent, long errors, long serverCpu, long clientCpu,
+      long[] statistics) {
+    WindowResult minus(Snapshot before, int rows) {
+      long server = serverCpu < 0 || before.serverCpu < 0 ? -1 : serverCpu - before.serverCpu;
+      long client = clientCpu < 0 || before.clientCpu < 0 ? -1 : clientCpu - before.clientCpu;
+      long inferences = -1;
+      long executions = -1;
+      if (statistics != null && before.statistics != null) {
+        inferences = statistics[0] - before.statistics[0];
+        executions = statistics[1] - before.statistics[1];
+      }
+      return new WindowResult(nanos - before.nanos, sent - before.sent, latencies.getTotalCount(),
+          errors - before.errors, latencies, server, client, inferences, executions, rows);
+    }
+  }
+
+  private Snapshot snapshot() {
+    long[] statistics = statistics();
+    Histogram latencies = recorder.getIntervalHistogram();
+    long now = System.nanoTime();
+    long sentNow = sent.sum();
+    long errorsNow = errors.sum();
+    long server = settings.serverPid() > 0 ? CpuClock.processCpuNanos(settings.serverPid()) : -1;
+    long client = CpuClock.selfCpuNanos();
+    return new Snapshot(now, latencies, sentNow, errorsNow, server, client, statistics);
+  }
+
+  /**
+   * {inference_count, execution_count} of the model from ModelStatistics (summed over versions), or
+   * null when the server does not offer it; asked once per window edge, off the measured path.
+   */
+  long[] statistics() {
+    if (!statisticsSupported) {
+      return null;
+    }
+    try {
+      ModelStatisticsResponse response = blockingStub.withDeadlineAfter(5, TimeUnit.SECONDS)
+          .modelStatistics(ModelStatisticsRequest.newBuilder().setName(settings.modelName()).build());
+      long inferences = 0;
+      long executions = 0;
+      for (ModelStatistics stats : response.getModelStatsList()) {
+        if (stats.getName().equals(settings.modelName())) {
+          inferences += stats.getInferenceCount();
+          executions += stats.getExecutionCount();
+        }
+      }
+      return new long[] {inferences, executions};
+    } catch (StatusRuntimeException e) {
+      statisticsSupported = false;
+      return null;
+    }
+  }
+
+  /**
+   * Open-loop latency, corrected for coordinated omission: from when the schedule meant the request
+   * to be sent, not from when it was sent, so time spent waiting behind a stalled server or the
+   * in-flight limit is counted. (Closed loop measures from the real send: it has no schedule.)
+   */
+  static long correctedLatencyNanos(long intendedSendNanos, long completedNanos) {
+    return completedNanos - intendedSendNanos;
+  }
+
+  private void recordSuccess(long latencyNanos) {
+    recorder.recordValue(Math.max(0, latencyNanos));
+    completed.increment();
+    outstanding.decrementAndGet();
+  }
+
+  private void recordError(Throwable t) {
+    errors.increment();
+    outstanding.decrementAndGet();
+    noteError(t);
+  }
+
+  private void noteError(Object error) {
+    if (firstError.get().isEmpty()) {
+      String text = error instanceof Throwable t ? Status.fromThrowable(t).toString() : String.valueOf(error);
+      firstError.compareAndSet("", text);
+    }
+  }
+
+  private GRPCInferenceServiceGrpc.GRPCInferenceServiceStub unaryStub() {
+    return settings.requestTimeoutNanos() > 0
+        ? asyncStub.withDeadlineAfter(settings.requestTimeoutNanos(), TimeUnit.NANOSECONDS)
+        : asyncStub;
+  }
+
+  /** A closed-loop unary slot: one call in flight, the next sent from the previous one's completion. */
+  private final class ClosedUnary implements StreamObserver<ModelInferResponse> {
+    private long next;
+    private long startNanos;
+
+    ClosedUnary(int slot) {
+      this.next = slot;
+    }
+
+    void fire() {
+      if (!running) {
+        return;
+      }
+      ModelInferRequest request = requests[(int) (next++ % requests.length)];
+      outstanding.incrementAndGet();
+      sent.increment();
+      startNanos = System.nanoTime();
+      unaryStub().modelInfer(request, this);
+    }
+
+    @Override
+    public void onNext(ModelInferResponse response) {}
+
+    @Override
+    public void onError(Throwable t) {
+      recordError(t);
+      // An error may be delivered inside the call that failed: retrying inline could recurse.
+      eventLoop.schedule(this::fire, 1, TimeUnit.MILLISECONDS);
+    }
+
+    @Override
+    public void onCompleted() {
+      recordSuccess(System.nanoTime() - startNanos);
+      fire();
+    }
+  }
+
+  /** A closed-loop stream: one bidi stream with one request in flight at a time. */
+  private final class ClosedStream implements ClientResponseObserver<ModelInferRequest, ModelStreamInferResponse> {
+    private final int slot;
+    private StreamObserver<ModelInferRequest> out;
+    private long next;
+    private long startNanos;
+    private boolean halfClosed;
+    private volatile boolean inFlight;
+
+    ClosedStream(int slot) {
+      this.slot = slot;
+      this.next = slot;
+    }
+
+    void start() {
+      out = asyncStub.modelStreamInfer(this);
+      fire();
+    }
+
+    @Override
+    public void beforeStart(ClientCallStreamObserver<ModelInferRequest> requestStream) {}
+
+    void fire() {
+      if (!running) {
+        if (!halfClosed) {
+          halfClosed = true;
+          out.onCompleted();
+        }
+        return;
+      }
+      ModelInferRequest request = requests[(int) (next++ % requests.length)].toBuilder()
+          .setId(slot + "-" + next).build();
+      outstanding.incrementAndGet();
+      sent.increment();
+      inFlight = true;
+      startNanos = System.nanoTime();
+      out.onNext(request);
+    }
+
+    @Override
+    public void onNext(ModelStreamInferResponse response) {
+      inFlight = false;
+      if (!response.getErrorMessage().isEmpty()) {
+        errors.increment();
+        outstanding.decrementAndGet();
+        noteError(response.getErrorMessage());
+      } else {
+        recordSuccess(System.nanoTime() - startNanos);
+      }
+      fire();
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      // The stream is gone, and with it the one request it had in flight (if any).
+      halfClosed = true;
+      if (inFlight) {
+        inFlight = false;
+        recordError(t);
+      } else {
+        noteError(t);
+      }
+    }
+
+    @Override
+    public void onCompleted() {}
+  }
+
+  /**
+   * The open-loop sender, run as tasks on the client's event loop: each run sends every request
+   * whose intended time has come (at most {@value #MAX_BURST}, so I/O is not starved), then
+   * schedules itself for the next intended time. Confined to the event loop thread.
+   */
+  private final class OpenSender implements Runnable {
+    private final ArrivalSchedule schedule;
+    private final int capacity;
+    /** Streaming only: per ring slot, the sequence number in flight there (-1 = free) and its intended time. */
+    private final AtomicLongArray slotSeq;
+    private final long[] slotIntended;
+    private final OpenStream[] streams;
+    private final long origin = System.nanoTime();
+    private long seq;
+    private long nextIntended;
+    private volatile boolean finished;
+
+    OpenSender(ArrivalSchedule schedule) {
+      this.schedule = schedule;
+      this.capacity = Integer.highestOneBit(Math.max(1, settings.maxInflight() - 1)) << 1;
+      if (settings.streaming()) {
+        slotSeq = new AtomicLongArray(capacity);
+        for (int i = 0; i < capacity; i++) {
+          slotSeq.set(i, -1);
+        }
+        slotIntended = new long[capacity];
+        streams = new OpenStream[settings.streams()];
+      } else {
+        slotSeq = null;
+        slotIntended = null;
+        streams = null;
+      }
+      nextIntended = origin + schedule.nextOffsetNanos();
+    }
+
+    /** Opens the streams (on the event loop) and starts sending. */
+    void start() {
+      eventLoop.execute(() -> {
+        if (streams != null) {
+          for (int i = 0; i < streams.length; i++) {
+            streams[i] = new OpenStream(this);
+          }
+        }
+        run();
+      });
+    }
+
+    @Override
+    public void run() {
+      long now = System.nanoTime();
+      int burst = 0;
+      while (running && nextIntended <= now && burst < MAX_BURST) {
+        // Bounded in flight: wait for room; the wait counts in the latency (measured from nextIntended).
+        if (outstanding.get() >= settings.maxInflight()
+            || (streams != null && slotSeq.get((int) (seq & (capacity - 1))) != -1)) {
+          eventLoop.schedule(this, FULL_RETRY_NS, TimeUnit.NANOSECONDS);
+          return;
+        }
+        send(nextIntended);
+        nextIntended = origin + schedule.nextOffsetNanos();
+        burst++;
+      }
+      if (!running) {
+        finish();
+        return;
+      }
+      long delay = nextIntended - System.nanoTime();
+      if (delay <= 0) {
+        eventLoop.execute(this); // behind schedule: continue after pending I/O
+      } else {
+        eventLoop.schedule(this, delay, TimeUnit.NANOSECONDS);
+      }
+    }
+
+    private void send(long intended) {
+      ModelInferRequest request = requests[(int) (seq % requests.length)];
+      if (streams == null) {
+        outstanding.incrementAndGet();
+        sent.increment();
+        unaryStub().modelInfer(request, new OpenUnaryCall(intended));
+      } else {
+        OpenStream stream = streams[(int) (seq % streams.length)];
+        if (stream.dead) {
+          noteError("stream closed by the server");
+          running = false;
+          return;
+        }
+        int slot = (int) (seq & (capacity - 1));
+        slotIntended[slot] = intended;
+        slotSeq.set(slot, seq); // volatile: publishes slotIntended[slot] to whichever thread reads the answer
+        outstanding.incrementAndGet();
+        sent.increment();
+        stream.out.onNext(request.toBuilder().setId(Long.toString(seq)).build());
+      }
+      seq++;
+    }
+
+    private void finish() {
+      if (streams != null) {
+        for (OpenStream stream : streams) {
+          if (stream != null && !stream.dead) {
+            stream.out.onCompleted();
+          }
+        }
+      }
+      finished = true;
+    }
+
+    /** Stops sending and waits until the sender has half-closed its streams. Caller's thread. */
+    void stop() throws InterruptedException {
+      running = false;
+      eventLoop.execute(() -> {
+        if (!finished) {
+          finish();
+        }
+      });
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+      while (!finished && System.nanoTime() < deadline) {
+        Thread.sleep(1);
+      }
+    }
+
+    void complete(String id, String error) {
+      long sequence;
+      try {
+        sequence = Long.parseLong(id);
+      } catch (NumberFormatException e) {
+        noteError("response with unknown id '" + id + "'" + (error == null ? "" : ": " + error));
+        return;
+      }
+      int slot = (int) (sequence & (capacity - 1));
+      if (slotSeq.get(slot) != sequence) {
+        noteError("response with unknown id '" + id + "'");
+        return;
+      }
+      long intended = slotIntended[slot];
+      slotSeq.set(slot, -1);
+      if (error == null) {
+        recordSuccess(correctedLatencyNanos(intended, System.nanoTime()));
+      } else {
+        errors.increment();
+        outstanding.decrementAndGet();
+        noteError(error);
+      }
+    }
+
+    /** Fails every request still in flight on a stream that died. */
+    void failStream(OpenStream stream, Throwable t) {
+      stream.dead = true;
+      noteError(t);
+      for (int slot = 0; slot < capacity; slot++) {
+        long inFlight = slotSeq.get(slot);
+        if (inFlight >= 0 && streams[(int) (inFlight % streams.length)] == stream
+            && slotSeq.compareAndSet(slot, inFlight, -1)) {
+          errors.increment();
+          outstanding.decrementAndGet();
+        }
+      }
+    }
+  }
+
+  private final class OpenUnaryCall implements StreamObserver<ModelInferResponse> {
+    private final long intendedNanos;
+
+    OpenUnaryCall(long intendedNanos) {
+      this.intendedNanos = intendedNanos;
+    }
+
+    @Override
+    public void onNext(ModelInferResponse response) {}
+
+    @Override
+    public void onError(Throwable t) {
+      recordError(t);
+    }
+
+    @Override
+    public void onCompleted() {
+      recordSuccess(correctedLatencyNanos(intendedNanos, System.nanoTime()));
+    }
+  }
+
+  private final class OpenStream implements StreamObserver<ModelStreamInferResponse> {
+    private final OpenSender sender;
+    private final StreamObserver<ModelInferRequest> out;
+    private volatile boolean dead;
+
+    OpenStream(OpenSender sender) {
+      this.sender = sender;
+      this.out = asyncStub.modelStreamInfer(this);
+    }
+
+    @Override
+    public void onNext(ModelStreamInferResponse response) {
+      String error = response.getErrorMessage().isEmpty() ? null : response.getErrorMessage();
+      sender.complete(response.getInferResponse().getId(), error);
+    }
+
+    @Override
+    public void onError(Throwable t) {
+      sender.failStream(this, t);
+    }
+
+    @Override
+    public void onCompleted() {
+      dead = true;
+    }
+  }
+
+  @Override
+  public void close() {
+    running = false;
+  }
+}

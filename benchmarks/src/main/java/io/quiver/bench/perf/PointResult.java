@@ -1,0 +1,50 @@
+package io.quiver.bench.perf;
+
+/**
+ * The outcome of one load level: the merged measurement windows it is judged by, and the counts
+ * over the whole level (warm-up, every window and the drain), which must add up:
+ * {@code sent == completed + errors} and {@code latencyCount == completed}. Immutable.
+ *
+ * @param mode "concurrency" (closed loop) or "rate" (open loop)
+ * @param load the concurrency, or the intended requests per second
+ * @param measured the last {@value WindowStability#WINDOWS} windows merged (fewer if the run had fewer)
+ * @param windows windows measured in all
+ * @param stable whether the last windows agreed within the tolerance
+ * @param firstError the first error seen (status and description), or empty
+ */
+public record PointResult(String mode, double load, String distribution, boolean streaming, WindowResult measured,
+    int windows, boolean stable, long sent, long completed, long errors, long latencyCount, String firstError) {
+
+  public double throughput() {
+    return measured.throughput();
+  }
+
+  public double inferencesPerSecond() {
+    return throughput() * measured.rowsPerRequest();
+  }
+
+  public LatencyStats latency() {
+    return measured.latency();
+  }
+
+  public double serverCpuMicrosPerRequest() {
+    return Rates.cpuMicrosPerRequest(measured.serverCpuNanos(), measured.completed());
+  }
+
+  public double clientCpuMicrosPerRequest() {
+    return Rates.cpuMicrosPerRequest(measured.clientCpuNanos(), measured.completed());
+  }
+
+  public double serverCoresUsed() {
+    return Rates.coresUsed(measured.serverCpuNanos(), measured.wallNanos());
+  }
+
+  /** Inferences (rows) per server CPU-second; NaN without a server pid. */
+  public double inferencesPerServerCpuSecond() {
+    return Rates.perCpuSecond(measured.completed() * measured.rowsPerRequest(), measured.serverCpuNanos());
+  }
+
+  public double meanBatch() {
+    return Rates.meanBatch(measured.inferenceCountDelta(), measured.executionCountDelta());
+  }
+}

@@ -1,0 +1,44 @@
+package io.quiver.runtime.tensorflow;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+class JavaCppCacheTest {
+  @TempDir Path dir;
+
+  @Test
+  void defaultDirectory_writableHome_isJavaCppsOwnDefault() throws IOException {
+    Path home = Files.createDirectories(dir.resolve("home"));
+    assertThat(JavaCppCache.defaultDirectory(home.toString(), "/tmp"))
+        .isEqualTo(home.resolve(".javacpp/cache").toString());
+  }
+
+  @Test
+  void defaultDirectory_missingOrReadOnlyHome_fallsBackToTmp() throws IOException {
+    assertThat(JavaCppCache.defaultDirectory(dir.resolve("no-such-home").toString(), "/var/tmp"))
+        .isEqualTo("/var/tmp/quiver-javacpp-cache");
+    assertThat(JavaCppCache.defaultDirectory("?", "/var/tmp")).isEqualTo("/var/tmp/quiver-javacpp-cache");
+    Path readOnly = Files.createDirectories(dir.resolve("ro"));
+    Files.setPosixFilePermissions(readOnly, PosixFilePermissions.fromString("r-xr-xr-x"));
+    if (!Files.isWritable(readOnly)) { // root can write anywhere; the check only means something for other users
+      assertThat(JavaCppCache.defaultDirectory(readOnly.toString(), "/var/tmp")).isEqualTo("/var/tmp/quiver-javacpp-cache");
+    }
+  }
+
+  @Test
+  void configure_keepsAnExplicitSystemProperty() {
+    // surefire passes -Dorg.bytedeco.javacpp.cachedir; configure must not replace it
+    String before = System.getProperty(JavaCppCache.PROPERTY);
+    String chosen = JavaCppCache.configure();
+    if (before != null) {
+      assertThat(chosen).isEqualTo(before);
+    }
+    assertThat(System.getProperty(JavaCppCache.PROPERTY)).isEqualTo(chosen);
+  }
+}
