@@ -15,7 +15,9 @@ import io.quiver.proto.inference.InferStatistics;
 import io.quiver.proto.inference.ModelStatistics;
 import io.quiver.proto.inference.ModelStatisticsResponse;
 import io.quiver.proto.inference.StatisticDuration;
+import io.quiver.registry.ModelNames;
 import io.quiver.server.metrics.ServerMetrics;
+import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.metrics.VersionMetrics;
 import java.util.List;
 import java.util.concurrent.Executor;
@@ -58,10 +60,21 @@ public final class DataPlane {
   private final Executor repositoryExecutor;
   private final Runnable onModelsChanged;
   private final boolean accessLog;
+  private final ServerOptions.Limits limits;
+  private final SecurityPolicy security;
   private final AtomicLong sequence = new AtomicLong();
 
   DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
       Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog) {
+    this(models, metrics, serverReady, serverVersion, repositoryExecutor, onModelsChanged, accessLog,
+        ServerOptions.Limits.defaults(), null);
+  }
+
+  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
+      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog, ServerOptions.Limits limits,
+      SecurityPolicy security) {
+    this.limits = limits;
+    this.security = security;
     this.models = models;
     this.metrics = metrics;
     this.serverReady = serverReady;
@@ -73,6 +86,65 @@ public final class DataPlane {
 
   public ModelManager models() {
     return models;
+  }
+
+  /** The security policy both transports ask, or null when security is off (no --security-config). */
+  public SecurityPolicy security() {
+    return security;
+  }
+
+  /**
+   * Checks a model name and version string from a request before anything looks them up: a name that
+   * could leave the repository directory (or form another S3 key) is INVALID_ARGUMENT, a version that is
+   * not a decimal number is INVALID_ARGUMENT. Touches no filesystem.
+   */
+  public static void checkModelReference(String model, String version) {
+    String problem = ModelNames.problem(model);
+    if (problem != null) {
+      throw InferenceException.invalidField("model_name", "%s", problem);
+    }
+    if (version != null && !version.isEmpty()) {
+      boolean digits = version.length() <= 18;
+      for (int i = 0; digits && i < version.length(); i++) {
+        digits = version.charAt(i) >= '0' && version.charAt(i) <= '9';
+      }
+      if (!digits) {
+        throw InferenceException.invalidField("model_version", "model version must be a decimal number (or empty); was '%s'",
+            ModelNames.printable(version.length() > 40 ? version.substring(0, 40) + "..." : version));
+      }
+    }
+  }
+
+  /** Element count and BYTES element length limits; before validation allocates anything per element. */
+  private void checkLimits(List<Tensor> decoded) {
+    for (Tensor t : decoded) {
+      long elements = Tensor.elementCount(t.shape());
+      if (elements > limits.maxTensorElements()) { // negative dims (-1 here) are the validator's to report
+        throw InferenceException.invalidField("inputs[" + t.name() + "].shape",
+            "input '%s' has %s elements; the limit is %d", t.name(),
+            elements == Long.MAX_VALUE ? "more than 2^63" : String.valueOf(elements),
+            limits.maxTensorElements());
+      }
+      if (t.dataType() == io.quiver.core.DataType.BYTES) {
+        java.nio.ByteBuffer data = t.data();
+        int p = data.position();
+        int end = data.limit();
+        while (end - p >= 4) {
+          // 4-byte little-endian length, then the bytes; malformed framing is the validator's to report.
+          long length = Integer.toUnsignedLong((data.get(p) & 0xff) | (data.get(p + 1) & 0xff) << 8
+              | (data.get(p + 2) & 0xff) << 16 | (data.get(p + 3) & 0xff) << 24);
+          if (length > limits.maxBytesElementLength()) {
+            throw InferenceException.invalidField("inputs[" + t.name() + "]",
+                "input '%s' has a BYTES element of %d bytes; the limit is %d", t.name(), length,
+                limits.maxBytesElementLength());
+          }
+          if (length > end - p - 4) {
+            break;
+          }
+          p += 4 + (int) length;
+        }
+      }
+    }
   }
 
   public boolean isReady() {
@@ -94,6 +166,8 @@ public final class DataPlane {
       List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
       String protocol) {
     long start = System.nanoTime();
+    checkModelReference(model, versionString);
+    checkLimits(decoded);
     LoadedVersion version = models.acquire(model, versionString);
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
@@ -171,6 +245,7 @@ public final class DataPlane {
 
   /** Loads (or reloads) a model, blocking; records the load's duration and outcome. */
   public void load(String model) {
+    checkModelReference(model, "");
     long t0 = System.nanoTime();
     boolean failed = true;
     try {
@@ -183,11 +258,13 @@ public final class DataPlane {
 
   /** Unloads a model, blocking until it drained. */
   public void unload(String model) {
+    checkModelReference(model, "");
     models.unload(model);
   }
 
   /** KServe model metadata of a model (version "" = the routed one). */
   public io.quiver.proto.inference.ModelMetadataResponse metadata(String name, String versionString) {
+    checkModelReference(name, versionString);
     LoadedVersion version = models.acquire(name, versionString);
     try {
       ModelSignature signature = version.signature();
@@ -211,6 +288,7 @@ public final class DataPlane {
 
   /** The completed config of a model version. */
   public io.quiver.proto.inference.ModelConfig config(String name, String versionString) {
+    checkModelReference(name, versionString);
     LoadedVersion version = models.acquire(name, versionString);
     try {
       return version.config();
@@ -245,6 +323,7 @@ public final class DataPlane {
         }
       }
     } else {
+      checkModelReference(name, version);
       addStatistics(response, name, version);
     }
     return response.build();

@@ -46,6 +46,9 @@ final class GrpcErrors {
     if (t instanceof StatusRuntimeException sre) {
       return sre;
     }
+    if (t instanceof io.quiver.server.security.SecurityDenial denial) {
+      return GrpcSecurityInterceptor.status(denial).asRuntimeException();
+    }
     return toStatus(InferenceException.internal("internal error: " + t.getClass().getSimpleName(), t));
   }
 

@@ -1,6 +1,9 @@
 package io.quiver.server;
 
 import io.quiver.server.DataPlane.Completion;
+import io.quiver.server.security.Permission;
+import io.quiver.server.security.SecurityDenial;
+import io.quiver.server.security.SecurityPolicy;
 
 import io.grpc.Context;
 import io.grpc.Deadline;
@@ -70,10 +73,17 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   private final DataPlane plane;
   private final ModelManager models;
+  private final SecurityPolicy security;
 
   InferenceServiceImpl(DataPlane plane) {
     this.plane = plane;
     this.models = plane.models();
+    this.security = plane.security();
+  }
+
+  /** The per-model authorization (and, for inference, the rate limit); a no-op when security is off. */
+  private void guard(Permission permission, String model, String method) {
+    GrpcSecurityInterceptor.check(security, permission, model, method);
   }
 
   @Override
@@ -100,6 +110,12 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public void modelReady(ModelReadyRequest request, StreamObserver<ModelReadyResponse> out) {
+    try {
+      guard(Permission.METADATA, request.getName(), "ModelReady");
+    } catch (SecurityDenial e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
     // Unknown models are not an error here: the protocol answers ready=false.
     out.onNext(ModelReadyResponse.newBuilder().setReady(models.isReady(request.getName(), request.getVersion())).build());
     out.onCompleted();
@@ -109,8 +125,9 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelMetadata(ModelMetadataRequest request, StreamObserver<ModelMetadataResponse> out) {
     ModelMetadataResponse response;
     try {
+      guard(Permission.METADATA, request.getName(), "ModelMetadata");
       response = plane.metadata(request.getName(), request.getVersion());
-    } catch (InferenceException e) {
+    } catch (InferenceException | SecurityDenial e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -122,8 +139,10 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelConfig(ModelConfigRequest request, StreamObserver<ModelConfigResponse> out) {
     LoadedVersion version;
     try {
+      guard(Permission.METADATA, request.getName(), "ModelConfig");
+      DataPlane.checkModelReference(request.getName(), request.getVersion());
       version = models.acquire(request.getName(), request.getVersion());
-    } catch (InferenceException e) {
+    } catch (InferenceException | SecurityDenial e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -139,8 +158,9 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelStatistics(ModelStatisticsRequest request, StreamObserver<ModelStatisticsResponse> out) {
     ModelStatisticsResponse response;
     try {
+      guard(Permission.METADATA, request.getName().isEmpty() ? "*" : request.getName(), "ModelStatistics");
       response = plane.statistics(request.getName(), request.getVersion());
-    } catch (InferenceException e) {
+    } catch (InferenceException | SecurityDenial e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -214,7 +234,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
     call.setOnCancelHandler(responder);
     try {
       responder.accepted(submit(request, responder, deadlineNanos()));
-    } catch (InferenceException e) {
+    } catch (InferenceException | SecurityDenial e) {
       call.onError(GrpcErrors.toStatus(e));
     } catch (RuntimeException e) {
       plane.logFailure(request.getModelName(), request.getId(), e);
@@ -232,6 +252,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
    * acquired version and releases it; on failure it is released here before the exception leaves.
    */
   private InferRequest submit(ModelInferRequest request, Completion completion, long deadlineNanos) {
+    guard(Permission.INFER, request.getModelName(), "ModelInfer");
     KServeCodec.checkUnsupportedParameters(request);
     List<Tensor> decoded = KServeCodec.decodeInputs(request);
     return plane.submit(request.getModelName(), request.getModelVersion(), request.getId(), decoded,
@@ -321,7 +342,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       }
       try {
         submit(request, this, deadlineNanos());
-      } catch (InferenceException e) {
+      } catch (InferenceException | SecurityDenial e) {
         sendError(request.getModelName(), request.getId(), e.getMessage());
       } catch (RuntimeException e) {
         plane.logFailure(request.getModelName(), request.getId(), e);

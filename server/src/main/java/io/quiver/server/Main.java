@@ -1,6 +1,7 @@
 package io.quiver.server;
 
 import io.quiver.control.ControlMode;
+import io.quiver.server.security.TlsOptions;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -78,6 +79,37 @@ public final class Main implements Runnable {
         description = "On SIGTERM, how long in-flight requests may take to finish (default ${DEFAULT-VALUE}).")
     long shutdownGraceMillis;
 
+    @Option(names = "--tls-cert", paramLabel = "PEM",
+        description = "Server certificate chain (PEM, leaf first): turns on TLS for gRPC and REST. Reloaded when the file changes.")
+    Path tlsCert;
+
+    @Option(names = "--tls-key", paramLabel = "PEM", description = "Server private key (unencrypted PKCS#8 PEM), with --tls-cert.")
+    Path tlsKey;
+
+    @Option(names = "--tls-client-ca", paramLabel = "PEM",
+        description = "CA certificates for client certificates: requires mutual TLS (clients without a valid certificate are refused).")
+    Path tlsClientCa;
+
+    @Option(names = "--tls-reload-check-ms", defaultValue = "1000",
+        description = "How often, at most, a TLS handshake checks the PEM files for changes (default ${DEFAULT-VALUE}).")
+    long tlsReloadCheckMillis;
+
+    @Option(names = "--security-config", paramLabel = "FILE",
+        description = "Security file (JSON): API keys, JWT, roles, rate limits (docs/security.md). Without it no authentication is required.")
+    Path securityConfig;
+
+    @Option(names = "--max-tensor-elements", defaultValue = "268435456",
+        description = "Most elements in one input tensor (default ${DEFAULT-VALUE} = 2^28).")
+    long maxTensorElements;
+
+    @Option(names = "--max-bytes-element-length", defaultValue = "67108864",
+        description = "Longest single BYTES element (default ${DEFAULT-VALUE} = 64 MiB).")
+    int maxBytesElementLength;
+
+    @Option(names = "--grpc-max-concurrent-calls-per-connection", defaultValue = "1024",
+        description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
+    int maxConcurrentCallsPerConnection;
+
     @Override
     public Integer call() throws Exception {
       ControlMode mode = switch (controlMode.toLowerCase(java.util.Locale.ROOT)) {
@@ -95,8 +127,17 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this),
             "--model-repository: '" + repository + "' is not a directory");
       }
+      if ((tlsCert == null) != (tlsKey == null)) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--tls-cert and --tls-key go together");
+      }
+      if (tlsClientCa != null && tlsCert == null) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--tls-client-ca needs --tls-cert and --tls-key");
+      }
+      TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
       ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
-          maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
+          maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog,
+          tls, securityConfig,
+          new ServerOptions.Limits(maxTensorElements, maxBytesElementLength, maxConcurrentCallsPerConnection));
       QuiverServer server = new QuiverServer(options);
       CountDownLatch stopped = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {

@@ -25,6 +25,9 @@ import io.quiver.registry.LocalModelRepository;
 import io.quiver.server.http.RestServer;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
+import io.quiver.server.security.ReloadingPemMaterial;
+import io.quiver.server.security.SecurityPolicy;
+import io.quiver.server.security.TlsContexts;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.HashSet;
@@ -90,10 +93,19 @@ public final class QuiverServer implements AutoCloseable {
     metrics.bind(models);
     models.start();
     metrics.recordStartup(models, System.nanoTime() - began);
+    SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
+    ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
     DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps, this::refreshHealth,
-        options.accessLog());
+        options.accessLog(), options.limits(), security);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
-    grpcServer = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()))
+    NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
+    if (tls != null) {
+      builder.sslContext(TlsContexts.forGrpcServer(tls));
+    }
+    if (security != null) {
+      builder.intercept(new GrpcSecurityInterceptor(security));
+    }
+    grpcServer = builder
         .channelType(channelType)
         .bossEventLoopGroup(bossGroup)
         .workerEventLoopGroup(workerGroup)
@@ -102,6 +114,8 @@ public final class QuiverServer implements AutoCloseable {
         .directExecutor()
         .maxInboundMessageSize(options.maxMessageBytes())
         .maxInboundMetadataSize(64 * 1024)
+        // Bounds HTTP/2 streams per connection: one client cannot open unbounded concurrent calls.
+        .maxConcurrentCallsPerConnection(options.limits().maxConcurrentCallsPerConnection())
         .addService(inference)
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
@@ -110,16 +124,19 @@ public final class QuiverServer implements AutoCloseable {
         .start();
     if (options.httpPort() >= 0) {
       restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
-          workerGroup, channelType).start();
+          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls)).start();
     }
     if (options.metricsPort() >= 0) {
       metrics.startExporter(options.host(), options.metricsPort());
     }
     refreshHealth();
     ready = true;
-    log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport); repository {}; started in {} ms",
+    log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}); repository {};"
+        + " started in {} ms",
         version(), options.host(), port(), restServer == null ? "(off)" : String.valueOf(httpPort()),
         metrics.exporterPort() < 0 ? "(off)" : String.valueOf(metricsPort()), Epoll.isAvailable() ? "epoll" : "nio",
+        tls == null ? "plaintext" : tls.options().mutual() ? "mutual TLS" : "TLS",
+        security == null ? "no authentication" : "authentication from " + options.securityConfig(),
         repository.location(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - began));
     return this;

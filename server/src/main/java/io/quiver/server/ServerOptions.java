@@ -1,6 +1,7 @@
 package io.quiver.server;
 
 import io.quiver.control.ControlMode;
+import io.quiver.server.security.TlsOptions;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -18,6 +19,11 @@ import java.util.List;
  * @param maxHttpBodyBytes largest REST request body (JSON plus binary tensors)
  * @param accessLog whether REST and gRPC inference requests each get an access-log line (logger
  *     {@code quiver.access})
+ * @param tls TLS for the gRPC and REST ports from PEM files (mutual when it names a client CA); null =
+ *     plaintext
+ * @param securityConfig the security file (API keys, JWT, roles, rate limits); null = no
+ *     authentication (the local quick start)
+ * @param limits request limits beyond the message and body sizes
  */
 public record ServerOptions(
     String host,
@@ -31,7 +37,50 @@ public record ServerOptions(
     int httpPort,
     int metricsPort,
     int maxHttpBodyBytes,
-    boolean accessLog) {
+    boolean accessLog,
+    TlsOptions tls,
+    Path securityConfig,
+    Limits limits) {
+
+  /**
+   * Bounds on what one request may ask for, checked before anything is allocated for it.
+   *
+   * @param maxTensorElements most elements in one input tensor
+   * @param maxBytesElementLength longest single BYTES element, in bytes
+   * @param maxConcurrentCallsPerConnection most concurrent gRPC calls (HTTP/2 streams) on one connection
+   */
+  public record Limits(long maxTensorElements, int maxBytesElementLength, int maxConcurrentCallsPerConnection) {
+    /** 2^28 elements: a 1 GiB FP32 tensor, far above any request the message limit lets through. */
+    public static final long DEFAULT_MAX_TENSOR_ELEMENTS = 1L << 28;
+    /** 64 MiB per BYTES element (an image or an audio clip), below the default message limit. */
+    public static final int DEFAULT_MAX_BYTES_ELEMENT_LENGTH = 64 * 1024 * 1024;
+    /** 1024 streams per connection: many in flight for pipelined clients, bounded against stream floods. */
+    public static final int DEFAULT_MAX_CONCURRENT_CALLS_PER_CONNECTION = 1024;
+
+    public Limits {
+      if (maxTensorElements < 1 || maxBytesElementLength < 0 || maxConcurrentCallsPerConnection < 1) {
+        throw new IllegalArgumentException("limits must be positive; were " + maxTensorElements + ", "
+            + maxBytesElementLength + ", " + maxConcurrentCallsPerConnection);
+      }
+    }
+
+    public static Limits defaults() {
+      return new Limits(DEFAULT_MAX_TENSOR_ELEMENTS, DEFAULT_MAX_BYTES_ELEMENT_LENGTH,
+          DEFAULT_MAX_CONCURRENT_CALLS_PER_CONNECTION);
+    }
+  }
+
+  public ServerOptions {
+    limits = limits == null ? Limits.defaults() : limits;
+  }
+
+  /** The form without TLS, security file or extra limits (plaintext, open, default limits). */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, null, null, Limits.defaults());
+  }
 
   public static final int DEFAULT_GRPC_PORT = 8001;
   public static final int DEFAULT_HTTP_PORT = 8000;
@@ -48,43 +97,60 @@ public record ServerOptions(
   public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
       List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis) {
     this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
-        shutdownGraceMillis, DISABLED, DISABLED, DEFAULT_MAX_HTTP_BODY_BYTES, false);
+        shutdownGraceMillis, DISABLED, DISABLED, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults());
   }
 
   public static ServerOptions defaults(Path modelRepository) {
     return new ServerOptions("0.0.0.0", DEFAULT_GRPC_PORT, modelRepository, ControlMode.NONE,
         List.of(), DEFAULT_MAX_MESSAGE_BYTES, 0, DEFAULT_SHUTDOWN_GRACE_MILLIS, DEFAULT_HTTP_PORT,
-        DEFAULT_METRICS_PORT, DEFAULT_MAX_HTTP_BODY_BYTES, false);
+        DEFAULT_METRICS_PORT, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults());
   }
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits);
+  }
+
+  public ServerOptions withTls(TlsOptions options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
+        securityConfig, limits);
+  }
+
+  public ServerOptions withSecurityConfig(Path file) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits);
+  }
+
+  public ServerOptions withLimits(Limits newLimits) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        newLimits);
   }
 }

@@ -20,8 +20,15 @@ final class ServerFixture implements AutoCloseable {
   }
 
   ServerFixture(Path repository, ControlMode mode, List<String> models) throws Exception {
-    ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, mode, models,
-        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, 0, 1024 * 1024, false);
+    this(repository, mode, models, ServerOptions.Limits.defaults());
+  }
+
+  ServerFixture(Path repository, ControlMode mode, List<String> models, ServerOptions.Limits limits) throws Exception {
+    this(new ServerOptions("127.0.0.1", 0, repository, mode, models,
+        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, 0, 1024 * 1024, false).withLimits(limits));
+  }
+
+  ServerFixture(ServerOptions options) throws Exception {
     server = new QuiverServer(options).start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port())
         .usePlaintext()

@@ -33,6 +33,10 @@ import io.quiver.proto.inference.ModelStatistics;
 import io.quiver.proto.inference.ModelStatisticsResponse;
 import io.quiver.proto.inference.StatisticDuration;
 import io.quiver.server.DataPlane;
+import io.quiver.server.security.CallerPrincipal;
+import io.quiver.server.security.Permission;
+import io.quiver.server.security.SecurityDenial;
+import io.quiver.server.security.SecurityPolicy;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
@@ -56,6 +60,7 @@ import org.slf4j.LoggerFactory;
 final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   private static final Logger log = LoggerFactory.getLogger(RestHandler.class);
   static final String HEADER_LENGTH = "Inference-Header-Content-Length";
+  static final String API_KEY_HEADER = "x-api-key";
   private static final JsonFormat.Printer CONFIG_PRINTER = JsonFormat.printer().preservingProtoFieldNames()
       .omittingInsignificantWhitespace();
 
@@ -74,13 +79,75 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
     String path = new QueryStringDecoder(request.uri()).path();
     try {
+      authorize(ctx, request, path);
       route(ctx, request, keepAlive, path);
+    } catch (SecurityDenial e) {
+      sendDenial(ctx, keepAlive, e);
     } catch (InferenceException e) {
       sendError(ctx, keepAlive, e);
     } catch (RuntimeException e) {
       log.error("REST {} {} failed", request.method(), path, e);
       sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
     }
+  }
+
+  /**
+   * The REST twin of GrpcSecurityInterceptor + the handlers' per-model checks, through the same
+   * SecurityPolicy: /v2/health/* is open; everything else needs a credential; models need infer or
+   * metadata on the model; repository and logging need administration. No-op when security is off.
+   */
+  private void authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path) {
+    SecurityPolicy policy = plane.security();
+    if (policy == null) {
+      return;
+    }
+    String[] parts = segments(path);
+    Permission permission = Permission.AUTHENTICATED;
+    String model = "*";
+    if (parts.length >= 2 && parts[0].equals("v2")) {
+      switch (parts[1]) {
+        case "health" -> {
+          return; // probes and load balancers
+        }
+        case "repository", "logging" -> permission = Permission.ADMIN;
+        case "models" -> {
+          if (parts.length >= 3 && !(parts.length == 3 && parts[2].equals("stats"))) {
+            model = parts[2];
+            permission = parts[parts.length - 1].equals("infer") && request.method().equals(HttpMethod.POST)
+                ? Permission.INFER : Permission.METADATA;
+          } else {
+            permission = Permission.METADATA;
+          }
+        }
+        default -> { }
+      }
+    }
+    String operation = request.method() + " " + path;
+    String peer = String.valueOf(ctx.channel().remoteAddress());
+    CallerPrincipal principal = policy.authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
+        request.headers().get(API_KEY_HEADER), operation, peer);
+    policy.authorize(principal, permission, model, operation, peer);
+    if (permission == Permission.INFER) {
+      policy.admitInference(principal, model, peer);
+    }
+  }
+
+  private static void sendDenial(ChannelHandlerContext ctx, boolean keepAlive, SecurityDenial e) {
+    boolean unauthenticated = e.kind() == SecurityDenial.Kind.UNAUTHENTICATED;
+    ByteBuf buf = ctx.alloc().buffer();
+    try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
+      gen.writeStartObject();
+      gen.writeStringField("error", e.getMessage());
+      gen.writeEndObject();
+    } catch (IOException io) {
+      throw new IllegalStateException(io); // writing to memory cannot fail
+    }
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
+        unauthenticated ? HttpResponseStatus.UNAUTHORIZED : HttpResponseStatus.FORBIDDEN, buf);
+    if (unauthenticated) {
+      response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
+    }
+    write(ctx, keepAlive, response, "application/json", -1);
   }
 
   private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {

@@ -10,6 +10,7 @@ import io.grpc.netty.shaded.io.netty.channel.group.ChannelGroup;
 import io.grpc.netty.shaded.io.netty.channel.group.DefaultChannelGroup;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpObjectAggregator;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpServerCodec;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
 import io.grpc.netty.shaded.io.netty.util.concurrent.GlobalEventExecutor;
 import io.quiver.server.DataPlane;
 import java.io.IOException;
@@ -29,11 +30,19 @@ public final class RestServer implements AutoCloseable {
   private final EventLoopGroup boss;
   private final EventLoopGroup workers;
   private final Class<? extends ServerChannel> channelType;
+  private final SslContext ssl;
   private final ChannelGroup connections = new DefaultChannelGroup("rest", GlobalEventExecutor.INSTANCE);
   private Channel serverChannel;
 
   public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
       EventLoopGroup workers, Class<? extends ServerChannel> channelType) {
+    this(plane, host, port, maxBodyBytes, boss, workers, channelType, null);
+  }
+
+  /** @param ssl TLS for every connection (see TlsContexts.forHttpServer), or null for plaintext */
+  public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
+      EventLoopGroup workers, Class<? extends ServerChannel> channelType, SslContext ssl) {
+    this.ssl = ssl;
     this.plane = plane;
     this.host = host;
     this.port = port;
@@ -53,6 +62,9 @@ public final class RestServer implements AutoCloseable {
           @Override
           protected void initChannel(Channel ch) {
             connections.add(ch);
+            if (ssl != null) {
+              ch.pipeline().addLast(ssl.newHandler(ch.alloc()));
+            }
             ch.pipeline()
                 .addLast(new HttpServerCodec())
                 // Answers 100-continue and 413 for bodies over the limit.
