@@ -103,16 +103,28 @@ public final class DataPlane {
     if (problem != null) {
       throw InferenceException.invalidField("model_name", "%s", problem);
     }
-    if (version != null && !version.isEmpty()) {
-      boolean digits = version.length() <= 18;
-      for (int i = 0; digits && i < version.length(); i++) {
-        digits = version.charAt(i) >= '0' && version.charAt(i) <= '9';
-      }
-      if (!digits) {
-        throw InferenceException.invalidField("model_version", "model version must be a decimal number (or empty); was '%s'",
-            ModelNames.printable(version.length() > 40 ? version.substring(0, 40) + "..." : version));
+    if (version != null && !version.isEmpty() && !isVersionOrLabel(version)) {
+      throw InferenceException.invalidField("model_version",
+          "model version must be a decimal number, a traffic label such as 'canary' (letters, digits, '_', '-'), or empty;"
+              + " was '%s'", ModelNames.printable(version.length() > 40 ? version.substring(0, 40) + "..." : version));
+    }
+  }
+
+  /** A decimal version of at most 18 digits, or a label: a letter then up to 63 letters, digits, '_' or '-'. */
+  private static boolean isVersionOrLabel(String version) {
+    char first = version.charAt(0);
+    boolean label = Character.isLetter(first) && first < 128;
+    if (label ? version.length() > 64 : version.length() > 18) {
+      return false;
+    }
+    for (int i = 0; i < version.length(); i++) {
+      char c = version.charAt(i);
+      boolean ok = (c >= '0' && c <= '9') || (label && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-'));
+      if (!ok) {
+        return false;
       }
     }
+    return true;
   }
 
   /** Element count and BYTES element length limits; before validation allocates anything per element. */
@@ -168,7 +180,8 @@ public final class DataPlane {
     long start = System.nanoTime();
     checkModelReference(model, versionString);
     checkLimits(decoded);
-    LoadedVersion version = models.acquire(model, versionString);
+    // The request id makes traffic-split routing sticky: a retry lands on the version that saw it first.
+    LoadedVersion version = models.acquire(model, versionString, id);
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
       ModelSignature signature = version.signature();

@@ -1,6 +1,10 @@
 package io.quiver.server;
 
 import io.quiver.control.ControlMode;
+import io.quiver.control.cli.ModelsCommand;
+import io.quiver.control.grpc.ControlPlaneOptions;
+import io.quiver.registry.s3.S3RepositoryOptions;
+import java.net.URI;
 import io.quiver.server.security.TlsOptions;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,7 +19,7 @@ import picocli.CommandLine.Option;
 /** The `quiver` command line. */
 @Command(name = "quiver", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Quiver: a gRPC-first model inference server (KServe v2 / Open Inference Protocol).",
-    subcommands = {Main.Serve.class})
+    subcommands = {Main.Serve.class, ModelsCommand.class})
 public final class Main implements Runnable {
   @Override
   public void run() {
@@ -36,9 +40,41 @@ public final class Main implements Runnable {
   @Command(name = "serve", mixinStandardHelpOptions = true,
       description = "Serve the models of a model repository over gRPC and REST (KServe v2), with Prometheus metrics.")
   static final class Serve implements Callable<Integer> {
-    @Option(names = "--model-repository", paramLabel = "DIR",
-        description = "Triton-style model repository. Default: examples/models of the Quiver installation.")
-    Path modelRepository;
+    @Option(names = "--model-repository", paramLabel = "DIR|s3://BUCKET/PREFIX",
+        description = "Triton-style model repository: a directory, or an S3 URL (see --s3-*). Default: examples/models of the Quiver installation.")
+    String modelRepository;
+
+    @Option(names = "--s3-endpoint", paramLabel = "URL",
+        description = "Endpoint of an S3-compatible store (MinIO, Ceph...); implies path-style addressing. Default: AWS.")
+    URI s3Endpoint;
+
+    @Option(names = "--s3-region", description = "S3 region (default: the SDK's region chain, else us-east-1).")
+    String s3Region;
+
+    @Option(names = "--s3-path-style", description = "Path-style S3 addressing (bucket in the path, not the host).")
+    boolean s3PathStyle;
+
+    @Option(names = "--s3-access-key", description = "Static S3 access key; without it the default credential chain is used (AWS_ACCESS_KEY_ID, profiles, instance roles).")
+    String s3AccessKey;
+
+    @Option(names = "--s3-secret-key", description = "Static S3 secret key, with --s3-access-key (prefer the environment: AWS_SECRET_ACCESS_KEY).")
+    String s3SecretKey;
+
+    @Option(names = "--model-cache-dir", paramLabel = "DIR",
+        description = "Where versions fetched from S3 are cached (default: $TMPDIR/quiver-model-cache).")
+    Path modelCacheDir;
+
+    @Option(names = "--control-port", defaultValue = "8003",
+        description = "Control-plane gRPC port (quiver.control.v1: list, load, unload, upload, traffic, watch); -1 turns it off (default ${DEFAULT-VALUE}).")
+    int controlPort;
+
+    @Option(names = "--control-poll-ms", defaultValue = "10000",
+        description = "How often the desired-state manifest (and, in poll mode, the repository) is checked; 0 = never (default ${DEFAULT-VALUE}).")
+    long controlPollMillis;
+
+    @Option(names = "--max-upload-bytes", defaultValue = "2147483648",
+        description = "Largest model version accepted by UploadModel (default ${DEFAULT-VALUE} = 2 GiB).")
+    long maxUploadBytes;
 
     @Option(names = "--grpc-port", defaultValue = "8001", description = "gRPC data-plane port (default ${DEFAULT-VALUE}).")
     int grpcPort;
@@ -62,7 +98,7 @@ public final class Main implements Runnable {
     String host;
 
     @Option(names = "--model-control-mode", defaultValue = "none",
-        description = "none: load every model at start; explicit: load only the --load-model ones (default ${DEFAULT-VALUE}).")
+        description = "none: load every model at start; explicit: load only the --load-model ones; poll: load every model and follow new versions in the repository (default ${DEFAULT-VALUE}).")
     String controlMode;
 
     @Option(names = "--load-model", paramLabel = "NAME", description = "With explicit control: a model to load at start (repeatable).")
@@ -115,17 +151,42 @@ public final class Main implements Runnable {
       ControlMode mode = switch (controlMode.toLowerCase(java.util.Locale.ROOT)) {
         case "none" -> ControlMode.NONE;
         case "explicit" -> ControlMode.EXPLICIT;
+        case "poll" -> ControlMode.POLL;
         default -> throw new CommandLine.ParameterException(new CommandLine(this),
-            "--model-control-mode must be 'none' or 'explicit'; was '" + controlMode + "'");
+            "--model-control-mode must be 'none', 'explicit' or 'poll'; was '" + controlMode + "'");
       };
       if (mode == ControlMode.NONE && !loadModels.isEmpty()) {
         throw new CommandLine.ParameterException(new CommandLine(this),
             "--load-model needs --model-control-mode=explicit");
       }
-      Path repository = modelRepository != null ? modelRepository : defaultRepository();
-      if (!Files.isDirectory(repository)) {
-        throw new CommandLine.ParameterException(new CommandLine(this),
-            "--model-repository: '" + repository + "' is not a directory");
+      S3RepositoryOptions s3 = null;
+      Path repository;
+      if (modelRepository != null && modelRepository.startsWith("s3://")) {
+        Path cache = modelCacheDir != null ? modelCacheDir
+            : Path.of(System.getProperty("java.io.tmpdir"), "quiver-model-cache");
+        s3 = S3RepositoryOptions.of(modelRepository, cache);
+        if (s3Endpoint != null) {
+          s3 = s3.withEndpoint(s3Endpoint);
+        }
+        if (s3PathStyle) {
+          s3 = s3.withPathStyle(true);
+        }
+        if (s3Region != null) {
+          s3 = s3.withRegion(s3Region);
+        }
+        if ((s3AccessKey == null) != (s3SecretKey == null)) {
+          throw new CommandLine.ParameterException(new CommandLine(this), "--s3-access-key and --s3-secret-key go together");
+        }
+        if (s3AccessKey != null) {
+          s3 = s3.withCredentials(s3AccessKey, s3SecretKey);
+        }
+        repository = cache;
+      } else {
+        repository = modelRepository != null ? Path.of(modelRepository) : defaultRepository();
+        if (!Files.isDirectory(repository)) {
+          throw new CommandLine.ParameterException(new CommandLine(this),
+              "--model-repository: '" + repository + "' is not a directory (nor an s3:// URL)");
+        }
       }
       if ((tlsCert == null) != (tlsKey == null)) {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tls-cert and --tls-key go together");
@@ -137,7 +198,13 @@ public final class Main implements Runnable {
       ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
           maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog,
           tls, securityConfig,
-          new ServerOptions.Limits(maxTensorElements, maxBytesElementLength, maxConcurrentCallsPerConnection));
+          new ServerOptions.Limits(maxTensorElements, maxBytesElementLength, maxConcurrentCallsPerConnection))
+          .withS3(s3)
+          .withControlPlane(controlPort < 0 ? null : ControlPlaneOptions.defaults()
+              .withPort(controlPort)
+              .withBindAddress(host)
+              .withPollIntervalMillis(controlPollMillis)
+              .withMaxUploadBytes(maxUploadBytes));
       QuiverServer server = new QuiverServer(options);
       CountDownLatch stopped = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {

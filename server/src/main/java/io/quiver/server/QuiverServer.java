@@ -21,7 +21,9 @@ import io.quiver.control.ModelManagerOptions;
 import io.quiver.control.ModelVersionStatus;
 import io.quiver.core.spi.ModelRepository;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
+import io.quiver.control.grpc.ControlPlaneServer;
 import io.quiver.registry.LocalModelRepository;
+import io.quiver.registry.s3.S3ModelRepository;
 import io.quiver.server.http.RestServer;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
@@ -67,10 +69,13 @@ public final class QuiverServer implements AutoCloseable {
   private volatile boolean ready;
   private volatile boolean closed;
   private Server grpcServer;
+  private ControlPlaneServer controlPlane;
 
   public QuiverServer(ServerOptions options) {
     this.options = options;
-    this.repository = new LocalModelRepository(options.modelRepository());
+    this.repository = options.s3() != null
+        ? S3ModelRepository.create(options.s3())
+        : new LocalModelRepository(options.modelRepository());
     this.metrics = new ServerMetrics();
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
         new MetricsSchedulerFactory(new DynamicBatcherFactory(), metrics),
@@ -129,6 +134,23 @@ public final class QuiverServer implements AutoCloseable {
     if (options.metricsPort() >= 0) {
       metrics.startExporter(options.host(), options.metricsPort());
     }
+    if (options.controlPlane() != null) {
+      var controlTls = tls == null ? null : TlsContexts.forGrpcServer(tls);
+      controlPlane = new ControlPlaneServer(models, options.controlPlane()).start(transport -> {
+        if (controlTls != null) {
+          transport.sslContext(controlTls);
+        }
+        if (security != null) {
+          // Every control method needs the admin permission (the interceptor's rule for services
+          // other than the inference service).
+          transport.intercept(new GrpcSecurityInterceptor(security));
+        }
+        return transport;
+      });
+    }
+    // Control-plane operations and the repository poller change models behind our back: follow them.
+    models.addListener(model -> health.setStatus(model,
+        !closed && models.isReady(model, "") ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
     refreshHealth();
     ready = true;
     log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}); repository {};"
@@ -193,6 +215,11 @@ public final class QuiverServer implements AutoCloseable {
     }
   }
 
+  /** The bound control-plane port, or -1 when the control plane is off. */
+  public int controlPort() {
+    return controlPlane == null ? -1 : controlPlane.port();
+  }
+
   /** Blocks until the server has terminated. */
   public void awaitTermination() throws InterruptedException {
     grpcServer.awaitTermination();
@@ -223,6 +250,9 @@ public final class QuiverServer implements AutoCloseable {
       }
     }
     repositoryOps.shutdown();
+    if (controlPlane != null) {
+      controlPlane.close();
+    }
     models.close(); // completes every accepted request, REST ones included
     if (restServer != null) {
       restServer.close();

@@ -1,6 +1,8 @@
 package io.quiver.server;
 
 import io.quiver.control.ControlMode;
+import io.quiver.control.grpc.ControlPlaneOptions;
+import io.quiver.registry.s3.S3RepositoryOptions;
 import io.quiver.server.security.TlsOptions;
 import java.nio.file.Path;
 import java.util.List;
@@ -24,6 +26,9 @@ import java.util.List;
  * @param securityConfig the security file (API keys, JWT, roles, rate limits); null = no
  *     authentication (the local quick start)
  * @param limits request limits beyond the message and body sizes
+ * @param s3 where the models are when they live in an S3-compatible bucket; null = the local
+ *     directory {@code modelRepository}
+ * @param controlPlane the control-plane gRPC service (port 8003 by default); null = off
  */
 public record ServerOptions(
     String host,
@@ -40,7 +45,9 @@ public record ServerOptions(
     boolean accessLog,
     TlsOptions tls,
     Path securityConfig,
-    Limits limits) {
+    Limits limits,
+    S3RepositoryOptions s3,
+    ControlPlaneOptions controlPlane) {
 
   /**
    * Bounds on what one request may ask for, checked before anything is allocated for it.
@@ -79,7 +86,7 @@ public record ServerOptions(
       List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
       int metricsPort, int maxHttpBodyBytes, boolean accessLog) {
     this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
-        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, null, null, Limits.defaults());
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, null, null, Limits.defaults(), null, null);
   }
 
   public static final int DEFAULT_GRPC_PORT = 8001;
@@ -97,60 +104,83 @@ public record ServerOptions(
   public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
       List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis) {
     this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
-        shutdownGraceMillis, DISABLED, DISABLED, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults());
+        shutdownGraceMillis, DISABLED, DISABLED, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults(), null, null);
   }
 
   public static ServerOptions defaults(Path modelRepository) {
     return new ServerOptions("0.0.0.0", DEFAULT_GRPC_PORT, modelRepository, ControlMode.NONE,
         List.of(), DEFAULT_MAX_MESSAGE_BYTES, 0, DEFAULT_SHUTDOWN_GRACE_MILLIS, DEFAULT_HTTP_PORT,
-        DEFAULT_METRICS_PORT, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults());
+        DEFAULT_METRICS_PORT, DEFAULT_MAX_HTTP_BODY_BYTES, false, null, null, Limits.defaults(), null, null);
   }
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withTls(TlsOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
-        securityConfig, limits);
+        securityConfig, limits, s3, controlPlane);
   }
 
   public ServerOptions withSecurityConfig(Path file) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane);
+  }
+
+  /** The form without S3 and without the control plane. */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog, TlsOptions tls, Path securityConfig, Limits limits) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, null,
+        null);
+  }
+
+  /** Models from an S3-compatible bucket instead of {@code modelRepository}. */
+  public ServerOptions withS3(S3RepositoryOptions options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, options, controlPlane);
+  }
+
+  /** The control plane with these options; null turns it off. */
+  public ServerOptions withControlPlane(ControlPlaneOptions options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, s3, options);
   }
 
   public ServerOptions withLimits(Limits newLimits) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        newLimits);
+        newLimits, s3, controlPlane);
   }
 }

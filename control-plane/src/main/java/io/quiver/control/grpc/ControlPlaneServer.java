@@ -15,6 +15,7 @@ import java.net.InetSocketAddress;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.function.UnaryOperator;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -63,7 +64,15 @@ public final class ControlPlaneServer implements AutoCloseable {
    *
    * @throws IOException when the port cannot be bound
    */
-  public synchronized ControlPlaneServer start() throws IOException {
+  public ControlPlaneServer start() throws IOException {
+    return start(UnaryOperator.identity());
+  }
+
+  /**
+   * As {@link #start()}, letting the embedding process shape the transport first: TLS
+   * ({@code sslContext}) and interceptors (authentication) that live outside this module.
+   */
+  public synchronized ControlPlaneServer start(UnaryOperator<NettyServerBuilder> transport) throws IOException {
     if (server != null) {
       return this;
     }
@@ -82,7 +91,7 @@ public final class ControlPlaneServer implements AutoCloseable {
     if (poller != null) {
       poller.start();
     }
-    server = NettyServerBuilder.forAddress(new InetSocketAddress(options.bindAddress(), options.port()))
+    server = transport.apply(NettyServerBuilder.forAddress(new InetSocketAddress(options.bindAddress(), options.port())))
         .executor(handlers) // handlers block on loads and I/O: keep them off the event loop
         .maxInboundMessageSize(ControlPlaneOptions.MAX_MESSAGE_BYTES)
         .addService(ServerInterceptors.intercept(service, ControlPlaneService.peerInterceptor()))
