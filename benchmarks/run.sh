@@ -12,19 +12,21 @@
 #          --cuda [DEV]  also run the CUDA execution-provider case (see below); never runs by default
 #
 # What it does: builds the server and benchmarks jars when missing, writes the benchmark models with
-# the example generator (identity_fp32, mlp_784, cnn_small; plus mlp_784 without dynamic batching)
-# into a temp dir, starts the bare gRPC echo server and Quiver servers as separate JVMs pinned to
-# CPU 1 (taskset), runs `quiver perf` pinned to CPU 0, every JVM with the same flags, and runs the
-# cases (a)-(d) of docs/benchmarks/README.md, alternating which side goes first in each repeat.
+# the example generator (identity_fp32, mlp_784, cnn_small; mlp_784 with max_batch_size 0 for "batching
+# off"; two mlp_784 copies with and without a latency target; one with a small queue) into a temp dir,
+# starts the bare gRPC echo server and Quiver servers as separate JVMs pinned to CPU 1 (taskset), runs
+# `quiver perf` pinned to CPU 0, every JVM with the same flags, and runs the cases (a)-(f) of
+# docs/benchmarks/README.md, alternating which side goes first in each repeat.
 #
 # CUDA case (--cuda): for a machine with an NVIDIA GPU, CUDA 12 and cuDNN 9. Runs the in-process
 # ONNX Runtime baseline with the CUDA execution provider over batch sizes. It needs ONNX Runtime's
 # GPU build: set ORT_GPU_JAR=/path/to/onnxruntime_gpu-1.23.2.jar (Maven: com.microsoft.onnxruntime:
-# onnxruntime_gpu); it replaces the CPU onnxruntime jar on the class path. Quiver's own runtime does
-# not run models on GPUs yet (instance_group KIND_GPU is rejected), so there is no Quiver side yet.
+# onnxruntime_gpu); it replaces the CPU onnxruntime jar on the class path. Quiver itself serves models
+# on GPUs (instance_group KIND_GPU, CUDA/TensorRT execution providers): the Quiver-side GPU benchmark
+# and how to run it are in docs/benchmarks/gpu.md.
 #
 # Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), BENCH_PORT_BASE (18100;
-# ports BASE+1..BASE+7 are used).
+# ports BASE+1..BASE+13 are used).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,12 +47,12 @@ done
 
 if [ "$MODE" = quick ]; then
   REPEATS=${REPEATS:-2} WINDOW_MS=1000 WARMUP_MS=1000 MAX_WINDOWS=4
-  CONC_A="1:64:x4" CONC_B="16:64:x4" CONC_D=64
+  CONC_A="1:64:x4" CONC_B="16:64:x4" CONC_D=64 STEP_MS=1000
   ORT_BATCHES="1,4,16,64" ORT_SECONDS=1.5
   JMH_OPTS=(-wi 1 -i 2 -w 1s -r 1s -f 1 -p elements=16,784 -p queueDelayMicros=100)
 else
   REPEATS=${REPEATS:-3} WINDOW_MS=3000 WARMUP_MS=2000 MAX_WINDOWS=6
-  CONC_A="1:256:x4" CONC_B="16:128:x2" CONC_D=64
+  CONC_A="1:256:x4" CONC_B="16:128:x2" CONC_D=64 STEP_MS=3000
   ORT_BATCHES="1,2,4,8,16,32,64" ORT_SECONDS=3
   JMH_OPTS=(-wi 3 -i 5 -w 1s -r 1s -f 1)
 fi
@@ -85,6 +87,8 @@ BENCH_JAR="$WORK/dist/bench/quiver-benchmarks.jar"
 CP="$BENCH_JAR:$WORK/dist/bench/lib/*"
 PORT_BASE=${BENCH_PORT_BASE:-18100}
 ECHO_PORT=$((PORT_BASE + 1)) QUIVER_PORT=$((PORT_BASE + 2)) NOBATCH_PORT=$((PORT_BASE + 3))
+# Cases (e) and (f) run after the others, on their own servers (ports BASE+8.. BASE+13).
+ADAPTIVE_PORT=$((PORT_BASE + 8)) OVERLOAD_PORT=$((PORT_BASE + 11))
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -150,19 +154,20 @@ ort() { # json-name model
 }
 
 # Warm every server's JIT before anything is recorded (a cold JVM pinned to one core compiles for
-# seconds); these runs are not reported.
+# tens of seconds: C2 threads still took 25-50% of the server's CPU 10-15 s into a run, and /proc
+# charges them to the server's CPU per request); these runs are not reported.
 echo "run.sh: warming up the servers" >&2
 mkdir -p "$WORK/warm-up"
 warm() { # port model concurrency
   "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$2" -u "localhost:$1" \
-    --concurrency-range "$3" -p 1000 --warmup 2000 --max-windows 1 --wait-ready 120 \
+    --concurrency-range "$3" -p "${4:-3000}" --warmup 2000 --max-windows 1 --wait-ready 120 \
     --json "$WORK/warm-up/$1-$2.json" >> "$LOGS/warm-up.out" 2>&1 || echo "run.sh: warm-up of $2 on port $1 failed" >&2
 }
 warm "$ECHO_PORT" identity_fp32 16
 warm "$QUIVER_PORT" identity_fp32 16
-warm "$QUIVER_PORT" mlp_784 64
-warm "$QUIVER_PORT" cnn_small 64
-warm "$NOBATCH_PORT" mlp_784 64
+warm "$QUIVER_PORT" mlp_784 64 8000
+warm "$QUIVER_PORT" cnn_small 64 8000
+warm "$NOBATCH_PORT" mlp_784 64 8000
 
 for r in $(seq 1 "$REPEATS"); do
   echo "run.sh: repeat $r/$REPEATS" >&2
@@ -181,13 +186,50 @@ for r in $(seq 1 "$REPEATS"); do
   R50=$((SAT / 2)) R80=$((SAT * 8 / 10))
   perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50:$R80:$((R80 - R50))" \
     --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID"
-  # (d) batching on vs off, mlp_784 at concurrency 64.
+  # (d) batching on vs off, mlp_784 at concurrency 64. "Off" is max_batch_size 0 (a config that only
+  # drops dynamic_batching gets an empty one back from auto-complete and still batches).
   d_on() { perf "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }
   d_off() { perf "d-off-r$r" -m mlp_784 -u "localhost:$NOBATCH_PORT" --concurrency-range "$CONC_D" --server-pid "$NOBATCH_PID"; }
   if [ $((r % 2)) = 1 ]; then d_on; d_off; else d_off; d_on; fi
 done
 
 for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+PIDS=()
+
+# (e) latency target, issue 3: open-loop rate stepped up then down (one window per step, no warm-up
+# between steps, so the controller carries its state across them), with and without the target.
+# Steps are fractions of mlp_784's saturation measured in (d) (batching on, last repeat).
+start_server adaptive "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
+  --model-repository "$WORK/models/adaptive" --grpc-port "$ADAPTIVE_PORT" \
+  --http-port $((ADAPTIVE_PORT + 1)) --metrics-port $((ADAPTIVE_PORT + 2))
+ADAPTIVE_PID=$LAST_PID
+warm "$ADAPTIVE_PORT" mlp_784_fixed 64 8000
+warm "$ADAPTIVE_PORT" mlp_784_target 64 8000
+SAT_D=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/d-on-r$REPEATS.json")
+STEPS=""
+for pct in 5 10 25 45 65 80 65 45 25 10 5; do STEPS="$STEPS${STEPS:+,}$((SAT_D * pct / 100 > 0 ? SAT_D * pct / 100 : 1))"; done
+ramp() { # json-name model
+  echo "run.sh: ramp $1" >&2
+  run "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain \
+    -p "$STEP_MS" --warmup 0 --max-windows 1 --wait-ready 120 --request-distribution poisson \
+    --json "$RES/$1.json" -m "$2" -u "localhost:$ADAPTIVE_PORT" --request-rate-range "$STEPS" --server-pid "$ADAPTIVE_PID" \
+    >> "$LOGS/perf.out" 2>> "$LOGS/perf.err" || echo "run.sh: ramp $1 saw errors (see $LOGS/perf.err)" >&2
+}
+ramp e-fixed-r1 mlp_784_fixed
+ramp e-target-r1 mlp_784_target
+kill "$ADAPTIVE_PID" 2>/dev/null || true; wait "$ADAPTIVE_PID" 2>/dev/null || true
+
+# (f) overload, issue 7: mlp_784 with max_queue_size 32, open loop at 1x, 2x and 3x its saturation.
+start_server overload "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
+  --model-repository "$WORK/models/overload" --grpc-port "$OVERLOAD_PORT" \
+  --http-port $((OVERLOAD_PORT + 1)) --metrics-port $((OVERLOAD_PORT + 2))
+OVERLOAD_PID=$LAST_PID
+warm "$OVERLOAD_PORT" mlp_784_bounded 16 8000
+SAT_F=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/warm-up/$OVERLOAD_PORT-mlp_784_bounded.json")
+perf f-overload-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --request-rate-range "$SAT_F,$((2 * SAT_F)),$((3 * SAT_F))" \
+  --request-distribution poisson --request-timeout 2000 --server-pid "$OVERLOAD_PID"
+kill "$OVERLOAD_PID" 2>/dev/null || true; wait "$OVERLOAD_PID" 2>/dev/null || true
 
 if [ "$CUDA" -ge 0 ]; then
   if ! command -v nvidia-smi >/dev/null || [ -z "${ORT_GPU_JAR:-}" ]; then

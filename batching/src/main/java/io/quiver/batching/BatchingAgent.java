@@ -99,7 +99,22 @@ final class BatchingAgent {
     return false;
   }
 
-  /** How long the agent may sleep, in clock nanos: until its next timer. */
+  /** True when some instance could take a batch now. */
+  boolean hasIdleWorker() {
+    for (InstanceWorker w : workers) {
+      if (w.idle()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** True when a worker has handed a finished batch back. */
+  boolean hasReturnedBatches() {
+    return !returned.isEmpty();
+  }
+
+  /** How long the agent may sleep, in clock nanos: until its next timer (Long.MAX_VALUE: none). */
   long nanosUntilTimer() {
     long next = Math.min(nextExpiryNanos, nextWakeNanos);
     return next == Long.MAX_VALUE ? Long.MAX_VALUE : next - batcher.clock().nanoTime();

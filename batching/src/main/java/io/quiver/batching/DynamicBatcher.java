@@ -53,6 +53,7 @@ public final class DynamicBatcher implements InferenceScheduler {
   private final NanoClock clock;
   private final AgentIdleStrategy idleStrategy;
   private final long maxParkNanos;
+  private final long idleParkNanos;
   private final long shutdownTimeoutNanos;
   private final InferenceStats stats;
   private final MpscArrayQueue<InferRequest>[] queues;
@@ -66,6 +67,12 @@ public final class DynamicBatcher implements InferenceScheduler {
   private final Thread agentThread; // null when built without one (tests drive doWork())
   private volatile boolean closing;
   private volatile boolean agentSleeping;
+  /**
+   * Whether a new request is worth waking the sleeping agent for: true only while an instance is idle.
+   * While every instance is busy a request can only wait, so producers leave the agent asleep and the
+   * worker that finishes wakes it (one wake-up per batch instead of one per request).
+   */
+  private volatile boolean wakeOnRequest = true;
   private volatile boolean wake;
   private final AtomicInteger closeOnce = new AtomicInteger();
   private volatile boolean closed;
@@ -79,6 +86,7 @@ public final class DynamicBatcher implements InferenceScheduler {
     this.clock = b.clock;
     this.idleStrategy = b.idleStrategy;
     this.maxParkNanos = b.maxParkNanos;
+    this.idleParkNanos = Math.max(b.maxParkNanos, b.idleParkNanos);
     this.shutdownTimeoutNanos = b.shutdownTimeoutNanos;
     this.stats = new InferenceStats(policy.maxBatchRows());
     int levels = policy.priorityLevels();
@@ -157,7 +165,7 @@ public final class DynamicBatcher implements InferenceScheduler {
       rejected.incrementAndGet();
       throw InferenceException.resourceExhausted(retryAfterNanos(), "model '%s': queue full", modelName);
     }
-    if (agentSleeping) { // volatile read after the offer's release: pairs with the agent's sleep protocol
+    if (agentSleeping && wakeOnRequest) { // volatile reads after the offer's release: pair with the agent's sleep protocol
       LockSupport.unpark(agentThread);
     }
   }
@@ -284,8 +292,12 @@ public final class DynamicBatcher implements InferenceScheduler {
           idleStrategy.reset();
           continue;
         }
-        agentSleeping = true; // volatile write, then re-check: a producer either sees it or we see its request
-        if (wake || agent.hasSignals() || closing) {
+        // No idle instance: new requests cannot be dispatched before a worker finishes, and a finishing
+        // worker always signals, so requests need not wake us (nor keep us awake) until then.
+        boolean dispatchable = agent.hasIdleWorker();
+        wakeOnRequest = dispatchable;
+        agentSleeping = true; // volatile write, then re-check: a producer or worker either sees it or we see its signal
+        if (wake || (dispatchable ? agent.hasSignals() : agent.hasReturnedBatches()) || closing) {
           agentSleeping = false;
           if (closing) {
             LockSupport.parkNanos(50_000L); // draining: wait for workers without spinning hard
@@ -293,8 +305,12 @@ public final class DynamicBatcher implements InferenceScheduler {
           continue;
         }
         long timer = agent.nanosUntilTimer();
-        idleStrategy.idle(0, Math.max(1, Math.min(maxParkNanos, timer)));
+        // With no timer pending every event that needs the agent unparks it, so it may sleep long;
+        // with one, it wakes at least every maxParkNanos (the clock may be a test's manual clock).
+        long park = timer == Long.MAX_VALUE ? idleParkNanos : Math.min(maxParkNanos, timer);
+        idleStrategy.idle(0, Math.max(1, park));
         agentSleeping = false;
+        wakeOnRequest = true;
       }
     } catch (Throwable t) {
       log.error("batching agent of model '{}' version {} died; failing requests from now on", modelName, version, t);

@@ -55,11 +55,11 @@ public final class PerfMain implements Callable<Integer> {
   int batch;
 
   @Option(names = "--concurrency-range", paramLabel = "START:END[:STEP|:xF]",
-      description = "Closed loop: requests kept in flight, e.g. 1:256:x2 or 4:32:4 (default 1).")
+      description = "Closed loop: requests kept in flight, e.g. 1:256:x2, 4:32:4 or 1,8,64 (default 1).")
   String concurrencyRange;
 
   @Option(names = "--request-rate-range", paramLabel = "START:END[:STEP|:xF]",
-      description = "Open loop: requests per second, e.g. 1000:8000:1000.")
+      description = "Open loop: requests per second, e.g. 1000:8000:1000, or a list run in order, e.g. 500,1000,2000,1000,500.")
   String rateRange;
 
   @Option(names = "--request-distribution", defaultValue = "constant",
@@ -179,7 +179,9 @@ public final class PerfMain implements Callable<Integer> {
       if (json != null) {
         ResultFiles.writeJson(json, runDescription(), rows);
       }
-      long errors = rows.stream().mapToLong(r -> ((Number) r.get("errors")).longValue()).sum();
+      // Load shedding (RESOURCE_EXHAUSTED, UNAVAILABLE) is a measured outcome, not a failed run.
+      long errors = rows.stream()
+          .mapToLong(r -> ((Number) r.get("errors")).longValue() - ((Number) r.get("rejected")).longValue()).sum();
       return errors > 0 ? 2 : 0;
     }
   }
@@ -204,17 +206,17 @@ public final class PerfMain implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%-14s %11s %11s %9s %9s %9s %9s %9s %7s %7s %6s %6s %s", "load", "req/s",
-        "infer/s", "p50 us", "p90 us", "p95 us", "p99 us", "p99.9 us", "srv us", "cli us", "batch", "errors", "windows");
+    return String.format(Locale.ROOT, "%-14s %11s %11s %9s %9s %9s %9s %9s %7s %7s %6s %6s %8s %s", "load", "req/s",
+        "infer/s", "p50 us", "p90 us", "p95 us", "p99 us", "p99.9 us", "srv us", "cli us", "batch", "errors", "rejected", "windows");
   }
 
   private Map<String, Object> report(PrintStream out, PointResult r) {
     progress.clear();
     LatencyStats l = r.latency();
     String load = r.mode().equals("rate") ? String.format(Locale.ROOT, "%.0f/s", r.load()) : "c=" + (int) r.load();
-    out.println(String.format(Locale.ROOT, "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %6.2f %6d %d",
+    out.println(String.format(Locale.ROOT, "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %6.2f %6d %8d %d",
         load, r.throughput(), r.inferencesPerSecond(), l.p50Us(), l.p90Us(), l.p95Us(), l.p99Us(), l.p999Us(),
-        r.serverCpuMicrosPerRequest(), r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.windows())
+        r.serverCpuMicrosPerRequest(), r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.rejected(), r.windows())
         + (r.stable() ? "" : " (not stable)") + (r.firstError().isEmpty() ? "" : "  first error: " + r.firstError()));
     return ResultFiles.row(label, r);
   }

@@ -81,6 +81,8 @@ public final class LoadGenerator implements AutoCloseable {
   private final LongAdder sent = new LongAdder();
   private final LongAdder completed = new LongAdder();
   private final LongAdder errors = new LongAdder();
+  /** The part of {@link #errors} that the server refused for load: RESOURCE_EXHAUSTED or UNAVAILABLE. */
+  private final LongAdder rejected = new LongAdder();
   private final AtomicLong outstanding = new AtomicLong();
   private final AtomicReference<String> firstError = new AtomicReference<>("");
   private Recorder recorder;
@@ -143,6 +145,7 @@ public final class LoadGenerator implements AutoCloseable {
     sent.reset();
     completed.reset();
     errors.reset();
+    rejected.reset();
     outstanding.set(0);
     firstError.set("");
     recorder = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
@@ -174,7 +177,7 @@ public final class LoadGenerator implements AutoCloseable {
       total.add(recorder.getIntervalHistogram());
       List<WindowResult> last = windows.subList(Math.max(0, windows.size() - WindowStability.WINDOWS), windows.size());
       return new PointResult(mode, load, distribution, settings.streaming(), WindowResult.merge(last), windows.size(),
-          stable, sent.sum(), completed.sum(), errors.sum(), total.getTotalCount(), firstError.get());
+          stable, sent.sum(), completed.sum(), errors.sum(), rejected.sum(), total.getTotalCount(), firstError.get());
     } finally {
       running = false;
     }
@@ -218,8 +221,8 @@ public final class LoadGenerator implements AutoCloseable {
    * (the slow ModelStatistics call comes first), so a window's completions are exactly the latencies
    * its histogram holds and its duration is the time between swaps.
    */
-  private record Snapshot(long nanos, Histogram latencies, long sent, long errors, long serverCpu, long clientCpu,
-      long[] statistics) {
+  private record Snapshot(long nanos, Histogram latencies, long sent, long errors, long rejected, long serverCpu,
+      long clientCpu, long[] statistics) {
     WindowResult minus(Snapshot before, int rows) {
       long server = serverCpu < 0 || before.serverCpu < 0 ? -1 : serverCpu - before.serverCpu;
       long client = clientCpu < 0 || before.clientCpu < 0 ? -1 : clientCpu - before.clientCpu;
@@ -230,7 +233,7 @@ public final class LoadGenerator implements AutoCloseable {
         executions = statistics[1] - before.statistics[1];
       }
       return new WindowResult(nanos - before.nanos, sent - before.sent, latencies.getTotalCount(),
-          errors - before.errors, latencies, server, client, inferences, executions, rows);
+          errors - before.errors, rejected - before.rejected, latencies, server, client, inferences, executions, rows);
     }
   }
 
@@ -240,9 +243,10 @@ public final class LoadGenerator implements AutoCloseable {
     long now = System.nanoTime();
     long sentNow = sent.sum();
     long errorsNow = errors.sum();
+    long rejectedNow = rejected.sum();
     long server = settings.serverPid() > 0 ? CpuClock.processCpuNanos(settings.serverPid()) : -1;
     long client = CpuClock.selfCpuNanos();
-    return new Snapshot(now, latencies, sentNow, errorsNow, server, client, statistics);
+    return new Snapshot(now, latencies, sentNow, errorsNow, rejectedNow, server, client, statistics);
   }
 
   /**
@@ -287,9 +291,20 @@ public final class LoadGenerator implements AutoCloseable {
   }
 
   private void recordError(Throwable t) {
+    if (isRejection(Status.fromThrowable(t).getCode())) {
+      rejected.increment(); // before errors: a window edge never sees more rejections than errors
+    }
     errors.increment();
     outstanding.decrementAndGet();
     noteError(t);
+  }
+
+  /**
+   * True for the codes a server answers when it sheds load (a full queue, a rate limit, shutting
+   * down): counted apart from other errors, as the overload curve's "rejected".
+   */
+  static boolean isRejection(Status.Code code) {
+    return code == Status.Code.RESOURCE_EXHAUSTED || code == Status.Code.UNAVAILABLE;
   }
 
   private void noteError(Object error) {

@@ -6,8 +6,9 @@ import java.util.Locale;
 
 /**
  * A sweep of load levels parsed from perf_analyzer-style text: {@code start:end:step} (linear),
- * {@code start:end:xF} (geometric, factor F), {@code start:end} (step 1) or a single value.
- * Values never exceed {@code end}; {@code end} itself is always included. Immutable.
+ * {@code start:end:xF} (geometric, factor F), {@code start:end} (step 1), a single value, or a
+ * list {@code a,b,c} run in the order given (repeats allowed: a load that rises and falls).
+ * Range values never exceed {@code end}; {@code end} itself is always included. Immutable.
  */
 public final class LoadRange {
   /** Sweeps longer than this are a typo, not a plan. */
@@ -25,6 +26,17 @@ public final class LoadRange {
    * @throws IllegalArgumentException naming the text and what is wrong with it
    */
   public static LoadRange parse(String text) {
+    if (text.contains(",")) {
+      List<Double> values = new ArrayList<>();
+      for (String part : text.split(",")) {
+        double v = number(part, text);
+        if (v <= 0) {
+          throw new IllegalArgumentException("list values must be > 0; was '" + text + "'");
+        }
+        add(values, v, text);
+      }
+      return new LoadRange(values);
+    }
     String[] parts = text.trim().split(":");
     if (parts.length < 1 || parts.length > 3 || parts[0].isEmpty()) {
       throw new IllegalArgumentException("range must be START[:END[:STEP|:xFACTOR]]; was '" + text + "'");

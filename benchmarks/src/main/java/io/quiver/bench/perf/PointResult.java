@@ -10,10 +10,12 @@ package io.quiver.bench.perf;
  * @param measured the last {@value WindowStability#WINDOWS} windows merged (fewer if the run had fewer)
  * @param windows windows measured in all
  * @param stable whether the last windows agreed within the tolerance
+ * @param rejected the part of {@code errors} refused for load (RESOURCE_EXHAUSTED, UNAVAILABLE)
  * @param firstError the first error seen (status and description), or empty
  */
 public record PointResult(String mode, double load, String distribution, boolean streaming, WindowResult measured,
-    int windows, boolean stable, long sent, long completed, long errors, long latencyCount, String firstError) {
+    int windows, boolean stable, long sent, long completed, long errors, long rejected, long latencyCount,
+    String firstError) {
 
   public double throughput() {
     return measured.throughput();

@@ -21,8 +21,8 @@ public final class ResultFiles {
   /** The columns, in order; also the JSON field names of each row. */
   public static final List<String> COLUMNS = List.of("label", "mode", "load", "distribution", "streaming",
       "batch_size", "throughput_rps", "inferences_per_s", "p50_us", "p90_us", "p95_us", "p99_us", "p999_us",
-      "mean_us", "max_us", "windows", "stable", "sent", "completed", "errors", "server_cpu_us_per_req",
-      "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch", "first_error");
+      "mean_us", "max_us", "windows", "stable", "sent", "completed", "errors", "rejected", "offered_rps", "rejected_rps",
+      "server_cpu_us_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch", "first_error");
 
   /** One row: column name to value (Number, Boolean or String; NaN means unknown). */
   public static Map<String, Object> row(String label, PointResult r) {
@@ -48,6 +48,9 @@ public final class ResultFiles {
     row.put("sent", r.sent());
     row.put("completed", r.completed());
     row.put("errors", r.errors());
+    row.put("rejected", r.rejected());
+    row.put("offered_rps", r.measured().offeredRate());
+    row.put("rejected_rps", r.measured().rejectedRate());
     row.put("server_cpu_us_per_req", r.serverCpuMicrosPerRequest());
     row.put("client_cpu_us_per_req", r.clientCpuMicrosPerRequest());
     row.put("server_cores", r.serverCoresUsed());

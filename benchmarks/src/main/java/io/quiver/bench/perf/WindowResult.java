@@ -7,14 +7,25 @@ import org.HdrHistogram.Histogram;
  * (nanoseconds), and CPU and server-statistics deltas (negative when unknown). Immutable once built;
  * the histogram must not be changed after construction.
  *
+ * @param rejected the part of {@code errors} the server refused for load (RESOURCE_EXHAUSTED, UNAVAILABLE)
  * @param rowsPerRequest the batch size of each request, to turn requests into inferences
  */
-public record WindowResult(long wallNanos, long sent, long completed, long errors, Histogram latencyNanos,
+public record WindowResult(long wallNanos, long sent, long completed, long errors, long rejected, Histogram latencyNanos,
     long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta, long executionCountDelta,
     int rowsPerRequest) {
 
   public double throughput() {
     return Rates.perSecond(completed, wallNanos);
+  }
+
+  /** Requests sent per second: the offered load in open loop. */
+  public double offeredRate() {
+    return Rates.perSecond(sent, wallNanos);
+  }
+
+  /** Requests refused for load per second. */
+  public double rejectedRate() {
+    return Rates.perSecond(rejected, wallNanos);
   }
 
   public LatencyStats latency() {
@@ -28,6 +39,7 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
     long sent = 0;
     long completed = 0;
     long errors = 0;
+    long rejected = 0;
     long server = 0;
     long client = 0;
     long inferences = 0;
@@ -39,12 +51,13 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
       sent += w.sent;
       completed += w.completed;
       errors += w.errors;
+      rejected += w.rejected;
       server = server < 0 || w.serverCpuNanos < 0 ? -1 : server + w.serverCpuNanos;
       client = client < 0 || w.clientCpuNanos < 0 ? -1 : client + w.clientCpuNanos;
       inferences = inferences < 0 || w.inferenceCountDelta < 0 ? -1 : inferences + w.inferenceCountDelta;
       executions = executions < 0 || w.executionCountDelta < 0 ? -1 : executions + w.executionCountDelta;
       rows = w.rowsPerRequest;
     }
-    return new WindowResult(wall, sent, completed, errors, all, server, client, inferences, executions, rows);
+    return new WindowResult(wall, sent, completed, errors, rejected, all, server, client, inferences, executions, rows);
   }
 }

@@ -34,6 +34,9 @@ public final class Report {
   private final Path results;
   private final StringBuilder md = new StringBuilder();
   private final List<String[]> targets = new ArrayList<>();
+  /** Case (e)'s plot, written beside the main one: x = seconds into the ramp, y = p99 µs or mean batch. */
+  static final String RAMP_SVG = "latency-target.svg";
+  private final Map<String, Map<String, List<double[]>>> rampPlot = new LinkedHashMap<>();
   private final Map<String, Map<String, List<double[]>>> plot = new LinkedHashMap<>();
 
   private Report(Path run) {
@@ -50,7 +53,9 @@ public final class Report {
     String body = report.build(run, Path.of(args[2]).getFileName().toString());
     Files.writeString(Path.of(args[1]), body);
     Files.writeString(Path.of(args[2]), SvgPlot.render(report.plot));
-    System.out.println("wrote " + args[1] + " and " + args[2]);
+    Path rampSvg = Path.of(args[2]).resolveSibling(RAMP_SVG);
+    Files.writeString(rampSvg, SvgPlot.render(report.rampPlot));
+    System.out.println("wrote " + args[1] + ", " + args[2] + " and " + rampSvg);
   }
 
   /** The rows of every repeat of one result series, e.g. "a-echo" → [rows of r1, rows of r2, ...]. */
@@ -102,6 +107,8 @@ public final class Report {
     caseB(tables);
     caseC(tables);
     caseD(tables);
+    caseE(tables);
+    caseF(tables);
     caseCuda(tables);
     jmh(tables);
 
@@ -361,9 +368,100 @@ public final class Report {
     out.append("## (d) Dynamic batching on vs off, mlp_784 at concurrency 64\n\n")
         .append("Throughput on/off: ").append(Stats.of(gain).format("%.2f")).append("×. "
             + "Off = the same model with no `dynamic_batching` block (every request its own batch, through the same queue).\n\n");
+    List<Double> batchOn = new ArrayList<>();
+    List<Double> p99Ratio = new ArrayList<>();
+    for (int r = 0; r < Math.min(on.size(), off.size()); r++) {
+      batchOn.add(Json.number(on.get(r).get(0), "mean_batch"));
+      p99Ratio.add(Json.number(on.get(r).get(0), "p99_us") / Json.number(off.get(r).get(0), "p99_us"));
+    }
+    out.append("Issue 3's claim (dynamic batching ≥ 3× the throughput of none, p99 no worse): throughput on/off ")
+        .append(Stats.of(gain).format("%.2f")).append("× (target ≥ 3), mean formed batch with batching ")
+        .append(Stats.of(batchOn).format("%.1f")).append(", p99 on/off ").append(Stats.of(p99Ratio).format("%.2f"))
+        .append(" (target ≤ 1). Off = `max_batch_size: 0` (every request its own batch; its mean batch must read 1.0).\n\n");
+    target("issue 3: throughput batching on / off, mlp_784 c=64", Stats.of(gain), "%.2f", 3, true);
+    target("issue 3: p99 batching on / off, mlp_784 c=64", Stats.of(p99Ratio), "%.2f", 1, false);
     sweepTable(out, Map.of("batching on", on, "batching off", off), List.of("batching on", "batching off"));
     series("(d) mlp_784 c=64", "batching on", on);
     series("(d) mlp_784 c=64", "batching off", off);
+  }
+
+  // (e) latency target under a load that rises and falls: one row per step (one window each).
+  private void caseE(StringBuilder out) throws IOException {
+    List<List<Value>> fixed = repeats("e-fixed");
+    List<List<Value>> target = repeats("e-target");
+    if (fixed.isEmpty() && target.isEmpty()) {
+      return;
+    }
+    out.append("## (e) Latency target: mlp_784, open-loop rate stepped up then down\n\n")
+        .append("Two copies of mlp_784 with `max_batch_size: 64` and a 4000 µs queue delay, one with "
+            + "`quiver.latency_target_us: 5000`. One window per step; mean batch from ModelStatistics deltas. "
+            + "Repeat 1 shown; plot: [").append(RAMP_SVG).append("](").append(RAMP_SVG).append(").\n\n")
+        .append("| step | offered/s | fixed: req/s | fixed: mean batch | fixed: p99 µs | target: req/s | target: mean batch | target: p99 µs |\n")
+        .append("|---|---|---|---|---|---|---|---|\n");
+    List<Value> f = fixed.isEmpty() ? List.of() : fixed.get(0);
+    List<Value> t = target.isEmpty() ? List.of() : target.get(0);
+    for (int i = 0; i < Math.max(f.size(), t.size()); i++) {
+      Value a = i < f.size() ? f.get(i) : null;
+      Value b = i < t.size() ? t.get(i) : null;
+      Value any = a != null ? a : b;
+      out.append(String.format(Locale.ROOT, "| %d | %.0f | %s | %s | %s | %s | %s | %s |\n", i + 1, Json.number(any, "load"),
+          cell(a, "throughput_rps", "%.0f"), cell(a, "mean_batch", "%.1f"), cell(a, "p99_us", "%.0f"),
+          cell(b, "throughput_rps", "%.0f"), cell(b, "mean_batch", "%.1f"), cell(b, "p99_us", "%.0f")));
+    }
+    out.append('\n');
+    rampSeries("fixed", f);
+    rampSeries("target 5 ms", t);
+  }
+
+  private void rampSeries(String name, List<Value> rows) {
+    List<double[]> p99 = new ArrayList<>();
+    List<double[]> batch = new ArrayList<>();
+    List<double[]> rate = new ArrayList<>();
+    double seconds = 0;
+    for (Value row : rows) {
+      seconds += Json.number(row, "windows") > 0 ? 1 : 0; // one window per step: x is the step's end
+      p99.add(new double[] {seconds, Json.number(row, "p99_us")});
+      batch.add(new double[] {seconds, Json.number(row, "mean_batch")});
+      rate.add(new double[] {seconds, Json.number(row, "throughput_rps")});
+    }
+    rampPlot.computeIfAbsent("(e) p99 µs per step", k -> new LinkedHashMap<>()).put(name, p99);
+    rampPlot.computeIfAbsent("(e) mean formed batch per step", k -> new LinkedHashMap<>()).put(name, batch);
+    rampPlot.computeIfAbsent("(e) served req/s per step", k -> new LinkedHashMap<>()).put(name, rate);
+  }
+
+  private static String cell(Value row, String field, String format) {
+    return row == null ? "" : String.format(Locale.ROOT, format, Json.number(row, field));
+  }
+
+  // (f) overload: offered vs served vs rejected at 1×, 2×, 3× saturation, small queue.
+  private void caseF(StringBuilder out) throws IOException {
+    List<List<Value>> reps = repeats("f-overload");
+    if (reps.isEmpty()) {
+      return;
+    }
+    out.append("## (f) Overload: mlp_784 with `max_queue_size: 32`, open loop at 1×, 2×, 3× saturation\n\n")
+        .append("Rejected = answers RESOURCE_EXHAUSTED or UNAVAILABLE (counted apart from other errors); p99 is of "
+            + "admitted requests, from the intended send time.\n\n")
+        .append("| offered (target)/s | offered/s | served/s | rejected/s | other errors | p50 µs | p99 µs | server CPU µs/served |\n")
+        .append("|---|---|---|---|---|---|---|---|\n");
+    TreeMap<Double, List<Value>> byLoad = new TreeMap<>();
+    for (List<Value> rows : reps) {
+      for (Value row : rows) {
+        byLoad.computeIfAbsent(Json.number(row, "load"), k -> new ArrayList<>()).add(row);
+      }
+    }
+    for (Map.Entry<Double, List<Value>> e : byLoad.entrySet()) {
+      List<Value> rows = e.getValue();
+      List<Double> other = new ArrayList<>();
+      for (Value row : rows) {
+        other.add(Json.number(row, "errors") - Json.number(row, "rejected"));
+      }
+      out.append(String.format(Locale.ROOT, "| %.0f | %s | %s | %s | %s | %s | %s | %s |\n", e.getKey(),
+          stat(rows, "offered_rps", "%.0f"), stat(rows, "throughput_rps", "%.0f"), stat(rows, "rejected_rps", "%.0f"),
+          Stats.of(other).format("%.0f"), stat(rows, "p50_us", "%.0f"), stat(rows, "p99_us", "%.0f"),
+          stat(rows, "server_cpu_us_per_req", "%.1f")));
+    }
+    out.append('\n');
   }
 
   private void jmh(StringBuilder out) throws IOException {

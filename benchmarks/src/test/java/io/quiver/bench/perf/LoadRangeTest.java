@@ -40,4 +40,18 @@ class LoadRangeTest {
     assertThatThrownBy(() -> LoadRange.parse("a:b")).hasMessageContaining("not a number");
     assertThatThrownBy(() -> LoadRange.parse("1:1000000:0.001")).hasMessageContaining("more than");
   }
+
+  @Test
+  void list_keepsOrderAndRepeats_forLoadsThatRiseAndFall() {
+    assertThat(LoadRange.parse("500,1000,2000,1000,500").values()).containsExactly(500.0, 1000.0, 2000.0, 1000.0, 500.0);
+    assertThatThrownBy(() -> LoadRange.parse("500,-1")).hasMessageContaining("500,-1");
+  }
+
+  @Test
+  void rejections_areResourceExhaustedOrUnavailable_only() {
+    assertThat(LoadGenerator.isRejection(io.grpc.Status.Code.RESOURCE_EXHAUSTED)).isTrue();
+    assertThat(LoadGenerator.isRejection(io.grpc.Status.Code.UNAVAILABLE)).isTrue();
+    assertThat(LoadGenerator.isRejection(io.grpc.Status.Code.DEADLINE_EXCEEDED)).isFalse();
+    assertThat(LoadGenerator.isRejection(io.grpc.Status.Code.INVALID_ARGUMENT)).isFalse();
+  }
 }

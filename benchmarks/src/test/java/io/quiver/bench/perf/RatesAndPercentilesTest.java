@@ -59,7 +59,7 @@ class RatesAndPercentilesTest {
   @Test
   void mergedWindows_unknownCpuStaysUnknown() {
     WindowResult known = window(1_000_000_000L, 10, 1, 5);
-    WindowResult unknown = new WindowResult(1, 1, 1, 0, LatencyStats.newHistogram(), -1, -1, -1, -1, 1);
+    WindowResult unknown = new WindowResult(1, 1, 1, 0, 0, LatencyStats.newHistogram(), -1, -1, -1, -1, 1);
     assertThat(WindowResult.merge(List.of(known, unknown)).serverCpuNanos()).isEqualTo(-1);
   }
 
@@ -68,7 +68,7 @@ class RatesAndPercentilesTest {
     for (int i = 0; i < latencies; i++) {
       h.recordValue(100_000);
     }
-    return new WindowResult(nanos, completed, completed, 0, h, serverCpu, serverCpu, completed, completed / 4, 1);
+    return new WindowResult(nanos, completed, completed, 0, 0, h, serverCpu, serverCpu, completed, completed / 4, 1);
   }
 
   @Test

@@ -49,6 +49,6 @@ class WindowStabilityTest {
   private static WindowResult window(long completed, long latencyNanos) {
     Histogram h = LatencyStats.newHistogram();
     h.recordValueWithCount(latencyNanos, 10);
-    return new WindowResult(1_000_000_000L, completed, completed, 0, h, -1, -1, -1, -1, 1);
+    return new WindowResult(1_000_000_000L, completed, completed, 0, 0, h, -1, -1, -1, -1, 1);
   }
 }

@@ -14,11 +14,13 @@ import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.TensorSpec;
+import io.quiver.core.runtime.ConfigCompleter;
+import io.quiver.core.runtime.ModelTensor;
+import io.quiver.core.runtime.RunnerInputs;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.ModelRuntime;
 import io.quiver.proto.inference.ModelConfig;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -53,7 +55,6 @@ public final class OnnxRuntime implements ModelRuntime {
   public static final int DEFAULT_MAX_BATCH_SIZE = 4;
 
   private static final Logger LOG = LoggerFactory.getLogger(OnnxRuntime.class);
-  private static final boolean NATIVE_LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
 
   /** Public no-argument constructor for {@link java.util.ServiceLoader}; creates no native state. */
   public OnnxRuntime() {}
@@ -82,10 +83,8 @@ public final class OnnxRuntime implements ModelRuntime {
   @Override
   public ModelConfig completeConfig(ModelConfig declared, Path modelFile) {
     checkPlatform();
-    ModelConfig named = declared.getName().isEmpty()
-        ? declared.toBuilder().setName(modelNameFromPath(modelFile)).build()
-        : declared;
-    OnnxConfigCompleter.checkSupported(named); // cheap checks before opening the file
+    ModelConfig named = ConfigCompleter.withModelName(declared, modelFile);
+    OnnxConfigCompleter.INSTANCE.checkSupported(named); // cheap checks before opening the file
     String model = named.getName();
     try (SessionOptions options = new SessionOptions()) {
       options.setOptimizationLevel(SessionOptions.OptLevel.NO_OPT);
@@ -94,7 +93,7 @@ public final class OnnxRuntime implements ModelRuntime {
       try (OrtSession session = open(model, modelFile, options)) {
         List<ModelTensor> inputs = describe(model, "input", session.getInputInfo());
         List<ModelTensor> outputs = describe(model, "output", session.getOutputInfo());
-        return OnnxConfigCompleter.complete(named, inputs, outputs);
+        return OnnxConfigCompleter.INSTANCE.complete(named, inputs, outputs);
       }
     } catch (OrtException e) {
       throw new InferenceException(ErrorCode.INTERNAL,
@@ -107,7 +106,7 @@ public final class OnnxRuntime implements ModelRuntime {
   public ModelRunner newRunner(ModelConfig completed, Path modelFile, InstanceSpec instance) {
     checkPlatform();
     String model = completed.getName();
-    OnnxConfigCompleter.checkSupported(completed);
+    OnnxConfigCompleter.INSTANCE.checkSupported(completed);
     OnnxConfigCompleter.checkInputTypesFeedable(completed);
     ModelSignature signature = ModelSignature.of(completed);
     OnnxSessionOptions settings = OnnxSessionOptions.of(completed);
@@ -270,18 +269,7 @@ public final class OnnxRuntime implements ModelRuntime {
   }
 
   private static void checkPlatform() {
-    if (!NATIVE_LITTLE_ENDIAN) {
-      throw InferenceException.failedPrecondition(
-          "the onnxruntime runtime needs a little-endian platform (tensors are passed to ONNX Runtime without byte swapping); this one is %s",
-          ByteOrder.nativeOrder());
-    }
-  }
-
-  /** {@code <repo>/<model>/<version>/model.onnx} → {@code <model>}. */
-  private static String modelNameFromPath(Path modelFile) {
-    Path versionDir = modelFile.toAbsolutePath().getParent();
-    Path modelDir = versionDir == null ? null : versionDir.getParent();
-    return modelDir == null || modelDir.getFileName() == null ? modelFile.toString() : modelDir.getFileName().toString();
+    RunnerInputs.requireLittleEndian(NAME, "tensors are passed to ONNX Runtime without byte swapping");
   }
 
   private static void closeQuietly(OrtSession session) {

@@ -12,6 +12,7 @@ import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.Tensor;
+import io.quiver.core.runtime.RunnerInputs;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.core.spi.ModelRunner;
 import java.nio.ByteBuffer;
@@ -109,13 +110,7 @@ public final class OnnxRuntimeRunner implements ModelRunner {
    */
   @Override
   public Tensor[] run(Tensor[] inputs, int[] outputIndices) {
-    if (closed) {
-      throw InferenceException.failedPrecondition("model '%s' instance %d: runner is closed", modelName, instance.index());
-    }
-    if (inputs.length != inputNames.length) {
-      throw InferenceException.invalidArgument("model '%s': expected %d inputs; got %d", modelName, inputNames.length,
-          inputs.length);
-    }
+    RunnerInputs.checkRun(modelName, instance, closed, inputs.length, inputNames.length);
     Set<String> requested = requestedOutputs(outputIndices);
     try {
       for (int i = 0; i < inputs.length; i++) {
@@ -174,10 +169,7 @@ public final class OnnxRuntimeRunner implements ModelRunner {
     }
     Set<String> names = new LinkedHashSet<>();
     for (int index : outputIndices) {
-      if (index < 0 || index >= outputNames.length) {
-        throw InferenceException.invalidArgument("model '%s': output index %d is out of range (the model has %d outputs)",
-            modelName, index, outputNames.length);
-      }
+      RunnerInputs.checkOutputIndex(modelName, index, outputNames.length);
       names.add(outputNames[index]);
     }
     lastOutputIndices = outputIndices.clone();
@@ -187,21 +179,12 @@ public final class OnnxRuntimeRunner implements ModelRunner {
 
   private OnnxTensor createInput(int index, Tensor tensor) throws OrtException {
     long[] shape = tensor.shape();
-    long elements = Tensor.elementCount(shape);
-    if (elements < 0) {
-      throw InferenceException.invalidField("inputs[" + inputNames[index] + "].shape",
-          "model '%s': input '%s' has a negative dimension in shape %s", modelName, inputNames[index], Arrays.toString(shape));
-    }
+    long elements = RunnerInputs.elementCount(modelName, inputNames[index], shape);
     if (inputTypes[index] == DataType.BYTES) {
       return OnnxTensor.createTensor(environment, decodeStrings(index, tensor, elements), shape);
     }
     ByteBuffer data = tensor.data(); // a view at position 0: direct buffers are passed without a copy
-    long expectedBytes = elements * inputTypes[index].byteSize();
-    if (data.remaining() != expectedBytes) {
-      throw InferenceException.invalidField("inputs[" + inputNames[index] + "]",
-          "model '%s': input '%s' with shape %s needs %d bytes of %s; got %d", modelName, inputNames[index],
-          Arrays.toString(shape), expectedBytes, inputTypes[index].wireName(), data.remaining());
-    }
+    RunnerInputs.checkByteSize(modelName, inputNames[index], inputTypes[index], shape, elements, data);
     if (!data.isDirect()) {
       // The SPI promises direct buffers; a heap buffer gets one copy here, because ONNX Runtime 1.23
       // fails on heap ByteBuffers of types wider than a byte (ClassCastException in OrtUtil.prepareBuffer).

@@ -7,12 +7,12 @@ import ai.onnxruntime.OrtSession.SessionOptions.OptLevel;
 import ai.onnxruntime.providers.OrtCUDAProviderOptions;
 import ai.onnxruntime.providers.OrtTensorRTProviderOptions;
 import io.quiver.core.InferenceException;
+import io.quiver.core.runtime.ModelParameters;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.proto.inference.ModelConfig;
 import io.quiver.proto.inference.ModelParameter;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
@@ -78,7 +78,7 @@ record OnnxSessionOptions(int intraOpThreads, int interOpThreads, boolean parall
       throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be 0 (sequential) or 1 (parallel); was %d",
           config.getName(), EXECUTION_MODE, mode);
     }
-    Boolean spinning = boolParameter(config, ALLOW_SPINNING);
+    Boolean spinning = ModelParameters.boolValue(config, ALLOW_SPINNING);
     List<int[]> cores = coreSets(config);
     for (int[] set : cores) {
       if (intra > 0 && intra != set.length) {
@@ -88,7 +88,7 @@ record OnnxSessionOptions(int intraOpThreads, int interOpThreads, boolean parall
       }
     }
     return new OnnxSessionOptions(intra, inter, mode == 1, spinning != null && spinning,
-        boolParameter(config, ENABLE_MEM_ARENA), boolParameter(config, ENABLE_MEM_PATTERN), optLevel(config), cores);
+        ModelParameters.boolValue(config, ENABLE_MEM_ARENA), ModelParameters.boolValue(config, ENABLE_MEM_PATTERN), optLevel(config), cores);
   }
 
   @Override
@@ -276,37 +276,6 @@ record OnnxSessionOptions(int intraOpThreads, int interOpThreads, boolean parall
   }
 
   private static int intParameter(ModelConfig config, String key) {
-    ModelParameter parameter = config.getParametersMap().get(key);
-    if (parameter == null) {
-      return 0;
-    }
-    String value = parameter.getStringValue().trim();
-    int parsed;
-    try {
-      parsed = Integer.parseInt(value);
-    } catch (NumberFormatException e) {
-      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be an integer; was \"%s\"",
-          config.getName(), key, value);
-    }
-    if (parsed < 0 || parsed > MAX_THREADS) {
-      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be between 0 and %d; was %d",
-          config.getName(), key, MAX_THREADS, parsed);
-    }
-    return parsed;
-  }
-
-  private static Boolean boolParameter(ModelConfig config, String key) {
-    ModelParameter parameter = config.getParametersMap().get(key);
-    if (parameter == null) {
-      return null;
-    }
-    String value = parameter.getStringValue().trim().toLowerCase(Locale.ROOT);
-    switch (value) {
-      case "1": case "true": return Boolean.TRUE;
-      case "0": case "false": return Boolean.FALSE;
-      default:
-        throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be 0, 1, true or false; was \"%s\"",
-            config.getName(), key, parameter.getStringValue());
-    }
+    return ModelParameters.intValue(config, key, 0, 0, MAX_THREADS);
   }
 }

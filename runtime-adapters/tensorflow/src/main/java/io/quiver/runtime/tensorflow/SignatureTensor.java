@@ -1,33 +1,25 @@
 package io.quiver.runtime.tensorflow;
 
 import io.quiver.core.DataType;
-import java.util.Arrays;
+import io.quiver.core.runtime.ModelTensor;
 
 /**
- * One input or output of a SavedModel signature: its key in the signature (the name clients use),
- * the graph tensor it stands for ({@code "serving_default_x:0"}), its datatype and full shape (batch
- * dimension included; -1 for an unknown dimension). Immutable.
+ * One input or output of a SavedModel signature: the tensor as the signature declares it (named by
+ * its key in the signature, the name clients use; full shape, -1 for an unknown dimension) and the
+ * graph tensor it stands for ({@code "serving_default_x:0"}). Immutable.
  */
-record SignatureTensor(String name, String tensorName, DataType dataType, long[] shape) {
+record SignatureTensor(ModelTensor tensor, String tensorName) {
 
-  /** Whether the first dimension is variable, i.e. can be a batch dimension. */
-  boolean hasDynamicFirstDim() {
-    return shape.length > 0 && shape[0] < 0;
+  String name() {
+    return tensor.name();
   }
 
-  @Override
-  public boolean equals(Object o) {
-    return o instanceof SignatureTensor other && name.equals(other.name) && tensorName.equals(other.tensorName)
-        && dataType == other.dataType && Arrays.equals(shape, other.shape);
-  }
-
-  @Override
-  public int hashCode() {
-    return name.hashCode() * 31 + Arrays.hashCode(shape);
+  DataType dataType() {
+    return tensor.dataType();
   }
 
   @Override
   public String toString() {
-    return name + "(" + tensorName + "):" + dataType.wireName() + Arrays.toString(shape);
+    return tensor.name() + "(" + tensorName + "):" + tensor.dataType().wireName() + java.util.Arrays.toString(tensor.shape());
   }
 }

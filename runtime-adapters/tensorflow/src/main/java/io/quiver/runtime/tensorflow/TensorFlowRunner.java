@@ -6,6 +6,7 @@ import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.Tensor;
+import io.quiver.core.runtime.RunnerInputs;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.core.spi.ModelRunner;
 import java.nio.ByteBuffer;
@@ -97,18 +98,9 @@ public final class TensorFlowRunner implements ModelRunner {
    */
   @Override
   public Tensor[] run(Tensor[] inputs, int[] outputIndices) {
-    if (closed) {
-      throw InferenceException.failedPrecondition("model '%s' instance %d: runner is closed", modelName, instance.index());
-    }
-    if (inputs.length != inputNames.length) {
-      throw InferenceException.invalidArgument("model '%s': expected %d inputs; got %d", modelName, inputNames.length,
-          inputs.length);
-    }
+    RunnerInputs.checkRun(modelName, instance, closed, inputs.length, inputNames.length);
     for (int index : outputIndices) {
-      if (index < 0 || index >= outputNames.length) {
-        throw InferenceException.invalidArgument("model '%s': output index %d is out of range (the model has %d outputs)",
-            modelName, index, outputNames.length);
-      }
+      RunnerInputs.checkOutputIndex(modelName, index, outputNames.length);
     }
     try {
       Session.Runner runner = session.runner();
@@ -167,21 +159,12 @@ public final class TensorFlowRunner implements ModelRunner {
 
   private org.tensorflow.Tensor createInput(int index, Tensor tensor) {
     long[] shape = tensor.shape();
-    long elements = Tensor.elementCount(shape);
-    if (elements < 0) {
-      throw InferenceException.invalidField("inputs[" + inputNames[index] + "].shape",
-          "model '%s': input '%s' has a negative dimension in shape %s", modelName, inputNames[index], Arrays.toString(shape));
-    }
+    long elements = RunnerInputs.elementCount(modelName, inputNames[index], shape);
     ByteBuffer data = tensor.data(); // a view at position 0
     if (inputTypes[index] == DataType.BYTES) {
       return TString.tensorOfBytes(Shape.of(shape), DataBuffers.ofObjects(splitBytes(index, data, elements)));
     }
-    long expectedBytes = elements * inputTypes[index].byteSize();
-    if (data.remaining() != expectedBytes) {
-      throw InferenceException.invalidField("inputs[" + inputNames[index] + "]",
-          "model '%s': input '%s' with shape %s needs %d bytes of %s; got %d", modelName, inputNames[index],
-          Arrays.toString(shape), expectedBytes, inputTypes[index].wireName(), data.remaining());
-    }
+    long expectedBytes = RunnerInputs.checkByteSize(modelName, inputNames[index], inputTypes[index], shape, elements, data);
     org.tensorflow.Tensor created = org.tensorflow.Tensor.of(inputClasses[index], Shape.of(shape));
     try {
       if (expectedBytes > 0) {

@@ -5,11 +5,13 @@ import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.TensorSpec;
+import io.quiver.core.runtime.ConfigCompleter;
+import io.quiver.core.runtime.ModelTensor;
+import io.quiver.core.runtime.RunnerInputs;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.ModelRuntime;
 import io.quiver.proto.inference.ModelConfig;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -47,7 +49,6 @@ public final class TensorFlowRuntime implements ModelRuntime {
   public static final int DEFAULT_MAX_BATCH_SIZE = 4;
 
   private static final Logger LOG = LoggerFactory.getLogger(TensorFlowRuntime.class);
-  private static final boolean NATIVE_LITTLE_ENDIAN = ByteOrder.nativeOrder() == ByteOrder.LITTLE_ENDIAN;
 
   /** Public no-argument constructor for {@link java.util.ServiceLoader}; creates no native state. */
   public TensorFlowRuntime() {}
@@ -76,17 +77,15 @@ public final class TensorFlowRuntime implements ModelRuntime {
   @Override
   public ModelConfig completeConfig(ModelConfig declared, Path modelFile) {
     checkPlatform();
-    ModelConfig named = declared.getName().isEmpty()
-        ? declared.toBuilder().setName(modelNameFromPath(modelFile)).build()
-        : declared;
-    TfConfigCompleter.checkSupported(named); // cheap checks before loading
+    ModelConfig named = ConfigCompleter.withModelName(declared, modelFile);
+    TfConfigCompleter.INSTANCE.checkSupported(named); // cheap checks before loading
     TfModelOptions options = TfModelOptions.of(named);
     ConfigProto oneThread = ConfigProto.newBuilder().putDeviceCount("GPU", 0)
         .setIntraOpParallelismThreads(1).setInterOpParallelismThreads(1).build();
     try (SavedModelBundle bundle = load(named.getName(), modelFile, options, oneThread)) {
       Signature signature = signature(named.getName(), bundle, options.signature(), modelFile);
-      return TfConfigCompleter.complete(named, describe(named.getName(), "input", signature.getInputs()),
-          describe(named.getName(), "output", signature.getOutputs()));
+      return TfConfigCompleter.INSTANCE.complete(named, modelTensors(describe(named.getName(), "input", signature.getInputs())),
+          modelTensors(describe(named.getName(), "output", signature.getOutputs())));
     }
   }
 
@@ -99,7 +98,7 @@ public final class TensorFlowRuntime implements ModelRuntime {
           "model '%s': instance %d is of kind %s on device %d; the tensorflow runtime runs on CPU only "
               + "(it ships TensorFlow's CPU build)", model, instance.index(), instance.kind(), instance.deviceId());
     }
-    TfConfigCompleter.checkSupported(completed);
+    TfConfigCompleter.INSTANCE.checkSupported(completed);
     TfModelOptions options = TfModelOptions.of(completed);
     ModelSignature signature = ModelSignature.of(completed);
     SavedModelBundle bundle = load(model, modelFile, options, options.sessionConfig());
@@ -175,9 +174,17 @@ public final class TensorFlowRuntime implements ModelRuntime {
         throw InferenceException.invalidArgument(
             "model '%s': signature %s '%s' has an unknown rank; export the model with a known rank", model, kind, key);
       }
-      tensors.add(new SignatureTensor(key, description.name, type, description.shape.asArray()));
+      tensors.add(new SignatureTensor(new ModelTensor(key, type, description.shape.asArray()), description.name));
     }
     return tensors;
+  }
+
+  private static List<ModelTensor> modelTensors(List<SignatureTensor> tensors) {
+    List<ModelTensor> out = new ArrayList<>(tensors.size());
+    for (SignatureTensor tensor : tensors) {
+      out.add(tensor.tensor());
+    }
+    return out;
   }
 
   /** Graph tensor names for the config's tensors, in config order; checks names and types against the signature. */
@@ -205,18 +212,7 @@ public final class TensorFlowRuntime implements ModelRuntime {
   }
 
   private static void checkPlatform() {
-    if (!NATIVE_LITTLE_ENDIAN) {
-      throw InferenceException.failedPrecondition(
-          "the tensorflow runtime needs a little-endian platform (tensors are copied without byte swapping); this one is %s",
-          ByteOrder.nativeOrder());
-    }
-  }
-
-  /** {@code <repo>/<model>/<version>/model.savedmodel} → {@code <model>}. */
-  private static String modelNameFromPath(Path modelFile) {
-    Path versionDir = modelFile.toAbsolutePath().getParent();
-    Path modelDir = versionDir == null ? null : versionDir.getParent();
-    return modelDir == null || modelDir.getFileName() == null ? modelFile.toString() : modelDir.getFileName().toString();
+    RunnerInputs.requireLittleEndian(NAME, "tensors are copied without byte swapping");
   }
 
   private static String firstLine(String message) {

@@ -1,8 +1,8 @@
 package io.quiver.runtime.tensorflow;
 
 import io.quiver.core.InferenceException;
+import io.quiver.core.runtime.ModelParameters;
 import io.quiver.proto.inference.ModelConfig;
-import io.quiver.proto.inference.ModelParameter;
 import org.tensorflow.proto.ConfigProto;
 
 /**
@@ -29,9 +29,10 @@ record TfModelOptions(String signature, String tag, int intraOpThreads, int inte
 
   /** @throws InferenceException INVALID_ARGUMENT naming the parameter and its value */
   static TfModelOptions of(ModelConfig config) {
-    return new TfModelOptions(stringParameter(config, SIGNATURE_DEF, DEFAULT_SIGNATURE),
-        stringParameter(config, GRAPH_TAG, DEFAULT_TAG), intParameter(config, INTRA_OP_THREAD_COUNT),
-        intParameter(config, INTER_OP_THREAD_COUNT));
+    return new TfModelOptions(ModelParameters.stringValue(config, SIGNATURE_DEF, DEFAULT_SIGNATURE),
+        ModelParameters.stringValue(config, GRAPH_TAG, DEFAULT_TAG),
+        ModelParameters.intValue(config, INTRA_OP_THREAD_COUNT, 0, 0, MAX_THREADS),
+        ModelParameters.intValue(config, INTER_OP_THREAD_COUNT, 0, 0, MAX_THREADS));
   }
 
   /** The session config: thread pools when set; one CPU device, no GPU (this build of TensorFlow has none). */
@@ -44,37 +45,5 @@ record TfModelOptions(String signature, String tag, int intraOpThreads, int inte
       config.setInterOpParallelismThreads(interOpThreads);
     }
     return config.build();
-  }
-
-  private static String stringParameter(ModelConfig config, String key, String defaultValue) {
-    ModelParameter parameter = config.getParametersMap().get(key);
-    if (parameter == null) {
-      return defaultValue;
-    }
-    String value = parameter.getStringValue().trim();
-    if (value.isEmpty()) {
-      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must not be empty", config.getName(), key);
-    }
-    return value;
-  }
-
-  private static int intParameter(ModelConfig config, String key) {
-    ModelParameter parameter = config.getParametersMap().get(key);
-    if (parameter == null) {
-      return 0;
-    }
-    String value = parameter.getStringValue().trim();
-    int parsed;
-    try {
-      parsed = Integer.parseInt(value);
-    } catch (NumberFormatException e) {
-      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be an integer; was \"%s\"",
-          config.getName(), key, value);
-    }
-    if (parsed < 0 || parsed > MAX_THREADS) {
-      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be between 0 and %d; was %d",
-          config.getName(), key, MAX_THREADS, parsed);
-    }
-    return parsed;
   }
 }
