@@ -131,11 +131,11 @@ ECHO_PID=$LAST_PID
 # Quiver as deployed: REST and the metrics exporter on, on their own ports (they idle here).
 start_server quiver "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/batching" --grpc-port "$QUIVER_PORT" \
-  --http-port $((PORT_BASE + 4)) --metrics-port $((PORT_BASE + 5))
+  --http-port $((PORT_BASE + 4)) --metrics-port $((PORT_BASE + 5)) --control-port -1
 QUIVER_PID=$LAST_PID
 start_server quiver-no-batching "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/no-batching" --grpc-port "$NOBATCH_PORT" \
-  --http-port $((PORT_BASE + 6)) --metrics-port $((PORT_BASE + 7))
+  --http-port $((PORT_BASE + 6)) --metrics-port $((PORT_BASE + 7)) --control-port -1
 NOBATCH_PID=$LAST_PID
 
 perf() { # json-name args...
@@ -202,7 +202,7 @@ PIDS=()
 # Steps are fractions of mlp_784's saturation measured in (d) (batching on, last repeat).
 start_server adaptive "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/adaptive" --grpc-port "$ADAPTIVE_PORT" \
-  --http-port $((ADAPTIVE_PORT + 1)) --metrics-port $((ADAPTIVE_PORT + 2))
+  --http-port $((ADAPTIVE_PORT + 1)) --metrics-port $((ADAPTIVE_PORT + 2)) --control-port -1
 ADAPTIVE_PID=$LAST_PID
 warm "$ADAPTIVE_PORT" mlp_784_fixed 64 8000
 warm "$ADAPTIVE_PORT" mlp_784_target 64 8000
@@ -223,7 +223,7 @@ kill "$ADAPTIVE_PID" 2>/dev/null || true; wait "$ADAPTIVE_PID" 2>/dev/null || tr
 # (f) overload, issue 7: mlp_784 with max_queue_size 32, open loop at 1x, 2x and 3x its saturation.
 start_server overload "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/overload" --grpc-port "$OVERLOAD_PORT" \
-  --http-port $((OVERLOAD_PORT + 1)) --metrics-port $((OVERLOAD_PORT + 2))
+  --http-port $((OVERLOAD_PORT + 1)) --metrics-port $((OVERLOAD_PORT + 2)) --control-port -1
 OVERLOAD_PID=$LAST_PID
 warm "$OVERLOAD_PORT" mlp_784_bounded 16 8000
 SAT_F=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/warm-up/$OVERLOAD_PORT-mlp_784_bounded.json")

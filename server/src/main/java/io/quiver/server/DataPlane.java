@@ -19,6 +19,8 @@ import io.quiver.registry.ModelNames;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.metrics.VersionMetrics;
+import io.quiver.server.tracing.ServerTracing;
+import io.opentelemetry.api.trace.Span;
 import java.util.List;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
@@ -62,6 +64,7 @@ public final class DataPlane {
   private final boolean accessLog;
   private final ServerOptions.Limits limits;
   private final SecurityPolicy security;
+  private final ServerTracing tracing; // null = tracing off
   private final AtomicLong sequence = new AtomicLong();
 
   DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
@@ -73,6 +76,14 @@ public final class DataPlane {
   DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
       Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog, ServerOptions.Limits limits,
       SecurityPolicy security) {
+    this(models, metrics, serverReady, serverVersion, repositoryExecutor, onModelsChanged, accessLog, limits, security,
+        null);
+  }
+
+  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
+      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog, ServerOptions.Limits limits,
+      SecurityPolicy security, ServerTracing tracing) {
+    this.tracing = tracing;
     this.limits = limits;
     this.security = security;
     this.models = models;
@@ -91,6 +102,27 @@ public final class DataPlane {
   /** The security policy both transports ask, or null when security is off (no --security-config). */
   public SecurityPolicy security() {
     return security;
+  }
+
+  /** Request tracing, or null when it is off (transports then start no span and pass null). */
+  public ServerTracing tracing() {
+    return tracing;
+  }
+
+  /**
+   * Starts a request's server span, or returns null when tracing is off (one null check, no allocation).
+   *
+   * @param parent the caller's trace context from the transport's headers
+   */
+  public Span startSpan(io.opentelemetry.context.Context parent, String model, String id, String protocol) {
+    return tracing == null ? null : tracing.startRequest(parent, model, id, protocol, System.nanoTime());
+  }
+
+  /** Ends a span whose request failed before {@link #submit} took it; no-op for null. */
+  public void failSpan(Span span, Throwable error) {
+    if (span != null) {
+      tracing.failEarly(span, error, System.nanoTime());
+    }
   }
 
   /**
@@ -177,24 +209,45 @@ public final class DataPlane {
   public InferRequest submit(String model, String versionString, String id, List<Tensor> decoded,
       List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
       String protocol) {
+    return submit(model, versionString, id, decoded, requestedOutputs, priority, timeoutMicros, deadlineNanos,
+        completion, protocol, null);
+  }
+
+  /**
+   * {@link #submit} for a traced request: this call owns {@code span} (from {@link #startSpan}; null when
+   * tracing is off) and ends it, before the completion is called or before an exception leaves.
+   */
+  public InferRequest submit(String model, String versionString, String id, List<Tensor> decoded,
+      List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
+      String protocol, Span span) {
     long start = System.nanoTime();
-    checkModelReference(model, versionString);
-    checkLimits(decoded);
-    // The request id makes traffic-split routing sticky: a retry lands on the version that saw it first.
-    LoadedVersion version = models.acquire(model, versionString, id);
+    LoadedVersion version;
+    try {
+      checkModelReference(model, versionString);
+      checkLimits(decoded);
+      // The request id makes traffic-split routing sticky: a retry lands on the version that saw it first.
+      version = models.acquire(model, versionString, id);
+    } catch (RuntimeException e) {
+      failSpan(span, e);
+      throw e;
+    }
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
       ModelSignature signature = version.signature();
       Tensor[] inputs = new Tensor[signature.inputs().size()];
       int batchSize = RequestValidator.validateInputs(version.name(), signature, decoded, inputs);
       int[] outputs = RequestValidator.resolveOutputs(version.name(), signature, requestedOutputs);
+      if (span != null) {
+        ServerTracing.routed(span, version.versionLabel(), batchSize);
+      }
       InferRequest request = new InferRequest(version.name(), version.version(), id, inputs, outputs, batchSize,
           priority, timeoutMicros, deadlineNanos,
-          new VersionCallback(this, version, versionMetrics, completion, start, protocol));
+          new VersionCallback(this, version, versionMetrics, completion, start, protocol, span));
       version.scheduler().submit(request);
       return request;
     } catch (RuntimeException e) {
       version.release();
+      failSpan(span, e);
       InferenceException error = e instanceof InferenceException ie ? ie : null;
       versionMetrics.failed(error != null ? error.code() : io.quiver.core.ErrorCode.INTERNAL, System.nanoTime() - start);
       if (accessLog) {
@@ -387,9 +440,11 @@ public final class DataPlane {
     private final Completion completion;
     private final long startNanos;
     private final String protocol;
+    private final Span span; // null when tracing is off
 
     VersionCallback(DataPlane plane, LoadedVersion version, VersionMetrics metrics, Completion completion,
-        long startNanos, String protocol) {
+        long startNanos, String protocol, Span span) {
+      this.span = span;
       this.plane = plane;
       this.version = version;
       this.metrics = metrics;
@@ -401,6 +456,10 @@ public final class DataPlane {
     @Override
     public void onSuccess(InferRequest request, Tensor[] outputs) {
       version.release();
+      if (span != null) {
+        // Ended before the answer is sent: a client holding the answer finds the span exported.
+        plane.tracing.finish(span, request, null, System.nanoTime());
+      }
       completion.succeeded(request, version.versionLabel(), outputs);
       long nanos = System.nanoTime() - startNanos;
       metrics.succeeded(nanos);
@@ -412,6 +471,9 @@ public final class DataPlane {
     @Override
     public void onFailure(InferRequest request, InferenceException error) {
       version.release();
+      if (span != null) {
+        plane.tracing.finish(span, request, error, System.nanoTime());
+      }
       completion.failed(request, error);
       long nanos = System.nanoTime() - startNanos;
       metrics.failed(error.code(), nanos);

@@ -6,6 +6,7 @@ import io.quiver.server.security.SecurityDenial;
 import io.quiver.server.security.SecurityPolicy;
 
 import io.grpc.Context;
+import io.opentelemetry.api.trace.Span;
 import io.grpc.Deadline;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -252,12 +253,31 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
    * acquired version and releases it; on failure it is released here before the exception leaves.
    */
   private InferRequest submit(ModelInferRequest request, Completion completion, long deadlineNanos) {
-    guard(Permission.INFER, request.getModelName(), "ModelInfer");
-    KServeCodec.checkUnsupportedParameters(request);
-    List<Tensor> decoded = KServeCodec.decodeInputs(request);
-    return plane.submit(request.getModelName(), request.getModelVersion(), request.getId(), decoded,
-        KServeCodec.requestedOutputs(request), KServeCodec.priority(request), KServeCodec.timeoutMicros(request),
-        deadlineNanos, completion, "grpc");
+    Span span = null;
+    if (plane.tracing() != null) {
+      GrpcTracingInterceptor.CallTrace trace = GrpcTracingInterceptor.CALL_TRACE.get();
+      if (trace != null) {
+        span = plane.startSpan(trace.parent, request.getModelName(), request.getId(), "grpc");
+        trace.started(span.getSpanContext());
+      }
+    }
+    List<Tensor> decoded;
+    List<String> outputs;
+    int priority;
+    long timeoutMicros;
+    try {
+      guard(Permission.INFER, request.getModelName(), "ModelInfer");
+      KServeCodec.checkUnsupportedParameters(request);
+      decoded = KServeCodec.decodeInputs(request);
+      outputs = KServeCodec.requestedOutputs(request);
+      priority = KServeCodec.priority(request);
+      timeoutMicros = KServeCodec.timeoutMicros(request);
+    } catch (RuntimeException e) {
+      plane.failSpan(span, e); // from here on plane.submit owns the span
+      throw e;
+    }
+    return plane.submit(request.getModelName(), request.getModelVersion(), request.getId(), decoded, outputs,
+        priority, timeoutMicros, deadlineNanos, completion, "grpc", span);
   }
 
   private static long deadlineNanos() {

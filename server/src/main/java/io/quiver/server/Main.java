@@ -6,6 +6,7 @@ import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.registry.s3.S3RepositoryOptions;
 import java.net.URI;
 import io.quiver.server.security.TlsOptions;
+import io.quiver.server.tracing.TracingOptions;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -93,6 +94,15 @@ public final class Main implements Runnable {
 
     @Option(names = "--access-log", description = "Log one line per inference request (logger quiver.access).")
     boolean accessLog;
+
+    @Option(names = "--tracing", defaultValue = "none", paramLabel = "none|logging|otlp",
+        description = "Where request spans go (W3C traceparent continued from gRPC metadata and HTTP headers):"
+            + " none (default; no tracing cost), logging (one log line per span), otlp (OTLP/HTTP to --tracing-endpoint).")
+    String tracing;
+
+    @Option(names = "--tracing-endpoint", paramLabel = "URL",
+        description = "OTLP/HTTP traces endpoint for --tracing otlp (default " + TracingOptions.DEFAULT_OTLP_ENDPOINT + ").")
+    String tracingEndpoint;
 
     @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
     String host;
@@ -194,6 +204,9 @@ public final class Main implements Runnable {
       if (tlsClientCa != null && tlsCert == null) {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tls-client-ca needs --tls-cert and --tls-key");
       }
+      if (tracingEndpoint != null && !"otlp".equalsIgnoreCase(tracing)) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--tracing-endpoint needs --tracing otlp");
+      }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
       ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
           maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog,
@@ -204,7 +217,8 @@ public final class Main implements Runnable {
               .withPort(controlPort)
               .withBindAddress(host)
               .withPollIntervalMillis(controlPollMillis)
-              .withMaxUploadBytes(maxUploadBytes));
+              .withMaxUploadBytes(maxUploadBytes))
+          .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null));
       QuiverServer server = new QuiverServer(options);
       CountDownLatch stopped = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
@@ -215,6 +229,16 @@ public final class Main implements Runnable {
       server.awaitTermination();
       stopped.await();
       return 0;
+    }
+
+    private TracingOptions.Exporter tracingExporter() {
+      return switch (tracing.toLowerCase(java.util.Locale.ROOT)) {
+        case "none" -> TracingOptions.Exporter.NONE;
+        case "logging" -> TracingOptions.Exporter.LOGGING;
+        case "otlp" -> TracingOptions.Exporter.OTLP;
+        default -> throw new CommandLine.ParameterException(new CommandLine(this),
+            "--tracing must be none, logging or otlp; was '" + tracing + "'");
+      };
     }
 
     private static Path defaultRepository() {

@@ -1,6 +1,7 @@
 package io.quiver.server;
 
 import io.grpc.Server;
+import io.grpc.ServerInterceptors;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
 import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
@@ -30,6 +31,7 @@ import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.security.ReloadingPemMaterial;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.security.TlsContexts;
+import io.quiver.server.tracing.ServerTracing;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.HashSet;
@@ -65,6 +67,7 @@ public final class QuiverServer implements AutoCloseable {
         return t;
       });
   private final ServerMetrics metrics;
+  private final ServerTracing tracing; // null = tracing off
   private RestServer restServer;
   private volatile boolean ready;
   private volatile boolean closed;
@@ -72,13 +75,22 @@ public final class QuiverServer implements AutoCloseable {
   private ControlPlaneServer controlPlane;
 
   public QuiverServer(ServerOptions options) {
+    this(options, ServerTracing.create(options.tracing()));
+  }
+
+  /**
+   * A server whose request spans go to {@code tracing} (null = tracing off, whatever the options say);
+   * the server closes it. Tests pass one over an in-memory exporter.
+   */
+  public QuiverServer(ServerOptions options, ServerTracing tracing) {
     this.options = options;
+    this.tracing = tracing;
     this.repository = options.s3() != null
         ? S3ModelRepository.create(options.s3())
         : new LocalModelRepository(options.modelRepository());
     this.metrics = new ServerMetrics();
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
-        new MetricsSchedulerFactory(new DynamicBatcherFactory(), metrics),
+        new MetricsSchedulerFactory(new DynamicBatcherFactory(), metrics, tracing != null),
         ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
     int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
     if (Epoll.isAvailable()) {
@@ -101,7 +113,7 @@ public final class QuiverServer implements AutoCloseable {
     SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
     DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps, this::refreshHealth,
-        options.accessLog(), options.limits(), security);
+        options.accessLog(), options.limits(), security, tracing);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
     if (tls != null) {
@@ -121,7 +133,7 @@ public final class QuiverServer implements AutoCloseable {
         .maxInboundMetadataSize(64 * 1024)
         // Bounds HTTP/2 streams per connection: one client cannot open unbounded concurrent calls.
         .maxConcurrentCallsPerConnection(options.limits().maxConcurrentCallsPerConnection())
-        .addService(inference)
+        .addService(inferenceService(inference, tracing))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .addService(legacyReflection())
@@ -153,16 +165,36 @@ public final class QuiverServer implements AutoCloseable {
         !closed && models.isReady(model, "") ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
     refreshHealth();
     ready = true;
-    log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}); repository {};"
-        + " started in {} ms",
+    log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}, tracing {});"
+        + " repository {}; started in {} ms",
         version(), options.host(), port(), restServer == null ? "(off)" : String.valueOf(httpPort()),
         metrics.exporterPort() < 0 ? "(off)" : String.valueOf(metricsPort()), Epoll.isAvailable() ? "epoll" : "nio",
         tls == null ? "plaintext" : tls.options().mutual() ? "mutual TLS" : "TLS",
         security == null ? "no authentication" : "authentication from " + options.securityConfig(),
+        tracing == null ? "off" : "on",
         repository.location(),
         TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - began));
     return this;
   }
+
+  /**
+   * The inference service as bound: infer requests parsed with aliased bytes fields (one copy of the
+   * tensor bytes fewer, see {@link AliasingRequestMarshaller}); with tracing on, traceparent read and
+   * answered on the infer calls (off, no interceptor is installed at all).
+   */
+  static io.grpc.ServerServiceDefinition inferenceService(InferenceServiceImpl inference, ServerTracing tracing) {
+    io.grpc.ServerServiceDefinition service = ALIASING_REQUEST_PARSING
+        ? AliasingRequestMarshaller.withAliasingInferRequests(inference.bindService())
+        : inference.bindService();
+    return tracing == null ? service : ServerInterceptors.intercept(service, new GrpcTracingInterceptor());
+  }
+
+  /**
+   * Whether ModelInfer/ModelStreamInfer requests are parsed by {@link AliasingRequestMarshaller};
+   * {@code -Dquiver.grpc.aliasingParse=false} falls back to grpc-java's default marshaller.
+   */
+  static final boolean ALIASING_REQUEST_PARSING =
+      !"false".equalsIgnoreCase(System.getProperty("quiver.grpc.aliasingParse"));
 
   @SuppressWarnings("deprecation")
   private static io.grpc.BindableService legacyReflection() {
@@ -258,6 +290,9 @@ public final class QuiverServer implements AutoCloseable {
       restServer.close();
     }
     metrics.close();
+    if (tracing != null) {
+      tracing.close(); // flushes the spans of the requests answered above
+    }
     repository.close();
     workerGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);
     bossGroup.shutdownGracefully(0, 1, TimeUnit.SECONDS);

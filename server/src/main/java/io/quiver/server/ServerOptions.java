@@ -4,6 +4,7 @@ import io.quiver.control.ControlMode;
 import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.registry.s3.S3RepositoryOptions;
 import io.quiver.server.security.TlsOptions;
+import io.quiver.server.tracing.TracingOptions;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -29,6 +30,7 @@ import java.util.List;
  * @param s3 where the models are when they live in an S3-compatible bucket; null = the local
  *     directory {@code modelRepository}
  * @param controlPlane the control-plane gRPC service (port 8003 by default); null = off
+ * @param tracing where request spans go; null or {@link TracingOptions#off()} = nowhere (no tracing cost)
  */
 public record ServerOptions(
     String host,
@@ -47,7 +49,8 @@ public record ServerOptions(
     Path securityConfig,
     Limits limits,
     S3RepositoryOptions s3,
-    ControlPlaneOptions controlPlane) {
+    ControlPlaneOptions controlPlane,
+    TracingOptions tracing) {
 
   /**
    * Bounds on what one request may ask for, checked before anything is allocated for it.
@@ -79,6 +82,24 @@ public record ServerOptions(
 
   public ServerOptions {
     limits = limits == null ? Limits.defaults() : limits;
+    tracing = tracing == null ? TracingOptions.off() : tracing;
+  }
+
+  /** The form that predates tracing (tracing off). */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog, TlsOptions tls, Path securityConfig, Limits limits,
+      S3RepositoryOptions s3, ControlPlaneOptions controlPlane) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3,
+        controlPlane, null);
+  }
+
+  /** Request tracing with these options. */
+  public ServerOptions withTracing(TracingOptions options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, s3, controlPlane, options);
   }
 
   /** The form without TLS, security file or extra limits (plaintext, open, default limits). */
@@ -115,44 +136,44 @@ public record ServerOptions(
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withTls(TlsOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
-        securityConfig, limits, s3, controlPlane);
+        securityConfig, limits, s3, controlPlane, tracing);
   }
 
   public ServerOptions withSecurityConfig(Path file) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing);
   }
 
   /** The form without S3 and without the control plane. */
@@ -168,19 +189,19 @@ public record ServerOptions(
   public ServerOptions withS3(S3RepositoryOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, options, controlPlane);
+        limits, options, controlPlane, tracing);
   }
 
   /** The control plane with these options; null turns it off. */
   public ServerOptions withControlPlane(ControlPlaneOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, options);
+        limits, s3, options, tracing);
   }
 
   public ServerOptions withLimits(Limits newLimits) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        newLimits, s3, controlPlane);
+        newLimits, s3, controlPlane, tracing);
   }
 }

@@ -29,7 +29,12 @@ final class ServerFixture implements AutoCloseable {
   }
 
   ServerFixture(ServerOptions options) throws Exception {
-    server = new QuiverServer(options).start();
+    this(new QuiverServer(options));
+  }
+
+  /** Starts this (not yet started) server. */
+  ServerFixture(QuiverServer unstarted) throws Exception {
+    server = unstarted.start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port())
         .usePlaintext()
         .maxInboundMessageSize(ServerOptions.DEFAULT_MAX_MESSAGE_BYTES)

@@ -16,6 +16,12 @@ import io.grpc.netty.shaded.io.netty.channel.SimpleChannelInboundHandler;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.FullHttpRequest;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.FullHttpResponse;
+import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpHeaders;
+import io.opentelemetry.api.trace.Span;
+import io.opentelemetry.api.trace.SpanContext;
+import io.opentelemetry.context.propagation.TextMapGetter;
+import io.opentelemetry.context.propagation.TextMapSetter;
+import io.quiver.server.tracing.ServerTracing;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpHeaderNames;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpHeaderValues;
 import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpMethod;
@@ -358,21 +364,54 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             headerValue, total);
       }
     }
-    JsonNode header = parse(body, headerLength);
-    ByteBuffer binary = body.nioBuffer(body.readerIndex() + headerLength, total - headerLength);
-    RestInferCodec.Decoded decoded = RestInferCodec.decode(header, binary);
-    HttpCompletion completion = new HttpCompletion(ctx, keepAlive, decoded);
+    Span span = plane.tracing() == null ? null
+        : plane.startSpan(ServerTracing.extract(request.headers(), HEADER_GETTER), model, "", "http");
+    SpanContext trace = span == null ? null : span.getSpanContext();
+    RestInferCodec.Decoded decoded;
+    try {
+      JsonNode header = parse(body, headerLength);
+      ByteBuffer binary = body.nioBuffer(body.readerIndex() + headerLength, total - headerLength);
+      decoded = RestInferCodec.decode(header, binary);
+    } catch (RuntimeException e) {
+      plane.failSpan(span, e);
+      if (trace != null && e instanceof InferenceException ie) {
+        sendError(ctx, keepAlive, ie, trace);
+        return;
+      }
+      throw e;
+    }
+    if (span != null && !decoded.id().isEmpty()) {
+      span.setAttribute("quiver.request.id", decoded.id());
+    }
+    HttpCompletion completion = new HttpCompletion(ctx, keepAlive, decoded, trace);
     // Stop reading until this answer is out: keeps pipelined responses in order.
     ctx.channel().config().setAutoRead(false);
     try {
       InferRequest submitted = plane.submit(model, version, decoded.id(), decoded.inputs(), decoded.outputs(),
-          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http");
+          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http", span);
       completion.accepted(submitted);
     } catch (RuntimeException e) {
       ctx.channel().config().setAutoRead(true);
+      if (trace != null && e instanceof InferenceException ie) {
+        sendError(ctx, keepAlive, ie, trace); // the span already ended in submit
+        return;
+      }
       throw e;
     }
   }
+
+  private static final TextMapGetter<HttpHeaders> HEADER_GETTER = new TextMapGetter<>() {
+    @Override
+    public Iterable<String> keys(HttpHeaders carrier) {
+      return carrier.names();
+    }
+
+    @Override
+    public String get(HttpHeaders carrier, String key) {
+      return carrier == null ? null : carrier.get(key);
+    }
+  };
+  private static final TextMapSetter<HttpHeaders> HEADER_SETTER = (carrier, key, value) -> carrier.set(key, value);
 
   private static JsonNode parse(ByteBuf body, int length) {
     if (length == 0) {
@@ -396,12 +435,14 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     private final ChannelHandlerContext ctx;
     private final boolean keepAlive;
     private final RestInferCodec.Decoded decoded;
+    private final SpanContext trace; // the server span the answer names; null when tracing is off
     private volatile InferRequest request;
 
-    HttpCompletion(ChannelHandlerContext ctx, boolean keepAlive, RestInferCodec.Decoded decoded) {
+    HttpCompletion(ChannelHandlerContext ctx, boolean keepAlive, RestInferCodec.Decoded decoded, SpanContext trace) {
       this.ctx = ctx;
       this.keepAlive = keepAlive;
       this.decoded = decoded;
+      this.trace = trace;
     }
 
     void accepted(InferRequest accepted) {
@@ -436,18 +477,19 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         buf.release();
         plane.logFailure(request.modelName(), request.id(), e);
         done();
-        sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+        sendError(ctx, keepAlive, HttpErrors.toInferenceException(e), trace);
         return;
       }
       done();
-      send(ctx, keepAlive, HttpResponseStatus.OK, headerLength < 0 ? "application/json" : "application/octet-stream",
-          buf, headerLength);
+      FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, buf);
+      ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
+      write(ctx, keepAlive, response, headerLength < 0 ? "application/json" : "application/octet-stream", headerLength);
     }
 
     @Override
     public void failed(InferRequest request, InferenceException error) {
       done();
-      sendError(ctx, keepAlive, error);
+      sendError(ctx, keepAlive, error, trace);
     }
   }
 
@@ -594,11 +636,21 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   }
 
   static void sendError(ChannelHandlerContext ctx, boolean keepAlive, InferenceException e) {
-    sendError(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage(), HttpErrors.retryAfterSeconds(e));
+    sendError(ctx, keepAlive, e, null);
+  }
+
+  /** @param trace the server span to name in {@code traceparent}; null = none */
+  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, InferenceException e, SpanContext trace) {
+    sendError(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage(), HttpErrors.retryAfterSeconds(e), trace);
   }
 
   static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds) {
+    sendError(ctx, keepAlive, status, message, retryAfterSeconds, null);
+  }
+
+  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+      long retryAfterSeconds, SpanContext trace) {
     ByteBuf buf = ctx.alloc().buffer();
     try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       gen.writeStartObject();
@@ -611,6 +663,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (retryAfterSeconds > 0) {
       response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfterSeconds);
     }
+    ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
     write(ctx, keepAlive, response, "application/json", -1);
   }
 
