@@ -103,7 +103,8 @@ public final class LocalModelRepository implements WritableModelRepository {
     ModelConfig declared = hasConfig
         ? ModelConfigParser.parseFile(configFile, name)
         : ModelConfig.newBuilder().setName(name).build();
-    return new LocalRepositoryModel(name, declared, hasConfig, versions(name, dir), dir);
+    return new ModelSnapshot(name, declared, hasConfig, versions(name, dir), dir.toString(),
+        (model, version) -> dir.resolve(Long.toString(version)));
   }
 
   private static SortedSet<Long> versions(String name, Path dir) {
@@ -254,55 +255,4 @@ public final class LocalModelRepository implements WritableModelRepository {
     return "LocalModelRepository[" + root + "]";
   }
 
-  /** An immutable snapshot of one model directory. */
-  private static final class LocalRepositoryModel implements RepositoryModel {
-    private final String name;
-    private final ModelConfig declared;
-    private final boolean hasConfigFile;
-    private final SortedSet<Long> versions;
-    private final Path dir;
-
-    LocalRepositoryModel(String name, ModelConfig declared, boolean hasConfigFile, SortedSet<Long> versions, Path dir) {
-      this.name = name;
-      this.declared = declared;
-      this.hasConfigFile = hasConfigFile;
-      this.versions = Collections.unmodifiableSortedSet(versions);
-      this.dir = dir;
-    }
-
-    @Override
-    public String name() {
-      return name;
-    }
-
-    @Override
-    public ModelConfig declaredConfig() {
-      return declared;
-    }
-
-    @Override
-    public boolean hasConfigFile() {
-      return hasConfigFile;
-    }
-
-    @Override
-    public SortedSet<Long> versions() {
-      return versions;
-    }
-
-    /** @throws InferenceException NOT_FOUND for a version this snapshot does not hold */
-    @Override
-    public Path versionDirectory(long version) {
-      if (!versions.contains(version)) {
-        throw InferenceException.notFound("model '%s' has no version %d in %s (versions present: %s)",
-            name, version, dir, versions);
-      }
-      return dir.resolve(Long.toString(version));
-    }
-
-    @Override
-    public String toString() {
-      return "RepositoryModel[" + name + " versions=" + versions + " config=" + (hasConfigFile ? "file" : "none") + "]";
-    }
-  }
 }

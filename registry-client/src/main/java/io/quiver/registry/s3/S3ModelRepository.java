@@ -7,6 +7,7 @@ import io.quiver.proto.inference.ModelConfig;
 import io.quiver.registry.LocalModelRepository;
 import io.quiver.registry.ModelConfigParser;
 import io.quiver.registry.ModelNames;
+import io.quiver.registry.ModelSnapshot;
 import io.quiver.registry.WritableModelRepository;
 import java.io.IOException;
 import java.io.InputStream;
@@ -220,7 +221,7 @@ public final class S3ModelRepository implements WritableModelRepository {
     } else {
       declared = ModelConfig.newBuilder().setName(name).build();
     }
-    return new S3RepositoryModel(name, declared, configObject != null, versions);
+    return new ModelSnapshot(name, declared, configObject != null, versions, location.toString(), this::fetchVersion);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -545,53 +546,4 @@ public final class S3ModelRepository implements WritableModelRepository {
     return "S3ModelRepository[" + location + " cache=" + cacheDir + "]";
   }
 
-  /** An immutable snapshot of one model's listing; versions are fetched on demand. */
-  private final class S3RepositoryModel implements RepositoryModel {
-    private final String name;
-    private final ModelConfig declared;
-    private final boolean hasConfigFile;
-    private final SortedSet<Long> versions;
-
-    S3RepositoryModel(String name, ModelConfig declared, boolean hasConfigFile, SortedSet<Long> versions) {
-      this.name = name;
-      this.declared = declared;
-      this.hasConfigFile = hasConfigFile;
-      this.versions = Collections.unmodifiableSortedSet(versions);
-    }
-
-    @Override
-    public String name() {
-      return name;
-    }
-
-    @Override
-    public ModelConfig declaredConfig() {
-      return declared;
-    }
-
-    @Override
-    public boolean hasConfigFile() {
-      return hasConfigFile;
-    }
-
-    @Override
-    public SortedSet<Long> versions() {
-      return versions;
-    }
-
-    /** Fetches (or reuses the current cached copy of) the version. Blocking I/O: call from a load thread. */
-    @Override
-    public Path versionDirectory(long version) {
-      if (!versions.contains(version)) {
-        throw InferenceException.notFound("model '%s' has no version %d in %s (versions present: %s)", name, version,
-            location, versions);
-      }
-      return fetchVersion(name, version);
-    }
-
-    @Override
-    public String toString() {
-      return "RepositoryModel[s3 " + name + " versions=" + versions + "]";
-    }
-  }
 }
