@@ -356,8 +356,9 @@ public final class DynamicBatcher implements InferenceScheduler {
           r.callback().onFailure(r, failure);
         } else {
           // Triton's convention: every request of a batch is charged the batch's full compute times.
-          stats.recordSuccess(total, batch.computeStartNanos - r.enqueueNanos(), batch.inputNanos, batch.inferNanos,
-              batch.outputNanos);
+          long queued = batch.computeStartNanos - r.enqueueNanos();
+          stats.recordSuccess(total, queued, batch.inputNanos, batch.inferNanos, batch.outputNanos);
+          r.recordTimings(queued, batch.inputNanos, batch.inferNanos, batch.outputNanos);
           r.callback().onSuccess(r, batch.outputs[i]);
         }
       } catch (Throwable t) {

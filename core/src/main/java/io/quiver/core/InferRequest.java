@@ -25,6 +25,12 @@ public final class InferRequest {
   private final InferCallback callback;
   private volatile boolean cancelled;
   private long enqueueNanos;
+  // Written by the scheduler on the completing thread just before the success callback, which runs
+  // on that same thread: plain fields suffice.
+  private long queueNanos;
+  private long computeInputNanos;
+  private long computeInferNanos;
+  private long computeOutputNanos;
 
   /**
    * @param inputs tensors in the model signature's input order (null for an absent optional input)
@@ -107,6 +113,35 @@ public final class InferRequest {
 
   public long enqueueNanos() {
     return enqueueNanos;
+  }
+
+  /**
+   * Called by the scheduler before {@link InferCallback#onSuccess}, on the same thread: how long the
+   * request waited, and the compute times of the batch it ran in (Triton charges each request of a
+   * batch the batch's full compute times).
+   */
+  public void recordTimings(long queue, long computeInput, long computeInfer, long computeOutput) {
+    this.queueNanos = queue;
+    this.computeInputNanos = computeInput;
+    this.computeInferNanos = computeInfer;
+    this.computeOutputNanos = computeOutput;
+  }
+
+  /** Time from acceptance to the start of its batch; valid in {@link InferCallback#onSuccess}. */
+  public long queueNanos() {
+    return queueNanos;
+  }
+
+  public long computeInputNanos() {
+    return computeInputNanos;
+  }
+
+  public long computeInferNanos() {
+    return computeInferNanos;
+  }
+
+  public long computeOutputNanos() {
+    return computeOutputNanos;
   }
 
   @Override

@@ -463,6 +463,8 @@ public final class DataPlane {
       completion.succeeded(request, version.versionLabel(), outputs);
       long nanos = System.nanoTime() - startNanos;
       metrics.succeeded(nanos);
+      metrics.timings(request.queueNanos(), request.computeInputNanos(), request.computeInferNanos(),
+          request.computeOutputNanos());
       if (plane.accessLog) {
         plane.access(protocol, request.modelName(), version.versionLabel(), request.id(), "OK", nanos);
       }

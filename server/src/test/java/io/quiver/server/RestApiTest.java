@@ -283,6 +283,11 @@ class RestApiTest {
     assertThat(sample(before, "quiver_request_duration_seconds_bucket", m, v, "le=\"+Inf\"")).isEqualTo(sent + 1);
     assertThat(sample(before, "quiver_batch_size_bucket", m, v, "le=\"1.0\"")).isEqualTo(sent);
     assertThat(sample(before, "quiver_compute_infer_duration_seconds_count", m, v)).isEqualTo(sent);
+    assertThat(sample(before, "quiver_request_queue_duration_seconds_count", m, v)).isEqualTo(sent);
+    for (String phase : List.of("input", "infer", "output")) {
+      assertThat(sample(before, "quiver_request_compute_duration_seconds_bucket", m, v, "phase=\"" + phase + "\"",
+          "le=\"+Inf\"")).isEqualTo(sent);
+    }
     assertThat(sample(before, "quiver_inference_count_total", m, v)).isEqualTo(sent);
     assertThat(sample(before, "quiver_pending_requests", m, v)).isEqualTo(0);
     assertThat(before.get("quiver_model_versions{state=\"READY\"}")).isGreaterThan(5);
@@ -295,6 +300,7 @@ class RestApiTest {
     assertThat(sample(after, "quiver_inference_success_total", m, v)).isEqualTo(sent + 1);
     assertThat(sample(after, "quiver_request_duration_seconds_bucket", m, v, "le=\"+Inf\"")).isEqualTo(sent + 2);
     assertThat(sample(after, "quiver_batch_size_bucket", m, v, "le=\"1.0\"")).isEqualTo(sent + 1);
+    assertThat(sample(after, "quiver_request_queue_duration_seconds_count", m, v)).isEqualTo(sent + 1);
   }
 
   /** The value of the one sample of {@code name} whose labels include every given {@code label="value"}. */

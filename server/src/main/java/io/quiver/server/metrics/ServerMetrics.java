@@ -73,6 +73,8 @@ public final class ServerMetrics implements AutoCloseable {
   final Histogram requestDuration;
   final Histogram computeInferDuration;
   final Histogram batchSize;
+  final Histogram queueDuration;
+  final Histogram requestComputeDuration;
   private final Histogram loadDuration;
   private final Counter loadFailures;
   // model name -> version number -> cached label children. Keyed by value, not by LoadedVersion, so an
@@ -97,6 +99,14 @@ public final class ServerMetrics implements AutoCloseable {
     batchSize = Histogram.builder().name("quiver_batch_size")
         .help("Rows per executed batch").labelNames("model", "version")
         .classicOnly().classicUpperBounds(BATCH_SIZE_BUCKETS).register(registry);
+    queueDuration = Histogram.builder().name("quiver_request_queue_duration_seconds")
+        .help("Per request: time from acceptance by the scheduler to the start of the batch it ran in")
+        .labelNames("model", "version").classicOnly().classicUpperBounds(LATENCY_BUCKETS_SECONDS).register(registry);
+    requestComputeDuration = Histogram.builder().name("quiver_request_compute_duration_seconds")
+        .help("Per request: compute time of the batch it ran in, by phase (input = gather into the batch buffer, "
+            + "infer = the runtime, output = slicing the outputs); Triton charges each request its batch's full times")
+        .labelNames("model", "version", "phase").classicOnly().classicUpperBounds(LATENCY_BUCKETS_SECONDS)
+        .register(registry);
     loadDuration = Histogram.builder().name("quiver_model_load_duration_seconds")
         .help("Duration of model load operations (startup or repository load), successful or not")
         .labelNames("model").classicOnly().classicUpperBounds(LOAD_BUCKETS_SECONDS).register(registry);

@@ -14,6 +14,10 @@ public final class VersionMetrics {
   private final DistributionDataPoint requestDuration;
   private final DistributionDataPoint computeInfer;
   private final DistributionDataPoint batchSize;
+  private final DistributionDataPoint queue;
+  private final DistributionDataPoint requestComputeInput;
+  private final DistributionDataPoint requestComputeInfer;
+  private final DistributionDataPoint requestComputeOutput;
 
   VersionMetrics(ServerMetrics metrics, String model, String version) {
     success = metrics.success.labelValues(model, version);
@@ -25,6 +29,18 @@ public final class VersionMetrics {
     requestDuration = metrics.requestDuration.labelValues(model, version);
     computeInfer = metrics.computeInferDuration.labelValues(model, version);
     batchSize = metrics.batchSize.labelValues(model, version);
+    queue = metrics.queueDuration.labelValues(model, version);
+    requestComputeInput = metrics.requestComputeDuration.labelValues(model, version, "input");
+    requestComputeInfer = metrics.requestComputeDuration.labelValues(model, version, "infer");
+    requestComputeOutput = metrics.requestComputeDuration.labelValues(model, version, "output");
+  }
+
+  /** The scheduler's timings of a request that succeeded (see InferRequest#recordTimings). */
+  public void timings(long queueNanos, long inputNanos, long inferNanos, long outputNanos) {
+    queue.observe(queueNanos * 1e-9);
+    requestComputeInput.observe(inputNanos * 1e-9);
+    requestComputeInfer.observe(inferNanos * 1e-9);
+    requestComputeOutput.observe(outputNanos * 1e-9);
   }
 
   /** A request succeeded after {@code nanos} in the server. */
