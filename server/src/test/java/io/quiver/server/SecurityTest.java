@@ -112,7 +112,9 @@ class SecurityTest {
     ((Logger) LoggerFactory.getLogger("quiver.audit")).addAppender(audit);
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, -1, 1024 * 1024, false)
-        .withSecurityConfig(configDir.resolve("security.json"));
+        .withSecurityConfig(configDir.resolve("security.json"))
+        .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0)
+            .withBindAddress("127.0.0.1").withPollIntervalMillis(0));
     server = new QuiverServer(options).start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
@@ -123,6 +125,33 @@ class SecurityTest {
     channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
     server.close();
     ((Logger) LoggerFactory.getLogger("quiver.audit")).detachAppender(audit);
+  }
+
+  @Test
+  void controlPlane_needsAnAdmin() throws Exception {
+    ManagedChannel control = NettyChannelBuilder.forAddress("127.0.0.1", server.controlPort()).usePlaintext().build();
+    try {
+      var request = io.quiver.proto.control.v1.ListModelsRequest.getDefaultInstance();
+      java.util.function.BiFunction<String, String, io.quiver.proto.control.v1.ModelControlGrpc.ModelControlBlockingStub>
+          as = (header, value) -> {
+            var stub = io.quiver.proto.control.v1.ModelControlGrpc.newBlockingStub(control)
+                .withDeadlineAfter(10, TimeUnit.SECONDS);
+            if (header == null) {
+              return stub;
+            }
+            Metadata md = new Metadata();
+            md.put(Metadata.Key.of(header, Metadata.ASCII_STRING_MARSHALLER), value);
+            return stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(md));
+          };
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> as.apply(null, null).listModels(request))
+          .satisfies(e -> assertThat(io.grpc.Status.fromThrowable(e).getCode()).isEqualTo(io.grpc.Status.Code.UNAUTHENTICATED));
+      org.assertj.core.api.Assertions.assertThatThrownBy(() -> as.apply("x-api-key", "scorer-key").listModels(request))
+          .satisfies(e -> assertThat(io.grpc.Status.fromThrowable(e).getCode()).isEqualTo(io.grpc.Status.Code.PERMISSION_DENIED));
+      assertThat(as.apply("x-api-key", "admin-key").listModels(request).getModelsList())
+          .extracting(m -> m.getName()).contains("identity_fp32", "simple");
+    } finally {
+      control.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
   }
 
   static String sha256(String key) throws Exception {

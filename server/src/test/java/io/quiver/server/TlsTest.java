@@ -119,6 +119,33 @@ class TlsTest {
   }
 
   @Test
+  void mutualTls_coversTheControlPlanePortToo() throws Exception {
+    ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.EXPLICIT, List.of("identity_fp32"),
+        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, -1, -1, 1024 * 1024, false)
+        .withTls(TlsOptions.of(pki.cert("server"), pki.key("server"), pki.cert("ca")))
+        .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0)
+            .withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+    try (QuiverServer server = new QuiverServer(options).start()) {
+      ManagedChannel withCert = channel(server.controlPort(), "ca", "client");
+      ManagedChannel withoutCert = channel(server.controlPort(), "ca", null);
+      try {
+        var models = io.quiver.proto.control.v1.ModelControlGrpc.newBlockingStub(withCert)
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .listModels(io.quiver.proto.control.v1.ListModelsRequest.getDefaultInstance());
+        assertThat(models.getModelsList()).extracting(m -> m.getName()).contains("identity_fp32");
+        assertThatThrownBy(() -> io.quiver.proto.control.v1.ModelControlGrpc.newBlockingStub(withoutCert)
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .listModels(io.quiver.proto.control.v1.ListModelsRequest.getDefaultInstance()))
+            .isInstanceOf(StatusRuntimeException.class)
+            .extracting(e -> ((StatusRuntimeException) e).getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+      } finally {
+        close(withCert);
+        close(withoutCert);
+      }
+    }
+  }
+
+  @Test
   void mutualTls_acceptsClientCertificateOfTheCa_refusesClientsWithoutOne() throws Exception {
     try (QuiverServer server = start(TlsOptions.of(pki.cert("server"), pki.key("server"), pki.cert("ca")))) {
       ManagedChannel good = channel(server.port(), "ca", "client");
