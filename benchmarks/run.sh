@@ -184,8 +184,10 @@ for r in $(seq 1 "$REPEATS"); do
   # (c) open-loop tails at 50% and 80% of this repeat's saturation (Poisson arrivals).
   SAT=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/a-quiver-r$r.json")
   R50=$((SAT / 2)) R80=$((SAT * 8 / 10))
+  # --client-warmup: a fresh client JVM compiles for seconds on its one core; unwarmed, the first
+  # rate is client-bound (quiver perf flags such rows and Report gives them no verdict).
   perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50:$R80:$((R80 - R50))" \
-    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID"
+    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 3000
   # (d) batching on vs off, mlp_784 at concurrency 64. "Off" is max_batch_size 0 (a config that only
   # drops dynamic_batching gets an empty one back from auto-complete and still batches).
   d_on() { perf "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }
@@ -225,10 +227,14 @@ start_server overload "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/overload" --grpc-port "$OVERLOAD_PORT" \
   --http-port $((OVERLOAD_PORT + 1)) --metrics-port $((OVERLOAD_PORT + 2)) --control-port -1
 OVERLOAD_PID=$LAST_PID
-warm "$OVERLOAD_PORT" mlp_784_bounded 16 8000
-SAT_F=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/warm-up/$OVERLOAD_PORT-mlp_784_bounded.json")
+warm "$OVERLOAD_PORT" mlp_784_bounded 32 8000
+# Saturation is measured after the warm-up (the warm-up's own figure is a cold server's), at
+# concurrency 32 = the queue bound: the most the server can batch without rejecting. Open loop at
+# "1x" can then form batches as large as closed loop did.
+perf f-saturation-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --concurrency-range 32 --server-pid "$OVERLOAD_PID"
+SAT_F=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/f-saturation-r1.json")
 perf f-overload-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --request-rate-range "$SAT_F,$((2 * SAT_F)),$((3 * SAT_F))" \
-  --request-distribution poisson --request-timeout 2000 --server-pid "$OVERLOAD_PID"
+  --request-distribution poisson --request-timeout 2000 --server-pid "$OVERLOAD_PID" --client-warmup 3000
 kill "$OVERLOAD_PID" 2>/dev/null || true; wait "$OVERLOAD_PID" 2>/dev/null || true
 
 if [ "$CUDA" -ge 0 ]; then

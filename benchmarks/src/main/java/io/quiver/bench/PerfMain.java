@@ -83,6 +83,10 @@ public final class PerfMain implements Callable<Integer> {
   @Option(names = "--server-pid", defaultValue = "0", description = "PID of a local server: report its CPU per request from /proc.")
   long serverPid;
 
+  @Option(names = "--client-warmup", defaultValue = "0", paramLabel = "MS",
+      description = "Before the first level, run closed loop (concurrency 8) this long, unmeasured, to warm the client's JIT.")
+  long clientWarmupMs;
+
   @Option(names = "--max-inflight", defaultValue = "4096", description = "Open loop: most requests in flight.")
   int maxInflight;
 
@@ -124,6 +128,10 @@ public final class PerfMain implements Callable<Integer> {
   private Progress progress;
 
   public static void main(String[] args) {
+    // The client is a measuring tool: Netty's sampled leak tracking fills a stack trace every 128 buffers.
+    if (System.getProperty("io.grpc.netty.shaded.io.netty.leakDetection.level") == null) {
+      System.setProperty("io.grpc.netty.shaded.io.netty.leakDetection.level", "disabled");
+    }
     System.exit(new CommandLine(new PerfMain()).execute(args));
   }
 
@@ -159,6 +167,16 @@ public final class PerfMain implements Callable<Integer> {
           serverPid > 0 ? ", server pid " + serverPid : "");
       out.println(header());
       List<Map<String, Object>> rows = new ArrayList<>();
+      if (clientWarmupMs > 0) {
+        // A cold client JIT (one core, compiling for seconds) would make the first level client-bound.
+        progress.level("client warm-up");
+        LoadGenerator.Settings warm = new LoadGenerator.Settings(model, streaming, 0,
+            TimeUnit.MILLISECONDS.toNanos(clientWarmupMs), 1, 1.0, -1, maxInflight, settings.requestTimeoutNanos(),
+            streams, seed, settings.drainTimeoutNanos());
+        try (LoadGenerator warmer = new LoadGenerator(endpoint, requests, batch, warm, progress)) {
+          warmer.runClosed(8);
+        }
+      }
       try (LoadGenerator generator = new LoadGenerator(endpoint, requests, batch, settings, progress)) {
         if (rateRange != null) {
           for (double rate : LoadRange.parse(rateRange).values()) {
@@ -217,8 +235,17 @@ public final class PerfMain implements Callable<Integer> {
     out.println(String.format(Locale.ROOT, "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %6.2f %6d %8d %d",
         load, r.throughput(), r.inferencesPerSecond(), l.p50Us(), l.p90Us(), l.p95Us(), l.p99Us(), l.p999Us(),
         r.serverCpuMicrosPerRequest(), r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.rejected(), r.windows())
-        + (r.stable() ? "" : " (not stable)") + (r.firstError().isEmpty() ? "" : "  first error: " + r.firstError()));
+        + (r.stable() ? "" : " (not stable)") + clientBoundNote(r) + (r.firstError().isEmpty() ? "" : "  first error: " + r.firstError()));
     return ResultFiles.row(label, r);
+  }
+
+  /** Open loop: says when the client could not keep its own schedule (its latencies are then its backlog). */
+  private static String clientBoundNote(PointResult r) {
+    if (!r.clientBound()) {
+      return r.inflightLimited() ? " (in-flight limit reached)" : "";
+    }
+    return String.format(Locale.ROOT, " CLIENT-BOUND: sent at %.0f%% of the offered rate, %.1f ms behind schedule;"
+        + " not a server measurement", 100 * r.measured().sendRateRatio(), r.measured().sendLagNanos() / 1e6);
   }
 
   static Map<String, long[]> parseShapes(List<String> shapes) {

@@ -30,9 +30,14 @@ import org.HdrHistogram.Recorder;
  * <p>Closed loop ({@link #runClosed}): {@code concurrency} slots each keep one request in flight
  * and send the next when the previous answers; latency is from send to answer. Open loop
  * ({@link #runOpen}): a sender on the client's event loop sends at the times an
- * {@link ArrivalSchedule} fixes in advance; latency is from the <em>intended</em> send time, so a late send (client or server
- * falling behind, in-flight limit reached) counts against the server as it would for a real
- * client (coordinated omission corrected).
+ * {@link ArrivalSchedule} fixes in advance, paced by an {@link OpenLoopPacer} (one wake-up sends
+ * every request that fell due, in a burst); latency is from the <em>intended</em> send time, so a
+ * late send (client or server falling behind, in-flight limit reached) counts against the server as
+ * it would for a real client (coordinated omission corrected). Because a client that cannot keep
+ * its own schedule would then measure its own backlog, each open-loop window records how far the
+ * schedule advanced and how far behind the sender was, and is flagged client-bound
+ * ({@link WindowResult#isClientBound}) when the client, not the server, fell behind. The schedule
+ * restarts at the end of the warm-up if the sender is behind it then (a cold client JIT).
  *
  * <p>Threads: the caller's thread runs the level (warm-up, windows, drain) and reads counters;
  * responses arrive on the endpoint's one event loop thread (direct executor) and send the next
@@ -85,6 +90,10 @@ public final class LoadGenerator implements AutoCloseable {
   private final LongAdder rejected = new LongAdder();
   private final AtomicLong outstanding = new AtomicLong();
   private final AtomicReference<String> firstError = new AtomicReference<>("");
+  /** Open loop: times the sender found the in-flight limit reached. */
+  private final LongAdder inflightStalls = new LongAdder();
+  /** Open loop: the running level's pacer (null in closed loop); its frontier is read at window edges. */
+  private volatile OpenLoopPacer pacer;
   private Recorder recorder;
   private Histogram total;
 
@@ -130,6 +139,7 @@ public final class LoadGenerator implements AutoCloseable {
   public PointResult runOpen(double rate, ArrivalSchedule.Distribution distribution) throws InterruptedException {
     begin();
     OpenSender sender = new OpenSender(new ArrivalSchedule(distribution, rate, settings.seed()));
+    pacer = sender.pacer;
     sender.start();
     List<Stop> stops = new ArrayList<>();
     stops.add(sender::stop);
@@ -146,6 +156,8 @@ public final class LoadGenerator implements AutoCloseable {
     completed.reset();
     errors.reset();
     rejected.reset();
+    inflightStalls.reset();
+    pacer = null;
     outstanding.set(0);
     firstError.set("");
     recorder = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
@@ -157,6 +169,7 @@ public final class LoadGenerator implements AutoCloseable {
       throws InterruptedException {
     try {
       sleepWithProgress("warm-up", settings.warmupNanos());
+      restartScheduleIfBehind();
       Snapshot before = snapshot(); // its histogram holds the warm-up's latencies
       total.add(before.latencies);
       List<WindowResult> windows = new ArrayList<>();
@@ -180,6 +193,23 @@ public final class LoadGenerator implements AutoCloseable {
           stable, sent.sum(), completed.sum(), errors.sum(), rejected.sum(), total.getTotalCount(), firstError.get());
     } finally {
       running = false;
+      pacer = null;
+    }
+  }
+
+  /**
+   * Open loop: if the sender is behind its schedule at the end of the warm-up, restarts the schedule
+   * now (on the event loop, which owns the pacer) so that the warm-up's backlog is not measured.
+   */
+  private void restartScheduleIfBehind() throws InterruptedException {
+    OpenLoopPacer p = pacer;
+    if (p == null) {
+      return;
+    }
+    try {
+      eventLoop.submit(() -> p.rebase(System.nanoTime())).get(5, TimeUnit.SECONDS);
+    } catch (java.util.concurrent.ExecutionException | java.util.concurrent.TimeoutException e) {
+      noteError("could not restart the send schedule after the warm-up: " + e);
     }
   }
 
@@ -222,7 +252,7 @@ public final class LoadGenerator implements AutoCloseable {
    * its histogram holds and its duration is the time between swaps.
    */
   private record Snapshot(long nanos, Histogram latencies, long sent, long errors, long rejected, long serverCpu,
-      long clientCpu, long[] statistics) {
+      long clientCpu, long[] statistics, long frontier, long lag, long stalls) {
     WindowResult minus(Snapshot before, int rows) {
       long server = serverCpu < 0 || before.serverCpu < 0 ? -1 : serverCpu - before.serverCpu;
       long client = clientCpu < 0 || before.clientCpu < 0 ? -1 : clientCpu - before.clientCpu;
@@ -232,8 +262,13 @@ public final class LoadGenerator implements AutoCloseable {
         inferences = statistics[0] - before.statistics[0];
         executions = statistics[1] - before.statistics[1];
       }
-      return new WindowResult(nanos - before.nanos, sent - before.sent, latencies.getTotalCount(),
-          errors - before.errors, rejected - before.rejected, latencies, server, client, inferences, executions, rows);
+      if (frontier < 0 || before.frontier < 0) {
+        return new WindowResult(nanos - before.nanos, sent - before.sent, latencies.getTotalCount(),
+            errors - before.errors, rejected - before.rejected, latencies, server, client, inferences, executions, rows);
+      }
+      return WindowResult.open(nanos - before.nanos, sent - before.sent, latencies.getTotalCount(),
+          errors - before.errors, rejected - before.rejected, latencies, server, client, inferences, executions, rows,
+          Math.max(0, frontier - before.frontier), lag, stalls - before.stalls);
     }
   }
 
@@ -244,9 +279,13 @@ public final class LoadGenerator implements AutoCloseable {
     long sentNow = sent.sum();
     long errorsNow = errors.sum();
     long rejectedNow = rejected.sum();
+    OpenLoopPacer p = pacer;
+    long frontier = p == null ? -1 : p.publishedFrontierNanos();
+    long lag = p == null ? -1 : Math.max(0, now - frontier);
+    long stalls = inflightStalls.sum();
     long server = settings.serverPid() > 0 ? CpuClock.processCpuNanos(settings.serverPid()) : -1;
     long client = CpuClock.selfCpuNanos();
-    return new Snapshot(now, latencies, sentNow, errorsNow, rejectedNow, server, client, statistics);
+    return new Snapshot(now, latencies, sentNow, errorsNow, rejectedNow, server, client, statistics, frontier, lag, stalls);
   }
 
   /**
@@ -426,24 +465,23 @@ public final class LoadGenerator implements AutoCloseable {
   }
 
   /**
-   * The open-loop sender, run as tasks on the client's event loop: each run sends every request
-   * whose intended time has come (at most {@value #MAX_BURST}, so I/O is not starved), then
-   * schedules itself for the next intended time. Confined to the event loop thread.
+   * The open-loop sender, run as tasks on the client's event loop. Each run asks the pacer for every
+   * request whose intended time has come and sends them in one burst (at most {@value #MAX_BURST},
+   * so I/O is not starved; fewer when the in-flight limit leaves less room), then schedules one
+   * task for the next intended time. One timer task per wake-up, not per request, and no allocation
+   * per send beyond the call itself. Confined to the event loop thread.
    */
-  private final class OpenSender implements Runnable {
-    private final ArrivalSchedule schedule;
+  private final class OpenSender implements Runnable, java.util.function.LongConsumer {
+    private final OpenLoopPacer pacer;
     private final int capacity;
     /** Streaming only: per ring slot, the sequence number in flight there (-1 = free) and its intended time. */
     private final AtomicLongArray slotSeq;
     private final long[] slotIntended;
     private final OpenStream[] streams;
-    private final long origin = System.nanoTime();
     private long seq;
-    private long nextIntended;
     private volatile boolean finished;
 
     OpenSender(ArrivalSchedule schedule) {
-      this.schedule = schedule;
       this.capacity = Integer.highestOneBit(Math.max(1, settings.maxInflight() - 1)) << 1;
       if (settings.streaming()) {
         slotSeq = new AtomicLongArray(capacity);
@@ -457,7 +495,7 @@ public final class LoadGenerator implements AutoCloseable {
         slotIntended = null;
         streams = null;
       }
-      nextIntended = origin + schedule.nextOffsetNanos();
+      this.pacer = new OpenLoopPacer(schedule, System.nanoTime());
     }
 
     /** Opens the streams (on the event loop) and starts sending. */
@@ -474,29 +512,50 @@ public final class LoadGenerator implements AutoCloseable {
 
     @Override
     public void run() {
-      long now = System.nanoTime();
-      int burst = 0;
-      while (running && nextIntended <= now && burst < MAX_BURST) {
-        // Bounded in flight: wait for room; the wait counts in the latency (measured from nextIntended).
-        if (outstanding.get() >= settings.maxInflight()
-            || (streams != null && slotSeq.get((int) (seq & (capacity - 1))) != -1)) {
-          eventLoop.schedule(this, FULL_RETRY_NS, TimeUnit.NANOSECONDS);
-          return;
-        }
-        send(nextIntended);
-        nextIntended = origin + schedule.nextOffsetNanos();
-        burst++;
-      }
       if (!running) {
         finish();
         return;
       }
-      long delay = nextIntended - System.nanoTime();
-      if (delay <= 0) {
-        eventLoop.execute(this); // behind schedule: continue after pending I/O
-      } else {
-        eventLoop.schedule(this, delay, TimeUnit.NANOSECONDS);
+      long now = System.nanoTime();
+      // Bounded in flight: send only what fits; waiting for room counts in the latency (from the intended time).
+      int room = room(MAX_BURST);
+      int sentNow = pacer.sendDue(now, room, this);
+      if (!running) {
+        finish();
+        return;
       }
+      if (pacer.isDue(now)) {
+        if (sentNow == room && room == MAX_BURST) {
+          eventLoop.execute(this); // behind schedule: continue after pending I/O
+        } else {
+          inflightStalls.increment();
+          eventLoop.schedule(this, FULL_RETRY_NS, TimeUnit.NANOSECONDS);
+        }
+        return;
+      }
+      eventLoop.schedule(this, pacer.nextIntendedNanos() - System.nanoTime(), TimeUnit.NANOSECONDS);
+    }
+
+    /** How many more requests may go out now: the in-flight limit, and free ring slots when streaming. */
+    private int room(int max) {
+      int room = (int) Math.min(max, settings.maxInflight() - outstanding.get());
+      if (streams != null) {
+        for (int i = 0; i < room; i++) {
+          if (slotSeq.get((int) ((seq + i) & (capacity - 1))) != -1) {
+            return i;
+          }
+        }
+      }
+      return Math.max(0, room);
+    }
+
+    /** Sends the next request, intended for {@code intended} (called by the pacer). */
+    @Override
+    public void accept(long intended) {
+      if (!running) {
+        return; // a stream died earlier in this burst
+      }
+      send(intended);
     }
 
     private void send(long intended) {

@@ -46,6 +46,19 @@ public record PointResult(String mode, double load, String distribution, boolean
     return Rates.perCpuSecond(measured.completed() * measured.rowsPerRequest(), measured.serverCpuNanos());
   }
 
+  /**
+   * Open loop: whether any measured window was client-bound (the load generator fell behind its own
+   * schedule): its latencies then include the client's backlog and are not a server measurement.
+   */
+  public boolean clientBound() {
+    return measured.clientBound();
+  }
+
+  /** Open loop: whether the in-flight limit held the sender back in a measured window (server overload). */
+  public boolean inflightLimited() {
+    return measured.inflightStalls() > 0;
+  }
+
   public double meanBatch() {
     return Rates.meanBatch(measured.inferenceCountDelta(), measured.executionCountDelta());
   }

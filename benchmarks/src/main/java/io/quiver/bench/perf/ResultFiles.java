@@ -22,7 +22,8 @@ public final class ResultFiles {
   public static final List<String> COLUMNS = List.of("label", "mode", "load", "distribution", "streaming",
       "batch_size", "throughput_rps", "inferences_per_s", "p50_us", "p90_us", "p95_us", "p99_us", "p999_us",
       "mean_us", "max_us", "windows", "stable", "sent", "completed", "errors", "rejected", "offered_rps", "rejected_rps",
-      "server_cpu_us_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch", "first_error");
+      "server_cpu_us_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch",
+      "send_rate_ratio", "send_lag_us", "client_bound", "inflight_limited", "errors_rps", "first_error");
 
   /** One row: column name to value (Number, Boolean or String; NaN means unknown). */
   public static Map<String, Object> row(String label, PointResult r) {
@@ -56,6 +57,12 @@ public final class ResultFiles {
     row.put("server_cores", r.serverCoresUsed());
     row.put("inferences_per_server_cpu_s", r.inferencesPerServerCpuSecond());
     row.put("mean_batch", r.meanBatch());
+    // Open loop: achieved send rate / offered rate, and how far behind schedule the sender ended (NaN in closed loop).
+    row.put("send_rate_ratio", r.measured().sendRateRatio());
+    row.put("send_lag_us", r.measured().sendLagNanos() < 0 ? Double.NaN : r.measured().sendLagNanos() / 1e3);
+    row.put("client_bound", r.clientBound());
+    row.put("inflight_limited", r.inflightLimited());
+    row.put("errors_rps", Rates.perSecond(r.measured().errors(), r.measured().wallNanos()));
     row.put("first_error", r.firstError());
     return row;
   }

@@ -9,10 +9,63 @@ import org.HdrHistogram.Histogram;
  *
  * @param rejected the part of {@code errors} the server refused for load (RESOURCE_EXHAUSTED, UNAVAILABLE)
  * @param rowsPerRequest the batch size of each request, to turn requests into inferences
+ * @param scheduleNanos open loop: how far the send schedule advanced (intended time of the next
+ *     unsent request, end minus start); -1 in closed loop. Equal to {@code wallNanos} (within a gap)
+ *     when the client kept up; the achieved send rate over the offered one is their ratio.
+ * @param sendLagNanos open loop: how far behind its schedule the sender was at the window's end
+ *     (the largest over merged windows); -1 in closed loop
+ * @param inflightStalls open loop: times the sender found the in-flight limit reached (then the lag
+ *     is the server's doing, not the client's); 0 in closed loop
+ * @param clientBoundWindows how many of the windows were client-bound ({@link #isClientBound})
  */
 public record WindowResult(long wallNanos, long sent, long completed, long errors, long rejected, Histogram latencyNanos,
     long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta, long executionCountDelta,
-    int rowsPerRequest) {
+    int rowsPerRequest, long scheduleNanos, long sendLagNanos, long inflightStalls, int clientBoundWindows) {
+
+  /** Below this fraction of the offered rate (schedule time covered per wall time), the client fell behind. */
+  public static final double CLIENT_BOUND_SEND_FRACTION = 0.95;
+  /** A sender behind its schedule by more than this fraction of the window at its end is client-bound too. */
+  public static final double CLIENT_BOUND_LAG_FRACTION = 0.05;
+
+  /** A closed-loop window (no send schedule). */
+  public WindowResult(long wallNanos, long sent, long completed, long errors, long rejected, Histogram latencyNanos,
+      long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta, long executionCountDelta, int rowsPerRequest) {
+    this(wallNanos, sent, completed, errors, rejected, latencyNanos, serverCpuNanos, clientCpuNanos, inferenceCountDelta,
+        executionCountDelta, rowsPerRequest, -1, -1, 0, 0);
+  }
+
+  /** An open-loop window, judged client-bound or not by {@link #isClientBound}. */
+  public static WindowResult open(long wallNanos, long sent, long completed, long errors, long rejected,
+      Histogram latencyNanos, long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta,
+      long executionCountDelta, int rowsPerRequest, long scheduleNanos, long sendLagNanos, long inflightStalls) {
+    boolean bound = isClientBound(wallNanos, scheduleNanos, sendLagNanos, inflightStalls);
+    return new WindowResult(wallNanos, sent, completed, errors, rejected, latencyNanos, serverCpuNanos, clientCpuNanos,
+        inferenceCountDelta, executionCountDelta, rowsPerRequest, scheduleNanos, sendLagNanos, inflightStalls,
+        bound ? 1 : 0);
+  }
+
+  /**
+   * The client-bound rule for one open-loop window: the sender fell behind its schedule by itself
+   * (it covered less than {@value #CLIENT_BOUND_SEND_FRACTION} of the window's time, or ended it
+   * behind by more than {@value #CLIENT_BOUND_LAG_FRACTION} of it) while the in-flight limit never
+   * held it back. Such a window's latencies include the client's own backlog: not a server
+   * measurement.
+   */
+  public static boolean isClientBound(long wallNanos, long scheduleNanos, long sendLagNanos, long inflightStalls) {
+    if (scheduleNanos < 0 || wallNanos <= 0 || inflightStalls > 0) {
+      return false;
+    }
+    return scheduleNanos < CLIENT_BOUND_SEND_FRACTION * wallNanos || sendLagNanos > CLIENT_BOUND_LAG_FRACTION * wallNanos;
+  }
+
+  /** Open loop: achieved send rate / offered rate (schedule time covered per wall time); NaN in closed loop. */
+  public double sendRateRatio() {
+    return scheduleNanos < 0 || wallNanos <= 0 ? Double.NaN : (double) scheduleNanos / wallNanos;
+  }
+
+  public boolean clientBound() {
+    return clientBoundWindows > 0;
+  }
 
   public double throughput() {
     return Rates.perSecond(completed, wallNanos);
@@ -45,7 +98,15 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
     long inferences = 0;
     long executions = 0;
     int rows = 1;
+    long schedule = 0;
+    long lag = 0;
+    long stalls = 0;
+    int bound = 0;
     for (WindowResult w : windows) {
+      schedule = schedule < 0 || w.scheduleNanos < 0 ? -1 : schedule + w.scheduleNanos;
+      lag = lag < 0 || w.sendLagNanos < 0 ? -1 : Math.max(lag, w.sendLagNanos);
+      stalls += w.inflightStalls;
+      bound += w.clientBoundWindows;
       all.add(w.latencyNanos);
       wall += w.wallNanos;
       sent += w.sent;
@@ -58,6 +119,7 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
       executions = executions < 0 || w.executionCountDelta < 0 ? -1 : executions + w.executionCountDelta;
       rows = w.rowsPerRequest;
     }
-    return new WindowResult(wall, sent, completed, errors, rejected, all, server, client, inferences, executions, rows);
+    return new WindowResult(wall, sent, completed, errors, rejected, all, server, client, inferences, executions, rows,
+        schedule, lag, stalls, bound);
   }
 }

@@ -36,6 +36,12 @@ final class Json {
     return v != null && v.hasNumberValue() ? v.getNumberValue() : Double.NaN;
   }
 
+  /** A boolean field; false when missing (result files written before the field existed). */
+  static boolean bool(Value object, String... path) {
+    Value v = get(object, path);
+    return v != null && v.hasBoolValue() && v.getBoolValue();
+  }
+
   static String string(Value object, String... path) {
     Value v = get(object, path);
     return v != null && v.hasStringValue() ? v.getStringValue() : "";

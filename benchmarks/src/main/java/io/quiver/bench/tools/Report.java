@@ -124,8 +124,24 @@ public final class Report {
     return md.toString();
   }
 
+  /** Marks a row the load generator flagged: it fell behind its own schedule, so its latencies are its backlog. */
+  static final String CLIENT_BOUND = "client-bound: not a server measurement";
+
+  static boolean clientBound(Value row) {
+    return Json.bool(row, "client_bound");
+  }
+
   private void target(String name, Stats measured, String format, double target, boolean atLeast) {
+    target(name, measured, format, target, atLeast, 0);
+  }
+
+  /** @param clientBound repeats left out because the client was bound; with none left, no verdict. */
+  private void target(String name, Stats measured, String format, double target, boolean atLeast, int clientBound) {
     String verdict;
+    if (measured.n() == 0 && clientBound > 0) {
+      targets.add(new String[] {name, "n/a (" + clientBound + " client-bound)", "**" + CLIENT_BOUND + "**"});
+      return;
+    }
     if (measured.n() == 0) {
       verdict = "not measured";
     } else {
@@ -133,6 +149,9 @@ public final class Report {
       double by = measured.median() - target;
       verdict = (pass ? "**pass**" : "**miss**") + String.format(Locale.ROOT, " (%s%s, %+.0f%%)", by >= 0 ? "+" : "",
           String.format(Locale.ROOT, format, by), 100 * by / target);
+    }
+    if (clientBound > 0) {
+      verdict += " (" + clientBound + " client-bound repeat(s) left out)";
     }
     targets.add(new String[] {name, measured.format(format), verdict});
   }
@@ -190,6 +209,10 @@ public final class Report {
         List<Value> rows = e.getValue();
         String load = Json.string(rows.get(0), "mode").equals("rate")
             ? String.format(Locale.ROOT, "%.0f/s", e.getKey()) : "c=" + e.getKey().intValue();
+        long bound = rows.stream().filter(Report::clientBound).count();
+        if (bound > 0) {
+          load += " ⚠ " + CLIENT_BOUND + " (" + bound + "/" + rows.size() + ")";
+        }
         out.append("| ").append(side).append(" | ").append(load)
             .append(" | ").append(stat(rows, "throughput_rps", "%.0f"))
             .append(" | ").append(stat(rows, "p50_us", "%.0f"))
@@ -317,18 +340,29 @@ public final class Report {
     List<List<Value>> tails = repeats("c-tails");
     List<Double> r50 = new ArrayList<>();
     List<Double> r80 = new ArrayList<>();
-    // run.sh runs two rates per repeat, in order: 50% then 80% of that repeat's saturation.
+    int[] bound = new int[2];
+    // run.sh runs two rates per repeat, in order: 50% then 80% of that repeat's saturation. A row the
+    // client could not generate measures the client's backlog: it gives no ratio.
     for (List<Value> rows : tails) {
       if (rows.size() >= 2) {
-        r50.add(Json.number(rows.get(0), "p99_us") / p50);
-        r80.add(Json.number(rows.get(1), "p99_us") / p50);
+        for (int i = 0; i < 2; i++) {
+          if (clientBound(rows.get(i))) {
+            bound[i]++;
+          } else {
+            (i == 0 ? r50 : r80).add(Json.number(rows.get(i), "p99_us") / p50);
+          }
+        }
       }
     }
-    target("p99 / unloaded p50 at 50% of saturation (identity FP32[16], Poisson)", Stats.of(r50), "%.2f", TARGET_TAIL_50, false);
-    target("p99 / unloaded p50 at 80% of saturation (identity FP32[16], Poisson)", Stats.of(r80), "%.2f", TARGET_TAIL_80, false);
+    target("p99 / unloaded p50 at 50% of saturation (identity FP32[16], Poisson)", Stats.of(r50), "%.2f", TARGET_TAIL_50,
+        false, bound[0]);
+    target("p99 / unloaded p50 at 80% of saturation (identity FP32[16], Poisson)", Stats.of(r80), "%.2f", TARGET_TAIL_80,
+        false, bound[1]);
     out.append("## (c) Open-loop tails (Poisson arrivals, latency from the intended send time)\n\n")
         .append(String.format(Locale.ROOT, "Saturation = Quiver's best closed-loop throughput in (a), per repeat; "
-            + "unloaded p50 = Quiver's p50 at concurrency 1 in (a): %.0f µs (median).%n%n", p50));
+            + "unloaded p50 = Quiver's p50 at concurrency 1 in (a): %.0f µs (median). A row marked client-bound is one "
+            + "where `quiver perf` sent below 95%% of the offered rate (or ended a window behind its schedule): its "
+            + "latencies are the client's backlog, and it gives no verdict.%n%n", p50));
     sweepTable(out, Map.of("quiver", tails), List.of("quiver"));
     series("(c) open-loop tails", "quiver (Poisson)", tails);
     // The closed-loop sweep for context: open-loop points should sit left of its knee.
@@ -404,7 +438,8 @@ public final class Report {
       Value a = i < f.size() ? f.get(i) : null;
       Value b = i < t.size() ? t.get(i) : null;
       Value any = a != null ? a : b;
-      out.append(String.format(Locale.ROOT, "| %d | %.0f | %s | %s | %s | %s | %s | %s |\n", i + 1, Json.number(any, "load"),
+      String mark = (a != null && clientBound(a)) || (b != null && clientBound(b)) ? " ⚠ client-bound" : "";
+      out.append(String.format(Locale.ROOT, "| %d%s | %.0f | %s | %s | %s | %s | %s | %s |\n", i + 1, mark, Json.number(any, "load"),
           cell(a, "throughput_rps", "%.0f"), cell(a, "mean_batch", "%.1f"), cell(a, "p99_us", "%.0f"),
           cell(b, "throughput_rps", "%.0f"), cell(b, "mean_batch", "%.1f"), cell(b, "p99_us", "%.0f")));
     }
@@ -440,10 +475,13 @@ public final class Report {
       return;
     }
     out.append("## (f) Overload: mlp_784 with `max_queue_size: 32`, open loop at 1×, 2×, 3× saturation\n\n")
-        .append("Rejected = answers RESOURCE_EXHAUSTED or UNAVAILABLE (counted apart from other errors); p99 is of "
-            + "admitted requests, from the intended send time.\n\n")
-        .append("| offered (target)/s | offered/s | served/s | rejected/s | other errors | p50 µs | p99 µs | server CPU µs/served |\n")
-        .append("|---|---|---|---|---|---|---|---|\n");
+        .append("Saturation = `mlp_784_bounded`'s closed-loop throughput at concurrency 32 (its queue bound), measured "
+            + "after its warm-up. All rates are per second over the same measured windows: sent = requests the client "
+            + "sent, served = answered OK, rejected = answered RESOURCE_EXHAUSTED or UNAVAILABLE, other errors = any "
+            + "other failure (mostly DEADLINE_EXCEEDED at the 2 s timeout); sent − served − rejected − other = growth of "
+            + "the requests in flight. p99 is of served requests, from the intended send time.\n\n")
+        .append("| offered (target)/s | sent/s | served/s | rejected/s | other errors/s | in flight Δ/s | p50 µs | p99 µs | server CPU µs/served |\n")
+        .append("|---|---|---|---|---|---|---|---|---|\n");
     TreeMap<Double, List<Value>> byLoad = new TreeMap<>();
     for (List<Value> rows : reps) {
       for (Value row : rows) {
@@ -453,13 +491,19 @@ public final class Report {
     for (Map.Entry<Double, List<Value>> e : byLoad.entrySet()) {
       List<Value> rows = e.getValue();
       List<Double> other = new ArrayList<>();
+      List<Double> inflight = new ArrayList<>();
       for (Value row : rows) {
-        other.add(Json.number(row, "errors") - Json.number(row, "rejected"));
+        // Per second over the measured windows, like the other columns (errors_rps includes the rejections).
+        double errors = Json.number(row, "errors_rps");
+        other.add(errors - Json.number(row, "rejected_rps"));
+        inflight.add(Json.number(row, "offered_rps") - Json.number(row, "throughput_rps") - errors);
       }
-      out.append(String.format(Locale.ROOT, "| %.0f | %s | %s | %s | %s | %s | %s | %s |\n", e.getKey(),
+      long bound = rows.stream().filter(Report::clientBound).count();
+      String mark = bound > 0 ? " ⚠ " + CLIENT_BOUND : "";
+      out.append(String.format(Locale.ROOT, "| %.0f%s | %s | %s | %s | %s | %s | %s | %s | %s |\n", e.getKey(), mark,
           stat(rows, "offered_rps", "%.0f"), stat(rows, "throughput_rps", "%.0f"), stat(rows, "rejected_rps", "%.0f"),
-          Stats.of(other).format("%.0f"), stat(rows, "p50_us", "%.0f"), stat(rows, "p99_us", "%.0f"),
-          stat(rows, "server_cpu_us_per_req", "%.1f")));
+          Stats.of(other).format("%.0f"), Stats.of(inflight).format("%+.0f"), stat(rows, "p50_us", "%.0f"),
+          stat(rows, "p99_us", "%.0f"), stat(rows, "server_cpu_us_per_req", "%.1f")));
     }
     out.append('\n');
   }
