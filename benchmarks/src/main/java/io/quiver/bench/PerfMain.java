@@ -2,6 +2,8 @@ package io.quiver.bench;
 
 import io.quiver.bench.perf.ArrivalSchedule;
 import io.quiver.bench.perf.GrpcEndpoint;
+import io.quiver.bench.perf.HttpEndpoint;
+import io.quiver.bench.perf.HttpInferRequest;
 import io.quiver.bench.perf.InputData;
 import io.quiver.bench.perf.LatencyStats;
 import io.quiver.bench.perf.LoadGenerator;
@@ -30,11 +32,12 @@ import picocli.CommandLine.Option;
  * open loop), server and client CPU per request, the server's mean formed batch.
  */
 @Command(name = "quiver perf", mixinStandardHelpOptions = true, sortOptions = false,
-    description = "Load generator for KServe v2 inference servers (gRPC unary or streaming).",
+    description = "Load generator for KServe v2 inference servers (gRPC unary or streaming, or REST over HTTP/1.1).",
     footer = {"", "Examples:",
         "  quiver perf -m identity_fp32 --concurrency-range 1:256:x2",
         "  quiver perf -m mlp_784 --request-rate-range 1000:5000:1000 --request-distribution poisson",
-        "  quiver perf -m identity_fp32 --streaming --server-pid $(pgrep -f quiver-server) -f out.csv"})
+        "  quiver perf -m identity_fp32 --streaming --server-pid $(pgrep -f quiver-server) -f out.csv",
+        "  quiver perf -m identity_fp32 -i http -u localhost:8000 --concurrency-range 1:64:x2"})
 public final class PerfMain implements Callable<Integer> {
   @Option(names = {"-m", "--model-name"}, required = true, description = "Model to send requests to.")
   String model;
@@ -45,8 +48,20 @@ public final class PerfMain implements Callable<Integer> {
   @Option(names = {"-u", "--url"}, defaultValue = "localhost:8001", description = "Server HOST:PORT (default ${DEFAULT-VALUE}).")
   String url;
 
-  @Option(names = {"-i", "--protocol"}, defaultValue = "grpc", description = "grpc (http/REST is not implemented yet).")
+  @Option(names = {"-i", "--protocol"}, defaultValue = "grpc",
+      description = "grpc or http (REST v2 over HTTP/1.1 keep-alive; give the REST port with -u).")
   String protocol;
+
+  @Option(names = "--http-json", description = "http: send tensors as JSON data instead of the binary tensor extension.")
+  boolean httpJson;
+
+  @Option(names = "--grpc-url", paramLabel = "HOST:PORT",
+      description = "http: ask metadata and ModelStatistics over gRPC here (default: over REST).")
+  String grpcUrl;
+
+  @Option(names = "--http-connections", defaultValue = "64",
+      description = "http open loop: keep-alive connections to send over; bounds requests in flight (default ${DEFAULT-VALUE}).")
+  int httpConnections;
 
   @Option(names = "--streaming", description = "Use the ModelStreamInfer bidi stream instead of unary ModelInfer.")
   boolean streaming;
@@ -137,9 +152,12 @@ public final class PerfMain implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (!protocol.equalsIgnoreCase("grpc")) {
-      throw new CommandLine.ParameterException(new CommandLine(this),
-          "--protocol " + protocol + ": only grpc is implemented; REST (http) mode is not there yet");
+    boolean rest = protocol.equalsIgnoreCase("http");
+    if (!rest && !protocol.equalsIgnoreCase("grpc")) {
+      throw new CommandLine.ParameterException(new CommandLine(this), "--protocol must be grpc or http; was " + protocol);
+    }
+    if (rest && streaming) {
+      throw new CommandLine.ParameterException(new CommandLine(this), "--streaming is gRPC only");
     }
     if (concurrencyRange != null && rateRange != null) {
       throw new CommandLine.ParameterException(new CommandLine(this),
@@ -152,6 +170,9 @@ public final class PerfMain implements Callable<Integer> {
     Map<String, long[]> shapeOverrides = parseShapes(shapes);
     PrintStream out = System.out;
     progress = new Progress(quiet);
+    if (rest) {
+      return callRest(out, spacing, shapeOverrides);
+    }
     try (GrpcEndpoint endpoint = GrpcEndpoint.open(url)) {
       endpoint.awaitModelReady(model, version, TimeUnit.SECONDS.toNanos(waitReadySeconds));
       ModelMetadataResponse metadata = endpoint.metadata(model, version);
@@ -190,17 +211,81 @@ public final class PerfMain implements Callable<Integer> {
           }
         }
       }
-      progress.clear();
-      if (csv != null) {
-        ResultFiles.writeCsv(csv, rows);
+      return finish(rows);
+    }
+  }
+
+  private int finish(List<Map<String, Object>> rows) throws java.io.IOException {
+    progress.clear();
+    if (csv != null) {
+      ResultFiles.writeCsv(csv, rows);
+    }
+    if (json != null) {
+      ResultFiles.writeJson(json, runDescription(), rows);
+    }
+    // Load shedding (RESOURCE_EXHAUSTED, UNAVAILABLE; HTTP 429, 503) is a measured outcome, not a failed run.
+    long errors = rows.stream()
+        .mapToLong(r -> ((Number) r.get("errors")).longValue() - ((Number) r.get("rejected")).longValue()).sum();
+    return errors > 0 ? 2 : 0;
+  }
+
+  /** -i http: the same levels over REST v2 (HTTP/1.1 keep-alive connections on one event loop). */
+  private int callRest(PrintStream out, ArrivalSchedule.Distribution spacing, Map<String, long[]> shapeOverrides)
+      throws Exception {
+    GrpcEndpoint grpc = grpcUrl == null ? null : GrpcEndpoint.open(grpcUrl);
+    try (HttpEndpoint endpoint = HttpEndpoint.open(url, grpc, httpConnections)) {
+      ModelMetadataResponse metadata;
+      long readyNanos = TimeUnit.SECONDS.toNanos(waitReadySeconds);
+      if (grpc != null) {
+        grpc.awaitModelReady(model, version, readyNanos);
+        metadata = grpc.metadata(model, version);
+      } else {
+        endpoint.awaitModelReady(model, version, readyNanos);
+        metadata = endpoint.metadata(model, version);
       }
-      if (json != null) {
-        ResultFiles.writeJson(json, runDescription(), rows);
+      List<ModelInferRequest> protos = inputData.equals("random")
+          ? List.of(InputData.random(metadata, model, version, batch, shapeOverrides, seed, stringLength))
+          : InputData.fromJson(Path.of(inputData), metadata, model, version, batch, shapeOverrides);
+      List<HttpInferRequest> requests = new ArrayList<>();
+      for (ModelInferRequest r : protos) {
+        requests.add(HttpInferRequest.encode(r, endpoint.hostHeader(), httpJson));
       }
-      // Load shedding (RESOURCE_EXHAUSTED, UNAVAILABLE) is a measured outcome, not a failed run.
-      long errors = rows.stream()
-          .mapToLong(r -> ((Number) r.get("errors")).longValue() - ((Number) r.get("rejected")).longValue()).sum();
-      return errors > 0 ? 2 : 0;
+      LoadGenerator.Settings settings = new LoadGenerator.Settings(model, false,
+          TimeUnit.MILLISECONDS.toNanos(warmupMs), TimeUnit.MILLISECONDS.toNanos(windowMs), maxWindows,
+          stabilityPercent / 100.0, serverPid, maxInflight, TimeUnit.MILLISECONDS.toNanos(requestTimeoutMs), 1,
+          seed, TimeUnit.MILLISECONDS.toNanos(Math.max(requestTimeoutMs, 10_000) + 5_000));
+      out.printf(Locale.ROOT, "quiver perf: %s model=%s%s batch=%d %s, window %d ms, warm-up %d ms%s%n", url, model,
+          version.isEmpty() ? "" : "/" + version, batch, httpJson ? "http json" : "http binary", windowMs, warmupMs,
+          serverPid > 0 ? ", server pid " + serverPid : "");
+      out.println(header());
+      List<Map<String, Object>> rows = new ArrayList<>();
+      if (clientWarmupMs > 0) {
+        progress.level("client warm-up");
+        LoadGenerator.Settings warm = new LoadGenerator.Settings(model, false, 0,
+            TimeUnit.MILLISECONDS.toNanos(clientWarmupMs), 1, 1.0, -1, maxInflight, settings.requestTimeoutNanos(),
+            1, seed, settings.drainTimeoutNanos());
+        try (LoadGenerator warmer = new LoadGenerator(endpoint, grpc, requests, batch, warm, progress)) {
+          warmer.runClosed(8);
+        }
+      }
+      try (LoadGenerator generator = new LoadGenerator(endpoint, grpc, requests, batch, settings, progress)) {
+        if (rateRange != null) {
+          for (double rate : LoadRange.parse(rateRange).values()) {
+            progress.level(String.format(Locale.ROOT, "rate %.0f/s", rate));
+            rows.add(report(out, generator.runOpen(rate, spacing)));
+          }
+        } else {
+          for (int concurrency : LoadRange.parse(concurrencyRange == null ? "1" : concurrencyRange).intValues()) {
+            progress.level("concurrency " + concurrency);
+            rows.add(report(out, generator.runClosed(concurrency)));
+          }
+        }
+      }
+      return finish(rows);
+    } finally {
+      if (grpc != null) {
+        grpc.close();
+      }
     }
   }
 
@@ -211,7 +296,7 @@ public final class PerfMain implements Callable<Integer> {
     run.put("url", url);
     run.put("model", model);
     run.put("version", version);
-    run.put("protocol", "grpc");
+    run.put("protocol", protocol.equalsIgnoreCase("http") ? (httpJson ? "http-json" : "http-binary") : "grpc");
     run.put("streaming", streaming);
     run.put("batch_size", batch);
     run.put("window_ms", windowMs);

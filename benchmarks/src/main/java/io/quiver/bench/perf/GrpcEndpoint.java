@@ -45,15 +45,8 @@ public final class GrpcEndpoint implements AutoCloseable {
     }
     String host = target.substring(0, colon);
     int port = Integer.parseInt(target.substring(colon + 1));
-    EventLoopGroup group;
-    Class<? extends Channel> type;
-    if (Epoll.isAvailable()) {
-      group = new EpollEventLoopGroup(1, new DefaultThreadFactory("perf-event-loop", true));
-      type = EpollSocketChannel.class;
-    } else {
-      group = new NioEventLoopGroup(1, new DefaultThreadFactory("perf-event-loop", true));
-      type = NioSocketChannel.class;
-    }
+    EventLoopGroup group = newEventLoopGroup();
+    Class<? extends Channel> type = socketChannelType();
     ManagedChannel channel = NettyChannelBuilder.forAddress(host, port)
         .eventLoopGroup(group)
         .channelType(type)
@@ -62,6 +55,23 @@ public final class GrpcEndpoint implements AutoCloseable {
         .maxInboundMessageSize(MAX_MESSAGE_BYTES)
         .build();
     return new GrpcEndpoint(group, channel);
+  }
+
+  /** A one-thread event loop group for the client (epoll when available). */
+  static EventLoopGroup newEventLoopGroup() {
+    return Epoll.isAvailable()
+        ? new EpollEventLoopGroup(1, new DefaultThreadFactory("perf-event-loop", true))
+        : new NioEventLoopGroup(1, new DefaultThreadFactory("perf-event-loop", true));
+  }
+
+  /** The socket channel type that goes with {@link #newEventLoopGroup()}. */
+  static Class<? extends Channel> socketChannelType() {
+    return Epoll.isAvailable() ? EpollSocketChannel.class : NioSocketChannel.class;
+  }
+
+  /** The event loop group (one thread) that serves this channel. */
+  EventLoopGroup eventLoopGroup() {
+    return group;
   }
 
   public ManagedChannel channel() {

@@ -80,6 +80,11 @@ public final class LoadGenerator implements AutoCloseable {
   private final Settings settings;
   private final ProgressListener progress;
   private boolean statisticsSupported = true;
+  /** REST mode: the endpoint and the encoded requests (null in gRPC mode). */
+  private final HttpEndpoint http;
+  private final HttpInferRequest[] httpRequests;
+  /** REST mode: every connection the running level opened, closed when it ends. */
+  private final List<HttpEndpoint.Connection> httpConnections = java.util.Collections.synchronizedList(new ArrayList<>());
 
   // Per level; reset by begin().
   private volatile boolean running;
@@ -116,10 +121,37 @@ public final class LoadGenerator implements AutoCloseable {
     this.rowsPerRequest = rowsPerRequest;
     this.settings = settings;
     this.progress = progress;
+    this.http = null;
+    this.httpRequests = null;
+  }
+
+  /**
+   * REST mode: requests go over HTTP/1.1 keep-alive connections of {@code http} (closed loop: one
+   * connection per slot; open loop: {@link HttpEndpoint#openLoopConnections} connections, which also
+   * bound the requests in flight). {@code statisticsFrom} (may be null) answers ModelStatistics over
+   * gRPC; without it they come from GET /v2/models/{m}/stats. Streaming settings are ignored.
+   */
+  public LoadGenerator(HttpEndpoint http, GrpcEndpoint statisticsFrom, List<HttpInferRequest> requests,
+      int rowsPerRequest, Settings settings, ProgressListener progress) {
+    if (requests.isEmpty()) {
+      throw new IllegalArgumentException("no requests to send");
+    }
+    this.http = http;
+    this.httpRequests = requests.toArray(new HttpInferRequest[0]);
+    this.eventLoop = http.eventLoop();
+    this.asyncStub = null;
+    this.blockingStub = statisticsFrom == null ? null : GRPCInferenceServiceGrpc.newBlockingStub(statisticsFrom.channel());
+    this.requests = null;
+    this.rowsPerRequest = rowsPerRequest;
+    this.settings = settings;
+    this.progress = progress;
   }
 
   /** Runs a closed-loop level: {@code concurrency} requests always in flight. */
   public PointResult runClosed(int concurrency) throws InterruptedException {
+    if (http != null) {
+      return runClosedHttp(concurrency);
+    }
     begin();
     List<Stop> stops = new ArrayList<>();
     if (settings.streaming()) {
@@ -137,13 +169,64 @@ public final class LoadGenerator implements AutoCloseable {
 
   /** Runs an open-loop level at {@code rate} requests per second, spaced by {@code distribution}. */
   public PointResult runOpen(double rate, ArrivalSchedule.Distribution distribution) throws InterruptedException {
+    List<HttpEndpoint.Connection> pool = http == null ? List.of() : connectAll(http.openLoopConnections());
+    try {
+      return runOpen(rate, distribution, pool);
+    } finally {
+      closeHttpConnections();
+    }
+  }
+
+  private PointResult runOpen(double rate, ArrivalSchedule.Distribution distribution,
+      List<HttpEndpoint.Connection> pool) throws InterruptedException {
     begin();
     OpenSender sender = new OpenSender(new ArrivalSchedule(distribution, rate, settings.seed()));
+    sender.idle.addAll(pool);
     pacer = sender.pacer;
     sender.start();
     List<Stop> stops = new ArrayList<>();
     stops.add(sender::stop);
     return measure("rate", rate, distribution.name().toLowerCase(java.util.Locale.ROOT), stops);
+  }
+
+  private PointResult runClosedHttp(int concurrency) throws InterruptedException {
+    List<HttpEndpoint.Connection> connections = connectAll(concurrency);
+    try {
+      begin();
+      eventLoop.execute(() -> {
+        for (int i = 0; i < concurrency; i++) {
+          new ClosedHttp(i, connections.get(i)).fire();
+        }
+      });
+      return measure("concurrency", concurrency, "", new ArrayList<>());
+    } finally {
+      closeHttpConnections();
+    }
+  }
+
+  /** Opens {@code n} keep-alive connections (caller's thread), remembered to be closed at the level's end. */
+  private List<HttpEndpoint.Connection> connectAll(int n) throws InterruptedException {
+    List<HttpEndpoint.Connection> connections = new ArrayList<>(n);
+    try {
+      for (int i = 0; i < n; i++) {
+        HttpEndpoint.Connection c = http.connect();
+        connections.add(c);
+        httpConnections.add(c);
+      }
+    } catch (RuntimeException | InterruptedException e) {
+      closeHttpConnections();
+      throw e;
+    }
+    return connections;
+  }
+
+  private void closeHttpConnections() {
+    synchronized (httpConnections) {
+      for (HttpEndpoint.Connection c : httpConnections) {
+        c.close();
+      }
+      httpConnections.clear();
+    }
   }
 
   /** Something to do when a level's measuring ends, before the drain. */
@@ -296,6 +379,11 @@ public final class LoadGenerator implements AutoCloseable {
     if (!statisticsSupported) {
       return null;
     }
+    if (blockingStub == null) {
+      long[] fromRest = http == null ? null : http.statistics(settings.modelName());
+      statisticsSupported = fromRest != null;
+      return fromRest;
+    }
     try {
       ModelStatisticsResponse response = blockingStub.withDeadlineAfter(5, TimeUnit.SECONDS)
           .modelStatistics(ModelStatisticsRequest.newBuilder().setName(settings.modelName()).build());
@@ -344,6 +432,85 @@ public final class LoadGenerator implements AutoCloseable {
    */
   static boolean isRejection(Status.Code code) {
     return code == Status.Code.RESOURCE_EXHAUSTED || code == Status.Code.UNAVAILABLE;
+  }
+
+  /** REST: 429 and 503 are load shedding (rejected); anything else but 200 is an error. */
+  static boolean isHttpRejection(int status) {
+    return status == 429 || status == 503;
+  }
+
+  private void recordHttp(int status, String error, long latencyNanos) {
+    if (status == 200) {
+      recordSuccess(latencyNanos);
+      return;
+    }
+    if (isHttpRejection(status)) {
+      rejected.increment();
+    }
+    errors.increment();
+    outstanding.decrementAndGet();
+    noteError(error);
+  }
+
+  /**
+   * A closed-loop REST slot: one keep-alive connection, one request in flight, the next sent from the
+   * previous one's answer. A connection the server closed is replaced (asynchronously). Event loop only.
+   */
+  private final class ClosedHttp implements HttpEndpoint.Callback {
+    private HttpEndpoint.Connection connection;
+    private long next;
+    private long startNanos;
+
+    ClosedHttp(int slot, HttpEndpoint.Connection connection) {
+      this.next = slot;
+      this.connection = connection;
+    }
+
+    void fire() {
+      if (!running) {
+        return;
+      }
+      if (!connection.usable()) {
+        reconnect();
+        return;
+      }
+      HttpInferRequest request = httpRequests[(int) (next++ % httpRequests.length)];
+      outstanding.incrementAndGet();
+      sent.increment();
+      startNanos = System.nanoTime();
+      connection.send(request, this);
+    }
+
+    @Override
+    public void done(int status, String error) {
+      recordHttp(status, error, System.nanoTime() - startNanos);
+      if (connection.usable()) {
+        fire();
+      } else {
+        reconnect();
+      }
+    }
+
+    private void reconnect() {
+      if (!running) {
+        return;
+      }
+      connection.close();
+      http.connectAsync(c -> {
+        if (c == null) {
+          noteError("cannot reconnect to " + http.hostHeader());
+          eventLoop.schedule(this::reconnect, 1, TimeUnit.MILLISECONDS);
+          return;
+        }
+        httpConnections.add(c);
+        connection = c;
+        if (!running) {
+          c.close();
+          return;
+        }
+        fire();
+      });
+    }
   }
 
   private void noteError(Object error) {
@@ -478,6 +645,8 @@ public final class LoadGenerator implements AutoCloseable {
     private final AtomicLongArray slotSeq;
     private final long[] slotIntended;
     private final OpenStream[] streams;
+    /** REST: connections with no request in flight. */
+    final java.util.ArrayDeque<HttpEndpoint.Connection> idle = new java.util.ArrayDeque<>();
     private long seq;
     private volatile boolean finished;
 
@@ -539,6 +708,9 @@ public final class LoadGenerator implements AutoCloseable {
     /** How many more requests may go out now: the in-flight limit, and free ring slots when streaming. */
     private int room(int max) {
       int room = (int) Math.min(max, settings.maxInflight() - outstanding.get());
+      if (http != null) {
+        room = Math.min(room, idle.size());
+      }
       if (streams != null) {
         for (int i = 0; i < room; i++) {
           if (slotSeq.get((int) ((seq + i) & (capacity - 1))) != -1) {
@@ -559,6 +731,14 @@ public final class LoadGenerator implements AutoCloseable {
     }
 
     private void send(long intended) {
+      if (http != null) {
+        HttpEndpoint.Connection connection = idle.poll();
+        HttpInferRequest request = httpRequests[(int) (seq++ % httpRequests.length)];
+        outstanding.incrementAndGet();
+        sent.increment();
+        connection.send(request, new OpenHttpCall(intended, connection, this));
+        return;
+      }
       ModelInferRequest request = requests[(int) (seq % requests.length)];
       if (streams == null) {
         outstanding.incrementAndGet();
@@ -641,6 +821,43 @@ public final class LoadGenerator implements AutoCloseable {
           errors.increment();
           outstanding.decrementAndGet();
         }
+      }
+    }
+  }
+
+  /** One open-loop REST request; gives its connection back to the pool when answered (or replaces it). */
+  private final class OpenHttpCall implements HttpEndpoint.Callback {
+    private final long intendedNanos;
+    private final HttpEndpoint.Connection connection;
+    private final OpenSender sender;
+
+    OpenHttpCall(long intendedNanos, HttpEndpoint.Connection connection, OpenSender sender) {
+      this.intendedNanos = intendedNanos;
+      this.connection = connection;
+      this.sender = sender;
+    }
+
+    @Override
+    public void done(int status, String error) {
+      recordHttp(status, error, correctedLatencyNanos(intendedNanos, System.nanoTime()));
+      if (connection.usable()) {
+        sender.idle.push(connection);
+        return;
+      }
+      connection.close();
+      if (running) {
+        http.connectAsync(c -> {
+          if (c == null) {
+            noteError("cannot reconnect to " + http.hostHeader());
+            return; // the pool shrinks by one
+          }
+          httpConnections.add(c);
+          if (running) {
+            sender.idle.push(c);
+          } else {
+            c.close();
+          }
+        });
       }
     }
   }
