@@ -179,40 +179,53 @@ public final class PerfMain implements Callable<Integer> {
       List<ModelInferRequest> requests = inputData.equals("random")
           ? List.of(InputData.random(metadata, model, version, batch, shapeOverrides, seed, stringLength))
           : InputData.fromJson(Path.of(inputData), metadata, model, version, batch, shapeOverrides);
-      LoadGenerator.Settings settings = new LoadGenerator.Settings(model, streaming,
-          TimeUnit.MILLISECONDS.toNanos(warmupMs), TimeUnit.MILLISECONDS.toNanos(windowMs), maxWindows,
-          stabilityPercent / 100.0, serverPid, maxInflight, TimeUnit.MILLISECONDS.toNanos(requestTimeoutMs), streams,
-          seed, TimeUnit.MILLISECONDS.toNanos(Math.max(requestTimeoutMs, 10_000) + 5_000));
-      out.printf(Locale.ROOT, "quiver perf: %s model=%s%s batch=%d %s, window %d ms, warm-up %d ms%s%n", url, model,
-          version.isEmpty() ? "" : "/" + version, batch, streaming ? "grpc streaming" : "grpc unary", windowMs, warmupMs,
-          serverPid > 0 ? ", server pid " + serverPid : "");
-      out.println(header());
-      List<Map<String, Object>> rows = new ArrayList<>();
-      if (clientWarmupMs > 0) {
-        // A cold client JIT (one core, compiling for seconds) would make the first level client-bound.
-        progress.level("client warm-up");
-        LoadGenerator.Settings warm = new LoadGenerator.Settings(model, streaming, 0,
-            TimeUnit.MILLISECONDS.toNanos(clientWarmupMs), 1, 1.0, -1, maxInflight, settings.requestTimeoutNanos(),
-            streams, seed, settings.drainTimeoutNanos());
-        try (LoadGenerator warmer = new LoadGenerator(endpoint, requests, batch, warm, progress)) {
-          warmer.runClosed(8);
-        }
-      }
-      try (LoadGenerator generator = new LoadGenerator(endpoint, requests, batch, settings, progress)) {
-        if (rateRange != null) {
-          for (double rate : LoadRange.parse(rateRange).values()) {
-            progress.level(String.format(Locale.ROOT, "rate %.0f/s", rate));
-            rows.add(report(out, generator.runOpen(rate, spacing)));
-          }
-        } else {
-          for (int concurrency : LoadRange.parse(concurrencyRange == null ? "1" : concurrencyRange).intValues()) {
-            progress.level("concurrency " + concurrency);
-            rows.add(report(out, generator.runClosed(concurrency)));
-          }
-        }
-      }
-      return finish(rows);
+      return runLevels(out, streaming, streams, streaming ? "grpc streaming" : "grpc unary", spacing,
+          s -> new LoadGenerator(endpoint, requests, batch, s, progress));
     }
+  }
+
+  /** Opens a load generator over one protocol's endpoint and requests. */
+  @FunctionalInterface
+  private interface GeneratorFactory {
+    LoadGenerator open(LoadGenerator.Settings settings) throws Exception;
+  }
+
+  /** The optional client warm-up, then every level of the range (open or closed loop), then the result files. */
+  private int runLevels(PrintStream out, boolean streamingMode, int streamCount, String mode,
+      ArrivalSchedule.Distribution spacing, GeneratorFactory generators) throws Exception {
+    LoadGenerator.Settings settings = new LoadGenerator.Settings(model, streamingMode,
+        TimeUnit.MILLISECONDS.toNanos(warmupMs), TimeUnit.MILLISECONDS.toNanos(windowMs), maxWindows,
+        stabilityPercent / 100.0, serverPid, maxInflight, TimeUnit.MILLISECONDS.toNanos(requestTimeoutMs), streamCount,
+        seed, TimeUnit.MILLISECONDS.toNanos(Math.max(requestTimeoutMs, 10_000) + 5_000));
+    out.printf(Locale.ROOT, "quiver perf: %s model=%s%s batch=%d %s, window %d ms, warm-up %d ms%s%n", url, model,
+        version.isEmpty() ? "" : "/" + version, batch, mode, windowMs, warmupMs,
+        serverPid > 0 ? ", server pid " + serverPid : "");
+    out.println(header());
+    List<Map<String, Object>> rows = new ArrayList<>();
+    if (clientWarmupMs > 0) {
+      // A cold client JIT (one core, compiling for seconds) would make the first level client-bound.
+      progress.level("client warm-up");
+      LoadGenerator.Settings warm = new LoadGenerator.Settings(model, streamingMode, 0,
+          TimeUnit.MILLISECONDS.toNanos(clientWarmupMs), 1, 1.0, -1, maxInflight, settings.requestTimeoutNanos(),
+          streamCount, seed, settings.drainTimeoutNanos());
+      try (LoadGenerator warmer = generators.open(warm)) {
+        warmer.runClosed(8);
+      }
+    }
+    try (LoadGenerator generator = generators.open(settings)) {
+      if (rateRange != null) {
+        for (double rate : LoadRange.parse(rateRange).values()) {
+          progress.level(String.format(Locale.ROOT, "rate %.0f/s", rate));
+          rows.add(report(out, generator.runOpen(rate, spacing)));
+        }
+      } else {
+        for (int concurrency : LoadRange.parse(concurrencyRange == null ? "1" : concurrencyRange).intValues()) {
+          progress.level("concurrency " + concurrency);
+          rows.add(report(out, generator.runClosed(concurrency)));
+        }
+      }
+    }
+    return finish(rows);
   }
 
   private int finish(List<Map<String, Object>> rows) throws java.io.IOException {
@@ -250,38 +263,8 @@ public final class PerfMain implements Callable<Integer> {
       for (ModelInferRequest r : protos) {
         requests.add(HttpInferRequest.encode(r, endpoint.hostHeader(), httpJson));
       }
-      LoadGenerator.Settings settings = new LoadGenerator.Settings(model, false,
-          TimeUnit.MILLISECONDS.toNanos(warmupMs), TimeUnit.MILLISECONDS.toNanos(windowMs), maxWindows,
-          stabilityPercent / 100.0, serverPid, maxInflight, TimeUnit.MILLISECONDS.toNanos(requestTimeoutMs), 1,
-          seed, TimeUnit.MILLISECONDS.toNanos(Math.max(requestTimeoutMs, 10_000) + 5_000));
-      out.printf(Locale.ROOT, "quiver perf: %s model=%s%s batch=%d %s, window %d ms, warm-up %d ms%s%n", url, model,
-          version.isEmpty() ? "" : "/" + version, batch, httpJson ? "http json" : "http binary", windowMs, warmupMs,
-          serverPid > 0 ? ", server pid " + serverPid : "");
-      out.println(header());
-      List<Map<String, Object>> rows = new ArrayList<>();
-      if (clientWarmupMs > 0) {
-        progress.level("client warm-up");
-        LoadGenerator.Settings warm = new LoadGenerator.Settings(model, false, 0,
-            TimeUnit.MILLISECONDS.toNanos(clientWarmupMs), 1, 1.0, -1, maxInflight, settings.requestTimeoutNanos(),
-            1, seed, settings.drainTimeoutNanos());
-        try (LoadGenerator warmer = new LoadGenerator(endpoint, grpc, requests, batch, warm, progress)) {
-          warmer.runClosed(8);
-        }
-      }
-      try (LoadGenerator generator = new LoadGenerator(endpoint, grpc, requests, batch, settings, progress)) {
-        if (rateRange != null) {
-          for (double rate : LoadRange.parse(rateRange).values()) {
-            progress.level(String.format(Locale.ROOT, "rate %.0f/s", rate));
-            rows.add(report(out, generator.runOpen(rate, spacing)));
-          }
-        } else {
-          for (int concurrency : LoadRange.parse(concurrencyRange == null ? "1" : concurrencyRange).intValues()) {
-            progress.level("concurrency " + concurrency);
-            rows.add(report(out, generator.runClosed(concurrency)));
-          }
-        }
-      }
-      return finish(rows);
+      return runLevels(out, false, 1, httpJson ? "http json" : "http binary", spacing,
+          s -> new LoadGenerator(endpoint, grpc, requests, batch, s, progress));
     } finally {
       if (grpc != null) {
         grpc.close();

@@ -60,7 +60,6 @@ public final class DataPlane {
   private final BooleanSupplier serverReady;
   private final String serverVersion;
   private final Executor repositoryExecutor;
-  private final Runnable onModelsChanged;
   private final boolean accessLog;
   private final ServerOptions.Limits limits;
   private final SecurityPolicy security;
@@ -68,21 +67,8 @@ public final class DataPlane {
   private final AtomicLong sequence = new AtomicLong();
 
   DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
-      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog) {
-    this(models, metrics, serverReady, serverVersion, repositoryExecutor, onModelsChanged, accessLog,
-        ServerOptions.Limits.defaults(), null);
-  }
-
-  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
-      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog, ServerOptions.Limits limits,
-      SecurityPolicy security) {
-    this(models, metrics, serverReady, serverVersion, repositoryExecutor, onModelsChanged, accessLog, limits, security,
-        null);
-  }
-
-  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
-      Executor repositoryExecutor, Runnable onModelsChanged, boolean accessLog, ServerOptions.Limits limits,
-      SecurityPolicy security, ServerTracing tracing) {
+      Executor repositoryExecutor, boolean accessLog, ServerOptions.Limits limits, SecurityPolicy security,
+      ServerTracing tracing) {
     this.tracing = tracing;
     this.limits = limits;
     this.security = security;
@@ -91,7 +77,6 @@ public final class DataPlane {
     this.serverReady = serverReady;
     this.serverVersion = serverVersion;
     this.repositoryExecutor = repositoryExecutor;
-    this.onModelsChanged = onModelsChanged;
     this.accessLog = accessLog;
   }
 
@@ -301,7 +286,6 @@ public final class DataPlane {
         } catch (RuntimeException e) {
           failure = e;
         }
-        onModelsChanged.run();
         done.accept(failure);
       });
     } catch (RejectedExecutionException e) {

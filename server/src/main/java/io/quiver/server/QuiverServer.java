@@ -112,7 +112,7 @@ public final class QuiverServer implements AutoCloseable {
     metrics.recordStartup(models, System.nanoTime() - began);
     SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
-    DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps, this::refreshHealth,
+    DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps,
         options.accessLog(), options.limits(), security, tracing);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
@@ -160,10 +160,11 @@ public final class QuiverServer implements AutoCloseable {
         return transport;
       });
     }
-    // Control-plane operations and the repository poller change models behind our back: follow them.
+    // Every routing change (data-plane and control-plane load/unload, the poller, failed loads) is
+    // published by the manager: per-model health follows it here, without re-listing the repository.
     models.addListener(model -> health.setStatus(model,
         !closed && models.isReady(model, "") ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
-    refreshHealth();
+    publishInitialHealth();
     ready = true;
     log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}, tracing {});"
         + " repository {}; started in {} ms",
@@ -229,8 +230,12 @@ public final class QuiverServer implements AutoCloseable {
     return ready && !closed && models.allReady();
   }
 
-  /** Publishes grpc.health.v1 statuses: the server ("" and the inference service) and each model. */
-  synchronized void refreshHealth() {
+  /**
+   * Publishes the starting grpc.health.v1 statuses: the server ("" and the inference service) and every
+   * model the repository lists (NOT_SERVING until ready). Later changes arrive through the manager's
+   * listener.
+   */
+  private void publishInitialHealth() {
     boolean serving = !closed;
     health.setStatus("", serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
     health.setStatus(INFERENCE_SERVICE, serving ? ServingStatus.SERVING : ServingStatus.NOT_SERVING);
