@@ -144,8 +144,8 @@ public final class PerfMain implements Callable<Integer> {
 
   public static void main(String[] args) {
     // The client is a measuring tool: Netty's sampled leak tracking fills a stack trace every 128 buffers.
-    if (System.getProperty("io.grpc.netty.shaded.io.netty.leakDetection.level") == null) {
-      System.setProperty("io.grpc.netty.shaded.io.netty.leakDetection.level", "disabled");
+    if (System.getProperty("io.netty.leakDetection.level") == null) {
+      System.setProperty("io.netty.leakDetection.level", "disabled");
     }
     System.exit(new CommandLine(new PerfMain()).execute(args));
   }

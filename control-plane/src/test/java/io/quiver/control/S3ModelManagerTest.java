@@ -64,7 +64,7 @@ class S3ModelManagerTest {
     try (io.quiver.control.grpc.ControlPlaneServer control = new io.quiver.control.grpc.ControlPlaneServer(manager,
         io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
             .withPollIntervalMillis(0)).start()) {
-      io.grpc.ManagedChannel channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+      io.grpc.ManagedChannel channel = io.grpc.netty.NettyChannelBuilder
           .forAddress("127.0.0.1", control.port()).usePlaintext().build();
       try {
         var stub = io.quiver.proto.control.v1.ModelControlGrpc.newBlockingStub(channel).withDeadlineAfter(30, TimeUnit.SECONDS);

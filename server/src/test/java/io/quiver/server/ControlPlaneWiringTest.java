@@ -8,7 +8,7 @@ import io.grpc.ManagedChannel;
 import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.NettyChannelBuilder;
 import io.quiver.control.ControlMode;
 import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.examples.ExampleModels;

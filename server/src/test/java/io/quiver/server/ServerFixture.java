@@ -1,7 +1,7 @@
 package io.quiver.server;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.NettyChannelBuilder;
 import io.quiver.control.ControlMode;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import java.nio.file.Path;

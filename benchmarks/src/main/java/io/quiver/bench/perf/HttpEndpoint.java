@@ -3,19 +3,19 @@ package io.quiver.bench.perf;
 import com.google.protobuf.Struct;
 import com.google.protobuf.Value;
 import com.google.protobuf.util.JsonFormat;
-import io.grpc.netty.shaded.io.netty.bootstrap.Bootstrap;
-import io.grpc.netty.shaded.io.netty.channel.Channel;
-import io.grpc.netty.shaded.io.netty.channel.ChannelFuture;
-import io.grpc.netty.shaded.io.netty.channel.ChannelHandlerContext;
-import io.grpc.netty.shaded.io.netty.channel.ChannelInitializer;
-import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
-import io.grpc.netty.shaded.io.netty.channel.EventLoop;
-import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.SimpleChannelInboundHandler;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.FullHttpResponse;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpClientCodec;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpObjectAggregator;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpUtil;
+import io.netty.bootstrap.Bootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelFuture;
+import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoop;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.handler.codec.http.FullHttpResponse;
+import io.netty.handler.codec.http.HttpClientCodec;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpUtil;
 import io.quiver.proto.inference.ModelMetadataResponse;
 import java.io.IOException;
 import java.net.URI;
@@ -28,7 +28,7 @@ import java.util.concurrent.TimeUnit;
 
 /**
  * The client side of a REST run: HTTP/1.1 keep-alive connections on one Netty event loop thread (the
- * Netty bundled in grpc-netty-shaded; the same one-thread loop the gRPC client uses, borrowed from a
+ * same Netty as grpc-netty; the same one-thread loop the gRPC client uses, borrowed from a
  * {@link GrpcEndpoint} when there is one, so client CPU per request compares). Each connection has
  * one request in flight at a time (no pipelining). Control questions (readiness, metadata,
  * statistics) go through {@code java.net.http} on the caller's thread, off the measured path.

@@ -1,7 +1,7 @@
 package io.quiver.bench.perf;
 
 import io.grpc.ManagedChannel;
-import io.grpc.netty.shaded.io.netty.channel.EventLoop;
+import io.netty.channel.EventLoop;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;

@@ -3,7 +3,7 @@ package io.quiver.control.cli;
 import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.StatusRuntimeException;
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
 import io.quiver.proto.control.v1.FileChunk;
 import io.quiver.proto.control.v1.ListModelsRequest;

@@ -2,7 +2,7 @@ package io.quiver.control.grpc;
 
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
-import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.NettyServerBuilder;
 import io.quiver.control.ControlMode;
 import io.quiver.control.DesiredStateStore;
 import io.quiver.control.ModelManager;

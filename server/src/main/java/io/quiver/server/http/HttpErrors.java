@@ -1,6 +1,6 @@
 package io.quiver.server.http;
 
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpResponseStatus;
+import io.netty.handler.codec.http.HttpResponseStatus;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 

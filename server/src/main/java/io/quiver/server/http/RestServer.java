@@ -1,24 +1,24 @@
 package io.quiver.server.http;
 
-import io.grpc.netty.shaded.io.netty.bootstrap.ServerBootstrap;
-import io.grpc.netty.shaded.io.netty.channel.Channel;
-import io.grpc.netty.shaded.io.netty.channel.ChannelInitializer;
-import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
-import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
-import io.grpc.netty.shaded.io.netty.channel.ServerChannel;
-import io.grpc.netty.shaded.io.netty.channel.group.ChannelGroup;
-import io.grpc.netty.shaded.io.netty.channel.group.DefaultChannelGroup;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpObjectAggregator;
-import io.grpc.netty.shaded.io.netty.handler.codec.http.HttpServerCodec;
-import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
-import io.grpc.netty.shaded.io.netty.util.concurrent.GlobalEventExecutor;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
+import io.netty.channel.EventLoopGroup;
+import io.netty.channel.ServerChannel;
+import io.netty.channel.group.ChannelGroup;
+import io.netty.channel.group.DefaultChannelGroup;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpServerCodec;
+import io.netty.handler.ssl.SslContext;
+import io.netty.util.concurrent.GlobalEventExecutor;
 import io.quiver.server.DataPlane;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The REST v2 endpoint: HTTP/1.1 with keep-alive on the Netty that grpc-netty-shaded bundles, sharing
+ * The REST v2 endpoint: HTTP/1.1 with keep-alive on the same Netty as grpc-netty (unshaded, one pinned version), sharing
  * the gRPC server's event loops. Request bodies are aggregated up to {@code maxBodyBytes} (larger ones
  * get 413 and the connection closes). Started and closed from one thread; close is idempotent.
  */

@@ -1,16 +1,16 @@
 package io.quiver.server.security;
 
-import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
-import io.grpc.netty.shaded.io.netty.handler.ssl.ClientAuth;
-import io.grpc.netty.shaded.io.netty.handler.ssl.SslContext;
-import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
+import io.grpc.netty.GrpcSslContexts;
+import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslContextBuilder;
 import java.io.IOException;
 import java.security.GeneralSecurityException;
 import javax.net.ssl.SSLException;
 
 /**
  * Server SslContexts over {@link ReloadingPemMaterial}: one for gRPC (HTTP/2 ALPN, BoringSSL from
- * grpc-netty-shaded when available) and one for HTTP/1.1 (REST). Each is built once; rotated PEM files
+ * netty-tcnative-boringssl-static, else the JDK) and one for HTTP/1.1 (REST). Each is built once; rotated PEM files
  * reach new connections through the reloading key and trust managers. Any Netty-based server of the
  * project (the data plane, the control plane) uses it the same way:
  *
