@@ -1,5 +1,7 @@
 package io.quiver.control;
 
+import io.quiver.lifecycle.*;
+
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.quiver.batching.DynamicBatcherFactory;

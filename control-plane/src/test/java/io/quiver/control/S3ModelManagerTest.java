@@ -1,10 +1,12 @@
 package io.quiver.control;
 
+import io.quiver.lifecycle.*;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.quiver.batching.DynamicBatcherFactory;
-import io.quiver.control.ModelVersionStatus.State;
+import io.quiver.lifecycle.ModelVersionStatus.State;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.examples.ExampleModels;

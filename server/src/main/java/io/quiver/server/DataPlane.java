@@ -1,8 +1,8 @@
 package io.quiver.server;
 
-import io.quiver.control.LoadedVersion;
-import io.quiver.control.ModelManager;
-import io.quiver.control.ModelVersionStatus;
+import io.quiver.lifecycle.LoadedVersion;
+import io.quiver.lifecycle.ModelManager;
+import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.core.InferCallback;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;

@@ -1,6 +1,6 @@
 package io.quiver.server;
 
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.registry.s3.S3RepositoryOptions;
 import io.quiver.server.security.TlsOptions;

@@ -9,7 +9,7 @@ import io.grpc.health.v1.HealthCheckRequest;
 import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.control.v1.ListModelsRequest;

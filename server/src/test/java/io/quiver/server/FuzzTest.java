@@ -5,7 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.inference.InferTensorContents;
 import io.quiver.proto.inference.ModelInferRequest;

@@ -6,7 +6,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.inference.ModelInferRequest;
 import io.quiver.proto.inference.ModelInferResponse;

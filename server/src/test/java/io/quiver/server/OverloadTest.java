@@ -10,7 +10,7 @@ import io.grpc.health.v1.HealthCheckResponse;
 import io.grpc.health.v1.HealthGrpc;
 import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.stub.StreamObserver;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import io.quiver.proto.inference.ModelInferRequest;

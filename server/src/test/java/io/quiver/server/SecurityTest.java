@@ -37,7 +37,7 @@ import io.grpc.netty.NettyChannelBuilder;
 import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.MetadataUtils;
 import io.grpc.stub.StreamObserver;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import io.quiver.proto.inference.ModelInferRequest;

@@ -2,7 +2,7 @@ package io.quiver.server;
 
 import io.grpc.ManagedChannel;
 import io.grpc.netty.NettyChannelBuilder;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import java.nio.file.Path;
 import java.util.List;

@@ -12,7 +12,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.NettyChannelBuilder;
 import io.netty.handler.ssl.SslContextBuilder;
-import io.quiver.control.ControlMode;
+import io.quiver.lifecycle.ControlMode;
 import io.quiver.examples.ExampleModels;
 import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import io.quiver.proto.inference.ModelInferRequest;

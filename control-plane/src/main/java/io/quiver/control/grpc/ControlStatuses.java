@@ -1,9 +1,9 @@
 package io.quiver.control.grpc;
 
 import io.grpc.Status;
-import io.quiver.control.ModelManager;
-import io.quiver.control.ModelVersionStatus;
-import io.quiver.control.TrafficSplit;
+import io.quiver.lifecycle.ModelManager;
+import io.quiver.lifecycle.ModelVersionStatus;
+import io.quiver.lifecycle.TrafficSplit;
 import io.quiver.core.InferenceException;
 import io.quiver.proto.control.v1.ModelStatus;
 import io.quiver.proto.control.v1.VersionState;

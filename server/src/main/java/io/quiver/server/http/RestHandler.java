@@ -29,7 +29,7 @@ import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
-import io.quiver.control.ModelVersionStatus;
+import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.Tensor;

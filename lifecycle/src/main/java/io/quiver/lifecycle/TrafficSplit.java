@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.InferenceException;
 import java.util.Map;

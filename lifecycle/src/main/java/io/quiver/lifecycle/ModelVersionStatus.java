@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 /**
  * One row of the repository index: a model version and its state. {@code version} is the decimal

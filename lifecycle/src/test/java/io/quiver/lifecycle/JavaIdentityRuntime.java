@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.DataType;
 import io.quiver.core.InferenceException;
@@ -25,10 +25,10 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@code load_delay_ms <n>} lines that make opening an instance slow. Anything else is a corrupt
  * model. It keeps the set of open runners, so tests can see what the manager opened and closed.
  */
-final class JavaIdentityRuntime implements ModelRuntime {
-  static final String NAME = "java-identity";
-  static final String PLATFORM = "quiver_java_identity";
-  static final String MODEL_FILE = "model.identity";
+public final class JavaIdentityRuntime implements ModelRuntime {
+  public static final String NAME = "java-identity";
+  public static final String PLATFORM = "quiver_java_identity";
+  public static final String MODEL_FILE = "model.identity";
 
   final Set<IdentityRunner> open = ConcurrentHashMap.newKeySet();
 
@@ -53,7 +53,7 @@ final class JavaIdentityRuntime implements ModelRuntime {
   }
 
   /** Writes a model file into {@code versionDir}. */
-  static Path write(Path versionDir, String contents) throws IOException {
+  public static Path write(Path versionDir, String contents) throws IOException {
     Files.createDirectories(versionDir);
     return Files.writeString(versionDir.resolve(MODEL_FILE), contents);
   }
@@ -121,7 +121,7 @@ final class JavaIdentityRuntime implements ModelRuntime {
   }
 
   /** Copies each requested output from the input at the same position (OUTPUTn = INPUTn). */
-  static final class IdentityRunner implements ModelRunner {
+  public static final class IdentityRunner implements ModelRunner {
     final JavaIdentityRuntime runtime;
     final String model;
     final InstanceSpec instance;

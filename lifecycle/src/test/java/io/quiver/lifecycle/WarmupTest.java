@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

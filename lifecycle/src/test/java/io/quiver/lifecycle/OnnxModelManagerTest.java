@@ -1,8 +1,8 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.quiver.control.ModelVersionStatus.State;
+import io.quiver.lifecycle.ModelVersionStatus.State;
 import io.quiver.core.DataType;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferCallback;

@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 /** Which models the {@link ModelManager} loads at start (Triton's {@code --model-control-mode}). */
 public enum ControlMode {

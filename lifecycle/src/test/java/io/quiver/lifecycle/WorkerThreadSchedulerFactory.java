@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
@@ -22,7 +22,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * A test scheduler without batching: each request runs on a worker thread, on whichever instance is
  * free (one thread per instance, so an instance never runs two requests at once).
  */
-final class WorkerThreadSchedulerFactory implements SchedulerFactory {
+public final class WorkerThreadSchedulerFactory implements SchedulerFactory {
   final List<WorkerThreadScheduler> created = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   @Override
@@ -33,7 +33,7 @@ final class WorkerThreadSchedulerFactory implements SchedulerFactory {
     return scheduler;
   }
 
-  static final class WorkerThreadScheduler implements InferenceScheduler {
+  public static final class WorkerThreadScheduler implements InferenceScheduler {
     final String model;
     final long version;
     private final ModelSignature signature;

@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.registry.ModelNames;
 import java.util.List;

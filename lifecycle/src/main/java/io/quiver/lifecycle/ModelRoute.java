@@ -1,6 +1,6 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
-import io.quiver.control.ModelVersionStatus.State;
+import io.quiver.lifecycle.ModelVersionStatus.State;
 import java.util.Arrays;
 import java.util.Collection;
 

@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.InferenceStats;
 import io.quiver.core.ModelSignature;

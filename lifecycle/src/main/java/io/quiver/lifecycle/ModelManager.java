@@ -1,7 +1,7 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
-import io.quiver.control.ModelRoute.Slot;
-import io.quiver.control.ModelVersionStatus.State;
+import io.quiver.lifecycle.ModelRoute.Slot;
+import io.quiver.lifecycle.ModelVersionStatus.State;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.spi.ModelRepository;

@@ -1,4 +1,4 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.DataType;
 import io.quiver.core.InferCallback;
@@ -11,10 +11,10 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /** Requests to the example model {@code simple} (OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1, INT32 [1,16]). */
-final class OnnxTestSupport {
+public final class OnnxTestSupport {
   private OnnxTestSupport() {}
 
-  static Tensor int32(String name, int... values) {
+  public static Tensor int32(String name, int... values) {
     ByteBuffer data = ByteBuffer.allocateDirect(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
     for (int v : values) {
       data.putInt(v);
@@ -23,7 +23,7 @@ final class OnnxTestSupport {
     return new Tensor(name, DataType.INT32, new long[] {1, values.length}, data);
   }
 
-  static int[] ints(Tensor t) {
+  public static int[] ints(Tensor t) {
     ByteBuffer b = t.data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
     int[] out = new int[b.remaining() / 4];
     for (int i = 0; i < out.length; i++) {
@@ -32,7 +32,7 @@ final class OnnxTestSupport {
     return out;
   }
 
-  static int[] seq(int from) {
+  public static int[] seq(int from) {
     int[] v = new int[16];
     for (int i = 0; i < 16; i++) {
       v[i] = from + i;
@@ -41,7 +41,7 @@ final class OnnxTestSupport {
   }
 
   /** Submits a {@code simple} request to the version; the future completes with OUTPUT0, OUTPUT1. */
-  static CompletableFuture<Tensor[]> submitSimple(LoadedVersion version, int[] a, int[] b) {
+  public static CompletableFuture<Tensor[]> submitSimple(LoadedVersion version, int[] a, int[] b) {
     CompletableFuture<Tensor[]> result = new CompletableFuture<>();
     version.scheduler().submit(new InferRequest(version.name(), version.version(), "", new Tensor[] {int32("INPUT0", a),
         int32("INPUT1", b)}, new int[] {0, 1}, 1, 0, 0, InferRequest.NO_DEADLINE, new InferCallback() {
@@ -59,7 +59,7 @@ final class OnnxTestSupport {
   }
 
   /** Runs one {@code simple} request and checks both outputs; returns the version that answered. */
-  static long inferSimpleAndCheck(ModelManager manager, String model) throws Exception {
+  public static long inferSimpleAndCheck(ModelManager manager, String model) throws Exception {
     LoadedVersion v = manager.acquire(model, "");
     try {
       int[] a = seq(10);

@@ -1,12 +1,12 @@
-package io.quiver.control;
+package io.quiver.lifecycle;
 
 import io.quiver.core.spi.SchedulerFactory;
 
 /** The scheduler factory the ONNX tests run with. */
-final class TestSchedulers {
+public final class TestSchedulers {
   private TestSchedulers() {}
 
-  static SchedulerFactory factory() {
+  public static SchedulerFactory factory() {
     return new WorkerThreadSchedulerFactory();
   }
 }
