@@ -1,39 +1,19 @@
 package io.quiver.control.cli;
 
-import com.google.protobuf.ByteString;
-import io.grpc.ManagedChannel;
-import io.grpc.StatusRuntimeException;
-import io.grpc.netty.NettyChannelBuilder;
-import io.grpc.stub.StreamObserver;
-import io.quiver.proto.control.v1.FileChunk;
-import io.quiver.proto.control.v1.ListModelsRequest;
+import io.quiver.client.ModelControlClient;
+import io.quiver.client.QuiverException;
 import io.quiver.proto.control.v1.LoadModelRequest;
-import io.quiver.proto.control.v1.ModelControlGrpc;
 import io.quiver.proto.control.v1.ModelEvent;
 import io.quiver.proto.control.v1.ModelStatus;
-import io.quiver.proto.control.v1.SetTrafficRequest;
-import io.quiver.proto.control.v1.TrafficWeight;
-import io.quiver.proto.control.v1.UnloadModelRequest;
-import io.quiver.proto.control.v1.UploadHeader;
-import io.quiver.proto.control.v1.UploadModelRequest;
 import io.quiver.proto.control.v1.UploadModelResponse;
 import io.quiver.proto.control.v1.VersionStatus;
-import io.quiver.proto.control.v1.WatchModelsRequest;
-import java.io.IOException;
-import java.io.InputStream;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.util.HexFormat;
-import java.util.Iterator;
-import java.util.List;
+import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Stream;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -43,17 +23,16 @@ import picocli.CommandLine.Spec;
 
 /**
  * {@code quiver models list|load|unload|upload|traffic|watch}: a client of the control API
- * ({@code quiver.control.v1.ModelControl}, port 8003 by default). Register it as a subcommand of the
- * server's picocli {@code Main}: {@code @Command(subcommands = ModelsCommand.class)}. Exit codes: 0
- * ok, 1 the server refused (its status code and message are printed), 2 usage errors.
+ * ({@code quiver.control.v1.ModelControl}, port 8003 by default), built on the typed client's
+ * {@link ModelControlClient}. Register it as a subcommand of the server's picocli {@code Main}:
+ * {@code @Command(subcommands = ModelsCommand.class)}. Exit codes: 0 ok, 1 the server refused (its status
+ * code and message are printed), 2 usage errors.
  */
 @Command(name = "models", mixinStandardHelpOptions = true,
     description = "Manage the models of a running Quiver server through its control API.",
     subcommands = {ModelsCommand.List.class, ModelsCommand.Load.class, ModelsCommand.Unload.class,
         ModelsCommand.Upload.class, ModelsCommand.Traffic.class, ModelsCommand.Watch.class})
 public final class ModelsCommand {
-  static final int UPLOAD_CHUNK_BYTES = 1 << 20;
-
   @Option(names = "--control", defaultValue = "localhost:8003", paramLabel = "HOST:PORT",
       description = "The control API address (default: ${DEFAULT-VALUE}).")
   String control;
@@ -61,18 +40,45 @@ public final class ModelsCommand {
   @Option(names = "--timeout-s", defaultValue = "600", description = "Deadline of each call, in seconds (default: ${DEFAULT-VALUE}).")
   long timeoutSeconds;
 
+  @Option(names = "--tls-ca", paramLabel = "PEM", description = "Use TLS, trusting the CAs in this file.")
+  Path tlsCa;
+
+  @Option(names = "--tls-cert", paramLabel = "PEM", description = "Mutual TLS: this client certificate (with --tls-key).")
+  Path tlsCert;
+
+  @Option(names = "--tls-key", paramLabel = "PEM", description = "Mutual TLS: the client certificate's PKCS#8 key.")
+  Path tlsKey;
+
+  @Option(names = "--api-key", paramLabel = "KEY", defaultValue = "${env:QUIVER_API_KEY}",
+      description = "Send this API key (default: $QUIVER_API_KEY); needs TLS unless the address is loopback.")
+  String apiKey;
+
   @Spec CommandLine.Model.CommandSpec spec;
 
-  ManagedChannel channel() {
+  ModelControlClient client() {
     int colon = control.lastIndexOf(':');
-    if (colon < 0) {
+    if (colon <= 0) {
       throw new CommandLine.ParameterException(spec.commandLine(), "--control must be HOST:PORT; was " + control);
     }
-    return NettyChannelBuilder.forAddress(control.substring(0, colon), Integer.parseInt(control.substring(colon + 1)))
-        .usePlaintext().maxInboundMessageSize(64 << 20).build();
+    if ((tlsCert == null) != (tlsKey == null)) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--tls-cert and --tls-key go together");
+    }
+    ModelControlClient.Builder builder = ModelControlClient.builder().target(control)
+        .defaultDeadline(Duration.ofSeconds(timeoutSeconds)).maxInboundMessageBytes(64 << 20);
+    if (tlsCa != null) {
+      builder.tlsTrust(tlsCa);
+    }
+    if (tlsCert != null) {
+      builder.tlsClientCertificate(tlsCert, tlsKey);
+    }
+    if (apiKey != null && !apiKey.isEmpty()) {
+      String host = control.substring(0, colon);
+      builder.apiKey(apiKey).credentialsOverPlaintext(host.equals("localhost") || host.equals("127.0.0.1") || host.equals("[::1]"));
+    }
+    return builder.build();
   }
 
-  /** Runs one call over a fresh channel; prints a refusal as "error: CODE: message" and returns 1. */
+  /** Runs one command over a fresh client; prints a refusal as "error: CODE: message" and returns 1. */
   abstract static class Sub implements Callable<Integer> {
     @ParentCommand ModelsCommand parent;
     @Spec CommandLine.Model.CommandSpec spec;
@@ -83,26 +89,23 @@ public final class ModelsCommand {
 
     @Override
     public Integer call() throws Exception {
-      ManagedChannel channel = parent.channel();
-      try {
-        run(channel);
+      try (ModelControlClient client = parent.client()) {
+        run(client);
         out().flush();
         return 0;
-      } catch (StatusRuntimeException e) {
-        spec.commandLine().getErr().println("error: " + e.getStatus().getCode() + ": " + e.getStatus().getDescription());
+      } catch (QuiverException e) {
+        out().flush();
+        spec.commandLine().getErr().println("error: " + e.code() + ": " + e.description());
         spec.commandLine().getErr().flush();
         return 1;
-      } finally {
-        channel.shutdownNow();
-        channel.awaitTermination(5, TimeUnit.SECONDS);
+      } catch (UncheckedIOException e) {
+        spec.commandLine().getErr().println("error: " + e.getMessage());
+        spec.commandLine().getErr().flush();
+        return 1;
       }
     }
 
-    ModelControlGrpc.ModelControlBlockingStub blocking(ManagedChannel channel) {
-      return ModelControlGrpc.newBlockingStub(channel).withDeadlineAfter(parent.timeoutSeconds, TimeUnit.SECONDS);
-    }
-
-    abstract void run(ManagedChannel channel) throws Exception;
+    abstract void run(ModelControlClient client) throws Exception;
   }
 
   static void print(PrintWriter out, ModelStatus model) {
@@ -122,10 +125,10 @@ public final class ModelsCommand {
     @Parameters(arity = "0..1", paramLabel = "MODEL") String name;
 
     @Override
-    void run(ManagedChannel channel) {
-      var response = blocking(channel).listModels(ListModelsRequest.newBuilder().setName(name == null ? "" : name).build());
+    void run(ModelControlClient client) {
+      java.util.List<ModelStatus> models = client.listModels(name == null ? "" : name);
       out().printf("%-24s %-8s %-10s %s%n", "MODEL", "VERSION", "STATE", "TRAFFIC / REASON");
-      response.getModelsList().forEach(m -> print(out(), m));
+      models.forEach(m -> print(out(), m));
     }
   }
 
@@ -137,12 +140,12 @@ public final class ModelsCommand {
     @Option(names = "--all", description = "Every version present.") boolean all;
 
     @Override
-    void run(ManagedChannel channel) {
+    void run(ModelControlClient client) {
       LoadModelRequest.Builder request = LoadModelRequest.newBuilder().setName(name).setLatest(latest).setAll(all);
       if (versions != null) {
         request.addAllVersions(versions);
       }
-      print(out(), blocking(channel).loadModel(request.build()).getModel());
+      print(out(), client.load(request.build()));
     }
   }
 
@@ -151,8 +154,8 @@ public final class ModelsCommand {
     @Parameters(paramLabel = "MODEL") String name;
 
     @Override
-    void run(ManagedChannel channel) {
-      blocking(channel).unloadModel(UnloadModelRequest.newBuilder().setName(name).build());
+    void run(ModelControlClient client) {
+      client.unload(name);
       out().println("unloaded " + name);
     }
   }
@@ -166,65 +169,15 @@ public final class ModelsCommand {
     @Option(names = "--load", description = "Load the model once uploaded.") boolean load;
 
     @Override
-    void run(ManagedChannel channel) throws Exception {
-      UploadHeader.Builder header = UploadHeader.newBuilder().setName(name).setLoad(load);
+    void run(ModelControlClient client) throws Exception {
+      ModelControlClient.UploadOptions options = ModelControlClient.UploadOptions.defaults().withLoad(load);
       if (version != null) {
-        header.setVersion(version);
+        options = options.withVersion(version);
       }
       if (config != null) {
-        header.setConfigPbtxt(Files.readString(config));
+        options = options.withConfig(Files.readString(config));
       }
-      CompletableFuture<UploadModelResponse> result = new CompletableFuture<>();
-      StreamObserver<UploadModelRequest> stream = ModelControlGrpc.newStub(channel)
-          .withDeadlineAfter(parent.timeoutSeconds, TimeUnit.SECONDS).uploadModel(new StreamObserver<>() {
-            @Override
-            public void onNext(UploadModelResponse value) {
-              result.complete(value);
-            }
-
-            @Override
-            public void onError(Throwable t) {
-              result.completeExceptionally(t);
-            }
-
-            @Override
-            public void onCompleted() {}
-          });
-      stream.onNext(UploadModelRequest.newBuilder().setHeader(header).build());
-      java.util.List<Path> files;
-      try (Stream<Path> walk = Files.walk(dir)) {
-        files = walk.filter(Files::isRegularFile).sorted().toList();
-      }
-      byte[] buffer = new byte[UPLOAD_CHUNK_BYTES];
-      for (Path file : files) {
-        String relative = dir.relativize(file).toString().replace('\\', '/');
-        MessageDigest sha = MessageDigest.getInstance("SHA-256");
-        try (InputStream in = Files.newInputStream(file)) {
-          int n = in.readNBytes(buffer, 0, buffer.length);
-          while (true) {
-            sha.update(buffer, 0, Math.max(n, 0));
-            FileChunk.Builder chunk = FileChunk.newBuilder().setPath(relative).setData(ByteString.copyFrom(buffer, 0, n));
-            int next = n < buffer.length ? -1 : in.readNBytes(buffer, 0, buffer.length);
-            boolean last = next <= 0;
-            if (last) {
-              chunk.setSha256(HexFormat.of().formatHex(sha.digest()));
-            }
-            // Flow control: onNext buffers; the channel's window bounds what is actually in flight.
-            stream.onNext(UploadModelRequest.newBuilder().setChunk(chunk).build());
-            if (last) {
-              break;
-            }
-            n = next;
-          }
-        }
-      }
-      stream.onCompleted();
-      UploadModelResponse response;
-      try {
-        response = result.get(parent.timeoutSeconds, TimeUnit.SECONDS);
-      } catch (ExecutionException e) {
-        throw e.getCause() instanceof StatusRuntimeException s ? s : new IOException(e.getCause());
-      }
+      UploadModelResponse response = client.upload(name, dir, options);
       out().printf("uploaded %s version %d: %d file(s), %d bytes%n", response.getName(), response.getVersion(),
           response.getFiles(), response.getBytes());
       if (load) {
@@ -241,15 +194,8 @@ public final class ModelsCommand {
     @Option(names = "--label", paramLabel = "LABEL=VERSION") Map<String, Long> labels;
 
     @Override
-    void run(ManagedChannel channel) {
-      SetTrafficRequest.Builder request = SetTrafficRequest.newBuilder().setName(name);
-      if (weights != null) {
-        weights.forEach((v, w) -> request.addWeights(TrafficWeight.newBuilder().setVersion(v).setWeight(w)));
-      }
-      if (labels != null) {
-        request.putAllLabels(labels);
-      }
-      print(out(), blocking(channel).setTraffic(request.build()).getModel());
+    void run(ModelControlClient client) {
+      print(out(), client.setTraffic(name, weights == null ? Map.of() : weights, labels == null ? Map.of() : labels));
     }
   }
 
@@ -259,19 +205,17 @@ public final class ModelsCommand {
     @Option(names = "--count", description = "Stop after this many events (0: never).") int count;
 
     @Override
-    void run(ManagedChannel channel) {
-      ModelControlGrpc.ModelControlBlockingStub stub = ModelControlGrpc.newBlockingStub(channel);
-      if (count > 0) {
-        stub = stub.withDeadlineAfter(parent.timeoutSeconds, TimeUnit.SECONDS);
-      }
-      Iterator<ModelEvent> events = stub.watchModels(WatchModelsRequest.newBuilder().setName(name == null ? "" : name).build());
-      int seen = 0;
-      while ((count == 0 || seen < count) && events.hasNext()) {
-        ModelEvent event = events.next();
-        seen++;
-        out().printf("#%d %s%n", event.getSequence(), java.time.Instant.ofEpochMilli(event.getUnixMillis()));
-        print(out(), event.getModel());
-        out().flush();
+    void run(ModelControlClient client) {
+      Duration deadline = count > 0 ? Duration.ofSeconds(parent.timeoutSeconds) : Duration.ZERO;
+      try (ModelControlClient.ModelWatch events = client.watch(name == null ? "" : name, deadline)) {
+        int seen = 0;
+        while ((count == 0 || seen < count) && events.hasNext()) {
+          ModelEvent event = events.next();
+          seen++;
+          out().printf("#%d %s%n", event.getSequence(), java.time.Instant.ofEpochMilli(event.getUnixMillis()));
+          print(out(), event.getModel());
+          out().flush();
+        }
       }
     }
   }

@@ -146,6 +146,26 @@ class SecurityTest {
   }
 
   @Test
+  void modelsCli_reachesATlsControlPlane_throughTheClient() throws Exception {
+    LiveQuiver withControl = LiveQuiver.start(LiveQuiver.options(repository)
+        .withTls(TlsOptions.of(pki.pem("server"), pki.key("server"), null))
+        .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
+            .withPollIntervalMillis(0)));
+    try (withControl) {
+      java.io.StringWriter out = new java.io.StringWriter();
+      java.io.StringWriter err = new java.io.StringWriter();
+      picocli.CommandLine cli = new picocli.CommandLine(new io.quiver.control.cli.ModelsCommand());
+      cli.setOut(new java.io.PrintWriter(out, true));
+      cli.setErr(new java.io.PrintWriter(err, true));
+      assertThat(cli.execute("--control=" + withControl.controlTarget(), "--tls-ca=" + pki.pem("ca"), "list"))
+          .as("stderr: %s", err).isZero();
+      assertThat(out.toString()).containsPattern("identity_fp32\\s+1\\s+READY");
+      assertThat(cli.execute("--control=" + withControl.controlTarget(), "list")).as("plaintext to a TLS port").isEqualTo(1);
+      assertThat(err.toString()).contains("error: UNAVAILABLE");
+    }
+  }
+
+  @Test
   void credentials_areNotSentOverPlaintext_unlessAllowed() throws Exception {
     LiveQuiver plain = LiveQuiver.start(LiveQuiver.options(repository).withSecurityConfig(pkiDir.resolve("security.json")));
     try (plain;
