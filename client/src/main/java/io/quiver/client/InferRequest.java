@@ -3,7 +3,6 @@ package io.quiver.client;
 import io.quiver.proto.inference.InferParameter;
 import io.quiver.proto.inference.ModelInferRequest;
 import java.time.Duration;
-import java.util.HashSet;
 import java.util.Set;
 
 /**
@@ -74,8 +73,6 @@ public final class InferRequest {
   public static final class Builder {
     private static final Set<String> RESERVED = Set.of("priority", "timeout", "classification", "binary_data_output");
     private final ModelInferRequest.Builder proto = ModelInferRequest.newBuilder();
-    private final Set<String> inputNames = new HashSet<>();
-    private final Set<String> outputNames = new HashSet<>();
     private Duration deadline;
 
     private Builder(String model) {
@@ -90,16 +87,20 @@ public final class InferRequest {
       if (name == null || name.isEmpty()) {
         throw new IllegalArgumentException("an input needs a name");
       }
-      if (!inputNames.add(name)) {
-        throw new IllegalArgumentException("input '" + name + "' was added twice");
+      // A scan, not a set: requests have a handful of inputs, and this path runs per call.
+      for (int i = 0; i < proto.getInputsCount(); i++) {
+        if (proto.getInputs(i).getName().equals(name)) {
+          throw new IllegalArgumentException("input '" + name + "' was added twice");
+        }
       }
-      ModelInferRequest.InferInputTensor.Builder input = proto.addInputsBuilder()
+      ModelInferRequest.InferInputTensor.Builder input = ModelInferRequest.InferInputTensor.newBuilder()
           .setName(name)
           .setDatatype(tensor.datatype().wireName());
       for (long dim : tensor.shapeArray()) {
         input.addShape(dim);
       }
-      proto.addRawInputContents(tensor.rawBytes());
+      // addInputs(message), not addInputsBuilder(): the nested-builder machinery costs ~200 bytes per request.
+      proto.addInputs(input.build()).addRawInputContents(tensor.rawBytes());
       return this;
     }
 
@@ -210,8 +211,10 @@ public final class InferRequest {
       if (name == null || name.isEmpty()) {
         throw new IllegalArgumentException("an output needs a name");
       }
-      if (!outputNames.add(name)) {
-        throw new IllegalArgumentException("output '" + name + "' was asked for twice");
+      for (int i = 0; i < proto.getOutputsCount(); i++) {
+        if (proto.getOutputs(i).getName().equals(name)) {
+          throw new IllegalArgumentException("output '" + name + "' was asked for twice");
+        }
       }
       return proto.addOutputsBuilder().setName(name);
     }
