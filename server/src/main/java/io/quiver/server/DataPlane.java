@@ -306,10 +306,20 @@ public final class DataPlane {
     }
   }
 
-  /** Unloads a model, blocking until it drained. */
+  /**
+   * Unloads a model, blocking until it drained. A model that is not loaded (never loaded, already
+   * unloaded, or its files already deleted) is not an error: Triton answers such an unload with success,
+   * and KServe's model puller deletes a model's directory before it asks for the unload.
+   */
   public void unload(String model) {
     checkModelReference(model, "");
-    models.unload(model);
+    try {
+      models.unload(model);
+    } catch (InferenceException e) {
+      if (e.code() != io.quiver.core.ErrorCode.NOT_FOUND) {
+        throw e;
+      }
+    }
   }
 
   /** KServe model metadata of a model (version "" = the routed one). */

@@ -15,7 +15,9 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Unmatched;
 
 /** The `quiver` command line. */
 @Command(name = "quiver", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
@@ -31,6 +33,24 @@ public final class Main implements Runnable {
     System.exit(new CommandLine(new Main()).execute(args));
   }
 
+  /**
+   * The server options that {@code args} (the command line after the program name, starting with
+   * {@code serve} or Triton's {@code tritonserver}) describe, checked as {@code quiver serve} checks them
+   * before it looks at the file system (whether the repository directory exists is checked at start);
+   * nothing is started and the process is left as it is. The Kubernetes manifests' tests (k8s/) parse
+   * every container's args with this, so a renamed or removed flag breaks the build.
+   *
+   * @throws CommandLine.ParameterException naming the flag that is wrong, unknown or unsupported
+   */
+  public static ServerOptions serveOptions(String... args) {
+    CommandLine commandLine = new CommandLine(new Main());
+    CommandLine.ParseResult parsed = commandLine.parseArgs(args);
+    if (!parsed.hasSubcommand() || !(parsed.subcommand().commandSpec().userObject() instanceof Serve serve)) {
+      throw new CommandLine.ParameterException(commandLine, "expected 'serve' (or 'tritonserver') and its options");
+    }
+    return serve.options();
+  }
+
   static final class Version implements CommandLine.IVersionProvider {
     @Override
     public String[] getVersion() {
@@ -38,10 +58,12 @@ public final class Main implements Runnable {
     }
   }
 
-  @Command(name = "serve", mixinStandardHelpOptions = true,
-      description = "Serve the models of a model repository over gRPC and REST (KServe v2), with Prometheus metrics.")
+  @Command(name = "serve", aliases = "tritonserver", mixinStandardHelpOptions = true,
+      description = {"Serve the models of a model repository over gRPC and REST (KServe v2), with Prometheus metrics.",
+          "Also answers to 'tritonserver' and accepts Triton's flags (--model-store, --allow-http, ...):"
+              + " a Triton command line starts Quiver unchanged (docs/kubernetes.md)."})
   static final class Serve implements Callable<Integer> {
-    @Option(names = "--model-repository", paramLabel = "DIR|s3://BUCKET/PREFIX",
+    @Option(names = {"--model-repository", "--model-store"}, paramLabel = "DIR|s3://BUCKET/PREFIX",
         description = "Triton-style model repository: a directory, or an S3 URL (see --s3-*). Default: examples/models of the Quiver installation.")
     String modelRepository;
 
@@ -68,6 +90,10 @@ public final class Main implements Runnable {
     @Option(names = "--control-port", defaultValue = "8003",
         description = "Control-plane gRPC port (quiver.control.v1: list, load, unload, upload, traffic, watch); -1 turns it off (default ${DEFAULT-VALUE}).")
     int controlPort;
+
+    @Option(names = "--control-host", paramLabel = "ADDRESS",
+        description = "Address the control plane binds (default: --host); 127.0.0.1 keeps it inside the pod, reached through the Envoy sidecar's mTLS (k8s/).")
+    String controlHost;
 
     @Option(names = "--control-poll-ms", defaultValue = "10000",
         description = "How often the desired-state manifest (and, in poll mode, the repository) is checked; 0 = never (default ${DEFAULT-VALUE}).")
@@ -156,16 +182,57 @@ public final class Main implements Runnable {
         description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
 
+    /** Triton's spellings of flags Quiver has under other names or not at all. */
+    @Mixin
+    TritonFlags triton;
+
+    /** Unrecognised arguments, refused by {@link TritonFlags#check} with a message naming Triton's flags. */
+    @Unmatched
+    List<String> unmatched = new ArrayList<>();
+
     @Override
     public Integer call() throws Exception {
-      ControlMode mode = switch (controlMode.toLowerCase(java.util.Locale.ROOT)) {
+      ServerOptions options = options();
+      if (options.s3() == null && !Files.isDirectory(options.modelRepository())) {
+        throw new CommandLine.ParameterException(new CommandLine(this),
+            "--model-repository: '" + options.modelRepository() + "' is not a directory (nor an s3:// URL)");
+      }
+      triton.applyLogLevel();
+      QuiverServer server = new QuiverServer(options);
+      CountDownLatch stopped = new CountDownLatch(1);
+      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+        server.close();
+        stopped.countDown();
+      }, "quiver-shutdown"));
+      server.start();
+      server.awaitTermination();
+      stopped.await();
+      return 0;
+    }
+
+    /** The options this command line describes, checked; starts nothing. */
+    ServerOptions options() {
+      triton.check(unmatched);
+      List<String> startupModels = loadModels;
+      String modeName = controlMode;
+      if (startupModels.contains("*")) {
+        // Triton's "load every model at start" (explicit mode only, and the only --load-model): Quiver's
+        // none mode, since Quiver's load/unload APIs work in every mode.
+        if (startupModels.size() != 1 || !"explicit".equalsIgnoreCase(modeName)) {
+          throw new CommandLine.ParameterException(new CommandLine(this),
+              "--load-model=* must be the only --load-model, with --model-control-mode=explicit");
+        }
+        startupModels = List.of();
+        modeName = "none";
+      }
+      ControlMode mode = switch (modeName.toLowerCase(java.util.Locale.ROOT)) {
         case "none" -> ControlMode.NONE;
         case "explicit" -> ControlMode.EXPLICIT;
         case "poll" -> ControlMode.POLL;
         default -> throw new CommandLine.ParameterException(new CommandLine(this),
             "--model-control-mode must be 'none', 'explicit' or 'poll'; was '" + controlMode + "'");
       };
-      if (mode == ControlMode.NONE && !loadModels.isEmpty()) {
+      if (mode == ControlMode.NONE && !startupModels.isEmpty()) {
         throw new CommandLine.ParameterException(new CommandLine(this),
             "--load-model needs --model-control-mode=explicit");
       }
@@ -193,10 +260,6 @@ public final class Main implements Runnable {
         repository = cache;
       } else {
         repository = modelRepository != null ? Path.of(modelRepository) : defaultRepository();
-        if (!Files.isDirectory(repository)) {
-          throw new CommandLine.ParameterException(new CommandLine(this),
-              "--model-repository: '" + repository + "' is not a directory (nor an s3:// URL)");
-        }
       }
       if ((tlsCert == null) != (tlsKey == null)) {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tls-cert and --tls-key go together");
@@ -208,27 +271,18 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tracing-endpoint needs --tracing otlp");
       }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
-      ServerOptions options = new ServerOptions(host, grpcPort, repository, mode, List.copyOf(loadModels),
-          maxMessageBytes, eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog,
+      return new ServerOptions(host, grpcPort, repository, mode, List.copyOf(startupModels),
+          maxMessageBytes, eventLoopThreads, triton.shutdownGraceMillis(shutdownGraceMillis), triton.httpPort(httpPort),
+          triton.metricsPort(metricsPort), maxHttpBodyBytes, accessLog,
           tls, securityConfig,
           new ServerOptions.Limits(maxTensorElements, maxBytesElementLength, maxConcurrentCallsPerConnection))
           .withS3(s3)
           .withControlPlane(controlPort < 0 ? null : ControlPlaneOptions.defaults()
               .withPort(controlPort)
-              .withBindAddress(host)
+              .withBindAddress(controlHost != null ? controlHost : host)
               .withPollIntervalMillis(controlPollMillis)
               .withMaxUploadBytes(maxUploadBytes))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null));
-      QuiverServer server = new QuiverServer(options);
-      CountDownLatch stopped = new CountDownLatch(1);
-      Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-        server.close();
-        stopped.countDown();
-      }, "quiver-shutdown"));
-      server.start();
-      server.awaitTermination();
-      stopped.await();
-      return 0;
     }
 
     private TracingOptions.Exporter tracingExporter() {

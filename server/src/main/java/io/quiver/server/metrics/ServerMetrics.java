@@ -34,6 +34,7 @@ import java.util.function.ToDoubleFunction;
  *   <li>read at scrape time from each READY version's {@link InferenceStats} and scheduler: Triton's
  *       cumulative queue / compute durations, inference and execution counts, pending and in-flight
  *       requests, and versions by state;
+ *   <li>Triton's names for the same figures ({@link TritonMetrics}), read at scrape time too;
  *   <li>JVM, memory and GC metrics from the client's JVM instrumentation.
  * </ul>
  *
@@ -151,6 +152,8 @@ public final class ServerMetrics implements AutoCloseable {
           counts.forEach((state, n) -> cb.call(n, state.name()));
         })
         .register(registry);
+    // Triton's names and labels beside ours, read at scrape time from the same sources (docs/metrics.md).
+    registry.register(new TritonMetrics(this));
     JvmMetrics.builder().register(registry);
   }
 
@@ -160,12 +163,12 @@ public final class ServerMetrics implements AutoCloseable {
         .register(registry);
   }
 
-  private interface VersionVisitor {
+  interface VersionVisitor {
     void visit(LoadedVersion version, InferenceScheduler scheduler);
   }
 
   /** Scrape time: visits every READY version, holding it while it is read. */
-  private void forEachReady(VersionVisitor visitor) {
+  void forEachReady(VersionVisitor visitor) {
     ModelManager m = models;
     if (m == null) {
       return;
