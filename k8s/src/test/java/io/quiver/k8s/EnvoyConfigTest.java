@@ -412,8 +412,8 @@ class EnvoyConfigTest {
     // Each rule's RPC, called on a live server exactly as the transcoder would (the descriptor set's own
     // message types, the path variables filled in), is answered by the server: never UNIMPLEMENTED.
     ExampleModels.writeSimple(repository);
-    ServerOptions options = ServerOptions.defaults(repository).withGrpcPort(0).withHttp(-1, -1)
-        .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"));
+    ServerOptions options = ServerArgs.parse(List.of("serve", "--model-repository=" + repository, "--host=127.0.0.1",
+        "--grpc-port=0", "--http-port=-1", "--metrics-port=-1", "--control-port=0"));
     try (QuiverServer server = new QuiverServer(options).start()) {
       ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", server.controlPort()).usePlaintext().build();
       try {
