@@ -31,11 +31,11 @@ final class ServerArgs {
    */
   static List<String> forTest(List<String> args, Path repository, Path cacheDir, String... extra) {
     List<String> out = new ArrayList<>();
-    boolean control = false;
+    java.util.Set<String> ports = new java.util.HashSet<>();
     for (String arg : args) {
       Matcher port = PORT.matcher(arg);
       if (port.matches()) {
-        control |= port.group(1).equals("control");
+        ports.add(port.group(1));
         out.add(Integer.parseInt(port.group(2)) < 0 ? arg : "--" + port.group(1) + "-port=0");
       } else if (REPOSITORY.matcher(arg).matches() && repository != null) {
         out.add("--model-repository=" + repository);
@@ -47,8 +47,10 @@ final class ServerArgs {
         out.add(arg);
       }
     }
-    if (!control) {
-      out.add("--control-port=0"); // the default (8003) is a fixed port
+    for (String port : List.of("grpc", "http", "metrics", "control")) {
+      if (!ports.contains(port)) {
+        out.add("--" + port + "-port=0"); // the defaults (8000-8003) are fixed ports
+      }
     }
     if (args.stream().noneMatch(a -> a.startsWith("--host="))) {
       out.add("--host=127.0.0.1");
