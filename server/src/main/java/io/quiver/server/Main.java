@@ -118,6 +118,10 @@ public final class Main implements Runnable {
         description = "Largest REST request body, JSON plus binary tensors (default ${DEFAULT-VALUE} = 64 MiB).")
     int maxHttpBodyBytes;
 
+    @Option(names = "--console", negatable = true, defaultValue = "true", fallbackValue = "true",
+        description = "Serve the operator's web console at http(s)://HOST:HTTP_PORT/console/ (default on; --no-console turns it off).")
+    boolean console;
+
     @Option(names = "--access-log", description = "Log one line per inference request (logger quiver.access).")
     boolean accessLog;
 
@@ -282,7 +286,8 @@ public final class Main implements Runnable {
               .withBindAddress(controlHost != null ? controlHost : host)
               .withPollIntervalMillis(controlPollMillis)
               .withMaxUploadBytes(maxUploadBytes))
-          .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null));
+          .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
+          .withConsole(console);
     }
 
     private TracingOptions.Exporter tracingExporter() {

@@ -25,6 +25,8 @@ import io.quiver.proto.inference.GRPCInferenceServiceGrpc;
 import io.quiver.control.grpc.ControlPlaneServer;
 import io.quiver.registry.LocalModelRepository;
 import io.quiver.registry.s3.S3ModelRepository;
+import io.quiver.server.console.Console;
+import io.quiver.server.console.ServerFacts;
 import io.quiver.server.http.RestServer;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
@@ -69,6 +71,7 @@ public final class QuiverServer implements AutoCloseable {
   private final ServerMetrics metrics;
   private final ServerTracing tracing; // null = tracing off
   private RestServer restServer;
+  private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
   private volatile boolean closed;
   private Server grpcServer;
@@ -107,6 +110,7 @@ public final class QuiverServer implements AutoCloseable {
   /** Loads the models (blocking), then serves. */
   public QuiverServer start() throws IOException {
     long began = System.nanoTime();
+    long startedAtMillis = System.currentTimeMillis();
     metrics.bind(models);
     models.start();
     metrics.recordStartup(models, System.nanoTime() - began);
@@ -140,8 +144,13 @@ public final class QuiverServer implements AutoCloseable {
         .build()
         .start();
     if (options.httpPort() >= 0) {
+      if (options.console()) {
+        console = new Console(models, metrics, security, options.maxHttpBodyBytes(),
+            options.controlPlane() == null ? 0 : options.controlPlane().maxUploadBytes(),
+            options.controlPlane() == null ? null : options.controlPlane().stagingDir());
+      }
       restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
-          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls)).start();
+          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console).start();
     }
     if (options.metricsPort() >= 0) {
       metrics.startExporter(options.host(), options.metricsPort());
@@ -165,6 +174,19 @@ public final class QuiverServer implements AutoCloseable {
     models.addListener(model -> health.setStatus(model,
         !closed && models.isReady(model, "") ? ServingStatus.SERVING : ServingStatus.NOT_SERVING));
     publishInitialHealth();
+    if (console != null) {
+      // The console's changes are the control plane's own RPCs, in-process, behind the same authentication.
+      String controlInProcess = controlPlane == null ? null : controlPlane.bindInProcess(transport -> {
+        if (security != null) {
+          transport.intercept(new GrpcSecurityInterceptor(security));
+        }
+        return transport.intercept(Console.controlPeerInterceptor());
+      });
+      console.started(new ServerFacts(version(), startedAtMillis, options.host(), port(), httpPort(), metricsPort(),
+          controlPort(), tls == null ? "plaintext" : tls.options().mutual() ? "mutual TLS" : "TLS",
+          security == null ? "off" : "API keys / JWT (" + options.securityConfig() + ")", DataPlane.EXTENSIONS,
+          repository.location(), options.controlMode().name(), tracing != null), controlInProcess);
+    }
     ready = true;
     log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}, tracing {});"
         + " repository {}; started in {} ms",
@@ -287,6 +309,9 @@ public final class QuiverServer implements AutoCloseable {
       }
     }
     repositoryOps.shutdown();
+    if (console != null) {
+      console.close();
+    }
     if (controlPlane != null) {
       controlPlane.close();
     }

@@ -1,7 +1,9 @@
 package io.quiver.control.grpc;
 
 import io.grpc.Server;
+import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
+import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.quiver.lifecycle.ControlMode;
 import io.quiver.lifecycle.DesiredStateStore;
@@ -39,6 +41,7 @@ public final class ControlPlaneServer implements AutoCloseable {
   private final RepositoryPoller poller;
   private final ExecutorService handlers;
   private Server server;
+  private Server inProcess; // the same service for a client in this JVM (the web console); null until bound
   private boolean closed;
 
   public ControlPlaneServer(ModelManager manager, ControlPlaneOptions options) {
@@ -103,6 +106,32 @@ public final class ControlPlaneServer implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Also serves the service inside this JVM, for an embedded client (the web console): the same
+   * handlers, the same audit lines and desired-state records as the network port, on the same
+   * {@code quiver-control-N} threads. {@code transport} adds what the embedding process wraps around
+   * every call (authentication), as for {@link #start(UnaryOperator)}. Call after {@link #start()};
+   * at most once.
+   *
+   * @return the in-process server name a channel connects to ({@code InProcessChannelBuilder.forName})
+   * @throws IOException when the in-process server cannot start
+   */
+  public synchronized String bindInProcess(UnaryOperator<ServerBuilder<?>> transport) throws IOException {
+    if (server == null || closed) {
+      throw new IllegalStateException("bindInProcess needs a started, open control plane");
+    }
+    if (inProcess != null) {
+      throw new IllegalStateException("the control plane is already bound in-process");
+    }
+    String name = "quiver-control-" + java.util.UUID.randomUUID();
+    inProcess = transport.apply(InProcessServerBuilder.forName(name))
+        .executor(handlers)
+        .addService(ServerInterceptors.intercept(service, ControlPlaneService.peerInterceptor()))
+        .build()
+        .start();
+    return name;
+  }
+
   /** The bound port (useful with port 0). */
   public synchronized int port() {
     if (server == null) {
@@ -129,6 +158,9 @@ public final class ControlPlaneServer implements AutoCloseable {
     closed = true;
     if (poller != null) {
       poller.close();
+    }
+    if (inProcess != null) {
+      inProcess.shutdownNow();
     }
     if (server != null) {
       server.shutdown();

@@ -12,8 +12,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-/** Conversions for the control service: manager state to proto, errors to gRPC Status. Stateless. */
-final class ControlStatuses {
+/**
+ * Conversions for the control service: manager state to proto, errors to gRPC Status. The one place
+ * where the manager's index becomes {@link ModelStatus}es: ListModels, WatchModels and the web
+ * console's models page all read it here. Stateless.
+ */
+public final class ControlStatuses {
   private ControlStatuses() {}
 
   static Status toStatus(Throwable t) {
@@ -39,7 +43,7 @@ final class ControlStatuses {
   }
 
   /** Every model, grouped from the manager's index, with traffic weights and labels. */
-  static List<ModelStatus> all(ModelManager manager) {
+  public static List<ModelStatus> all(ModelManager manager) {
     Map<String, List<ModelVersionStatus>> byName = new java.util.TreeMap<>();
     for (ModelVersionStatus row : manager.index()) {
       byName.computeIfAbsent(row.name(), k -> new ArrayList<>()).add(row);
@@ -49,7 +53,8 @@ final class ControlStatuses {
     return out;
   }
 
-  static ModelStatus of(ModelManager manager, String name) {
+  /** One model, as {@link #all} shows it. */
+  public static ModelStatus of(ModelManager manager, String name) {
     return of(name, manager.status(name), manager.traffic(name));
   }
 

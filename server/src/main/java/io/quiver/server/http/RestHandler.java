@@ -71,9 +71,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       .omittingInsignificantWhitespace();
 
   private final DataPlane plane;
+  private final HttpRoute extra; // the console's paths; null = none
 
-  RestHandler(DataPlane plane) {
+  RestHandler(DataPlane plane, HttpRoute extra) {
     this.plane = plane;
+    this.extra = extra;
   }
 
   @Override
@@ -84,6 +86,10 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       return;
     }
     String path = new QueryStringDecoder(request.uri()).path();
+    if (extra != null && extra.matches(path)) {
+      extra.handle(ctx, request, path, keepAlive); // applies its own security
+      return;
+    }
     try {
       authorize(ctx, request, path);
       route(ctx, request, keepAlive, path);

@@ -31,6 +31,7 @@ public final class RestServer implements AutoCloseable {
   private final EventLoopGroup workers;
   private final Class<? extends ServerChannel> channelType;
   private final SslContext ssl;
+  private final HttpRoute extra;
   private final ChannelGroup connections = new DefaultChannelGroup("rest", GlobalEventExecutor.INSTANCE);
   private Channel serverChannel;
 
@@ -42,7 +43,14 @@ public final class RestServer implements AutoCloseable {
   /** @param ssl TLS for every connection (see TlsContexts.forHttpServer), or null for plaintext */
   public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
       EventLoopGroup workers, Class<? extends ServerChannel> channelType, SslContext ssl) {
+    this(plane, host, port, maxBodyBytes, boss, workers, channelType, ssl, null);
+  }
+
+  /** @param extra paths served beside REST v2 (the web console), or null */
+  public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
+      EventLoopGroup workers, Class<? extends ServerChannel> channelType, SslContext ssl, HttpRoute extra) {
     this.ssl = ssl;
+    this.extra = extra;
     this.plane = plane;
     this.host = host;
     this.port = port;
@@ -53,7 +61,7 @@ public final class RestServer implements AutoCloseable {
   }
 
   public RestServer start() throws IOException {
-    RestHandler handler = new RestHandler(plane);
+    RestHandler handler = new RestHandler(plane, extra);
     ServerBootstrap bootstrap = new ServerBootstrap()
         .group(boss, workers)
         .channel(channelType)

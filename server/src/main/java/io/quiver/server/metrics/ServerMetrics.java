@@ -191,6 +191,64 @@ public final class ServerMetrics implements AutoCloseable {
     }
   }
 
+  /**
+   * The cumulative figures of these versions now, for the web console's live view: one collection of
+   * the failure counter and of the two histograms (as a scrape does), read only when someone asks, so
+   * nothing here touches the request path. Allocates the result.
+   */
+  public List<VersionSample> sample(List<LoadedVersion> loaded) {
+    Map<String, Map<String, Long>> failures = new java.util.HashMap<>();
+    for (var point : failure.collect().getDataPoints()) {
+      failures.computeIfAbsent(key(point.getLabels().get("model"), point.getLabels().get("version")),
+          k -> new java.util.TreeMap<>()).put(point.getLabels().get("reason"), (long) point.getValue());
+    }
+    Map<String, VersionSample.Buckets> latency = buckets(requestDuration);
+    Map<String, VersionSample.Buckets> queueWait = buckets(queueDuration);
+    List<VersionSample> out = new ArrayList<>(loaded.size());
+    for (LoadedVersion v : loaded) {
+      InferenceStats s = v.stats();
+      Map<Integer, Long> batches = new java.util.TreeMap<>();
+      for (int rows = 1; rows <= s.maxBatchRows(); rows++) {
+        long n = s.batchCount(rows);
+        if (n > 0) {
+          batches.put(rows, n);
+        }
+      }
+      String key = key(v.name(), v.versionLabel());
+      Map<String, Long> byReason = new java.util.TreeMap<>();
+      for (Reason reason : Reason.values()) {
+        byReason.put(reason.label, 0L);
+      }
+      byReason.putAll(failures.getOrDefault(key, Map.of()));
+      out.add(new VersionSample(v.name(), v.version(), s.success().count(), s.success().nanos(), s.fail().count(),
+          byReason, s.queue().nanos(), s.computeInput().nanos() + s.computeInfer().nanos() + s.computeOutput().nanos(),
+          s.inferenceCount(), s.executionCount(), batches, v.scheduler().queuedRequests(),
+          v.scheduler().inFlightRequests(), latency.getOrDefault(key, VersionSample.Buckets.EMPTY),
+          queueWait.getOrDefault(key, VersionSample.Buckets.EMPTY)));
+    }
+    return out;
+  }
+
+  private static String key(String model, String version) {
+    return model + '\n' + version;
+  }
+
+  private static Map<String, VersionSample.Buckets> buckets(Histogram histogram) {
+    Map<String, VersionSample.Buckets> out = new java.util.HashMap<>();
+    for (var point : histogram.collect().getDataPoints()) {
+      var classic = point.getClassicBuckets();
+      double[] bounds = new double[classic.size()];
+      long[] counts = new long[classic.size()];
+      for (int i = 0; i < bounds.length; i++) {
+        bounds[i] = classic.getUpperBound(i);
+        counts[i] = classic.getCount(i);
+      }
+      out.put(key(point.getLabels().get("model"), point.getLabels().get("version")),
+          new VersionSample.Buckets(bounds, counts));
+    }
+    return out;
+  }
+
   /** Lets the scrape-time collectors read the models. Call once, before the models start. */
   public void bind(ModelManager manager) {
     this.models = manager;
