@@ -115,12 +115,23 @@ function build(cards, chartsBox, sample, versions) {
       el('div', {class: 'legend-note'}, 'batch sizes executed, last 60 s'), barBox));
     cards.lastChild.querySelector('.swatch').style.color = PALETTE[i % PALETTE.length];
     values.reasons = reasons;
+    values.barBox = barBox;
     fields.set(version, values);
-    bars.set(version, barChart(barBox, 'executions', PALETTE[i % PALETTE.length]));
   });
-  const chart = (name, unit, kinds, format) => {
+  const specs = [
+    ['Requests per second', [['ok', false], ['errors', true]], (x) => rate(x)],
+    ['Latency: p50 and p99 (5 s window)', [['p50', true], ['p99', false]], (x) => latency(x)],
+    ['Queue wait vs compute (mean per request)', [['queue', true], ['compute', false]], (x) => latency(x)],
+    ['Queue depth and requests in flight', [['queued', true], ['in flight', false]], (x) => count(Math.round(x))],
+  ];
+  const boxes = specs.map(([name]) => {
     const box = el('div', {class: 'chart'}, el('h3', null, name));
     chartsBox.append(box);
+    return box;
+  });
+  // Charts are sized from their boxes, so they are made once every box is in the page.
+  versions.forEach((version, i) => bars.set(version, barChart(fields.get(version).barBox, 'executions', PALETTE[i % PALETTE.length])));
+  const charts = specs.map(([name, kinds, format], c) => {
     const series = [];
     versions.forEach((version, i) => {
       const v = sample.byVersion.get(version);
@@ -128,14 +139,8 @@ function build(cards, chartsBox, sample, versions) {
         series.push({label: title(v) + ' ' + kind, color: PALETTE[i % PALETTE.length], dash: dash ? [5, 4] : undefined});
       }
     });
-    return timeChart(box, name, unit, series, format);
-  };
-  const charts = [
-    chart('Requests per second', '/s', [['ok', false], ['errors', true]], (x) => rate(x)),
-    chart('Latency: p50 and p99 (5 s window)', 's', [['p50', true], ['p99', false]], (x) => latency(x)),
-    chart('Queue wait vs compute (mean per request)', 's', [['queue', true], ['compute', false]], (x) => latency(x)),
-    chart('Queue depth and requests in flight', '', [['queued', true], ['in flight', false]], (x) => count(Math.round(x))),
-  ];
+    return timeChart(boxes[c], name, series, format);
+  });
   return {fields, bars, charts};
 }
 

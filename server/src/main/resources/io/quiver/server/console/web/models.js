@@ -19,10 +19,15 @@ export async function render(main, args, session) {
     table].filter(Boolean));
   let timer = null;
   let stopped = false;
+  let shown = null;
   async function refresh() {
     try {
       const answer = await consoleApi('models');
-      if (!stopped) fill(table, answer.models, session, refresh);
+      const text = JSON.stringify(answer.models);
+      if (!stopped && text !== shown) { // re-render only what changed: keeps focus and hover still
+        shown = text;
+        fill(table, answer.models, session, refresh);
+      }
       showError(null);
     } catch (e) {
       if (!(e instanceof ApiError && e.status === 401)) showError('Models: ' + e.message);
