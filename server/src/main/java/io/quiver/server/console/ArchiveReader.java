@@ -106,7 +106,8 @@ final class ArchiveReader {
           if (entry.isDirectory() || skipped(name)) {
             continue;
           }
-          if (!entry.isFile()) {
+          if (entry.isSymbolicLink() || entry.isLink() || entry.isCharacterDevice() || entry.isBlockDevice()
+              || entry.isFIFO() || !entry.isFile()) {
             throw InferenceException.invalidArgument("archive entry '%s' is a link or a special file; only regular "
                 + "files can be uploaded", printable(entry.getName()));
           }
