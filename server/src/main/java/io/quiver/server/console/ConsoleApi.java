@@ -293,7 +293,7 @@ final class ConsoleApi {
       gen.writeNumberField("instances", instances);
       gen.writeStringField("instanceGroups", String.join(", ", kinds));
       gen.writeNumberField("maxBatchSize", config.getMaxBatchSize());
-      gen.writeNumberField("inFlight", loaded.scheduler().inFlightRequests() );
+      gen.writeNumberField("inFlight", loaded.scheduler().inFlightRequests());
       gen.writeNumberField("queued", loaded.scheduler().queuedRequests());
       // Memory per version comes with the lifecycle's memory accounting; until a version reports it, null.
       gen.writeNullField("memoryBytes");

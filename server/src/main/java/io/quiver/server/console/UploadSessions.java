@@ -111,13 +111,18 @@ final class UploadSessions implements AutoCloseable {
     random.nextBytes(idBytes);
     Session session = new Session(HexFormat.of().formatHex(idBytes), caller, control, header, kind);
     sessions.put(session.id, session);
-    if (kind == null) {
-      session.open();
-    } else {
-      Path dir = stagingDir == null ? Files.createTempDirectory("quiver-console-upload-")
-          : Files.createTempDirectory(Files.createDirectories(stagingDir), "quiver-console-upload-");
-      session.archive = dir.resolve("archive");
-      session.archiveOut = Files.newOutputStream(session.archive);
+    try {
+      if (kind == null) {
+        session.open();
+      } else {
+        Path dir = stagingDir == null ? Files.createTempDirectory("quiver-console-upload-")
+            : Files.createTempDirectory(Files.createDirectories(stagingDir), "quiver-console-upload-");
+        session.archive = dir.resolve("archive");
+        session.archiveOut = Files.newOutputStream(session.archive);
+      }
+    } catch (IOException | RuntimeException e) {
+      session.cancel("could not start: " + e.getMessage());
+      throw e;
     }
     return session;
   }

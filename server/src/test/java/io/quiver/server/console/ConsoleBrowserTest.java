@@ -211,6 +211,7 @@ class ConsoleBrowserTest {
       seen.merge(infer(ConsoleFixture.CANARY, "", "split-" + i), 1, Integer::sum);
     }
     assertThat(seen.keySet()).containsExactlyInAnyOrder("1", "2");
+    browser.screenshot("models-traffic");
 
     try (Load load = new Load(() -> fixture.inference(null), ConsoleFixture.CANARY, 2)) {
       browser.open(fixture.base + "/console/#/live/" + ConsoleFixture.CANARY);

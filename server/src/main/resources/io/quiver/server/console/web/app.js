@@ -63,7 +63,11 @@ async function route() {
   }
   const main = document.getElementById('main');
   main.hidden = false;
-  state.leave = await page.render(main, args.map(decodeURIComponent), state.session) || null;
+  try {
+    state.leave = await page.render(main, args.map(decodeURIComponent), state.session) || null;
+  } catch (e) {
+    showError('This page failed: ' + e.message);
+  }
 }
 
 document.getElementById('login-form').addEventListener('submit', async (e) => {
