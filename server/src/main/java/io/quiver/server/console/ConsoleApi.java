@@ -321,8 +321,8 @@ final class ConsoleApi {
           }
         }
       }
+      long now = System.currentTimeMillis(); // before the read: the figures are at least as recent as "t"
       List<VersionSample> samples = metrics.sample(held);
-      long now = System.currentTimeMillis();
       ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
         gen.writeStartObject();
         gen.writeNumberField("t", now);
