@@ -4,7 +4,7 @@ import java.util.Arrays;
 
 /**
  * Keeps a model's p99 latency under a target by adapting the effective max batch size and queue
- * delay online. Owned by the batching agent thread (not thread-safe); allocation-free after
+ * delay online. Owned by the batcher's dispatch owner (not thread-safe); allocation-free after
  * construction. See docs/batching.md for the reasoning.
  *
  * <ul>
@@ -25,8 +25,6 @@ final class AdaptiveBatchController {
   static final double LOW_WATERMARK = 0.8;
   /** Share of full batches in a period above which an over-target p99 is read as overload. */
   static final double SATURATED_SHARE = 0.5;
-  /** Weight kept by older cost samples per new batch. */
-  static final double COST_DECAY = 0.98;
   /** Request latencies per AIMD step; the p99 is taken over exactly these. */
   static final int PERIOD = 128;
 
@@ -34,9 +32,7 @@ final class AdaptiveBatchController {
   private final int configMaxRows;
   private final long configDelayNanos;
 
-  private double s0, sb, st, sbb, sbt; // decayed sums for the least-squares fit
-  private double alpha, beta;
-  private boolean spreadFit; // the fit saw different batch sizes, so alpha and beta are both meaningful
+  private final BatchCostModel cost;
 
   private final long[] window = new long[PERIOD];
   private int windowSize;
@@ -47,7 +43,14 @@ final class AdaptiveBatchController {
   private long delayNanos;
   private long lastP99Nanos;
 
+  /** With a cost model of its own, fed by {@link #onBatch(int, long, boolean, long[], int)}. */
   AdaptiveBatchController(long targetNanos, int configMaxRows, long configDelayNanos) {
+    this(targetNanos, configMaxRows, configDelayNanos, new BatchCostModel());
+  }
+
+  /** @param cost the batcher's cost model, which the dispatch owner feeds before calling {@link #onBatch} */
+  AdaptiveBatchController(long targetNanos, int configMaxRows, long configDelayNanos, BatchCostModel cost) {
+    this.cost = cost;
     this.targetNanos = targetNanos;
     this.configMaxRows = configMaxRows;
     this.configDelayNanos = configDelayNanos;
@@ -69,24 +72,23 @@ final class AdaptiveBatchController {
 
   /** Predicted compute nanos of a batch of {@code rows}; 0 before any batch was measured. */
   double predictNanos(int rows) {
-    return alpha + beta * rows;
+    return cost.predictNanos(rows);
   }
 
   /**
    * One batch ran.
    *
-   * @param full the agent closed the batch because it could not grow (reached the max, or the next
-   *     request did not fit)
+   * @param full the batch was closed because it could not grow (reached the max, or the next request
+   *     did not fit)
    * @param latencies end-to-end nanos of the batch's requests, first {@code count} entries
    */
   void onBatch(int rows, long computeNanos, boolean full, long[] latencies, int count) {
-    double d = COST_DECAY;
-    s0 = s0 * d + 1;
-    sb = sb * d + rows;
-    st = st * d + computeNanos;
-    sbb = sbb * d + (double) rows * rows;
-    sbt = sbt * d + (double) rows * computeNanos;
-    fit();
+    cost.add(rows, computeNanos);
+    onBatch(full, latencies, count);
+  }
+
+  /** One batch ran and its cost is already in the shared cost model. */
+  void onBatch(boolean full, long[] latencies, int count) {
     batchesInPeriod++;
     if (full) {
       fullBatchesInPeriod++;
@@ -98,27 +100,6 @@ final class AdaptiveBatchController {
       }
     }
     recompute();
-  }
-
-  private void fit() {
-    double meanB = sb / s0;
-    double varB = sbb / s0 - meanB * meanB;
-    if (varB > 0.25) { // batch sizes differ by about a row or more: slope and intercept are identifiable
-      double b = (sbt / s0 - meanB * (st / s0)) / varB;
-      double a = st / s0 - b * meanB;
-      if (b >= 0 && a >= 0) {
-        alpha = a;
-        beta = b;
-        spreadFit = true;
-        return;
-      }
-    }
-    if (!spreadFit) {
-      // One batch size seen so far: charge it all per row, which over-estimates big batches and so
-      // errs towards latency. A spread fit, once had, is kept rather than replaced by this guess.
-      alpha = 0;
-      beta = sb > 0 ? st / sb : 0;
-    }
   }
 
   private void step() {
@@ -138,8 +119,8 @@ final class AdaptiveBatchController {
   }
 
   private void recompute() {
-    if (spreadFit && beta > 0) {
-      int ceiling = (int) Math.max(1, Math.floor((targetNanos - alpha) / beta));
+    if (cost.spreadFit() && cost.beta() > 0) {
+      int ceiling = (int) Math.max(1, Math.floor((targetNanos - cost.alpha()) / cost.beta()));
       maxRows = Math.min(maxRows, ceiling);
     }
     double delay = targetNanos - 2 * predictNanos(maxRows);

@@ -31,6 +31,18 @@ public final class BatchingPolicy {
   /** Config {@code parameters} key of the optional p99 latency target, in microseconds. */
   public static final String PARAM_LATENCY_TARGET_US = "quiver.latency_target_us";
 
+  /**
+   * Config {@code parameters} key: the longest predicted batch cost, in microseconds, that may run on
+   * the transport thread that formed it (0 = never); absent = the server's default.
+   */
+  public static final String PARAM_INLINE_MAX_US = "quiver.inline_max_us";
+
+  /**
+   * Config {@code parameters} key, "true" (default) or "false": whether the queue delay is skipped while
+   * waiting keeps gaining no partners (see docs/batching.md, "Adaptive queue delay").
+   */
+  public static final String PARAM_ADAPTIVE_QUEUE_DELAY = "quiver.adaptive_queue_delay";
+
   /** Queue policy of one priority level. */
   public record LevelPolicy(int maxQueueSize, long defaultTimeoutNanos, boolean allowTimeoutOverride,
       boolean delayOnTimeout) {}
@@ -46,10 +58,15 @@ public final class BatchingPolicy {
   private final int defaultPriorityLevel;
   private final LevelPolicy[] levels;
   private final long latencyTargetNanos;
+  private final long inlineMaxNanos;
+  private final boolean adaptiveQueueDelay;
 
   private BatchingPolicy(boolean dynamicBatching, int maxBatchSize, int[] preferredBatchSizes,
       long maxQueueDelayNanos, boolean preserveOrdering, int priorityLevels, int defaultPriorityLevel,
-      LevelPolicy[] levels, long latencyTargetNanos, boolean explicitLevels) {
+      LevelPolicy[] levels, long latencyTargetNanos, boolean explicitLevels, long inlineMaxNanos,
+      boolean adaptiveQueueDelay) {
+    this.inlineMaxNanos = inlineMaxNanos;
+    this.adaptiveQueueDelay = adaptiveQueueDelay;
     this.dynamicBatching = dynamicBatching;
     this.maxBatchSize = maxBatchSize;
     this.maxBatchRows = Math.max(1, maxBatchSize);
@@ -77,11 +94,15 @@ public final class BatchingPolicy {
     Map<String, ModelParameter> params = config.getParametersMap();
     int defaultBound = intParam(model, params, PARAM_DEFAULT_MAX_QUEUE_SIZE, DEFAULT_MAX_QUEUE_SIZE, 1, MAX_QUEUE_SIZE_LIMIT);
     long latencyTargetUs = intParam(model, params, PARAM_LATENCY_TARGET_US, 0, 1, Integer.MAX_VALUE);
+    long inlineMaxUs = params.containsKey(PARAM_INLINE_MAX_US)
+        ? intParam(model, params, PARAM_INLINE_MAX_US, 0, 0, 1_000_000) : -1;
+    boolean adaptiveDelay = boolParam(model, params, PARAM_ADAPTIVE_QUEUE_DELAY, true);
+    long inlineMaxNanos = inlineMaxUs < 0 ? -1 : inlineMaxUs * 1000L;
     boolean batching = config.hasDynamicBatching() && maxBatchSize > 0;
     if (!config.hasDynamicBatching()) {
       LevelPolicy level = new LevelPolicy(defaultBound, 0L, false, false);
       return new BatchingPolicy(false, maxBatchSize, new int[0], 0L, false, 1, 1, new LevelPolicy[] {level},
-          latencyTargetUs * 1000L, false);
+          latencyTargetUs * 1000L, false, inlineMaxNanos, false);
     }
     ModelDynamicBatching db = config.getDynamicBatching();
     int[] preferred = new int[db.getPreferredBatchSizeCount()];
@@ -130,7 +151,7 @@ public final class BatchingPolicy {
     }
     return new BatchingPolicy(batching, maxBatchSize, batching ? preferred : new int[0],
         batching ? delayUs * 1000L : 0L, db.getPreserveOrdering(), priorityLevels, defaultLevel, levels,
-        latencyTargetUs * 1000L, levelsRaw > 0);
+        latencyTargetUs * 1000L, levelsRaw > 0, inlineMaxNanos, adaptiveDelay);
   }
 
   private static LevelPolicy levelPolicy(String model, String field, ModelQueuePolicy p, int defaultBound) {
@@ -146,6 +167,21 @@ public final class BatchingPolicy {
     }
     boolean delay = p.getTimeoutAction() == ModelQueuePolicy.TimeoutAction.DELAY;
     return new LevelPolicy(bound == 0 ? defaultBound : bound, timeoutUs * 1000L, p.getAllowTimeoutOverride(), delay);
+  }
+
+  private static boolean boolParam(String model, Map<String, ModelParameter> params, String key, boolean dflt) {
+    ModelParameter p = params.get(key);
+    if (p == null) {
+      return dflt;
+    }
+    String text = p.getStringValue().trim();
+    if (text.equalsIgnoreCase("true")) {
+      return true;
+    }
+    if (text.equalsIgnoreCase("false")) {
+      return false;
+    }
+    throw InferenceException.invalidArgument("model '%s': parameter '%s' must be true or false; was '%s'", model, key, text);
   }
 
   private static int intParam(String model, Map<String, ModelParameter> params, String key, int dflt, int min, int max) {
@@ -215,6 +251,16 @@ public final class BatchingPolicy {
   /** Queue policy of {@code level} (1-based). */
   public LevelPolicy level(int level) {
     return levels[level - 1];
+  }
+
+  /** The model's own inline bound in nanoseconds (0 = never inline), or -1 to use the server's default. */
+  public long inlineMaxNanos() {
+    return inlineMaxNanos;
+  }
+
+  /** Whether the queue delay is skipped while waiting keeps gaining no partners. */
+  public boolean adaptiveQueueDelay() {
+    return adaptiveQueueDelay;
   }
 
   /** The p99 latency target in nanoseconds, or 0 when the model has none. */

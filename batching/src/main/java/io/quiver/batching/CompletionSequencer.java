@@ -4,18 +4,18 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
- * For {@code preserve_ordering}: completes batches in the order the agent dispatched them, whichever
- * instance finishes first. Lock-free combining: the worker that finishes a batch tries to become the
+ * For {@code preserve_ordering}: completes batches in the order they were dispatched, whichever
+ * instance finishes first. Lock-free combining: the thread that finishes a batch tries to become the
  * drainer (a CAS on {@code draining}); the drainer completes every consecutive finished batch from
- * {@code next} on; a worker that loses the CAS leaves its batch for the drainer, who re-checks after
+ * {@code next} on; a thread that loses the CAS leaves its batch for the drainer, who re-checks after
  * releasing, so no finished batch is left behind.
  */
 final class CompletionSequencer {
-  private final AtomicReferenceArray<Batch> slots; // indexed by sequence & mask; the agent registers, workers read
+  private final AtomicReferenceArray<Batch> slots; // indexed by sequence & mask; the dispatch owner registers, finishing threads read
   private final int mask;
   private final AtomicBoolean draining = new AtomicBoolean();
   private final DynamicBatcher batcher;
-  private volatile long next; // written only by the drainer; volatile so a losing worker's re-check reads it fresh
+  private volatile long next; // written only by the drainer; volatile so a losing thread's re-check reads it fresh
 
   /** @param maxOutstanding the number of batch objects, an upper bound on batches between dispatch and completion */
   CompletionSequencer(DynamicBatcher batcher, int maxOutstanding) {
@@ -25,14 +25,14 @@ final class CompletionSequencer {
     this.batcher = batcher;
   }
 
-  /** Agent thread, at dispatch, before the batch is published to its worker. */
+  /** Dispatch owner, at dispatch, before the batch is published to the thread that runs it. */
   void register(Batch batch) {
-    // The slot is free: its previous batch (sequence - size) completed before its Batch object came
-    // back to the agent's free pool, and at most `size` batch objects exist.
+    // The slot is free: its previous batch (sequence - size) completed before its Batch object could
+    // be taken again, and at most `size` batch objects exist.
     slots.set((int) batch.sequence & mask, batch);
   }
 
-  /** Worker thread, after the batch's outputs or failure are set. */
+  /** The thread that ran {@code batch}, after its outputs or failure are set. */
   void finished(Batch batch) {
     batch.finished = true; // volatile write before the CAS below: a drainer that releases after our failed CAS sees it
     while (draining.compareAndSet(false, true)) {
@@ -45,7 +45,7 @@ final class CompletionSequencer {
           }
           slots.set((int) seq & mask, null);
           next = seq + 1;
-          batcher.completeBatch(b);
+          batcher.completeBatch(b, b != batch);
         }
       } finally {
         draining.set(false);

@@ -6,8 +6,13 @@ import io.quiver.core.InferenceStats;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.spi.InferenceScheduler;
 import io.quiver.core.spi.ModelRunner;
+import io.quiver.core.spi.TransportExecutor;
 import java.util.List;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import java.util.concurrent.locks.LockSupport;
@@ -16,27 +21,44 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The scheduler of one model version: Triton's dynamic batcher on bounded lock-free queues.
+ * The scheduler of one model version: Triton's dynamic batcher on bounded lock-free queues, with no
+ * thread of its own.
  *
- * <h2>Threads</h2>
+ * <h2>Who does the work</h2>
+ * There is no batching agent between a request's arrival and its execution, and an idle model costs no
+ * thread and no wake-up:
  * <ul>
- *   <li><b>Producers</b> (any number of transport threads) call {@link #submit}: it validates, counts
- *       the request against its level's bound, stamps the enqueue time and offers it to that level's
- *       JCTools {@link MpscArrayQueue}. It never blocks: a full level fails at once.</li>
- *   <li><b>The agent</b> (one thread, {@link BatchingAgent}) alone consumes those queues, keeps the
- *       pending requests, applies timeouts, forms batches and hands each to an idle instance.</li>
- *   <li><b>Workers</b> (one thread per {@link ModelRunner}, {@link InstanceWorker}) gather, run,
- *       slice and complete one batch at a time.</li>
+ *   <li><b>Producers</b> (transport threads) call {@link #submit}: it validates, counts the request
+ *       against its level's bound, stamps the enqueue time and offers it to that level's JCTools
+ *       {@link MpscArrayQueue}. It never blocks: a full level fails at once. When an instance is idle,
+ *       a producer on a transport thread schedules one <i>dispatch round</i> on that thread
+ *       ({@link TransportExecutor#execute} from the thread itself: no wake-up), which runs after the
+ *       requests it is reading now, so one read's requests form one batch.</li>
+ *   <li><b>Dispatch</b> is a duty, not a thread: whoever has a reason (a dispatch round, a compute
+ *       thread that finished a batch, a queue-delay timer, the delivery that frees an instance's batch
+ *       slot) takes the dispatch ownership (one CAS; a thread that finds it taken leaves a note that the
+ *       owner re-checks before letting go) and runs one {@link BatchFormer} cycle: move queued requests
+ *       into pending rings, fail dead ones, form batches for ready instances.</li>
+ *   <li><b>Execution</b>: a batch whose measured cost (the {@link BatchCostModel}) is under the inline
+ *       bound runs on the transport thread that formed it; otherwise its {@link ModelInstance} goes to
+ *       the shared {@link ComputePool}, whose thread runs it and then keeps taking that instance's next
+ *       batches while there are any (bounded, so other models get their turn).</li>
+ *   <li><b>Answers</b> go back as one {@link Batch.Delivery} task per transport thread per batch, so
+ *       the transport flushes each connection once per batch; requests without a transport are answered
+ *       on the finishing thread.</li>
+ *   <li><b>Timers</b> (queue delay, deadlines) run on the transport thread that armed them, or on a
+ *       shared fallback scheduler; only while requests wait.</li>
  * </ul>
- * Callbacks run on a worker thread (results, runner failures) or on the agent thread (timeouts,
- * cancellations, shutdown).
  *
  * <h2>Memory ordering</h2>
- * A request's fields, including the enqueue time, are written before the MPSC offer (a release);
- * the agent's poll acquires them. A batch is published to a worker by a volatile write and returns
- * to the agent through another MPSC queue. Admission counters are atomics; {@link #close()} and
- * {@link #submit} meet on two sequentially consistent accesses (the closing flag and the in-flight
- * count) so that no request is accepted after the agent's final drain.
+ * A request's fields, including the enqueue time, are written before the MPSC offer (a release); the
+ * dispatch owner's poll acquires them. The ownership CAS orders one owner's cycle before the next. An
+ * instance and its batch are published to a compute thread by the pool's queue; a batch's answers to
+ * a transport thread by its executor's queue; finished batches return to the owner through an MPSC
+ * queue. A producer and a finishing instance meet Dekker-style on the request queue and the instance
+ * state (both atomics): either the producer sees the instance not busy and kicks a dispatch, or the
+ * instance's next dispatch sees the request. {@link #close()} and {@link #submit} meet on the closing
+ * flag and the in-flight count.
  *
  * <p>Build one with {@link DynamicBatcherBuilder} or through {@link DynamicBatcherFactory}.
  */
@@ -45,35 +67,41 @@ public final class DynamicBatcher implements InferenceScheduler {
 
   /** Shortest retry hint sent with a queue-full rejection. */
   public static final long MIN_RETRY_AFTER_NS = TimeUnit.MILLISECONDS.toNanos(1);
+  /**
+   * Batches a compute thread runs for one instance in a row before it hands the instance back to the
+   * pool's queue, so that other models' queued instances get a turn.
+   */
+  static final int MAX_CONSECUTIVE_BATCHES = 16;
+  /** Batches measured before the cost model may send one inline: the first runs are measured on the pool. */
+  static final int INLINE_MIN_SAMPLES = 8;
 
   private final String modelName;
   private final long version;
   private final ModelSignature signature;
   private final BatchingPolicy policy;
   private final NanoClock clock;
-  private final AgentIdleStrategy idleStrategy;
-  private final long maxParkNanos;
-  private final long idleParkNanos;
   private final long shutdownTimeoutNanos;
+  private final long inlineMaxNanos;
+  private final Executor compute;
+  private final boolean manualDispatch; // tests: only doWork() dispatches; no timers, no continuation
+  private final ScheduledExecutorService fallbackTimer;
   private final InferenceStats stats;
   private final MpscArrayQueue<InferRequest>[] queues;
   private final AtomicIntegerArray queuedPerLevel;
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicInteger rejected = new AtomicInteger();
-  private final InstanceWorker[] workers;
-  private final MpscArrayQueue<Batch> returned;
+  private final ModelInstance[] instances;
+  private final MpscArrayQueue<Batch> finishedBatches;
   private final CompletionSequencer sequencer;
-  private final BatchingAgent agent;
-  private final Thread agentThread; // null when built without one (tests drive doWork())
+  private final BatchCostModel cost = new BatchCostModel();
+  private final BatchFormer former;
+
+  private final AtomicBoolean dispatching = new AtomicBoolean();
+  private volatile boolean dispatchAgain;
+  /** One dispatch-round task per transport thread seen (copy-on-write; a handful at most). */
+  private volatile RoundTask[] roundTasks = new RoundTask[0];
+  private long armedTimerNanos = Long.MAX_VALUE; // dispatch owner only: the earliest timer armed
   private volatile boolean closing;
-  private volatile boolean agentSleeping;
-  /**
-   * Whether a new request is worth waking the sleeping agent for: true only while an instance is idle.
-   * While every instance is busy a request can only wait, so producers leave the agent asleep and the
-   * worker that finishes wakes it (one wake-up per batch instead of one per request).
-   */
-  private volatile boolean wakeOnRequest = true;
-  private volatile boolean wake;
   private final AtomicInteger closeOnce = new AtomicInteger();
   private volatile boolean closed;
 
@@ -84,10 +112,12 @@ public final class DynamicBatcher implements InferenceScheduler {
     this.signature = b.signature;
     this.policy = b.policy;
     this.clock = b.clock;
-    this.idleStrategy = b.idleStrategy;
-    this.maxParkNanos = b.maxParkNanos;
-    this.idleParkNanos = Math.max(b.maxParkNanos, b.idleParkNanos);
     this.shutdownTimeoutNanos = b.shutdownTimeoutNanos;
+    long inline = policy.inlineMaxNanos() >= 0 ? policy.inlineMaxNanos() : b.inlineMaxNanos;
+    this.inlineMaxNanos = Math.max(0, inline);
+    this.manualDispatch = b.manualDispatch;
+    this.compute = b.compute;
+    this.fallbackTimer = b.timer;
     this.stats = new InferenceStats(policy.maxBatchRows());
     int levels = policy.priorityLevels();
     this.queues = new MpscArrayQueue[levels];
@@ -98,32 +128,18 @@ public final class DynamicBatcher implements InferenceScheduler {
     }
     List<ModelRunner> runners = b.runners;
     int maxRequests = policy.maxBatchRows(); // every request has >= 1 row
-    // Two batch objects per instance: one running, one finished but waiting for its turn when
-    // responses are ordered (or being completed while the next one runs).
-    Batch[] batches = new Batch[2 * runners.size()];
-    for (int i = 0; i < batches.length; i++) {
-      batches[i] = new Batch(maxRequests, signature.outputs().size());
+    this.instances = new ModelInstance[runners.size()];
+    for (int i = 0; i < instances.length; i++) {
+      instances[i] = new ModelInstance(this, runners.get(i), i, maxRequests);
     }
-    this.returned = new MpscArrayQueue<>(Math.max(2, batches.length));
-    this.sequencer = policy.preserveOrdering() ? new CompletionSequencer(this, batches.length) : null;
-    this.workers = new InstanceWorker[runners.size()];
-    for (int i = 0; i < workers.length; i++) {
-      workers[i] = new InstanceWorker(this, runners.get(i), i, maxRequests);
-    }
+    // Two batch objects per instance: one running, one finished but still being delivered (or waiting
+    // for its turn when responses are ordered).
+    this.finishedBatches = new MpscArrayQueue<>(Math.max(2, 2 * instances.length));
+    this.sequencer = policy.preserveOrdering() ? new CompletionSequencer(this, 2 * instances.length) : null;
     AdaptiveBatchController controller = policy.latencyTargetNanos() > 0 && policy.dynamicBatching()
-        ? new AdaptiveBatchController(policy.latencyTargetNanos(), policy.maxBatchRows(), policy.maxQueueDelayNanos())
+        ? new AdaptiveBatchController(policy.latencyTargetNanos(), policy.maxBatchRows(), policy.maxQueueDelayNanos(), cost)
         : null;
-    this.agent = new BatchingAgent(this, queues, workers, batches, returned, sequencer, controller);
-    for (InstanceWorker w : workers) {
-      w.start();
-    }
-    if (b.startAgentThread) {
-      agentThread = new Thread(this::runAgent, "quiver-batcher-" + modelName + "-" + version);
-      agentThread.setDaemon(true);
-      agentThread.start();
-    } else {
-      agentThread = null;
-    }
+    this.former = new BatchFormer(this, queues, instances, finishedBatches, sequencer, controller, cost);
   }
 
   public static DynamicBatcherBuilder builder() {
@@ -133,7 +149,8 @@ public final class DynamicBatcher implements InferenceScheduler {
   /**
    * {@inheritDoc}
    *
-   * <p>Cost: a few atomic operations and one MPSC offer; no allocation unless it throws.
+   * <p>Cost: a few atomic operations and one MPSC offer; when an instance is idle, one dispatch round
+   * scheduled on the caller's transport thread (no wake-up). No allocation unless it throws.
    */
   @Override
   public void submit(InferRequest request) {
@@ -165,9 +182,20 @@ public final class DynamicBatcher implements InferenceScheduler {
       rejected.incrementAndGet();
       throw InferenceException.resourceExhausted(retryAfterNanos(), "model '%s': queue full", modelName);
     }
-    if (agentSleeping && wakeOnRequest) { // volatile reads after the offer's release: pair with the agent's sleep protocol
-      LockSupport.unpark(agentThread);
+    // After the offer: if every instance is busy, the one that finishes dispatches (it reads the queue
+    // after clearing its busy bit); if one is idle, nobody else will, so kick a dispatch.
+    if (anyInstanceMaybeReady()) {
+      kick(request.transport());
     }
+  }
+
+  private boolean anyInstanceMaybeReady() {
+    for (ModelInstance instance : instances) {
+      if (instance.maybeReady()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private int levelOf(int priority) {
@@ -184,9 +212,9 @@ public final class DynamicBatcher implements InferenceScheduler {
 
   private long retryAfterNanos() {
     // Roughly the time to work off the queue ahead, spread over the instances.
-    double batchNanos = agent.averageBatchNanos();
+    double batchNanos = former.averageBatchNanos();
     long queued = queuedRequests();
-    double estimate = batchNanos * ((double) queued / policy.maxBatchRows() + 1) / workers.length;
+    double estimate = batchNanos * ((double) queued / policy.maxBatchRows() + 1) / instances.length;
     return Math.max(MIN_RETRY_AFTER_NS, (long) estimate);
   }
 
@@ -218,21 +246,321 @@ public final class DynamicBatcher implements InferenceScheduler {
     return policy;
   }
 
-  /** The batch-size cap the agent uses now (the config's, or the adaptive controller's). Racy read, for metrics. */
+  /** The batch-size cap in use now (the config's, or the adaptive controller's). Racy read, for metrics. */
   public int effectiveMaxBatchSize() {
-    return agent.effectiveMaxRows();
+    return former.effectiveMaxRows();
   }
 
-  /** The queue delay the agent uses now, in nanoseconds. Racy read, for metrics. */
+  /** The queue delay in use now, in nanoseconds. Racy read, for metrics. */
   public long effectiveQueueDelayNanos() {
-    return agent.effectiveDelayNanos();
+    return former.effectiveDelayNanos();
   }
+
+  /** The longest predicted batch cost that may run on a transport thread, in nanoseconds (0: never). */
+  public long inlineMaxNanos() {
+    return inlineMaxNanos;
+  }
+
+  // ---- dispatch ----
+
+  /** Some thread should run a dispatch cycle: a round on the caller's transport thread, else right here. */
+  private void kick(TransportExecutor transport) {
+    if (manualDispatch) {
+      return;
+    }
+    if (transport != null && transport.inTransportThread()) {
+      roundTaskFor(transport).schedule();
+    } else {
+      dispatchHere(null);
+    }
+  }
+
+  private RoundTask roundTaskFor(TransportExecutor transport) {
+    RoundTask[] tasks = roundTasks;
+    for (RoundTask t : tasks) {
+      if (t.transport == transport) {
+        return t;
+      }
+    }
+    synchronized (this) { // once per transport thread in the batcher's life
+      tasks = roundTasks;
+      for (RoundTask t : tasks) {
+        if (t.transport == transport) {
+          return t;
+        }
+      }
+      RoundTask task = new RoundTask(transport);
+      RoundTask[] grown = new RoundTask[tasks.length + 1];
+      System.arraycopy(tasks, 0, grown, 0, tasks.length);
+      grown[tasks.length] = task;
+      roundTasks = grown;
+      return task;
+    }
+  }
+
+  /**
+   * Takes the dispatch ownership (or leaves a note for the owner) and runs cycles until nothing is
+   * left for it. Returns the instance whose assigned batch the caller must now run on its own thread
+   * (never more than one), or null.
+   */
+  private ModelInstance dispatchOnce(TransportExecutor here, ModelInstance self, boolean inlineOk) {
+    ModelInstance local = null;
+    for (;;) {
+      if (!dispatching.compareAndSet(false, true)) {
+        dispatchAgain = true; // the owner re-runs a cycle before it lets go ...
+        if (dispatching.get()) {
+          return local; // ... and it is still there to see the note
+        }
+        continue; // it let go meanwhile: take over
+      }
+      try {
+        dispatchAgain = false;
+        long now = clock.nanoTime();
+        if (armedTimerNanos <= now) {
+          armedTimerNanos = Long.MAX_VALUE; // that timer has fired or will find nothing; re-armed below if needed
+        }
+        ModelInstance picked = former.cycle(now, local == null ? self : null, inlineOk && local == null && here != null,
+            compute);
+        if (picked != null) {
+          local = picked;
+        }
+        if (!manualDispatch) {
+          armTimer(here, now);
+        }
+      } finally {
+        dispatching.set(false);
+      }
+      if (!dispatchAgain) {
+        return local;
+      }
+    }
+  }
+
+  /** Dispatch on a thread that may not run batches inline (producers without a transport, timers, close). */
+  private void dispatchHere(TransportExecutor here) {
+    ModelInstance local = dispatchOnce(here, null, false);
+    if (local != null) { // cannot happen without inline or self; keep the instance moving anyway
+      startOnCompute(local, compute);
+    }
+  }
+
+  /** A dispatch round on a transport thread: may run one cheap batch here, then reschedules if more waits. */
+  private void runRound(TransportExecutor here) {
+    ModelInstance local = dispatchOnce(here, null, inlineMaxNanos > 0);
+    if (local != null) {
+      runBatch(local);
+      // New requests may have queued while it ran (from other transport threads): one more round,
+      // after this thread's other work (fair to its connections).
+      if (hasQueuedWork()) {
+        roundTaskFor(here).schedule();
+      }
+    }
+  }
+
+  /** A compute-pool task: runs the instance's assigned batch, then its next ones while there are any. */
+  void runOnComputeThread(ModelInstance instance) {
+    ModelInstance next = instance;
+    for (int run = 0; next != null; run++) {
+      runBatch(next);
+      if (manualDispatch) {
+        return;
+      }
+      if (run + 1 >= MAX_CONSECUTIVE_BATCHES) {
+        dispatchHere(null); // hands whatever is ready back to the pool's queue
+        return;
+      }
+      next = dispatchOnce(null, next, false);
+    }
+  }
+
+  /** Starts an assigned instance on the compute executor (the pool's queue publishes the batch). */
+  void startOnCompute(ModelInstance instance, Executor executor) {
+    try {
+      executor.execute(instance);
+    } catch (RejectedExecutionException e) {
+      // The pool is closing (server shutdown): run it here rather than lose the requests.
+      runBatch(instance);
+    }
+  }
+
+  /** True when a batch of {@code rows} is predicted to be cheap enough to run on a transport thread. */
+  boolean cheap(int rows) {
+    return inlineMaxNanos > 0 && cost.samples() >= INLINE_MIN_SAMPLES && cost.predictNanos(rows) <= inlineMaxNanos;
+  }
+
+  private boolean hasQueuedWork() {
+    for (MpscArrayQueue<InferRequest> q : queues) {
+      if (!q.isEmpty()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Dispatch owner: arms one timer for the former's next deadline or queue delay, unless an earlier one is armed. */
+  private void armTimer(TransportExecutor here, long now) {
+    long due = former.nextTimerNanos();
+    if (due == Long.MAX_VALUE || due >= armedTimerNanos) {
+      return;
+    }
+    armedTimerNanos = due;
+    long delay = Math.max(1, due - now);
+    try {
+      if (here != null) {
+        here.schedule(new TimerTask(here), delay);
+      } else {
+        fallbackTimer.schedule(new TimerTask(null), delay, TimeUnit.NANOSECONDS);
+      }
+    } catch (RejectedExecutionException e) {
+      armedTimerNanos = Long.MAX_VALUE; // shutting down: close() drives what is left
+    }
+  }
+
+  // ---- running and completing ----
+
+  /** Runs the instance's assigned batch on this thread and completes it. */
+  private void runBatch(ModelInstance instance) {
+    Batch batch = instance.assigned;
+    instance.assigned = null;
+    instance.execute(batch);
+    instance.runFinished(); // the runner may take its next batch (the other slot) from now on
+    if (sequencer != null) {
+      sequencer.finished(batch);
+    } else {
+      completeBatch(batch, false);
+    }
+  }
+
+  /**
+   * Records every request's outcome, hands the batch to the dispatch owner's accounting, and delivers
+   * the answers: directly for requests of this thread's transport (or none), else one task per
+   * transport thread. Runs on the thread that ran the batch (or the sequencer's drainer).
+   *
+   * @param othersBatch the calling thread did not run this batch (the sequencer completes it in order):
+   *     then nobody else dispatches for its instance once it is freed, so this call does
+   */
+  void completeBatch(Batch batch, boolean othersBatch) {
+    long now = clock.nanoTime();
+    InferenceException failure = batch.failure;
+    for (int i = 0; i < batch.count; i++) {
+      InferRequest r = batch.requests[i];
+      long total = now - r.enqueueNanos();
+      batch.latencies[i] = total;
+      if (failure != null) {
+        stats.recordFailure(total);
+      } else {
+        // Triton's convention: every request of a batch is charged the batch's full compute times.
+        long queued = batch.computeStartNanos - r.enqueueNanos();
+        stats.recordSuccess(total, queued, batch.inputNanos, batch.inferNanos, batch.outputNanos);
+        r.recordTimings(queued, batch.inputNanos, batch.inferNanos, batch.outputNanos, batch.rows);
+      }
+    }
+    // Before any delivery can free the batch: the owner reads its measurements before it reuses it.
+    finishedBatches.offer(batch); // never full: at most two batches per instance exist
+    int local = 0;
+    for (int i = 0; i < batch.count; i++) {
+      TransportExecutor t = batch.requests[i].transport();
+      if (t == null || t.inTransportThread()) {
+        local++;
+      } else {
+        batch.deliveryFor(t, this).add(i);
+      }
+    }
+    int groups = batch.deliveryCount;
+    batch.pendingDeliveries.set(groups + 1); // +1: the local part below, released last
+    for (int g = 0; g < groups; g++) {
+      Batch.Delivery d = batch.deliveries[g];
+      try {
+        d.transport.execute(d);
+      } catch (RejectedExecutionException e) {
+        deliverGroup(d); // the transport is gone (shutdown): answer here, nobody reads it anyway
+      }
+    }
+    if (local > 0) {
+      for (int i = 0; i < batch.count; i++) {
+        TransportExecutor t = batch.requests[i].transport();
+        if (t == null || t.inTransportThread()) {
+          deliver(batch, i);
+        }
+      }
+      inFlight.addAndGet(-local);
+    }
+    // The thread that ran the batch dispatches next anyway (continuation, or the round's reschedule).
+    deliveryDone(batch, null, othersBatch);
+  }
+
+  /** A transport thread (or the completing thread): answers one delivery group. */
+  void deliverGroup(Batch.Delivery d) {
+    Batch batch = d.batch;
+    for (int k = 0; k < d.memberCount; k++) {
+      deliver(batch, d.members[k]);
+    }
+    inFlight.addAndGet(-d.memberCount);
+    deliveryDone(batch, d.transport, true);
+  }
+
+  private void deliver(Batch batch, int i) {
+    InferRequest r = batch.requests[i];
+    try {
+      if (batch.failure != null) {
+        r.callback().onFailure(r, batch.failure);
+      } else {
+        r.callback().onSuccess(r, batch.outputs[i]);
+      }
+    } catch (Throwable t) {
+      log.warn("callback of request '{}' to model '{}' threw", r.id(), modelName, t);
+    }
+  }
+
+  /** The last part of a batch delivered frees its slot; the instance may then be ready again. */
+  private void deliveryDone(Batch batch, TransportExecutor here, boolean mayKick) {
+    if (batch.pendingDeliveries.decrementAndGet() != 0) {
+      return;
+    }
+    ModelInstance instance = batch.instance;
+    instance.released(batch);
+    if (mayKick && instance.maybeReady() && hasPendingOrQueued()) {
+      // This slot was what the instance waited for (its run finished earlier): dispatch for it.
+      kick(here);
+    }
+  }
+
+  private boolean hasPendingOrQueued() {
+    return queuedRequests() > 0;
+  }
+
+  /** The dispatch owner: answers one request that will not run (on its transport thread when it has one). */
+  void fail(InferRequest r, InferenceException error, long now) {
+    stats.recordFailure(now - r.enqueueNanos());
+    TransportExecutor t = r.transport();
+    if (t != null && !t.inTransportThread()) {
+      try {
+        t.execute(() -> failNow(r, error)); // allocates; only for requests that fail in the queue
+        return;
+      } catch (RejectedExecutionException e) {
+        // transport gone: answer here
+      }
+    }
+    failNow(r, error);
+  }
+
+  private void failNow(InferRequest r, InferenceException error) {
+    try {
+      r.callback().onFailure(r, error);
+    } catch (Throwable t) {
+      log.warn("callback of request '{}' to model '{}' threw", r.id(), modelName, t);
+    }
+    inFlight.decrementAndGet();
+  }
+
+  // ---- lifecycle ----
 
   /**
    * {@inheritDoc}
    *
    * <p>Queued requests are still dispatched (without waiting for the queue delay); those still queued
-   * after the builder's shutdown timeout fail with UNAVAILABLE. Waits for running batches to finish.
+   * after the builder's shutdown timeout fail with UNAVAILABLE. Waits until every accepted request has
+   * been answered (running batches finish and deliver first).
    */
   @Override
   public void close() {
@@ -243,142 +571,28 @@ public final class DynamicBatcher implements InferenceScheduler {
       return;
     }
     closing = true;
-    boolean interrupted = false;
-    if (agentThread != null) {
-      LockSupport.unpark(agentThread);
-      while (true) {
-        try {
-          agentThread.join();
-          break;
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-    } else {
-      while (!agent.terminated()) {
-        if (agent.doWork() == 0) {
-          LockSupport.parkNanos(50_000L);
-        }
-      }
-    }
-    for (InstanceWorker w : workers) {
-      w.stop();
-    }
-    for (InstanceWorker w : workers) {
-      while (true) {
-        try {
-          w.join();
-          break;
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-    }
-    closed = true;
-    if (interrupted) {
-      Thread.currentThread().interrupt();
-    }
-  }
-
-  private void runAgent() {
     try {
       while (true) {
-        wake = false;
-        int work = agent.doWork();
-        if (agent.terminated()) {
-          return;
+        if (manualDispatch) {
+          doWork();
+        } else {
+          dispatchHere(null);
         }
-        if (work > 0) {
-          idleStrategy.reset();
-          continue;
+        if (inFlight.get() == 0 && queuedRequests() == 0) {
+          break;
         }
-        // No idle instance: new requests cannot be dispatched before a worker finishes, and a finishing
-        // worker always signals, so requests need not wake us (nor keep us awake) until then.
-        boolean dispatchable = agent.hasIdleWorker();
-        wakeOnRequest = dispatchable;
-        agentSleeping = true; // volatile write, then re-check: a producer or worker either sees it or we see its signal
-        if (wake || (dispatchable ? agent.hasSignals() : agent.hasReturnedBatches()) || closing) {
-          agentSleeping = false;
-          if (closing) {
-            LockSupport.parkNanos(50_000L); // draining: wait for workers without spinning hard
-          }
-          continue;
-        }
-        long timer = agent.nanosUntilTimer();
-        // With no timer pending every event that needs the agent unparks it, so it may sleep long;
-        // with one, it wakes at least every maxParkNanos (the clock may be a test's manual clock).
-        long park = timer == Long.MAX_VALUE ? idleParkNanos : Math.min(maxParkNanos, timer);
-        idleStrategy.idle(0, Math.max(1, park));
-        agentSleeping = false;
-        wakeOnRequest = true;
+        LockSupport.parkNanos(50_000L); // running batches and deliveries finish on their own threads
       }
-    } catch (Throwable t) {
-      log.error("batching agent of model '{}' version {} died; failing requests from now on", modelName, version, t);
-      closing = true;
+    } finally {
+      closed = true;
     }
   }
 
-  // ---- called by the agent and the workers ----
+  // ---- called by the former, the instances and the sequencer ----
 
-  /** Agent or worker: wake the agent if it sleeps. */
-  void signalAgent() {
-    wake = true;
-    if (agentSleeping && agentThread != null) {
-      LockSupport.unpark(agentThread);
-    }
-  }
-
-  /** Agent: a request left its level's queue (dispatched or failed). */
+  /** Dispatch owner: a request left its level's queue (dispatched or failed). */
   void dequeued(int level) {
     queuedPerLevel.decrementAndGet(level);
-  }
-
-  /** Worker: a batch has its outputs or its failure. */
-  void finished(Batch batch) {
-    if (sequencer != null) {
-      sequencer.finished(batch);
-    } else {
-      completeBatch(batch);
-    }
-  }
-
-  /** Worker: answers every request of the batch, then gives the batch object back to the agent. */
-  void completeBatch(Batch batch) {
-    long now = clock.nanoTime();
-    InferenceException failure = batch.failure;
-    for (int i = 0; i < batch.count; i++) {
-      InferRequest r = batch.requests[i];
-      long total = now - r.enqueueNanos();
-      batch.latencies[i] = total;
-      try {
-        if (failure != null) {
-          stats.recordFailure(total);
-          r.callback().onFailure(r, failure);
-        } else {
-          // Triton's convention: every request of a batch is charged the batch's full compute times.
-          long queued = batch.computeStartNanos - r.enqueueNanos();
-          stats.recordSuccess(total, queued, batch.inputNanos, batch.inferNanos, batch.outputNanos);
-          r.recordTimings(queued, batch.inputNanos, batch.inferNanos, batch.outputNanos);
-          r.callback().onSuccess(r, batch.outputs[i]);
-        }
-      } catch (Throwable t) {
-        log.warn("callback of request '{}' to model '{}' threw", r.id(), modelName, t);
-      }
-    }
-    inFlight.addAndGet(-batch.count);
-    returned.offer(batch); // release: the agent's poll sees the latencies written above; never full (pool-sized)
-    signalAgent();
-  }
-
-  /** Agent: answers one request that will not run. */
-  void fail(InferRequest r, InferenceException error, long now) {
-    stats.recordFailure(now - r.enqueueNanos());
-    try {
-      r.callback().onFailure(r, error);
-    } catch (Throwable t) {
-      log.warn("callback of request '{}' to model '{}' threw", r.id(), modelName, t);
-    }
-    inFlight.decrementAndGet();
   }
 
   String modelName() {
@@ -405,18 +619,80 @@ public final class DynamicBatcher implements InferenceScheduler {
     return shutdownTimeoutNanos;
   }
 
-  /** Tests without an agent thread: one duty cycle on the calling thread. */
+  /**
+   * Tests ({@code manualDispatch}): one dispatch cycle on the calling thread; returns the amount of
+   * work done (0 = nothing happened).
+   */
   int doWork() {
-    return agent.doWork();
+    ModelInstance local = dispatchOnce(null, null, false);
+    if (local != null) {
+      startOnCompute(local, compute);
+    }
+    return former.lastWork();
   }
 
   /** Batches handed to instances so far. Racy read, for tests and metrics. */
   long dispatchedBatches() {
-    return agent.dispatchedBatches();
+    return former.dispatchedBatches();
   }
 
-  /** Tests without an agent thread: every instance idle and every batch object returned. */
+  /** Tests: every instance idle and every batch delivered. */
   boolean quiescent() {
-    return agent.quiescent();
+    for (ModelInstance instance : instances) {
+      if (!instance.quiescent()) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Tests and metrics: whether the adaptive queue delay is sending without waiting now. Racy read. */
+  boolean skippingQueueDelay() {
+    return former.skippingQueueDelay();
+  }
+
+  /** A dispatch round on one transport thread; at most one queued there at a time. */
+  private final class RoundTask implements Runnable {
+    final TransportExecutor transport;
+    private final AtomicBoolean scheduled = new AtomicBoolean();
+
+    RoundTask(TransportExecutor transport) {
+      this.transport = transport;
+    }
+
+    void schedule() {
+      if (!scheduled.get() && scheduled.compareAndSet(false, true)) {
+        try {
+          transport.execute(this); // from its own thread: queued behind the current work, no wake-up
+        } catch (RejectedExecutionException e) {
+          scheduled.set(false);
+          dispatchHere(null);
+        }
+      }
+    }
+
+    @Override
+    public void run() {
+      scheduled.set(false); // before dispatching: a request queued during this round schedules the next
+      runRound(transport);
+    }
+  }
+
+  /** A queue-delay or deadline timer: one dispatch cycle on the thread it fires on. */
+  private final class TimerTask implements Runnable {
+    private final TransportExecutor transport; // null: the fallback timer thread
+
+    TimerTask(TransportExecutor transport) {
+      this.transport = transport;
+    }
+
+    @Override
+    public void run() {
+      if (transport != null) {
+        runRound(transport);
+      } else {
+        dispatchHere(null);
+      }
+    }
   }
 }

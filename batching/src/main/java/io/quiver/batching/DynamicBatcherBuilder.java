@@ -5,24 +5,25 @@ import io.quiver.core.spi.ModelRunner;
 import io.quiver.proto.inference.ModelConfig;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Assembles a {@link DynamicBatcher}: the model, its runner instances, and the knobs tests and
- * benchmarks turn (clock, idle strategy, shutdown timeout). Not thread-safe; {@link #build()} starts
- * the threads.
+ * Assembles a {@link DynamicBatcher}: the model, its runner instances, where batches run (the shared
+ * {@link ComputePool}) and where timers of requests without a transport thread run, plus the knobs
+ * tests and benchmarks turn (clock, shutdown timeout, inline bound). Not thread-safe. A batcher starts
+ * no thread of its own.
  */
 public final class DynamicBatcherBuilder {
-  /** Longest the agent sleeps between duty cycles when nothing wakes it, in nanoseconds. */
-  public static final long DEFAULT_MAX_PARK_NS = TimeUnit.MILLISECONDS.toNanos(1);
-  /**
-   * Longest agent sleep when it has no timer pending (nothing queued with a delay or deadline):
-   * producers, workers and close() unpark it, so this is only a safety net. Waking every
-   * {@link #DEFAULT_MAX_PARK_NS} instead cost each idle model version 1,000 wake-ups a second.
-   */
-  public static final long DEFAULT_IDLE_PARK_NS = TimeUnit.MILLISECONDS.toNanos(100);
   /** How long {@link DynamicBatcher#close()} keeps dispatching queued requests before failing the rest. */
   public static final long DEFAULT_SHUTDOWN_TIMEOUT_NS = TimeUnit.SECONDS.toNanos(30);
+  /**
+   * Default inline bound: a batch predicted to take at most this long runs on the transport thread that
+   * formed it (no hand-off, no wake-up); anything slower goes to the compute pool, so an event loop is
+   * never held longer than about this by a model.
+   */
+  public static final long DEFAULT_INLINE_MAX_NS = TimeUnit.MICROSECONDS.toNanos(50);
 
   String modelName;
   long version;
@@ -30,11 +31,11 @@ public final class DynamicBatcherBuilder {
   BatchingPolicy policy;
   List<ModelRunner> runners;
   NanoClock clock = NanoClock.SYSTEM;
-  AgentIdleStrategy idleStrategy = new BackoffIdleStrategy();
-  long maxParkNanos = DEFAULT_MAX_PARK_NS;
-  long idleParkNanos = DEFAULT_IDLE_PARK_NS;
   long shutdownTimeoutNanos = DEFAULT_SHUTDOWN_TIMEOUT_NS;
-  boolean startAgentThread = true;
+  long inlineMaxNanos = DEFAULT_INLINE_MAX_NS;
+  Executor compute;
+  ScheduledExecutorService timer;
+  boolean manualDispatch;
 
   DynamicBatcherBuilder() {}
 
@@ -51,7 +52,7 @@ public final class DynamicBatcherBuilder {
     return this;
   }
 
-  /** The version's instances; each gets its own worker thread. At least one. */
+  /** The version's instances; each runs one batch at a time. At least one. */
   public DynamicBatcherBuilder runners(List<ModelRunner> runners) {
     this.runners = List.copyOf(runners);
     return this;
@@ -63,17 +64,27 @@ public final class DynamicBatcherBuilder {
     return this;
   }
 
-  public DynamicBatcherBuilder idleStrategy(AgentIdleStrategy idleStrategy) {
-    this.idleStrategy = Objects.requireNonNull(idleStrategy, "idleStrategy");
+  /** Where batches run when they do not run inline: normally the server's shared {@link ComputePool}. */
+  public DynamicBatcherBuilder compute(Executor compute) {
+    this.compute = Objects.requireNonNull(compute, "compute");
     return this;
   }
 
-  /** Longest agent sleep without a wake-up (real nanoseconds); bounds how late a timer can be seen. */
-  public DynamicBatcherBuilder maxParkNanos(long maxParkNanos) {
-    if (maxParkNanos < 1) {
-      throw new IllegalArgumentException("maxParkNanos must be >= 1; was " + maxParkNanos);
+  /**
+   * Where queue-delay and deadline timers run when no transport thread is at hand (a compute thread
+   * that must wait for partners, requests without a transport). Shared by a server's batchers.
+   */
+  public DynamicBatcherBuilder timer(ScheduledExecutorService timer) {
+    this.timer = Objects.requireNonNull(timer, "timer");
+    return this;
+  }
+
+  /** The server's default inline bound (a model's {@code quiver.inline_max_us} overrides it); 0 = never inline. */
+  public DynamicBatcherBuilder inlineMaxNanos(long inlineMaxNanos) {
+    if (inlineMaxNanos < 0) {
+      throw new IllegalArgumentException("inlineMaxNanos must be >= 0; was " + inlineMaxNanos);
     }
-    this.maxParkNanos = maxParkNanos;
+    this.inlineMaxNanos = inlineMaxNanos;
     return this;
   }
 
@@ -87,21 +98,24 @@ public final class DynamicBatcherBuilder {
   }
 
   /**
-   * For tests: with {@code false} no agent thread is started and the test drives the agent's duty
-   * cycle itself (package-private {@code doWork()}), which makes batch formation deterministic.
+   * For tests: only the package-private {@code doWork()} dispatches (no dispatch at submit, no
+   * continuation on compute threads, no timers), which makes batch formation deterministic. Batches
+   * still run on the {@link #compute} executor.
    */
-  DynamicBatcherBuilder startAgentThread(boolean start) {
-    this.startAgentThread = start;
+  DynamicBatcherBuilder manualDispatch() {
+    this.manualDispatch = true;
     return this;
   }
 
-  /** Starts the worker threads and the agent thread. */
   public DynamicBatcher build() {
     if (modelName == null) {
       throw new IllegalStateException("model(...) was not set");
     }
     if (runners == null || runners.isEmpty()) {
       throw new IllegalStateException("at least one runner instance is required");
+    }
+    if (compute == null || (!manualDispatch && timer == null)) {
+      throw new IllegalStateException("compute(...) and timer(...) are required (DynamicBatcherFactory provides both)");
     }
     return new DynamicBatcher(this);
   }

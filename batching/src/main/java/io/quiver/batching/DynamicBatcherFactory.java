@@ -6,21 +6,46 @@ import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.SchedulerFactory;
 import io.quiver.proto.inference.ModelConfig;
 import java.util.List;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Builds a {@link DynamicBatcher} for every loaded model version, batching or not (a model without
- * dynamic_batching gets batches of one through the same path). Stateless and thread-safe; also
- * registered for {@link java.util.ServiceLoader}.
+ * dynamic_batching gets batches of one through the same path), and owns what they share: the
+ * {@link ComputePool} and one timer thread for waits that no transport thread can time. Thread-safe;
+ * also registered for {@link java.util.ServiceLoader} (then sized for this machine). {@link #close()}
+ * after every batcher it built is closed.
  */
-public final class DynamicBatcherFactory implements SchedulerFactory {
+public final class DynamicBatcherFactory implements SchedulerFactory, AutoCloseable {
   private final NanoClock clock;
+  private final ComputePool compute;
+  private final ScheduledThreadPoolExecutor timer;
+  private final long inlineMaxNanos;
 
+  /** Sized for this machine: one compute thread per usable core, the default inline bound. */
   public DynamicBatcherFactory() {
-    this(NanoClock.SYSTEM);
+    this(ComputePool.forMachine(Runtime.getRuntime().availableProcessors()),
+        DynamicBatcherBuilder.DEFAULT_INLINE_MAX_NS, NanoClock.SYSTEM);
   }
 
-  public DynamicBatcherFactory(NanoClock clock) {
+  /**
+   * @param compute where batches that do not run inline run (the factory closes it)
+   * @param inlineMaxNanos the default inline bound (0 = never run on a transport thread)
+   */
+  public DynamicBatcherFactory(ComputePool compute, long inlineMaxNanos, NanoClock clock) {
     this.clock = clock;
+    this.compute = compute;
+    this.inlineMaxNanos = inlineMaxNanos;
+    this.timer = new ScheduledThreadPoolExecutor(1, r -> {
+      Thread t = new Thread(r, "quiver-batch-timer");
+      t.setDaemon(true);
+      return t;
+    });
+    timer.setRemoveOnCancelPolicy(true);
+  }
+
+  public ComputePool computePool() {
+    return compute;
   }
 
   /** @throws io.quiver.core.InferenceException INVALID_ARGUMENT when the config's batching policy is invalid */
@@ -31,6 +56,21 @@ public final class DynamicBatcherFactory implements SchedulerFactory {
         .model(modelName, version, config, signature)
         .runners(instances)
         .clock(clock)
+        .compute(compute)
+        .timer(timer)
+        .inlineMaxNanos(inlineMaxNanos)
         .build();
+  }
+
+  /** Stops the timer and the compute pool (queued batches still run). Idempotent. */
+  @Override
+  public void close() {
+    timer.shutdown();
+    compute.close();
+    try {
+      timer.awaitTermination(1, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 }

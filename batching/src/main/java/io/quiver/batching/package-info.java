@@ -1,6 +1,8 @@
 /**
- * The dynamic batcher: per-model-version bounded lock-free queues, one batching agent thread that
- * forms batches under Triton's dynamic_batching policy (plus an optional latency target), and one
- * worker thread per runner instance that gathers, runs and scatters each batch.
+ * The dynamic batcher: per-model-version bounded lock-free queues and Triton's dynamic_batching rules,
+ * with no thread per model: batches are formed by whichever thread has a reason (the transport thread
+ * that read the requests, the compute thread that just finished a batch, a timer), run inline when
+ * cheap or on the shared {@link io.quiver.batching.ComputePool}, and answered with one task per
+ * transport thread per batch.
  */
 package io.quiver.batching;

@@ -172,7 +172,7 @@ class AdaptiveBatchingTest {
           ModelParameter.newBuilder().setStringValue(Long.toString(targetUs)).build());
     }
     DynamicBatcher batcher = DynamicBatcher.builder().model("m", 1, config.build(), TestSupport.identitySignature(32, 2))
-        .runners(List.of(runner)).clock(clock).startAgentThread(false).build();
+        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
     long[] latencies = new long[requests];
     AtomicInteger failures = new AtomicInteger();
     InferCallback record = new InferCallback() {

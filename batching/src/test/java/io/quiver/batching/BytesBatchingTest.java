@@ -61,7 +61,7 @@ class BytesBatchingTest {
         .setDynamicBatching(ModelDynamicBatching.newBuilder().addPreferredBatchSize(6)).build();
     ShoutRunner runner = new ShoutRunner();
     DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config, sig).runners(List.of(runner))
-        .startAgentThread(false).build();
+        .compute(TestSupport.POOL).manualDispatch().build();
     try {
       Result r1 = new Result();
       Result r2 = new Result();

@@ -17,7 +17,7 @@ import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
-/** Many producers against the real agent thread and clock: nothing lost, nothing duplicated, nothing mixed up. */
+/** Many producers against live batchers (the shared compute pool, the real clock): nothing lost, nothing duplicated, nothing mixed up. */
 @Timeout(60)
 class DynamicBatcherStressTest {
   private static final int PRODUCERS = 8;
@@ -32,8 +32,8 @@ class DynamicBatcherStressTest {
         .build();
     ArithmeticRunner a = new ArithmeticRunner();
     ArithmeticRunner b = new ArithmeticRunner();
-    DynamicBatcher batcher = DynamicBatcher.builder().model("m", 1, config, TestSupport.identitySignature(8, 2))
-        .runners(List.of(a, b)).build();
+    DynamicBatcher batcher = TestSupport.live(DynamicBatcher.builder().model("m", 1, config,
+        TestSupport.identitySignature(8, 2)).runners(List.of(a, b))).build();
     int total = PRODUCERS * PER_PRODUCER;
     Result[] results = new Result[total];
     ConcurrentLinkedQueue<Integer> answered = new ConcurrentLinkedQueue<>();
@@ -111,8 +111,9 @@ class DynamicBatcherStressTest {
   void preserveOrdering_underLoad_answersInSubmissionOrderAcrossInstances() {
     ModelConfig config = ModelConfig.newBuilder().setName("m").setMaxBatchSize(4)
         .setDynamicBatching(ModelDynamicBatching.newBuilder().setPreserveOrdering(true)).build();
-    DynamicBatcher batcher = DynamicBatcher.builder().model("m", 1, config, TestSupport.identitySignature(4, 2))
-        .runners(List.of(new ArithmeticRunner(), new ArithmeticRunner(), new ArithmeticRunner())).build();
+    DynamicBatcher batcher = TestSupport.live(DynamicBatcher.builder().model("m", 1, config,
+        TestSupport.identitySignature(4, 2))
+        .runners(List.of(new ArithmeticRunner(), new ArithmeticRunner(), new ArithmeticRunner()))).build();
     int total = 3000;
     ConcurrentLinkedQueue<Integer> answered = new ConcurrentLinkedQueue<>();
     Result[] results = new Result[total];

@@ -27,7 +27,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * Each policy rule of the dynamic batcher, driven deterministically: a manual clock, the agent's
+ * Each policy rule of the dynamic batcher, driven deterministically: a manual clock, the dispatch
  * duty cycle run on the test thread, and runners that really compute (OUT = IN + OPT, NEG = -OUT).
  */
 @Timeout(20)
@@ -56,10 +56,11 @@ class DynamicBatcherTest {
     return build(config, false, runners);
   }
 
-  private DynamicBatcher build(ModelConfig config, boolean agentThread, ModelRunner... runners) {
+  private DynamicBatcher build(ModelConfig config, boolean live, ModelRunner... runners) {
     ModelSignature signature = TestSupport.identitySignature(config.getMaxBatchSize(), 2);
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config, signature).runners(List.of(runners))
-        .clock(clock).startAgentThread(agentThread).build();
+    DynamicBatcherBuilder builder = DynamicBatcher.builder().model("m", 1, config, signature).runners(List.of(runners))
+        .clock(clock);
+    DynamicBatcher b = (live ? TestSupport.live(builder) : builder.compute(TestSupport.POOL).manualDispatch()).build();
     toClose.add(b);
     return b;
   }
@@ -358,7 +359,7 @@ class DynamicBatcherTest {
 
   @Test
   void fullQueue_rejectsAtOnceWithRetryHint_withoutBlocking() {
-    // No agent thread and no pumping: nothing ever drains the queue, so a submit that waited for
+    // Manual dispatch and no pumping: nothing ever drains the queue, so a submit that waited for
     // space would never return and the test would hit its timeout.
     DynamicBatcher b = manual(config(4, db -> db.setPriorityLevels(2).setDefaultPriorityLevel(2)
         .putPriorityQueuePolicy(1, ModelQueuePolicy.newBuilder().setMaxQueueSize(1).build())
@@ -532,8 +533,8 @@ class DynamicBatcherTest {
   void close_afterShutdownTimeout_failsQueuedRequestsWithUnavailable() throws Exception {
     ArithmeticRunner runner = new ArithmeticRunner();
     runner.gate = new CountDownLatch(1);
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config(2, db -> {}), TestSupport.identitySignature(2, 2))
-        .runners(List.of(runner)).clock(clock).shutdownTimeoutNanos(0).build();
+    DynamicBatcher b = TestSupport.live(DynamicBatcher.builder().model("m", 1, config(2, db -> {}),
+        TestSupport.identitySignature(2, 2)).runners(List.of(runner)).clock(clock).shutdownTimeoutNanos(0)).build();
     toClose.add(b);
     Result running = submit(b, 1);
     runner.entered.await();
@@ -554,11 +555,12 @@ class DynamicBatcherTest {
   }
 
   @Test
-  void agentThread_withRealClock_batchesConcurrentArrivals() {
+  void live_withRealClock_batchesArrivalsWhileTheInstanceIsBusy() {
     ArithmeticRunner runner = new ArithmeticRunner();
     runner.gate = new CountDownLatch(1);
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config(8, db -> db.setMaxQueueDelayMicroseconds(100)),
-        TestSupport.identitySignature(8, 2)).runners(List.of(runner)).build();
+    DynamicBatcher b = TestSupport.live(DynamicBatcher.builder().model("m", 1,
+        config(8, db -> db.setMaxQueueDelayMicroseconds(100)), TestSupport.identitySignature(8, 2))
+        .runners(List.of(runner))).build();
     toClose.add(b);
     Result first = submit(b, 0);
     try {

@@ -29,6 +29,21 @@ final class TestSupport {
 
   static final long WAIT_MS = 10_000;
 
+  /** Where live (non-manual) test batchers run their batches: two threads, parking when idle. */
+  static final ComputePool POOL = new ComputePool(2, ComputePool.IdleMode.PARK, "test-compute-");
+  /** The fallback timer of live test batchers. */
+  static final java.util.concurrent.ScheduledExecutorService TIMER =
+      java.util.concurrent.Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "test-batch-timer");
+        t.setDaemon(true);
+        return t;
+      });
+
+  /** A builder whose batcher dispatches by itself, on the shared test pool and timer. */
+  static DynamicBatcherBuilder live(DynamicBatcherBuilder builder) {
+    return builder.compute(POOL).timer(TIMER);
+  }
+
   /** A clock tests move by hand; starts far from zero so deadlines before "now" are representable. */
   static final class ManualClock implements NanoClock {
     private final AtomicLong now = new AtomicLong(1_000_000_000L);
@@ -263,7 +278,7 @@ final class TestSupport {
     return b.flip();
   }
 
-  /** Runs the agent's duty cycle on this thread until {@code done}, failing after a generous real-time limit. */
+  /** Runs the batcher's held compute tasks and dispatch cycles on this thread until {@code done}, failing after a generous real-time limit. */
   static void pumpUntil(DynamicBatcher batcher, BooleanSupplier done) {
     long limit = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MS);
     while (!done.getAsBoolean()) {

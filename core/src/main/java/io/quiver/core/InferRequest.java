@@ -1,11 +1,14 @@
 package io.quiver.core;
 
+import io.quiver.core.spi.TransportExecutor;
+
 /**
  * One validated inference request on its way through a scheduler to a runner.
  *
  * <p>Built by a transport (gRPC, REST) on its own thread after {@link RequestValidator} has checked
  * the inputs; handed to an {@code InferenceScheduler}; completed exactly once through its
- * {@link InferCallback}, on whatever thread finishes it. Apart from {@link #cancel()} (any thread)
+ * {@link InferCallback}, on its {@link #transport()} thread when it has one, else on whatever thread
+ * finishes it. Apart from {@link #cancel()} (any thread)
  * and the enqueue time (set by the scheduler before the request is published to its agent), fields
  * do not change after construction.
  */
@@ -23,14 +26,16 @@ public final class InferRequest {
   private final long timeoutMicros;
   private final long deadlineNanos;
   private final InferCallback callback;
+  private final TransportExecutor transport; // null: answered on the finishing thread
   private volatile boolean cancelled;
   private long enqueueNanos;
-  // Written by the scheduler on the completing thread just before the success callback, which runs
-  // on that same thread: plain fields suffice.
+  // Written by the scheduler on the completing thread before the success callback runs (on that thread,
+  // or on a transport thread that the callback task is published to): plain fields suffice.
   private long queueNanos;
   private long computeInputNanos;
   private long computeInferNanos;
   private long computeOutputNanos;
+  private int executedBatchRows;
 
   /**
    * @param inputs tensors in the model signature's input order (null for an absent optional input)
@@ -42,6 +47,18 @@ public final class InferRequest {
    */
   public InferRequest(String modelName, long modelVersion, String id, Tensor[] inputs, int[] outputIndices,
       int batchSize, int priority, long timeoutMicros, long deadlineNanos, InferCallback callback) {
+    this(modelName, modelVersion, id, inputs, outputIndices, batchSize, priority, timeoutMicros, deadlineNanos, callback,
+        null);
+  }
+
+  /**
+   * @param transport the transport thread the request arrived on, where its callback should run (and
+   *     where a scheduler may run short work); null answers the request on the thread that finishes it
+   */
+  public InferRequest(String modelName, long modelVersion, String id, Tensor[] inputs, int[] outputIndices,
+      int batchSize, int priority, long timeoutMicros, long deadlineNanos, InferCallback callback,
+      TransportExecutor transport) {
+    this.transport = transport;
     this.modelName = modelName;
     this.modelVersion = modelVersion;
     this.id = id;
@@ -97,6 +114,11 @@ public final class InferRequest {
     return callback;
   }
 
+  /** The transport thread that should run the callback, or null for "whichever thread finishes it". */
+  public TransportExecutor transport() {
+    return transport;
+  }
+
   /** Marks the request cancelled (client gone); a scheduler drops it before it runs. Any thread. */
   public void cancel() {
     cancelled = true;
@@ -116,15 +138,22 @@ public final class InferRequest {
   }
 
   /**
-   * Called by the scheduler before {@link InferCallback#onSuccess}, on the same thread: how long the
-   * request waited, and the compute times of the batch it ran in (Triton charges each request of a
-   * batch the batch's full compute times).
+   * Called by the scheduler before {@link InferCallback#onSuccess} (and before the callback is handed
+   * to another thread, which then sees these values): how long the request waited, the compute times of
+   * the batch it ran in (Triton charges each request of a batch the batch's full compute times), and
+   * that batch's rows.
    */
-  public void recordTimings(long queue, long computeInput, long computeInfer, long computeOutput) {
+  public void recordTimings(long queue, long computeInput, long computeInfer, long computeOutput, int batchRows) {
     this.queueNanos = queue;
     this.computeInputNanos = computeInput;
     this.computeInferNanos = computeInfer;
     this.computeOutputNanos = computeOutput;
+    this.executedBatchRows = batchRows;
+  }
+
+  /** Rows of the batch this request ran in; 0 until it ran (valid in {@link InferCallback#onSuccess}). */
+  public int executedBatchRows() {
+    return executedBatchRows;
   }
 
   /** Time from acceptance to the start of its batch; valid in {@link InferCallback#onSuccess}. */

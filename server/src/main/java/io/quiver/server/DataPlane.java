@@ -48,7 +48,11 @@ public final class DataPlane {
   public static final List<String> EXTENSIONS = List.of("model_configuration", "model_repository", "statistics",
       "binary_tensor_data", "logging");
 
-  /** How a finished request reaches its caller. Called once, on a runner or scheduler thread. */
+  /**
+   * How a finished request reaches its caller. Called once: on the event loop that submitted it when it
+   * came from one (the batcher delivers a batch's answers per loop), else on the thread that finished it.
+   * The output tensors are valid during the call only: encode them there.
+   */
   public interface Completion {
     void succeeded(InferRequest request, String version, Tensor[] outputs);
 
@@ -225,9 +229,12 @@ public final class DataPlane {
       if (span != null) {
         ServerTracing.routed(span, version.versionLabel(), batchSize);
       }
+      // On an event loop (gRPC, REST) the answer comes back to this loop, one task per batch; elsewhere
+      // (in-process callers) it is given on the thread that finishes the request.
       InferRequest request = new InferRequest(version.name(), version.version(), id, inputs, outputs, batchSize,
           priority, timeoutMicros, deadlineNanos,
-          new VersionCallback(this, version, versionMetrics, completion, start, protocol, span));
+          new VersionCallback(this, version, versionMetrics, completion, start, protocol, span),
+          EventLoopTransports.current());
       version.scheduler().submit(request);
       return request;
     } catch (RuntimeException e) {

@@ -151,6 +151,15 @@ public final class Main implements Runnable {
     @Option(names = "--event-loop-threads", defaultValue = "0", description = "Netty worker threads; 0 = one per core.")
     int eventLoopThreads;
 
+    @Option(names = "--compute-threads", defaultValue = "0",
+        description = "Threads that run model batches too slow to run on an event loop, shared by every model; 0 = one per core.")
+    int computeThreads;
+
+    @Option(names = "--inline-max-us", defaultValue = "50",
+        description = "A batch whose measured cost is at most this many microseconds runs on the event loop that formed it"
+            + " (no thread hand-off); 0 = never. A model's parameter quiver.inline_max_us overrides it (default ${DEFAULT-VALUE}).")
+    long inlineMaxMicros;
+
     @Option(names = "--shutdown-grace-ms", defaultValue = "30000",
         description = "On SIGTERM, how long in-flight requests may take to finish (default ${DEFAULT-VALUE}).")
     long shutdownGraceMillis;
@@ -287,7 +296,8 @@ public final class Main implements Runnable {
               .withPollIntervalMillis(controlPollMillis)
               .withMaxUploadBytes(maxUploadBytes))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
-          .withConsole(console);
+          .withConsole(console)
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));
     }
 
     private TracingOptions.Exporter tracingExporter() {

@@ -15,7 +15,9 @@ import io.netty.util.concurrent.DefaultThreadFactory;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionService;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
+import io.quiver.batching.ComputePool;
 import io.quiver.batching.DynamicBatcherFactory;
+import io.quiver.batching.NanoClock;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ControlMode;
 import io.quiver.lifecycle.ModelManagerOptions;
@@ -70,6 +72,7 @@ public final class QuiverServer implements AutoCloseable {
       });
   private final ServerMetrics metrics;
   private final ServerTracing tracing; // null = tracing off
+  private final DynamicBatcherFactory batchers; // owns the compute pool every model version shares
   private RestServer restServer;
   private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
@@ -92,10 +95,12 @@ public final class QuiverServer implements AutoCloseable {
         ? S3ModelRepository.create(options.s3())
         : new LocalModelRepository(options.modelRepository());
     this.metrics = new ServerMetrics();
-    this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
-        new MetricsSchedulerFactory(new DynamicBatcherFactory(), metrics, tracing != null),
-        ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
     int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
+    this.batchers = new DynamicBatcherFactory(computePool(options.execution(), workers),
+        TimeUnit.MICROSECONDS.toNanos(options.execution().inlineMaxMicros()), NanoClock.SYSTEM);
+    this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
+        new MetricsSchedulerFactory(batchers, metrics),
+        ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
       workerGroup = new EpollEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
@@ -105,6 +110,18 @@ public final class QuiverServer implements AutoCloseable {
       workerGroup = new NioEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
       channelType = NioServerSocketChannel.class;
     }
+    // Before any connection: handlers find their loop's executor, and the batcher answers through it.
+    EventLoopTransports.install(workerGroup);
+  }
+
+  /**
+   * The compute pool: {@code computeThreads} threads (default: one per usable core); idle threads spin
+   * only when the machine has a core to spare beyond the pool and the event loops.
+   */
+  private static ComputePool computePool(ServerOptions.Execution execution, int eventLoops) {
+    int cores = Runtime.getRuntime().availableProcessors();
+    int threads = execution.computeThreads() > 0 ? execution.computeThreads() : cores;
+    return new ComputePool(threads, ComputePool.IdleMode.forMachine(cores, threads + eventLoops), "quiver-compute-");
   }
 
   /** Loads the models (blocking), then serves. */
@@ -316,6 +333,7 @@ public final class QuiverServer implements AutoCloseable {
       controlPlane.close();
     }
     models.close(); // completes every accepted request, REST ones included
+    batchers.close(); // after the models: their batchers ran on its pool until the last request
     if (restServer != null) {
       restServer.close();
     }

@@ -32,6 +32,7 @@ import java.util.List;
  * @param controlPlane the control-plane gRPC service (port 8003 by default); null = off
  * @param tracing where request spans go; null or {@link TracingOptions#off()} = nowhere (no tracing cost)
  * @param console whether the REST port also serves the operator's web console at /console/ (docs/console.md)
+ * @param execution where batches run: the compute pool and the inline bound; null = sized for this machine
  */
 public record ServerOptions(
     String host,
@@ -52,7 +53,30 @@ public record ServerOptions(
     S3RepositoryOptions s3,
     ControlPlaneOptions controlPlane,
     TracingOptions tracing,
-    boolean console) {
+    boolean console,
+    Execution execution) {
+
+  /**
+   * Where model batches run.
+   *
+   * @param computeThreads threads of the shared compute pool; 0 = one per usable core
+   * @param inlineMaxMicros the default inline bound: a batch predicted to take at most this long runs on
+   *     the event loop that formed it (0 = never); a model's {@code quiver.inline_max_us} overrides it
+   */
+  public record Execution(int computeThreads, long inlineMaxMicros) {
+    public static final long DEFAULT_INLINE_MAX_MICROS = 50;
+
+    public Execution {
+      if (computeThreads < 0 || inlineMaxMicros < 0 || inlineMaxMicros > 1_000_000) {
+        throw new IllegalArgumentException("compute threads must be >= 0 and the inline bound in [0, 1000000] us; were "
+            + computeThreads + ", " + inlineMaxMicros);
+      }
+    }
+
+    public static Execution defaults() {
+      return new Execution(0, DEFAULT_INLINE_MAX_MICROS);
+    }
+  }
 
   /**
    * Bounds on what one request may ask for, checked before anything is allocated for it.
@@ -85,6 +109,24 @@ public record ServerOptions(
   public ServerOptions {
     limits = limits == null ? Limits.defaults() : limits;
     tracing = tracing == null ? TracingOptions.off() : tracing;
+    execution = execution == null ? Execution.defaults() : execution;
+  }
+
+  /** The form that predates the execution options (sized for this machine). */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog, TlsOptions tls, Path securityConfig, Limits limits,
+      S3RepositoryOptions s3, ControlPlaneOptions controlPlane, TracingOptions tracing, boolean console) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3,
+        controlPlane, tracing, console, null);
+  }
+
+  /** Batches run with these execution options. */
+  public ServerOptions withExecution(Execution options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, s3, controlPlane, tracing, console, options);
   }
 
   /** The form that predates tracing (tracing off). */
@@ -111,14 +153,14 @@ public record ServerOptions(
   public ServerOptions withConsole(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, enabled);
+        limits, s3, controlPlane, tracing, enabled, execution);
   }
 
   /** Request tracing with these options. */
   public ServerOptions withTracing(TracingOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, options, console);
+        limits, s3, controlPlane, options, console, execution);
   }
 
   /** The form without TLS, security file or extra limits (plaintext, open, default limits). */
@@ -155,44 +197,44 @@ public record ServerOptions(
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withTls(TlsOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
-        securityConfig, limits, s3, controlPlane, tracing, console);
+        securityConfig, limits, s3, controlPlane, tracing, console, execution);
   }
 
   public ServerOptions withSecurityConfig(Path file) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console, execution);
   }
 
   /** The form without S3 and without the control plane. */
@@ -208,19 +250,19 @@ public record ServerOptions(
   public ServerOptions withS3(S3RepositoryOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, options, controlPlane, tracing, console);
+        limits, options, controlPlane, tracing, console, execution);
   }
 
   /** The control plane with these options; null turns it off. */
   public ServerOptions withControlPlane(ControlPlaneOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, options, tracing, console);
+        limits, s3, options, tracing, console, execution);
   }
 
   public ServerOptions withLimits(Limits newLimits) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        newLimits, s3, controlPlane, tracing, console);
+        newLimits, s3, controlPlane, tracing, console, execution);
   }
 }

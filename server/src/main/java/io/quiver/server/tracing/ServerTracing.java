@@ -139,35 +139,34 @@ public final class ServerTracing implements AutoCloseable {
   }
 
   /**
-   * Ends a request's span with children for its time in the queue and the model execution. Called by
-   * the request's completion callback: on the instance worker that ran its batch (then this thread's
-   * {@link ExecutionWindow} is that run), or on the batching agent for a request that never ran (then
-   * the queue span lasts until the failure and there is no compute span).
+   * Ends a request's span with children for its time in the queue and the model execution, both taken
+   * from the timings the scheduler recorded on the request (so it does not matter which thread answers).
+   * A request that never ran (it failed in the queue, or its batch failed) gets a queue span up to the
+   * failure and no compute span.
    *
    * @param error null on success
    */
   public void finish(Span span, InferRequest request, InferenceException error, long endNanos) {
     Context parent = Context.root().with(span);
     long enqueued = request.enqueueNanos();
-    ExecutionWindow run = ExecutionWindow.current();
-    // The window is this request's run only if it is this version's and began after the request was
-    // queued and before now; otherwise (agent thread, or a run recorded on another worker) skip it.
-    boolean ran = run.model != null && run.version == request.modelVersion() && run.model.equals(request.modelName())
-        && run.startNanos >= enqueued && run.endNanos <= endNanos && enqueued != 0;
+    int rows = request.executedBatchRows();
+    boolean ran = error == null && rows > 0 && enqueued != 0;
+    long computeStart = enqueued + request.queueNanos();
+    long computeEnd = computeStart + request.computeInputNanos() + request.computeInferNanos()
+        + request.computeOutputNanos();
     if (enqueued != 0) {
-      long queueEnd = ran ? run.startNanos : endNanos;
       tracer.spanBuilder("queue").setParent(parent)
           .setStartTimestamp(epochNanos(enqueued), TimeUnit.NANOSECONDS)
           .startSpan()
-          .end(epochNanos(queueEnd), TimeUnit.NANOSECONDS);
+          .end(epochNanos(ran ? computeStart : endNanos), TimeUnit.NANOSECONDS);
     }
     if (ran) {
       Span compute = tracer.spanBuilder("compute").setParent(parent)
-          .setStartTimestamp(epochNanos(run.startNanos), TimeUnit.NANOSECONDS)
-          .setAttribute(BATCH_SIZE, run.rows)
+          .setStartTimestamp(epochNanos(computeStart), TimeUnit.NANOSECONDS)
+          .setAttribute(BATCH_SIZE, rows)
           .startSpan();
-      compute.end(epochNanos(run.endNanos), TimeUnit.NANOSECONDS);
-      span.setAttribute(BATCH_SIZE, run.rows);
+      compute.end(epochNanos(Math.min(computeEnd, endNanos)), TimeUnit.NANOSECONDS);
+      span.setAttribute(BATCH_SIZE, rows);
     }
     if (error != null) {
       span.setStatus(StatusCode.ERROR, error.getMessage() == null ? "" : error.getMessage());

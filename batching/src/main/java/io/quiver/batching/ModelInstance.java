@@ -9,35 +9,44 @@ import io.quiver.core.Tensor;
 import io.quiver.core.spi.ModelRunner;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * The thread of one runner instance: waits for a batch from the agent, gathers its inputs into this
- * instance's pooled direct buffers (one copy), runs it, slices the outputs per request (no copy) and
- * completes it. One batch at a time, so the runner never runs two batches at once and the input
- * buffers are reused only after {@code run} returned.
+ * One runner instance of a model version and what it owns: its pooled direct input buffers and its two
+ * {@link Batch} objects. It has no thread: the dispatch owner hands it a batch ({@link #take}) and
+ * then either runs it on the dispatching thread (a cheap batch on a transport thread, or the next batch
+ * of the compute thread that just finished this instance's previous one) or gives the instance to the
+ * {@link ComputePool} as a task ({@link #run}).
  *
- * <p>Handoff: the agent writes {@link #assigned} (volatile) only while it is null, then unparks the
- * thread; the worker clears it (volatile) once the runner is done with the inputs, which the agent
- * reads as "idle". Everything in the batch written by the agent before the volatile write is
- * visible to the worker after its volatile read.
+ * <p>State ({@link #state}, CAS): {@link #BUSY} while a batch is assigned and running, so the runner
+ * never runs two batches at once; {@link #HELD} bits per batch slot while that batch is assigned, running
+ * or being delivered, so a runner's output buffers (valid until its second following run, see
+ * {@link ModelRunner#run}) are not reused before the transports wrote them. The instance can take a batch
+ * when it is not busy and its next slot is not held. {@link #nextSlot} and {@link #assigned} are written
+ * by the dispatch owner before the instance is published (by the pool's queue, or by running on the same
+ * thread) and read by the thread that runs it.
  *
  * <p>Allocation per batch: one Tensor and one buffer view per input, and per request one Tensor, one
  * shape and one buffer view per returned output (the response needs them).
  */
-final class InstanceWorker implements Runnable {
+final class ModelInstance implements Runnable {
+  static final int BUSY = 1;
+  static final int HELD = 2; // HELD << slot
+
   private final DynamicBatcher batcher;
   private final ModelRunner runner;
   private final ModelSignature signature;
-  private final int index;
+  final int index;
   private final ByteBuffer[] inputPool;
   private final Tensor[] batchInputs;
   private final int[][] bytesBounds; // per union position, element-offset bounds per request (BYTES outputs)
-  private final Thread thread;
-  private volatile Batch assigned;
-  private volatile boolean running = true;
+  private final Batch[] slots = new Batch[2];
+  private final AtomicInteger state = new AtomicInteger();
+  private int nextSlot; // dispatch owner only
+  /** The batch to run next: written by the dispatch owner, read by the thread that runs the instance. */
+  Batch assigned;
 
-  InstanceWorker(DynamicBatcher batcher, ModelRunner runner, int index, int maxRequests) {
+  ModelInstance(DynamicBatcher batcher, ModelRunner runner, int index, int maxRequests) {
     this.batcher = batcher;
     this.runner = runner;
     this.signature = batcher.signature();
@@ -46,53 +55,76 @@ final class InstanceWorker implements Runnable {
     this.inputPool = new ByteBuffer[inputs];
     this.batchInputs = new Tensor[inputs];
     this.bytesBounds = new int[signature.outputs().size()][maxRequests + 1];
-    this.thread = new Thread(this, "quiver-instance-" + batcher.modelName() + "-" + batcher.version() + "-" + index);
-    this.thread.setDaemon(true);
-  }
-
-  void start() {
-    thread.start();
-  }
-
-  /** Agent thread: true when the instance can take a batch. */
-  boolean idle() {
-    return assigned == null;
-  }
-
-  /** Agent thread: hands over a batch; only when {@link #idle()}. */
-  void assign(Batch batch) {
-    assigned = batch; // volatile publish of everything the agent wrote into the batch
-    LockSupport.unpark(thread);
-  }
-
-  void stop() {
-    running = false;
-    LockSupport.unpark(thread);
-  }
-
-  void join() throws InterruptedException {
-    thread.join();
-  }
-
-  @Override
-  public void run() {
-    for (;;) {
-      Batch batch = assigned;
-      if (batch == null) {
-        if (!running) {
-          return;
-        }
-        LockSupport.park(this);
-        continue;
-      }
-      execute(batch);
-      assigned = null; // inputs no longer needed: the agent may hand us the next batch
-      batcher.signalAgent();
-      batcher.finished(batch);
+    for (int s = 0; s < 2; s++) {
+      slots[s] = new Batch(this, s, maxRequests, signature.outputs().size());
     }
   }
 
-  private void execute(Batch batch) {
+  /** Any thread: not running a batch (it may still wait for a slot; a cheap pre-check for producers). */
+  boolean maybeReady() {
+    return (state.get() & BUSY) == 0;
+  }
+
+  /** Dispatch owner: can take a batch now. */
+  boolean ready() {
+    int s = state.get();
+    return (s & (BUSY | (HELD << nextSlot))) == 0;
+  }
+
+  /** Tests: not busy and no batch held anywhere. */
+  boolean quiescent() {
+    return state.get() == 0;
+  }
+
+  /** Dispatch owner, when {@link #ready()}: marks the instance busy and returns its next batch, cleared. */
+  Batch take() {
+    int slot = nextSlot;
+    int bits = BUSY | (HELD << slot);
+    int s;
+    do { // other threads only clear bits (finished runs, delivered batches), so this settles at once
+      s = state.get();
+    } while (!state.compareAndSet(s, s | bits));
+    nextSlot = slot ^ 1;
+    Batch b = slots[slot];
+    b.clear();
+    return b;
+  }
+
+  /** Dispatch owner: gives back a batch that ended up empty (every candidate was dead). */
+  void untake(Batch b) {
+    nextSlot = b.slot;
+    clearBits(BUSY | (HELD << b.slot));
+  }
+
+  /** The running thread, once the runner no longer needs the batch's inputs: the instance may run again. */
+  void runFinished() {
+    clearBits(BUSY);
+  }
+
+  /** The thread that delivered the batch's last answer: its slot (and the runner's output buffers) may be reused. */
+  void released(Batch b) {
+    clearBits(HELD << b.slot);
+  }
+
+  private void clearBits(int bits) {
+    int s;
+    do {
+      s = state.get();
+    } while (!state.compareAndSet(s, s & ~bits));
+  }
+
+  /** As a {@link ComputePool} task: runs the assigned batch, then this instance's next ones while there are. */
+  @Override
+  public void run() {
+    batcher.runOnComputeThread(this);
+  }
+
+  ModelRunner runner() {
+    return runner;
+  }
+
+  /** Gathers, runs and scatters {@link #assigned}; leaves timings or the failure in the batch. */
+  void execute(Batch batch) {
     NanoClock clock = batcher.clock();
     long t0 = clock.nanoTime();
     batch.computeStartNanos = t0;

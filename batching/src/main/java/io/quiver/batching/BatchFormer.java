@@ -3,36 +3,44 @@ package io.quiver.batching;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.Tensor;
+import java.util.concurrent.Executor;
 import org.jctools.queues.MpscArrayQueue;
 
 /**
- * The one thread of a model version that forms batches (an Agrona-style agent: {@link #doWork()}
- * returns how much it did). Everything here is owned by the agent thread; other threads reach it
- * only through the per-level MPSC request queues and the MPSC queue of returned batch objects.
+ * The pending requests of one model version and the rules that form them into batches (Triton's
+ * dynamic_batching). Not thread-safe and owned by no thread in particular: whoever holds the batcher's
+ * dispatch ownership (a transport thread after reading requests, a compute thread that just finished a
+ * batch, a timer) runs one {@link #cycle} at a time; other threads reach it only through the per-level
+ * MPSC request queues and the MPSC queue of finished batches.
  *
- * <p>Each duty cycle: take back finished batch objects (feeding the adaptive controller); move new
- * requests from the MPSC queues into the per-level pending rings; when a deadline may have passed,
+ * <p>Each cycle: take in finished batches (feeding the cost model and the adaptive controller); move
+ * new requests from the MPSC queues into the per-level pending rings; when a deadline may have passed,
  * fail expired or cancelled requests (or move DELAY-policy ones to their level's delayed ring); then,
- * while an instance is idle, form a batch and hand it over. The agent never runs a model and
- * allocates nothing per request on the success path.
+ * while an instance is ready, form a batch and hand it over. It never runs a model and allocates
+ * nothing per request on the success path.
  */
-final class BatchingAgent {
+final class BatchFormer {
   /** Longest stretch between two sweeps for cancelled requests while requests wait, in clock nanos. */
   static final long CANCEL_SWEEP_INTERVAL_NS = 10_000_000L;
-  /** Requests moved from one MPSC queue per duty cycle, so one busy level cannot starve the others. */
+  /** Requests moved from one MPSC queue per cycle, so one busy level cannot starve the others. */
   static final int DRAIN_LIMIT = 1024;
+  /** Waits in a row that gained no partner before the adaptive queue delay stops waiting. */
+  static final int FRUITLESS_WAITS_TO_SKIP = 4;
+  /** While the delay is skipped, one formation in this many still waits (a probe). */
+  static final int SKIP_PROBE_PERIOD = 128;
+  private static final long NO_WAIT = Long.MIN_VALUE;
 
   private final DynamicBatcher batcher;
   private final BatchingPolicy policy;
   private final MpscArrayQueue<InferRequest>[] queues;
   private final PendingRing[] rings; // 2 per level: [2*l] main, [2*l+1] delayed; level index 0 = priority 1
-  private final InstanceWorker[] workers;
-  private final MpscArrayQueue<Batch> returned;
-  private final Batch[] freeStack;
-  private int freeTop;
+  private final ModelInstance[] instances;
+  private final MpscArrayQueue<Batch> finished;
   private final CompletionSequencer sequencer;
   private final AdaptiveBatchController controller;
+  private final BatchCostModel cost;
   private final boolean dynamic;
+  private final boolean adaptiveDelay;
   private final int[] preferred;
 
   private int pending;
@@ -41,23 +49,31 @@ final class BatchingAgent {
   private long nextExpiryNanos = Long.MAX_VALUE;
   private long nextWakeNanos = Long.MAX_VALUE;
   private long sequence;
-  private int nextWorker;
+  private int nextInstance;
   private boolean lastFormationFull;
-  private double avgBatchNanos;
+  private volatile double avgBatchNanos; // read racily by producers for retry hints
   private long closingSinceRealNanos = -1;
+  private int work;
+  // adaptive queue delay (see sent())
+  private long waitKey = NO_WAIT;
+  private int waitStartRows;
+  private int fruitlessWaits;
+  private boolean skippingDelay;
+  private int formationsSinceProbe;
 
-  BatchingAgent(DynamicBatcher batcher, MpscArrayQueue<InferRequest>[] queues, InstanceWorker[] workers,
-      Batch[] batches, MpscArrayQueue<Batch> returned, CompletionSequencer sequencer, AdaptiveBatchController controller) {
+  BatchFormer(DynamicBatcher batcher, MpscArrayQueue<InferRequest>[] queues, ModelInstance[] instances,
+      MpscArrayQueue<Batch> finished, CompletionSequencer sequencer, AdaptiveBatchController controller,
+      BatchCostModel cost) {
     this.batcher = batcher;
     this.policy = batcher.policy();
     this.queues = queues;
-    this.workers = workers;
-    this.returned = returned;
-    this.freeStack = batches.clone();
-    this.freeTop = batches.length;
+    this.instances = instances;
+    this.finished = finished;
     this.sequencer = sequencer;
     this.controller = controller;
+    this.cost = cost;
     this.dynamic = policy.dynamicBatching();
+    this.adaptiveDelay = dynamic && policy.adaptiveQueueDelay();
     this.preferred = policy.preferredBatchSizes();
     this.rings = new PendingRing[2 * policy.priorityLevels()];
     for (int l = 0; l < policy.priorityLevels(); l++) {
@@ -69,15 +85,27 @@ final class BatchingAgent {
     this.effectiveDelayNanos = policy.maxQueueDelayNanos();
   }
 
-  /** One duty cycle; returns the amount of work done (0 = nothing, the caller may idle). */
-  int doWork() {
-    long now = batcher.clock().nanoTime();
-    int work = reclaim();
-    work += drain(now);
+  /**
+   * One dispatch cycle (dispatch owner only). Every batch formed is assigned to a ready instance; the
+   * one chosen to run on the calling thread is returned, the others go to {@code compute}.
+   *
+   * @param self an instance the calling thread just finished with: it gets the first batch if ready
+   *     (and that batch is returned, to run here), so a busy model keeps its compute thread
+   * @param inlineHere whether a cheap batch may run on the calling thread (a transport thread)
+   * @return the instance whose {@link ModelInstance#assigned} batch the caller runs now, or null
+   */
+  ModelInstance cycle(long now, ModelInstance self, boolean inlineHere, Executor compute) {
+    work = 0;
+    reclaim();
+    drain(now);
     if (now >= nextExpiryNanos) {
-      work += sweep(now);
+      sweep(now);
     }
-    work += dispatch(now);
+    return dispatch(now, self, inlineHere, compute);
+  }
+
+  /** Requests moved, failed or dispatched by the last cycle. */
+  int lastWork() {
     return work;
   }
 
@@ -86,38 +114,13 @@ final class BatchingAgent {
     return batcher.closing() && batcher.inFlightRequests() == 0 && pending == 0;
   }
 
-  /** True when something may be waiting that the next duty cycle should see at once. */
-  boolean hasSignals() {
-    if (!returned.isEmpty()) {
-      return true;
-    }
-    for (MpscArrayQueue<InferRequest> q : queues) {
-      if (!q.isEmpty()) {
-        return true;
-      }
-    }
-    return false;
+  /** The next time a cycle has something to do without a new event (queue delay, deadline), or Long.MAX_VALUE. */
+  long nextTimerNanos() {
+    return pending == 0 ? Long.MAX_VALUE : Math.min(nextExpiryNanos, nextWakeNanos);
   }
 
-  /** True when some instance could take a batch now. */
-  boolean hasIdleWorker() {
-    for (InstanceWorker w : workers) {
-      if (w.idle()) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  /** True when a worker has handed a finished batch back. */
-  boolean hasReturnedBatches() {
-    return !returned.isEmpty();
-  }
-
-  /** How long the agent may sleep, in clock nanos: until its next timer (Long.MAX_VALUE: none). */
-  long nanosUntilTimer() {
-    long next = Math.min(nextExpiryNanos, nextWakeNanos);
-    return next == Long.MAX_VALUE ? Long.MAX_VALUE : next - batcher.clock().nanoTime();
+  int pending() {
+    return pending;
   }
 
   int effectiveMaxRows() {
@@ -136,35 +139,26 @@ final class BatchingAgent {
     return avgBatchNanos;
   }
 
-  /** Tests: every instance idle and every batch object back in the agent's hands. */
-  boolean quiescent() {
-    reclaim();
-    for (InstanceWorker w : workers) {
-      if (!w.idle()) {
-        return false;
-      }
-    }
-    return freeTop == freeStack.length;
+  /** Whether the adaptive queue delay currently sends without waiting (tests, metrics). */
+  boolean skippingQueueDelay() {
+    return skippingDelay;
   }
 
-  private int reclaim() {
-    int n = 0;
+  private void reclaim() {
     Batch b;
-    while ((b = returned.poll()) != null) { // acquire: sees everything the worker wrote into the batch
+    while ((b = finished.poll()) != null) { // acquire: sees everything the completing thread wrote into the batch
       if (b.failure == null) {
         long compute = b.inputNanos + b.inferNanos + b.outputNanos;
         avgBatchNanos = avgBatchNanos == 0 ? compute : 0.9 * avgBatchNanos + 0.1 * compute;
+        cost.add(b.rows, compute);
         if (controller != null) {
-          controller.onBatch(b.rows, compute, b.full, b.latencies, b.count);
+          controller.onBatch(b.full, b.latencies, b.count);
           effectiveMaxRows = controller.maxRows();
           effectiveDelayNanos = controller.delayNanos();
         }
       }
-      b.clear();
-      freeStack[freeTop++] = b;
-      n++;
+      work++;
     }
-    return n;
   }
 
   private int drain(long now) {
@@ -192,6 +186,7 @@ final class BatchingAgent {
         n++;
       }
     }
+    work += n;
     if (n > 0) {
       nextExpiryNanos = Math.min(nextExpiryNanos, saturatedAdd(now, CANCEL_SWEEP_INTERVAL_NS));
     }
@@ -231,34 +226,35 @@ final class BatchingAgent {
       next = Math.min(next, saturatedAdd(now, CANCEL_SWEEP_INTERVAL_NS));
     }
     nextExpiryNanos = next;
+    work += n;
     return n;
   }
 
-  private int dispatch(long now) {
-    int work = 0;
+  private ModelInstance dispatch(long now, ModelInstance self, boolean inlineHere, Executor compute) {
     nextWakeNanos = Long.MAX_VALUE;
     boolean closing = batcher.closing();
     if (closing && closingSinceRealNanos < 0) {
       closingSinceRealNanos = System.nanoTime();
     }
     if (closing && pending > 0 && System.nanoTime() - closingSinceRealNanos > batcher.shutdownTimeoutNanos()) {
-      return work + failAllPending(now);
+      failAllPending(now);
+      return null;
     }
-    while (pending > 0 && freeTop > 0) {
-      InstanceWorker worker = idleWorker();
-      if (worker == null) {
+    ModelInstance local = null;
+    while (pending > 0) {
+      ModelInstance instance = readyInstance(self);
+      if (instance == null) {
         break;
       }
       int take = form(now, closing);
       if (take == 0) {
         break;
       }
-      Batch batch = freeStack[--freeTop];
+      Batch batch = instance.take();
       batch.full = lastFormationFull;
       take(batch, take, now);
-      work += take;
       if (batch.count == 0) {
-        freeStack[freeTop++] = batch; // every candidate was dead; nothing to run
+        instance.untake(batch); // every candidate was dead; nothing to run
         continue;
       }
       batch.computeUnion();
@@ -266,18 +262,29 @@ final class BatchingAgent {
       if (sequencer != null) {
         sequencer.register(batch);
       }
-      worker.assign(batch);
+      instance.assigned = batch;
+      work += batch.count;
+      if (local == null && (instance == self || (self == null && inlineHere && batcher.cheap(batch.rows)))) {
+        local = instance; // runs on this thread once the caller gives up the dispatch ownership
+      } else {
+        batcher.startOnCompute(instance, compute);
+      }
+      self = null; // only the first batch may continue on the calling compute thread
     }
-    return work;
+    return local;
   }
 
-  private InstanceWorker idleWorker() {
-    int n = workers.length;
+  /** A ready instance: {@code preferred} when it is, else the next in round-robin order, else null. */
+  private ModelInstance readyInstance(ModelInstance preferred) {
+    if (preferred != null && preferred.ready()) {
+      return preferred;
+    }
+    int n = instances.length;
     for (int i = 0; i < n; i++) {
-      int w = (nextWorker + i) % n;
-      if (workers[w].idle()) {
-        nextWorker = (w + 1) % n;
-        return workers[w];
+      int k = (nextInstance + i) % n;
+      if (instances[k].ready()) {
+        nextInstance = (k + 1) % n;
+        return instances[k];
       }
     }
     return null;
@@ -335,14 +342,45 @@ final class BatchingAgent {
     }
     lastFormationFull = closed && dynamic;
     if (rows == 0 || closed || closing || now - oldest >= effectiveDelayNanos) {
+      sent(oldest, rows);
       return taken;
     }
     if (preferredTaken > 0) {
       lastFormationFull = true; // reached a size the model asked for
+      sent(oldest, rows);
       return preferredTaken;
+    }
+    if (adaptiveDelay && skippingDelay && ++formationsSinceProbe < SKIP_PROBE_PERIOD) {
+      return taken; // waiting has not gained a partner lately: send now (see sent())
+    }
+    formationsSinceProbe = 0;
+    if (waitKey != oldest) { // a new wait: remember what it started with
+      waitKey = oldest;
+      waitStartRows = rows;
     }
     nextWakeNanos = saturatedAdd(oldest, effectiveDelayNanos);
     return 0;
+  }
+
+  /**
+   * Bookkeeping of the adaptive queue delay: whether the wait that ends with this batch (if it waited)
+   * gained any partner. After {@link #FRUITLESS_WAITS_TO_SKIP} waits in a row that gained nothing, the
+   * batcher stops waiting (requests that cannot have partners, such as a closed loop of one client, no
+   * longer pay the delay) and waits again only once in {@link #SKIP_PROBE_PERIOD} formations, to notice
+   * when partners come back.
+   */
+  private void sent(long oldest, int rows) {
+    if (!adaptiveDelay || waitKey != oldest) {
+      return;
+    }
+    waitKey = NO_WAIT;
+    if (rows > waitStartRows) {
+      fruitlessWaits = 0;
+      skippingDelay = false;
+    } else if (++fruitlessWaits >= FRUITLESS_WAITS_TO_SKIP) {
+      skippingDelay = true;
+      formationsSinceProbe = 0;
+    }
   }
 
   private boolean isPreferred(int rows) {
@@ -417,6 +455,7 @@ final class BatchingAgent {
     batcher.dequeued(level);
     pending--;
     batcher.fail(r, error, now);
+    work++;
   }
 
   private int failAllPending(long now) {
@@ -430,6 +469,7 @@ final class BatchingAgent {
         pending--;
         batcher.fail(r, InferenceException.unavailable("model '%s' version %d shut down before request '%s' ran",
             r.modelName(), r.modelVersion(), r.id()), now);
+        work++;
         n++;
       }
       ring.removeFirst(size);
