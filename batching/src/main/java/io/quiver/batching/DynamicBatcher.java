@@ -74,6 +74,8 @@ public final class DynamicBatcher implements InferenceScheduler {
   static final int MAX_CONSECUTIVE_BATCHES = 16;
   /** Batches measured before the cost model may send one inline: the first runs are measured on the pool. */
   static final int INLINE_MIN_SAMPLES = 8;
+  /** How long close() waits for answers still being delivered, beyond the shutdown timeout. */
+  static final long CLOSE_DELIVERY_GRACE_NS = TimeUnit.SECONDS.toNanos(5);
 
   private final String modelName;
   private final long version;
@@ -571,6 +573,10 @@ public final class DynamicBatcher implements InferenceScheduler {
       return;
     }
     closing = true;
+    // Queued requests are dispatched (or failed after the shutdown timeout); what is running finishes
+    // and is delivered. A transport thread that never runs its deliveries (stuck, or stopped without
+    // rejecting tasks) must not hang shutdown: after the shutdown timeout plus a grace, give up.
+    long giveUpAt = System.nanoTime() + shutdownTimeoutNanos + CLOSE_DELIVERY_GRACE_NS;
     try {
       while (true) {
         if (manualDispatch) {
@@ -579,6 +585,11 @@ public final class DynamicBatcher implements InferenceScheduler {
           dispatchHere(null);
         }
         if (inFlight.get() == 0 && queuedRequests() == 0) {
+          break;
+        }
+        if (System.nanoTime() - giveUpAt > 0) {
+          log.warn("model '{}' version {}: {} requests still unanswered at close (their transport threads did not run"
+              + " the answers); giving up on them", modelName, version, inFlight.get());
           break;
         }
         LockSupport.parkNanos(50_000L); // running batches and deliveries finish on their own threads

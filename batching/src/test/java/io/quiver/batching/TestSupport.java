@@ -74,7 +74,7 @@ final class TestSupport {
    * Computes OUT = IN (+ OPT when present) and NEG = -OUT from direct little-endian buffers, records
    * each batch's rows, and can add a cost to a manual clock, block until released, or throw.
    */
-  static final class ArithmeticRunner implements ModelRunner {
+  static class ArithmeticRunner implements ModelRunner {
     final List<Integer> batchRows = Collections.synchronizedList(new ArrayList<>());
     final List<Float> batchFirst = Collections.synchronizedList(new ArrayList<>());
     final List<int[]> outputRequests = Collections.synchronizedList(new ArrayList<>());
@@ -145,7 +145,7 @@ final class TestSupport {
   }
 
   /** A request's outcome, with the order in which outcomes arrived. */
-  static final class Result implements InferCallback {
+  static class Result implements InferCallback {
     static final AtomicInteger ORDER = new AtomicInteger();
     final CountDownLatch done = new CountDownLatch(1);
     final AtomicInteger calls = new AtomicInteger();
