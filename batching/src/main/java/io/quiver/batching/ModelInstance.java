@@ -26,8 +26,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * by the dispatch owner before the instance is published (by the pool's queue, or by running on the same
  * thread) and read by the thread that runs it.
  *
- * <p>Allocation per batch: one Tensor and one buffer view per input, and per request one Tensor, one
- * shape and one buffer view per returned output (the response needs them).
+ * <p>Allocation per batch: none for fixed-shape inputs once each batch size has been seen (one Tensor
+ * and one buffer view per other input), and per request one Tensor, one shape and one buffer view per
+ * returned output (the response needs them).
  */
 final class ModelInstance implements Runnable {
   static final int BUSY = 1;
@@ -40,6 +41,11 @@ final class ModelInstance implements Runnable {
   private final ByteBuffer[] inputPool;
   private final Tensor[] batchInputs;
   private final int[][] bytesBounds; // per union position, element-offset bounds per request (BYTES outputs)
+  private final int maxRows;
+  /** Per input, the bytes of one row when its shape is fixed (all dims known, not BYTES), else 0. */
+  private final long[] fixedRowBytes;
+  /** Per fixed-shape input, the batch tensor per row count (built on first use over the pooled buffer). */
+  private final Tensor[][] batchTensors;
   private final Batch[] slots = new Batch[2];
   private final AtomicInteger state = new AtomicInteger();
   private int nextSlot; // dispatch owner only
@@ -55,6 +61,21 @@ final class ModelInstance implements Runnable {
     this.inputPool = new ByteBuffer[inputs];
     this.batchInputs = new Tensor[inputs];
     this.bytesBounds = new int[signature.outputs().size()][maxRequests + 1];
+    this.maxRows = maxRequests;
+    this.fixedRowBytes = new long[inputs];
+    this.batchTensors = new Tensor[inputs][];
+    for (int i = 0; i < inputs; i++) {
+      io.quiver.core.TensorSpec spec = signature.inputs().get(i);
+      long bytes = spec.dataType().isFixedSize() ? spec.dataType().byteSize() : -1;
+      for (long d : spec.dims()) {
+        bytes = d > 0 && bytes > 0 ? bytes * d : -1;
+      }
+      // A model without a batch dimension has exactly one row of the full shape.
+      fixedRowBytes[i] = Math.max(0, bytes);
+      if (bytes > 0) {
+        batchTensors[i] = new Tensor[maxRequests + 1];
+      }
+    }
     for (int s = 0; s < 2; s++) {
       slots[s] = new Batch(this, s, maxRequests, signature.outputs().size());
     }
@@ -152,7 +173,12 @@ final class ModelInstance implements Runnable {
     }
   }
 
-  /** Copies each input's rows of every request, in batch order, into one pooled direct buffer. */
+  /**
+   * Copies each input's rows of every request, in batch order, into one pooled direct buffer. For an
+   * input of fixed shape the batch tensor of a given row count is built once and passed again on later
+   * batches of that size (same object, same buffer, new contents), so a runner can reuse what it built
+   * over it (see {@link ModelRunner}).
+   */
   private Tensor[] gather(Batch batch) {
     InferRequest[] requests = batch.requests;
     int count = batch.count;
@@ -172,23 +198,45 @@ final class ModelInstance implements Runnable {
       }
       ByteBuffer pool = inputPool[i];
       if (pool == null || pool.capacity() < total) {
-        // Grow geometrically so a model settles on one buffer per input per instance.
-        long capacity = Math.max(total, pool == null ? 0 : Math.min(Integer.MAX_VALUE - 8, 2L * pool.capacity()));
+        // Sized for a full batch of a fixed-shape input at once; otherwise grown geometrically, so a model
+        // settles on one buffer per input per instance.
+        long full = fixedRowBytes[i] > 0 ? fixedRowBytes[i] * (long) maxRows : 0;
+        long capacity = Math.max(Math.max(total, full), pool == null ? 0 : Math.min(Integer.MAX_VALUE - 8, 2L * pool.capacity()));
         pool = ByteBuffer.allocateDirect((int) capacity).order(ByteOrder.LITTLE_ENDIAN);
         inputPool[i] = pool;
+        if (batchTensors[i] != null) {
+          java.util.Arrays.fill(batchTensors[i], null); // built over the old buffer
+        }
       }
       int pos = 0;
       for (int r = 0; r < count; r++) {
         pos += requests[r].inputs()[i].copyTo(pool, pos);
       }
-      long[] shape = head.shape();
-      if (signature.batches()) {
-        shape = shape.clone();
-        shape[0] = batch.rows;
+      Tensor[] cache = batchTensors[i];
+      int rows = batch.rows;
+      if (cache != null && rows < cache.length && pos == fixedRowBytes[i] * rows) {
+        Tensor t = cache[rows];
+        if (t == null) {
+          t = new Tensor(head.name(), head.dataType(), batchShape(head.shape(), rows),
+              pool.slice(0, pos).order(ByteOrder.LITTLE_ENDIAN));
+          cache[rows] = t;
+        }
+        batchInputs[i] = t;
+      } else {
+        batchInputs[i] = new Tensor(head.name(), head.dataType(), batchShape(head.shape(), rows),
+            pool.slice(0, pos).order(ByteOrder.LITTLE_ENDIAN));
       }
-      batchInputs[i] = new Tensor(head.name(), head.dataType(), shape, pool.slice(0, pos).order(ByteOrder.LITTLE_ENDIAN));
     }
     return batchInputs;
+  }
+
+  private long[] batchShape(long[] requestShape, int rows) {
+    if (!signature.batches()) {
+      return requestShape;
+    }
+    long[] shape = requestShape.clone();
+    shape[0] = rows;
+    return shape;
   }
 
   /** Gives each request its requested outputs: whole tensors for a single request, row slices otherwise. */

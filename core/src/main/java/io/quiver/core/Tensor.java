@@ -9,9 +9,10 @@ import java.util.Arrays;
  * raw contents carry them (BYTES: each element a 4-byte little-endian length then its bytes).
  *
  * <p>The buffer's readable bytes (position to limit) are the tensor's data. A Tensor does not copy
- * what it is given; whoever builds one hands over the buffer and must not change it afterwards.
- * Immutable and safe to share once built, provided callers read the data through {@link #data()},
- * which returns an independent view.
+ * what it is given; whoever builds one hands over the buffer and must not change it afterwards (the
+ * one exception: a scheduler's pooled batch tensors, whose contents are re-gathered for each batch
+ * while nobody else holds them; see {@code ModelRunner}). Immutable and safe to share once built,
+ * provided callers read the data through {@link #data()}, which returns an independent view.
  */
 public final class Tensor {
   private final String name;
