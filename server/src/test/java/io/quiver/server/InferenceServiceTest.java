@@ -326,8 +326,8 @@ class InferenceServiceTest {
   @Test
   void badInput_batchOverMaxBatchSize() {
     assertCode(ModelInferRequest.newBuilder().setModelName("identity_fp32")
-        .addInputs(input("INPUT0", "FP32", 9, 16)).addRawInputContents(floats(new float[9 * 16])).build(),
-        Status.Code.INVALID_ARGUMENT, "max_batch_size 8");
+        .addInputs(input("INPUT0", "FP32", 257, 16)).addRawInputContents(floats(new float[257 * 16])).build(),
+        Status.Code.INVALID_ARGUMENT, "max_batch_size 256");
   }
 
   @Test

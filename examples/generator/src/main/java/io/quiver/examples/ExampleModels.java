@@ -60,14 +60,18 @@ public final class ExampleModels {
     return names;
   }
 
-  /** {@code identity_fp32}: INPUT0 FP32 [-1,16] copied to OUTPUT0; max_batch_size 8, dynamic batching. */
+  /**
+   * {@code identity_fp32}: INPUT0 FP32 [-1,16] copied to OUTPUT0; max_batch_size 256, dynamic batching.
+   * Tiny rows batch up to the load generator's highest concurrency (256): a smaller cap would make the
+   * batch size, not the server, the limit on requests per second (docs/benchmarks/PROFILE.md).
+   */
   public static Path writeIdentityFp32(Path repo) throws IOException {
     String name = "identity_fp32";
     OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
         .input("INPUT0", TensorProto.DataType.FLOAT, -1, 16)
         .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 16)
         .node("Identity", "INPUT0", "OUTPUT0");
-    Config config = new Config(name, 8)
+    Config config = new Config(name, 256)
         .input("INPUT0", "TYPE_FP32", 16)
         .output("OUTPUT0", "TYPE_FP32", 16)
         .dynamicBatching(100);
@@ -107,7 +111,8 @@ public final class ExampleModels {
 
   /**
    * {@code mlp_classifier}: features FP32 [-1,16] → Gemm 16×32 → Relu → Gemm 32×4 → Softmax →
-   * probabilities FP32 [-1,4]; max_batch_size 8, dynamic batching.
+   * probabilities FP32 [-1,4]; max_batch_size 64 (small rows batch up to the benchmarks' concurrency),
+   * dynamic batching.
    */
   public static Path writeMlpClassifier(Path repo) throws IOException {
     String name = "mlp_classifier";
@@ -118,7 +123,7 @@ public final class ExampleModels {
     dense(graph, random, "features", "hidden", "fc1", 16, 32, true);
     dense(graph, random, "hidden", "logits", "fc2", 32, 4, false);
     graph.node("Softmax", "logits", "probabilities", intAttribute("axis", -1));
-    Config config = new Config(name, 8)
+    Config config = new Config(name, 64)
         .input("features", "TYPE_FP32", 16)
         .output("probabilities", "TYPE_FP32", 4)
         .dynamicBatching(100);
