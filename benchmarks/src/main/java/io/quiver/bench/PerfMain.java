@@ -292,17 +292,20 @@ public final class PerfMain implements Callable<Integer> {
   }
 
   private static String header() {
-    return String.format(Locale.ROOT, "%-14s %11s %11s %9s %9s %9s %9s %9s %7s %7s %6s %6s %8s %s", "load", "req/s",
-        "infer/s", "p50 us", "p90 us", "p95 us", "p99 us", "p99.9 us", "srv us", "cli us", "batch", "errors", "rejected", "windows");
+    return String.format(Locale.ROOT, "%-14s %11s %11s %9s %9s %9s %9s %9s %7s %7s %7s %6s %6s %6s %8s %s", "load", "req/s",
+        "infer/s", "p50 us", "p90 us", "p95 us", "p99 us", "p99.9 us", "srv us", "srv B", "srv cs", "cli us", "batch",
+        "errors", "rejected", "windows");
   }
 
   private Map<String, Object> report(PrintStream out, PointResult r) {
     progress.clear();
     LatencyStats l = r.latency();
     String load = r.mode().equals("rate") ? String.format(Locale.ROOT, "%.0f/s", r.load()) : "c=" + (int) r.load();
-    out.println(String.format(Locale.ROOT, "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.2f %6.2f %6d %8d %d",
+    out.println(String.format(Locale.ROOT,
+        "%-14s %11.1f %11.1f %9.1f %9.1f %9.1f %9.1f %9.1f %7.2f %7.0f %7.3f %6.2f %6.2f %6d %8d %d",
         load, r.throughput(), r.inferencesPerSecond(), l.p50Us(), l.p90Us(), l.p95Us(), l.p99Us(), l.p999Us(),
-        r.serverCpuMicrosPerRequest(), r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.rejected(), r.windows())
+        r.serverCpuMicrosPerRequest(), r.serverAllocatedBytesPerRequest(), r.serverContextSwitchesPerRequest(),
+        r.clientCpuMicrosPerRequest(), r.meanBatch(), r.errors(), r.rejected(), r.windows())
         + (r.stable() ? "" : " (not stable)") + clientBoundNote(r) + (r.firstError().isEmpty() ? "" : "  first error: " + r.firstError()));
     return ResultFiles.row(label, r);
   }

@@ -78,6 +78,8 @@ public final class LoadGenerator implements AutoCloseable {
   private final ModelInferRequest[] requests;
   private final int rowsPerRequest;
   private final Settings settings;
+  /** The server's allocation and context switches at window edges; null without a server pid. */
+  private final ServerProbe probe;
   private final ProgressListener progress;
   private boolean statisticsSupported = true;
   /** REST mode: the endpoint and the encoded requests (null in gRPC mode). */
@@ -120,6 +122,7 @@ public final class LoadGenerator implements AutoCloseable {
     this.requests = requests.toArray(new ModelInferRequest[0]);
     this.rowsPerRequest = rowsPerRequest;
     this.settings = settings;
+    this.probe = settings.serverPid() > 0 ? new ServerProbe(settings.serverPid()) : null;
     this.progress = progress;
     this.http = null;
     this.httpRequests = null;
@@ -144,6 +147,7 @@ public final class LoadGenerator implements AutoCloseable {
     this.requests = null;
     this.rowsPerRequest = rowsPerRequest;
     this.settings = settings;
+    this.probe = settings.serverPid() > 0 ? new ServerProbe(settings.serverPid()) : null;
     this.progress = progress;
   }
 
@@ -335,8 +339,15 @@ public final class LoadGenerator implements AutoCloseable {
    * its histogram holds and its duration is the time between swaps.
    */
   private record Snapshot(long nanos, Histogram latencies, long sent, long errors, long rejected, long serverCpu,
-      long clientCpu, long[] statistics, long frontier, long lag, long stalls) {
+      long clientCpu, long[] statistics, long frontier, long lag, long stalls, long serverAllocated,
+      long serverSwitches) {
     WindowResult minus(Snapshot before, int rows) {
+      long allocated = serverAllocated < 0 || before.serverAllocated < 0 ? -1 : serverAllocated - before.serverAllocated;
+      long switches = serverSwitches < 0 || before.serverSwitches < 0 ? -1 : serverSwitches - before.serverSwitches;
+      return window(before, rows).withServerCounters(allocated, switches);
+    }
+
+    private WindowResult window(Snapshot before, int rows) {
       long server = serverCpu < 0 || before.serverCpu < 0 ? -1 : serverCpu - before.serverCpu;
       long client = clientCpu < 0 || before.clientCpu < 0 ? -1 : clientCpu - before.clientCpu;
       long inferences = -1;
@@ -368,7 +379,10 @@ public final class LoadGenerator implements AutoCloseable {
     long stalls = inflightStalls.sum();
     long server = settings.serverPid() > 0 ? CpuClock.processCpuNanos(settings.serverPid()) : -1;
     long client = CpuClock.selfCpuNanos();
-    return new Snapshot(now, latencies, sentNow, errorsNow, rejectedNow, server, client, statistics, frontier, lag, stalls);
+    long switches = probe == null ? -1 : probe.contextSwitches();
+    long allocated = probe == null ? -1 : probe.allocatedBytes();
+    return new Snapshot(now, latencies, sentNow, errorsNow, rejectedNow, server, client, statistics, frontier, lag, stalls,
+        allocated, switches);
   }
 
   /**
@@ -913,5 +927,8 @@ public final class LoadGenerator implements AutoCloseable {
   @Override
   public void close() {
     running = false;
+    if (probe != null) {
+      probe.close();
+    }
   }
 }

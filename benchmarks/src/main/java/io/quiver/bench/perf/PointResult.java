@@ -33,6 +33,18 @@ public record PointResult(String mode, double load, String distribution, boolean
     return Rates.cpuMicrosPerRequest(measured.serverCpuNanos(), measured.completed());
   }
 
+  /** Bytes the server allocated per completed request; NaN when unknown. */
+  public double serverAllocatedBytesPerRequest() {
+    long bytes = measured.serverAllocatedBytes();
+    return bytes < 0 || measured.completed() == 0 ? Double.NaN : (double) bytes / measured.completed();
+  }
+
+  /** Context switches of the server's threads per completed request; NaN when unknown. */
+  public double serverContextSwitchesPerRequest() {
+    long n = measured.serverContextSwitches();
+    return n < 0 || measured.completed() == 0 ? Double.NaN : (double) n / measured.completed();
+  }
+
   public double clientCpuMicrosPerRequest() {
     return Rates.cpuMicrosPerRequest(measured.clientCpuNanos(), measured.completed());
   }

@@ -22,7 +22,7 @@ public final class ResultFiles {
   public static final List<String> COLUMNS = List.of("label", "mode", "load", "distribution", "streaming",
       "batch_size", "throughput_rps", "inferences_per_s", "p50_us", "p90_us", "p95_us", "p99_us", "p999_us",
       "mean_us", "max_us", "windows", "stable", "sent", "completed", "errors", "rejected", "offered_rps", "rejected_rps",
-      "server_cpu_us_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch",
+      "server_cpu_us_per_req", "server_alloc_bytes_per_req", "server_cs_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch",
       "send_rate_ratio", "send_lag_us", "client_bound", "inflight_limited", "errors_rps", "first_error");
 
   /** One row: column name to value (Number, Boolean or String; NaN means unknown). */
@@ -53,6 +53,8 @@ public final class ResultFiles {
     row.put("offered_rps", r.measured().offeredRate());
     row.put("rejected_rps", r.measured().rejectedRate());
     row.put("server_cpu_us_per_req", r.serverCpuMicrosPerRequest());
+    row.put("server_alloc_bytes_per_req", r.serverAllocatedBytesPerRequest());
+    row.put("server_cs_per_req", r.serverContextSwitchesPerRequest());
     row.put("client_cpu_us_per_req", r.clientCpuMicrosPerRequest());
     row.put("server_cores", r.serverCoresUsed());
     row.put("inferences_per_server_cpu_s", r.inferencesPerServerCpuSecond());

@@ -17,10 +17,13 @@ import org.HdrHistogram.Histogram;
  * @param inflightStalls open loop: times the sender found the in-flight limit reached (then the lag
  *     is the server's doing, not the client's); 0 in closed loop
  * @param clientBoundWindows how many of the windows were client-bound ({@link #isClientBound})
+ * @param serverAllocatedBytes bytes the server's Java threads allocated in the window ({@link ServerProbe}); -1 unknown
+ * @param serverContextSwitches context switches of the server's threads in the window; -1 unknown
  */
 public record WindowResult(long wallNanos, long sent, long completed, long errors, long rejected, Histogram latencyNanos,
     long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta, long executionCountDelta,
-    int rowsPerRequest, long scheduleNanos, long sendLagNanos, long inflightStalls, int clientBoundWindows) {
+    int rowsPerRequest, long scheduleNanos, long sendLagNanos, long inflightStalls, int clientBoundWindows,
+    long serverAllocatedBytes, long serverContextSwitches) {
 
   /** Below this fraction of the offered rate (schedule time covered per wall time), the client fell behind. */
   public static final double CLIENT_BOUND_SEND_FRACTION = 0.95;
@@ -31,7 +34,14 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
   public WindowResult(long wallNanos, long sent, long completed, long errors, long rejected, Histogram latencyNanos,
       long serverCpuNanos, long clientCpuNanos, long inferenceCountDelta, long executionCountDelta, int rowsPerRequest) {
     this(wallNanos, sent, completed, errors, rejected, latencyNanos, serverCpuNanos, clientCpuNanos, inferenceCountDelta,
-        executionCountDelta, rowsPerRequest, -1, -1, 0, 0);
+        executionCountDelta, rowsPerRequest, -1, -1, 0, 0, -1, -1);
+  }
+
+  /** This window with the server's allocation and context-switch counts (-1 = unknown). */
+  public WindowResult withServerCounters(long allocatedBytes, long contextSwitches) {
+    return new WindowResult(wallNanos, sent, completed, errors, rejected, latencyNanos, serverCpuNanos, clientCpuNanos,
+        inferenceCountDelta, executionCountDelta, rowsPerRequest, scheduleNanos, sendLagNanos, inflightStalls,
+        clientBoundWindows, allocatedBytes, contextSwitches);
   }
 
   /** An open-loop window, judged client-bound or not by {@link #isClientBound}. */
@@ -41,7 +51,7 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
     boolean bound = isClientBound(wallNanos, scheduleNanos, sendLagNanos, inflightStalls);
     return new WindowResult(wallNanos, sent, completed, errors, rejected, latencyNanos, serverCpuNanos, clientCpuNanos,
         inferenceCountDelta, executionCountDelta, rowsPerRequest, scheduleNanos, sendLagNanos, inflightStalls,
-        bound ? 1 : 0);
+        bound ? 1 : 0, -1, -1);
   }
 
   /**
@@ -102,7 +112,11 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
     long lag = 0;
     long stalls = 0;
     int bound = 0;
+    long allocated = 0;
+    long switches = 0;
     for (WindowResult w : windows) {
+      allocated = allocated < 0 || w.serverAllocatedBytes < 0 ? -1 : allocated + w.serverAllocatedBytes;
+      switches = switches < 0 || w.serverContextSwitches < 0 ? -1 : switches + w.serverContextSwitches;
       schedule = schedule < 0 || w.scheduleNanos < 0 ? -1 : schedule + w.scheduleNanos;
       lag = lag < 0 || w.sendLagNanos < 0 ? -1 : Math.max(lag, w.sendLagNanos);
       stalls += w.inflightStalls;
@@ -120,6 +134,6 @@ public record WindowResult(long wallNanos, long sent, long completed, long error
       rows = w.rowsPerRequest;
     }
     return new WindowResult(wall, sent, completed, errors, rejected, all, server, client, inferences, executions, rows,
-        schedule, lag, stalls, bound);
+        schedule, lag, stalls, bound, windows.isEmpty() ? -1 : allocated, windows.isEmpty() ? -1 : switches);
   }
 }
