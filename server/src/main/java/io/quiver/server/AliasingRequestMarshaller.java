@@ -120,19 +120,24 @@ final class AliasingRequestMarshaller<T extends MessageLite> implements MethodDe
   }
 
   /**
-   * The inference service with ModelInfer and ModelStreamInfer requests parsed by this marshaller;
-   * every other method, the handlers and the schema descriptor (reflection) unchanged.
+   * The inference service with its ModelInfer and ModelStreamInfer marshallers replaced: answers are
+   * written by {@link InferResponseStream#marshaller} (successful answers straight from the output
+   * tensors), and, with {@code aliasingRequests}, requests are parsed by this marshaller. Every other
+   * method, the handlers and the schema descriptor (reflection) are unchanged.
    */
-  static ServerServiceDefinition withAliasingInferRequests(ServerServiceDefinition service) {
+  static ServerServiceDefinition withInferMarshallers(ServerServiceDefinition service, boolean aliasingRequests) {
     Map<String, MethodDescriptor<?, ?>> replaced = new HashMap<>();
     for (MethodDescriptor<?, ?> method : new MethodDescriptor<?, ?>[] {
         GRPCInferenceServiceGrpc.getModelInferMethod(), GRPCInferenceServiceGrpc.getModelStreamInferMethod()}) {
       @SuppressWarnings("unchecked")
       MethodDescriptor<ModelInferRequest, Object> infer = (MethodDescriptor<ModelInferRequest, Object>) method;
-      replaced.put(method.getFullMethodName(), infer.toBuilder()
-          .setRequestMarshaller(new AliasingRequestMarshaller<>(ModelInferRequest.getDefaultInstance(),
-              infer.getRequestMarshaller()))
-          .build());
+      MethodDescriptor.Builder<ModelInferRequest, Object> rebuilt = infer.toBuilder()
+          .setResponseMarshaller(InferResponseStream.marshaller(infer.getResponseMarshaller()));
+      if (aliasingRequests) {
+        rebuilt.setRequestMarshaller(new AliasingRequestMarshaller<>(ModelInferRequest.getDefaultInstance(),
+            infer.getRequestMarshaller()));
+      }
+      replaced.put(method.getFullMethodName(), rebuilt.build());
     }
     ServiceDescriptor original = service.getServiceDescriptor();
     ServiceDescriptor.Builder descriptor = ServiceDescriptor.newBuilder(original.getName())

@@ -280,6 +280,15 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
         priority, timeoutMicros, deadlineNanos, completion, "grpc", span);
   }
 
+  /**
+   * The call's observer as one that takes any answer its marshaller writes: a protobuf message or an
+   * {@link InferResponseStream} (see {@link AliasingRequestMarshaller#withInferMarshallers}).
+   */
+  @SuppressWarnings("unchecked")
+  private static StreamObserver<Object> responses(StreamObserver<?> call) {
+    return (StreamObserver<Object>) call;
+  }
+
   private static long deadlineNanos() {
     Deadline deadline = Context.current().getDeadline();
     if (deadline == null) {
@@ -318,7 +327,8 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
         return;
       }
       try {
-        call.onNext(KServeCodec.encodeResponse(request, version, outputs));
+        // Written straight from the outputs (see InferResponseStream): the method's marshaller takes it.
+        responses(call).onNext(InferResponseStream.unary(request.modelName(), version, request.id(), outputs));
         call.onCompleted();
       } catch (RuntimeException e) {
         // The client went away between the check and the send; nothing more to deliver.
@@ -372,9 +382,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
     @Override
     public void succeeded(InferRequest request, String version, Tensor[] outputs) {
-      send(ModelStreamInferResponse.newBuilder()
-          .setInferResponse(KServeCodec.encodeResponse(request, version, outputs))
-          .build());
+      send(InferResponseStream.streamed(request.modelName(), version, request.id(), outputs));
     }
 
     @Override
@@ -389,13 +397,14 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
           .build());
     }
 
-    private synchronized void send(ModelStreamInferResponse response) {
+    /** Sends a ModelStreamInferResponse, or an {@link InferResponseStream} that writes one. */
+    private synchronized void send(Object response) {
       pending--;
       if (finished || out.isCancelled()) {
         return;
       }
       try {
-        out.onNext(response);
+        responses(out).onNext(response);
       } catch (RuntimeException e) {
         log.debug("could not deliver stream response: {}", e.toString());
       }

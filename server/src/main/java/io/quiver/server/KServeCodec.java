@@ -1,16 +1,13 @@
 package io.quiver.server;
 
 import com.google.protobuf.ByteString;
-import com.google.protobuf.UnsafeByteOperations;
 import io.quiver.core.DataType;
-import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.Tensor;
 import io.quiver.proto.inference.InferParameter;
 import io.quiver.proto.inference.InferTensorContents;
 import io.quiver.proto.inference.ModelInferRequest;
-import io.quiver.proto.inference.ModelInferResponse;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
@@ -19,9 +16,9 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Translates between the protocol's ModelInfer messages and Quiver's tensors. Stateless and
- * thread-safe. Raw inputs are wrapped, not copied; typed {@code contents} are converted once into
- * little-endian bytes; outputs are wrapped into {@code raw_output_contents} without a copy.
+ * Translates the protocol's ModelInfer requests into Quiver's tensors (answers are written by
+ * {@link InferResponseStream}). Stateless and thread-safe. Raw inputs are wrapped, not copied; typed
+ * {@code contents} are converted once into little-endian bytes.
  */
 final class KServeCodec {
   /** Request parameters with a meaning for the protocol. */
@@ -119,25 +116,6 @@ final class KServeCodec {
       throw InferenceException.invalidField("parameters[sequence_id]",
           "sequence batching is not supported: sequence_id must be absent or 0");
     }
-  }
-
-  /** Builds the response: every returned output in raw_output_contents, index-aligned with outputs. */
-  static ModelInferResponse encodeResponse(InferRequest request, String version, Tensor[] outputs) {
-    ModelInferResponse.Builder response = ModelInferResponse.newBuilder()
-        .setModelName(request.modelName())
-        .setModelVersion(version)
-        .setId(request.id());
-    for (Tensor output : outputs) {
-      ModelInferResponse.InferOutputTensor.Builder tensor = response.addOutputsBuilder()
-          .setName(output.name())
-          .setDatatype(output.dataType().wireName());
-      for (long dim : output.shape()) {
-        tensor.addShape(dim);
-      }
-      // The output buffer is owned by this response from here on: wrapping it avoids a copy.
-      response.addRawOutputContents(UnsafeByteOperations.unsafeWrap(output.data()));
-    }
-    return response.build();
   }
 
   static long[] toShape(List<Long> dims) {

@@ -223,9 +223,8 @@ public final class QuiverServer implements AutoCloseable {
    * answered on the infer calls (off, no interceptor is installed at all).
    */
   static io.grpc.ServerServiceDefinition inferenceService(InferenceServiceImpl inference, ServerTracing tracing) {
-    io.grpc.ServerServiceDefinition service = ALIASING_REQUEST_PARSING
-        ? AliasingRequestMarshaller.withAliasingInferRequests(inference.bindService())
-        : inference.bindService();
+    io.grpc.ServerServiceDefinition service =
+        AliasingRequestMarshaller.withInferMarshallers(inference.bindService(), ALIASING_REQUEST_PARSING);
     return tracing == null ? service : ServerInterceptors.intercept(service, new GrpcTracingInterceptor());
   }
 

@@ -82,9 +82,9 @@ class AliasingRequestMarshallerTest {
   }
 
   @Test
-  void withAliasingInferRequests_replacesOnlyTheInferMarshallers_andKeepsTheSchema() {
+  void withInferMarshallers_replacesOnlyTheInferMarshallers_andKeepsTheSchema() {
     ServerServiceDefinition original = new GRPCInferenceServiceGrpc.GRPCInferenceServiceImplBase() { }.bindService();
-    ServerServiceDefinition aliased = AliasingRequestMarshaller.withAliasingInferRequests(original);
+    ServerServiceDefinition aliased = AliasingRequestMarshaller.withInferMarshallers(original, true);
     assertThat(aliased.getServiceDescriptor().getSchemaDescriptor())
         .isSameAs(original.getServiceDescriptor().getSchemaDescriptor());
     assertThat(aliased.getMethods()).hasSameSizeAs(original.getMethods());

@@ -5,6 +5,7 @@ import com.google.protobuf.UnsafeByteOperations;
 import io.quiver.core.DataType;
 import io.quiver.core.Tensor;
 import io.quiver.proto.inference.ModelInferResponse;
+import io.quiver.server.InferResponseStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -22,10 +23,12 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Response encode: a ModelInferResponse whose {@code raw_output_contents} wrap the output buffers
- * without copying ({@link UnsafeByteOperations#unsafeWrap}), as KServeCodec.encodeResponse builds it
- * (mirrored here: that class is package-private), then serialized into a reused buffer, the copy
- * gRPC makes into Netty's buffers.
+ * Response encode, two ways. {@code build}/{@code buildAndSerialize}: a ModelInferResponse whose
+ * {@code raw_output_contents} wrap the output buffers without copying
+ * ({@link UnsafeByteOperations#unsafeWrap}), as a server using protobuf's builders makes it (the bare
+ * echo baseline does this), serialized into a reused buffer. {@code direct}: the server's
+ * {@link InferResponseStream}, which writes the same bytes straight from the tensors into the target
+ * (the copy gRPC makes into Netty's buffers) without building a message.
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.AverageTime)
@@ -40,6 +43,7 @@ public class ResponseEncodeBenchmark {
 
   private Tensor[] outputs;
   private byte[] target;
+  private Sink sink;
 
   @Setup
   public void setUp() {
@@ -49,6 +53,7 @@ public class ResponseEncodeBenchmark {
     }
     outputs = new Tensor[] {new Tensor("OUTPUT0", DataType.FP32, new long[] {1, elements}, data.flip())};
     target = new byte[elements * 4 + 1024];
+    sink = new Sink(elements * 4 + 1024);
   }
 
   /** Builds the message only. */
@@ -64,6 +69,38 @@ public class ResponseEncodeBenchmark {
     CodedOutputStream out = CodedOutputStream.newInstance(target);
     response.writeTo(out);
     return out.getTotalBytesWritten();
+  }
+
+  /** The server's path: the same bytes written straight from the outputs. */
+  @Benchmark
+  public int direct() throws IOException {
+    sink.reset();
+    return InferResponseStream.unary("bench", "1", "", outputs).drainTo(sink);
+  }
+
+  /** A reusable in-memory target, like the transport's buffer. */
+  static final class Sink extends java.io.OutputStream {
+    final byte[] bytes;
+    int size;
+
+    Sink(int capacity) {
+      bytes = new byte[capacity];
+    }
+
+    void reset() {
+      size = 0;
+    }
+
+    @Override
+    public void write(int b) {
+      bytes[size++] = (byte) b;
+    }
+
+    @Override
+    public void write(byte[] b, int off, int len) {
+      System.arraycopy(b, off, bytes, size, len);
+      size += len;
+    }
   }
 
   static ModelInferResponse encode(String model, String version, String id, Tensor[] outputs) {
