@@ -46,6 +46,9 @@ final class ModelInstance implements Runnable {
   private final long[] fixedRowBytes;
   /** Per fixed-shape input, the batch tensor per row count (built on first use over the pooled buffer). */
   private final Tensor[][] batchTensors;
+  /** Per union position: the runner's output shape array last seen, and row shapes derived from it per row count. */
+  private final long[][] shapeSource;
+  private final long[][][] rowShapes;
   private final Batch[] slots = new Batch[2];
   private final AtomicInteger state = new AtomicInteger();
   private int nextSlot; // dispatch owner only
@@ -79,6 +82,9 @@ final class ModelInstance implements Runnable {
     for (int s = 0; s < 2; s++) {
       slots[s] = new Batch(this, s, maxRequests, signature.outputs().size());
     }
+    int outputs = signature.outputs().size();
+    this.shapeSource = new long[outputs][];
+    this.rowShapes = new long[outputs][maxRequests + 1][];
   }
 
   /** Any thread: not running a batch (it may still wait for a slot; a cheap pre-check for producers). */
@@ -290,8 +296,6 @@ final class ModelInstance implements Runnable {
       for (int j = 0; j < wanted.length; j++) {
         int u = batch.unionPos[wanted[j]];
         Tensor out = outputs[u];
-        long[] shape = out.shape().clone();
-        shape[0] = myRows;
         int from;
         int length;
         if (out.dataType() == DataType.BYTES) {
@@ -302,11 +306,28 @@ final class ModelInstance implements Runnable {
           from = rowStart * rowBytes;
           length = myRows * rowBytes;
         }
-        mine[j] = new Tensor(out.name(), out.dataType(), shape, out.data().slice(from, length));
+        mine[j] = out.view(rowShape(u, out.shape(), myRows), from, length);
       }
       batch.outputs[r] = mine;
       rowStart += myRows;
     }
   }
 
+  /**
+   * The shape of {@code rows} rows of a batch output: shared per output and row count while the runner
+   * returns the same shape array (its reused outputs do), so a request's shape is not a new array.
+   */
+  private long[] rowShape(int u, long[] batchShape, int rows) {
+    if (shapeSource[u] != batchShape) {
+      shapeSource[u] = batchShape;
+      java.util.Arrays.fill(rowShapes[u], null);
+    }
+    long[] shape = rowShapes[u][rows];
+    if (shape == null) {
+      shape = batchShape.clone();
+      shape[0] = rows;
+      rowShapes[u][rows] = shape;
+    }
+    return shape;
+  }
 }

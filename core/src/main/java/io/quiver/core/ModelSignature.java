@@ -19,6 +19,7 @@ public final class ModelSignature {
   private final List<TensorSpec> outputs;
   private final Map<String, Integer> inputIndex;
   private final Map<String, Integer> outputIndex;
+  private final int[] allOutputIndices;
 
   public ModelSignature(int maxBatchSize, List<TensorSpec> inputs, List<TensorSpec> outputs) {
     this.maxBatchSize = maxBatchSize;
@@ -26,6 +27,15 @@ public final class ModelSignature {
     this.outputs = List.copyOf(outputs);
     this.inputIndex = indexByName(this.inputs);
     this.outputIndex = indexByName(this.outputs);
+    this.allOutputIndices = new int[this.outputs.size()];
+    for (int i = 0; i < allOutputIndices.length; i++) {
+      allOutputIndices[i] = i;
+    }
+  }
+
+  /** 0, 1, ..., outputs - 1: what a request that names no output gets. Shared: callers must not modify it. */
+  public int[] allOutputIndices() {
+    return allOutputIndices;
   }
 
   /**

@@ -68,11 +68,7 @@ public final class RequestValidator {
    */
   public static int[] resolveOutputs(String model, ModelSignature signature, List<String> requested) {
     if (requested.isEmpty()) {
-      int[] all = new int[signature.outputs().size()];
-      for (int i = 0; i < all.length; i++) {
-        all[i] = i;
-      }
-      return all;
+      return signature.allOutputIndices(); // shared, like every InferRequest's indices: read-only
     }
     int[] indices = new int[requested.size()];
     for (int i = 0; i < indices.length; i++) {

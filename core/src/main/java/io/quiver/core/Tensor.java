@@ -82,6 +82,16 @@ public final class Tensor {
     return count;
   }
 
+  /**
+   * A tensor over part of this one's data, with another shape (a request's rows of a batch output):
+   * one buffer view, no copy.
+   *
+   * @param from byte offset into this tensor's data
+   */
+  public Tensor view(long[] shape, int from, int length) {
+    return new Tensor(name, dataType, shape, data.slice(data.position() + from, length).order(ByteOrder.LITTLE_ENDIAN));
+  }
+
   /** Returns a tensor with the same data under another name. */
   public Tensor withName(String newName) {
     return new Tensor(newName, dataType, shape, data);

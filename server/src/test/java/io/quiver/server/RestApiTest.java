@@ -67,6 +67,54 @@ class RestApiTest {
   }
 
   @Test
+  void pipelinedRequests_areAnsweredInRequestOrder() throws Exception {
+    // Three requests written at once on one connection: an inference, a metadata read behind it, and
+    // another inference. HTTP/1.1 answers must come back in that order, whatever finishes first.
+    String infer = "{\"id\":\"%s\",\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\",\"shape\":[1,16],"
+        + "\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}";
+    StringBuilder wire = new StringBuilder();
+    for (String request : new String[] {
+        rawPost("/v2/models/identity_fp32/infer", String.format(infer, "first")),
+        "GET /v2/models/simple HTTP/1.1\r\nHost: x\r\n\r\n",
+        rawPost("/v2/models/identity_fp32/infer", String.format(infer, "third"))}) {
+      wire.append(request);
+    }
+    try (java.net.Socket socket = new java.net.Socket("127.0.0.1", fixture.server.httpPort())) {
+      socket.setSoTimeout(10_000);
+      socket.getOutputStream().write(wire.toString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+      java.io.InputStream in = socket.getInputStream();
+      String first = readResponse(in);
+      String second = readResponse(in);
+      String third = readResponse(in);
+      assertThat(first).contains("\"id\":\"first\"");
+      assertThat(second).contains("\"name\":\"simple\"");
+      assertThat(third).contains("\"id\":\"third\"");
+    }
+  }
+
+  private static String rawPost(String path, String body) {
+    return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+        + body.getBytes(java.nio.charset.StandardCharsets.UTF_8).length + "\r\n\r\n" + body;
+  }
+
+  /** One HTTP/1.1 response with a Content-Length body, as text. */
+  private static String readResponse(java.io.InputStream in) throws Exception {
+    java.io.ByteArrayOutputStream head = new java.io.ByteArrayOutputStream();
+    while (!head.toString(java.nio.charset.StandardCharsets.ISO_8859_1).endsWith("\r\n\r\n")) {
+      int b = in.read();
+      if (b < 0) {
+        throw new java.io.EOFException("connection closed inside a response head");
+      }
+      head.write(b);
+    }
+    String headText = head.toString(java.nio.charset.StandardCharsets.ISO_8859_1);
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(?i)content-length:\\s*(\\d+)").matcher(headText);
+    assertThat(m.find()).as("content-length in %s", headText).isTrue();
+    byte[] body = in.readNBytes(Integer.parseInt(m.group(1)));
+    return headText + new String(body, java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  @Test
   void serverMetadataAndHealth() throws Exception {
     HttpResponse<byte[]> meta = get("/v2");
     assertThat(meta.statusCode()).isEqualTo(200);

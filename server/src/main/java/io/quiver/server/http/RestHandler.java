@@ -13,6 +13,7 @@ import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
+import io.netty.util.AttributeKey;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -47,6 +48,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -59,8 +61,11 @@ import org.slf4j.LoggerFactory;
  * channel; repository load and unload run on the data plane's repository executor. Shared by all
  * connections (stateless).
  *
- * <p>While an inference request is outstanding the connection stops reading, so HTTP/1.1 responses
- * leave in request order even when a client pipelines.
+ * <p>HTTP/1.1 answers leave in request order: while an inference request of a connection is
+ * outstanding, requests that a pipelining client sends behind it are held (at most
+ * {@link #MAX_PIPELINED} per connection, and the connection stops reading while any are held) and
+ * handled once the answer is out. A client that waits for each answer, the usual case, costs no
+ * change of the connection's read interest (no syscall per request).
  */
 @ChannelHandler.Sharable
 final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
@@ -70,6 +75,10 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   private static final JsonFormat.Printer CONFIG_PRINTER = JsonFormat.printer().preservingProtoFieldNames()
       .omittingInsignificantWhitespace();
 
+  /** Requests held behind an outstanding inference on one connection before it is closed as abusive. */
+  static final int MAX_PIPELINED = 32;
+  private static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf(RestHandler.class, "connection");
+
   private final DataPlane plane;
   private final HttpRoute extra; // the console's paths; null = none
 
@@ -78,8 +87,79 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     this.extra = extra;
   }
 
+  /**
+   * One connection's ordering state; touched only on its event loop (requests, answers and the close
+   * all run there).
+   */
+  private static final class Connection {
+    /** The inference whose answer is outstanding, or null. */
+    HttpCompletion outstanding;
+    /** Requests read behind it, retained, in order. */
+    final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>();
+  }
+
+  private static Connection connection(ChannelHandlerContext ctx) {
+    Connection c = ctx.channel().attr(CONNECTION).get();
+    if (c == null) {
+      c = new Connection();
+      ctx.channel().attr(CONNECTION).set(c);
+    }
+    return c;
+  }
+
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
+    Connection connection = connection(ctx);
+    if (connection.outstanding != null) {
+      if (connection.held.size() >= MAX_PIPELINED) {
+        log.debug("REST connection {} pipelined more than {} requests; closing it", ctx.channel().remoteAddress(),
+            MAX_PIPELINED);
+        ctx.close();
+        return;
+      }
+      connection.held.add(request.retain()); // answered in order, after the outstanding one
+      ctx.channel().config().setAutoRead(false); // and read no more until they are
+      return;
+    }
+    handle(ctx, request);
+  }
+
+  /** An inference answer of this connection is out: handles the requests held behind it, in order. */
+  private void answered(ChannelHandlerContext ctx, Connection connection) {
+    connection.outstanding = null;
+    if (connection.held.isEmpty()) {
+      return;
+    }
+    while (connection.outstanding == null && !connection.held.isEmpty()) {
+      FullHttpRequest next = connection.held.poll();
+      try {
+        handle(ctx, next);
+      } finally {
+        next.release();
+      }
+    }
+    if (connection.held.isEmpty()) {
+      ctx.channel().config().setAutoRead(true);
+    }
+  }
+
+  @Override
+  public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+    Connection connection = ctx.channel().attr(CONNECTION).get();
+    if (connection != null) {
+      HttpCompletion outstanding = connection.outstanding;
+      if (outstanding != null && outstanding.request != null) {
+        outstanding.request.cancel(); // the client is gone: a request still queued is dropped before it runs
+      }
+      FullHttpRequest held;
+      while ((held = connection.held.poll()) != null) {
+        held.release();
+      }
+    }
+    super.channelInactive(ctx);
+  }
+
+  private void handle(ChannelHandlerContext ctx, FullHttpRequest request) {
     boolean keepAlive = HttpUtil.isKeepAlive(request);
     if (!request.decoderResult().isSuccess()) {
       sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
@@ -389,15 +469,16 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (span != null && !decoded.id().isEmpty()) {
       span.setAttribute("quiver.request.id", decoded.id());
     }
-    HttpCompletion completion = new HttpCompletion(ctx, keepAlive, decoded, trace);
-    // Stop reading until this answer is out: keeps pipelined responses in order.
-    ctx.channel().config().setAutoRead(false);
+    Connection connection = connection(ctx);
+    HttpCompletion completion = new HttpCompletion(ctx, connection, keepAlive, decoded, trace);
+    // Until this answer is out, requests behind it on this connection wait (answers in request order).
+    connection.outstanding = completion;
     try {
       InferRequest submitted = plane.submit(model, version, decoded.id(), decoded.inputs(), decoded.outputs(),
           decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http", span);
       completion.accepted(submitted);
     } catch (RuntimeException e) {
-      ctx.channel().config().setAutoRead(true);
+      connection.outstanding = null;
       if (trace != null && e instanceof InferenceException ie) {
         sendError(ctx, keepAlive, ie, trace); // the span already ended in submit
         return;
@@ -436,16 +517,22 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
-  /** Answers one REST inference; called on a runner thread; the channel does the actual writing. */
-  private final class HttpCompletion implements DataPlane.Completion, ChannelFutureListener {
+  /**
+   * Answers one REST inference. Called on the connection's event loop (the batcher delivers answers to
+   * the loop the request came from), so it writes the answer and handles held requests directly.
+   */
+  private final class HttpCompletion implements DataPlane.Completion {
     private final ChannelHandlerContext ctx;
+    private final Connection connection;
     private final boolean keepAlive;
     private final RestInferCodec.Decoded decoded;
     private final SpanContext trace; // the server span the answer names; null when tracing is off
-    private volatile InferRequest request;
+    InferRequest request;
 
-    HttpCompletion(ChannelHandlerContext ctx, boolean keepAlive, RestInferCodec.Decoded decoded, SpanContext trace) {
+    HttpCompletion(ChannelHandlerContext ctx, Connection connection, boolean keepAlive, RestInferCodec.Decoded decoded,
+        SpanContext trace) {
       this.ctx = ctx;
+      this.connection = connection;
       this.keepAlive = keepAlive;
       this.decoded = decoded;
       this.trace = trace;
@@ -453,24 +540,16 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
     void accepted(InferRequest accepted) {
       request = accepted;
-      ctx.channel().closeFuture().addListener(this);
-    }
-
-    /** The connection closed: a request still queued is dropped before it runs. */
-    @Override
-    public void operationComplete(io.netty.channel.ChannelFuture future) {
-      InferRequest r = request;
-      if (r != null) {
-        r.cancel();
+      if (!ctx.channel().isActive()) {
+        accepted.cancel(); // closed while it was being submitted
       }
     }
 
+    /** After the answer is written: the connection's next request may go. */
     private void done() {
-      InferRequest r = request;
-      if (r != null) {
-        ctx.channel().closeFuture().removeListener(this);
+      if (connection.outstanding == this) {
+        answered(ctx, connection);
       }
-      ctx.channel().config().setAutoRead(true);
     }
 
     @Override
@@ -482,20 +561,20 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       } catch (IOException | RuntimeException e) {
         buf.release();
         plane.logFailure(request.modelName(), request.id(), e);
-        done();
         sendError(ctx, keepAlive, HttpErrors.toInferenceException(e), trace);
+        done();
         return;
       }
-      done();
       FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, buf);
       ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
       write(ctx, keepAlive, response, headerLength < 0 ? "application/json" : "application/octet-stream", headerLength);
+      done();
     }
 
     @Override
     public void failed(InferRequest request, InferenceException error) {
-      done();
       sendError(ctx, keepAlive, error, trace);
+      done();
     }
   }
 
