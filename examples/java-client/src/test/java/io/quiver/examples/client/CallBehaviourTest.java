@@ -252,7 +252,7 @@ class CallBehaviourTest {
     });
     metadata.validate(InferRequest.builder("identity_fp32").input("INPUT0", Tensors.fp32(new float[32], 2, 16)).build());
 
-    assertThat(client.modelConfig("identity_fp32").getMaxBatchSize()).isEqualTo(8);
+    assertThat(client.modelConfig("identity_fp32").getMaxBatchSize()).isEqualTo(256);
     assertThat(client.modelStatistics("identity_fp32").getModelStatsList()).extracting(ModelStatistics::getName)
         .containsExactly("identity_fp32");
     assertThat(client.repositoryIndex(false)).extracting(m -> m.getName()).contains("simple", "identity_fp32");
