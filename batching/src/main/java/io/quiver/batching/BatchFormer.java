@@ -75,8 +75,10 @@ final class BatchFormer {
     this.dynamic = policy.dynamicBatching();
     this.adaptiveDelay = dynamic && policy.adaptiveQueueDelay();
     this.preferred = policy.preferredBatchSizes();
-    this.rings = new PendingRing[2 * policy.priorityLevels()];
-    for (int l = 0; l < policy.priorityLevels(); l++) {
+    // One pair of rings per queue level; the background level's pair is last, so form() and take(),
+    // which walk the rings in order, reach background requests only after every configured level's.
+    this.rings = new PendingRing[2 * policy.queueLevels()];
+    for (int l = 0; l < policy.queueLevels(); l++) {
       int bound = policy.level(l + 1).maxQueueSize();
       rings[2 * l] = new PendingRing(bound);
       rings[2 * l + 1] = new PendingRing(bound);
@@ -197,7 +199,7 @@ final class BatchFormer {
   private int sweep(long now) {
     int n = 0;
     long next = Long.MAX_VALUE;
-    for (int l = 0; l < policy.priorityLevels(); l++) {
+    for (int l = 0; l < policy.queueLevels(); l++) {
       boolean delayOnTimeout = policy.level(l + 1).delayOnTimeout();
       for (int k = 0; k < 2; k++) {
         PendingRing ring = rings[2 * l + k];

@@ -28,6 +28,16 @@ public final class BatchingPolicy {
   /** Config {@code parameters} key that replaces {@link #DEFAULT_MAX_QUEUE_SIZE}. */
   public static final String PARAM_DEFAULT_MAX_QUEUE_SIZE = "quiver.default_max_queue_size";
 
+  /**
+   * Queue bound of the background level ({@link io.quiver.core.InferRequest#BACKGROUND_PRIORITY}, batch
+   * jobs), in requests, when the config does not set {@link #PARAM_BACKGROUND_MAX_QUEUE_SIZE}: a share
+   * of its own, so background work can never take the room of online requests.
+   */
+  public static final int DEFAULT_BACKGROUND_MAX_QUEUE_SIZE = 1024;
+
+  /** Config {@code parameters} key that replaces {@link #DEFAULT_BACKGROUND_MAX_QUEUE_SIZE}. */
+  public static final String PARAM_BACKGROUND_MAX_QUEUE_SIZE = "quiver.background_max_queue_size";
+
   /** Config {@code parameters} key of the optional p99 latency target, in microseconds. */
   public static final String PARAM_LATENCY_TARGET_US = "quiver.latency_target_us";
 
@@ -56,15 +66,15 @@ public final class BatchingPolicy {
   private final int priorityLevels;
   private final boolean honoursPriority;
   private final int defaultPriorityLevel;
-  private final LevelPolicy[] levels;
+  private final LevelPolicy[] levels; // the configured levels, then the background level last
   private final long latencyTargetNanos;
   private final long inlineMaxNanos;
   private final boolean adaptiveQueueDelay;
 
   private BatchingPolicy(boolean dynamicBatching, int maxBatchSize, int[] preferredBatchSizes,
       long maxQueueDelayNanos, boolean preserveOrdering, int priorityLevels, int defaultPriorityLevel,
-      LevelPolicy[] levels, long latencyTargetNanos, boolean explicitLevels, long inlineMaxNanos,
-      boolean adaptiveQueueDelay) {
+      LevelPolicy[] configured, int backgroundBound, long latencyTargetNanos, boolean explicitLevels,
+      long inlineMaxNanos, boolean adaptiveQueueDelay) {
     this.inlineMaxNanos = inlineMaxNanos;
     this.adaptiveQueueDelay = adaptiveQueueDelay;
     this.dynamicBatching = dynamicBatching;
@@ -76,7 +86,9 @@ public final class BatchingPolicy {
     this.priorityLevels = priorityLevels;
     this.honoursPriority = explicitLevels;
     this.defaultPriorityLevel = defaultPriorityLevel;
-    this.levels = levels;
+    this.levels = Arrays.copyOf(configured, configured.length + 1);
+    // Background work waits as long as it must (no timeout) and is never delayed behind itself.
+    this.levels[configured.length] = new LevelPolicy(backgroundBound, 0L, false, false);
     this.latencyTargetNanos = latencyTargetNanos;
   }
 
@@ -98,11 +110,13 @@ public final class BatchingPolicy {
         ? intParam(model, params, PARAM_INLINE_MAX_US, 0, 0, 1_000_000) : -1;
     boolean adaptiveDelay = boolParam(model, params, PARAM_ADAPTIVE_QUEUE_DELAY, true);
     long inlineMaxNanos = inlineMaxUs < 0 ? -1 : inlineMaxUs * 1000L;
+    int backgroundBound = intParam(model, params, PARAM_BACKGROUND_MAX_QUEUE_SIZE, DEFAULT_BACKGROUND_MAX_QUEUE_SIZE, 1,
+        MAX_QUEUE_SIZE_LIMIT);
     boolean batching = config.hasDynamicBatching() && maxBatchSize > 0;
     if (!config.hasDynamicBatching()) {
       LevelPolicy level = new LevelPolicy(defaultBound, 0L, false, false);
       return new BatchingPolicy(false, maxBatchSize, new int[0], 0L, false, 1, 1, new LevelPolicy[] {level},
-          latencyTargetUs * 1000L, false, inlineMaxNanos, false);
+          backgroundBound, latencyTargetUs * 1000L, false, inlineMaxNanos, false);
     }
     ModelDynamicBatching db = config.getDynamicBatching();
     int[] preferred = new int[db.getPreferredBatchSizeCount()];
@@ -151,7 +165,7 @@ public final class BatchingPolicy {
     }
     return new BatchingPolicy(batching, maxBatchSize, batching ? preferred : new int[0],
         batching ? delayUs * 1000L : 0L, db.getPreserveOrdering(), priorityLevels, defaultLevel, levels,
-        latencyTargetUs * 1000L, levelsRaw > 0, inlineMaxNanos, adaptiveDelay);
+        backgroundBound, latencyTargetUs * 1000L, levelsRaw > 0, inlineMaxNanos, adaptiveDelay);
   }
 
   private static LevelPolicy levelPolicy(String model, String field, ModelQueuePolicy p, int defaultBound) {
@@ -237,6 +251,19 @@ public final class BatchingPolicy {
   }
 
   /**
+   * The 1-based level of background requests ({@code InferRequest.BACKGROUND_PRIORITY}):
+   * {@code priorityLevels() + 1}, below every configured level. Every batcher has it.
+   */
+  public int backgroundLevel() {
+    return priorityLevels + 1;
+  }
+
+  /** Queues a batcher keeps: the configured levels plus the background level. */
+  public int queueLevels() {
+    return priorityLevels + 1;
+  }
+
+  /**
    * False when the config sets no priority_levels: then, as in Triton, a request's priority is
    * ignored; true when requests' priorities are checked against {@link #priorityLevels()}.
    */
@@ -248,7 +275,7 @@ public final class BatchingPolicy {
     return defaultPriorityLevel;
   }
 
-  /** Queue policy of {@code level} (1-based). */
+  /** Queue policy of {@code level} (1-based; {@link #backgroundLevel()} included). */
   public LevelPolicy level(int level) {
     return levels[level - 1];
   }

@@ -121,7 +121,7 @@ public final class DynamicBatcher implements InferenceScheduler {
     this.compute = b.compute;
     this.fallbackTimer = b.timer;
     this.stats = new InferenceStats(policy.maxBatchRows());
-    int levels = policy.priorityLevels();
+    int levels = policy.queueLevels(); // the configured levels, then the background level
     this.queues = new MpscArrayQueue[levels];
     this.queuedPerLevel = new AtomicIntegerArray(levels);
     for (int l = 0; l < levels; l++) {
@@ -201,6 +201,10 @@ public final class DynamicBatcher implements InferenceScheduler {
   }
 
   private int levelOf(int priority) {
+    if (priority == InferRequest.BACKGROUND_PRIORITY) {
+      // Background work (batch jobs) has its own lowest level in every batcher, whatever the config says.
+      return policy.backgroundLevel() - 1;
+    }
     if (priority == 0 || !policy.honoursPriority()) {
       return policy.defaultPriorityLevel() - 1;
     }

@@ -212,6 +212,50 @@ class DynamicBatcherTest {
     assertThat(runner.batchRows).containsExactly(2, 2, 1);
   }
 
+  /**
+   * Background work (batch jobs, issue 19): every batcher has one extra level below the configured
+   * ones, served only when no configured level has a request waiting (it may fill the rest of a batch),
+   * with its own queue bound, so it can neither delay nor crowd out online requests.
+   */
+  @Test
+  void backgroundPriority_isServedAfterEveryConfiguredLevel_andHasItsOwnQueueBound() {
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = manual(config(2, db -> db.setPriorityLevels(2).setDefaultPriorityLevel(1)
+        .setDefaultQueuePolicy(ModelQueuePolicy.newBuilder().setMaxQueueSize(2))), runner);
+    assertThat(b.policy().backgroundLevel()).isEqualTo(3);
+    assertThat(b.policy().level(3).maxQueueSize()).isEqualTo(BatchingPolicy.DEFAULT_BACKGROUND_MAX_QUEUE_SIZE);
+    List<Result> all = new ArrayList<>();
+    for (int i = 0; i < 3; i++) { // more than a configured level holds: the background bound is its own
+      all.add(submit(b, new Req(90 + i).values(1, 90 + i, 0).priority(InferRequest.BACKGROUND_PRIORITY)));
+    }
+    all.add(submit(b, new Req(21).values(1, 21, 0).priority(2)));
+    all.add(submit(b, new Req(11).values(1, 11, 0))); // default level 1
+    all.add(submit(b, new Req(22).values(1, 22, 0).priority(2)));
+    pumpUntil(b, () -> all.stream().allMatch(Result::isDone));
+    // level 1 and the first level-2 request, then level 2 with the first background request filling
+    // the batch, then the rest of the background work.
+    assertThat(runner.batchFirst).containsExactly(11f, 22f, 91f);
+    assertThat(runner.batchRows).containsExactly(2, 2, 2);
+    assertThat(all.get(0).floats(0)).containsExactly(90f, 0f);
+    assertThat(all).allSatisfy(r -> assertThat(r.error).isNull());
+
+    ModelConfig bounded = config(2, db -> {}).toBuilder()
+        .putParameters(BatchingPolicy.PARAM_BACKGROUND_MAX_QUEUE_SIZE,
+            io.quiver.proto.inference.ModelParameter.newBuilder().setStringValue("1").build())
+        .build();
+    DynamicBatcher small = manual(bounded, new ArithmeticRunner());
+    Result queued = submit(small, new Req(1).priority(InferRequest.BACKGROUND_PRIORITY));
+    assertThatThrownBy(() -> submit(small, new Req(2).priority(InferRequest.BACKGROUND_PRIORITY)))
+        .isInstanceOfSatisfying(InferenceException.class, e -> {
+          assertThat(e.code()).isEqualTo(ErrorCode.RESOURCE_EXHAUSTED);
+          assertThat(e.getMessage()).contains("level 2", "1 requests");
+        });
+    Result online = submit(small, new Req(3)); // the online level is not crowded out
+    pumpUntil(small, () -> queued.isDone() && online.isDone());
+    assertThat(queued.error).isNull();
+    assertThat(online.error).isNull();
+  }
+
   @Test
   void priority_outsideLevels_isInvalidArgument_butIgnoredWithoutLevels() {
     DynamicBatcher b = manual(config(2, db -> db.setPriorityLevels(2).setDefaultPriorityLevel(1)), new ArithmeticRunner());

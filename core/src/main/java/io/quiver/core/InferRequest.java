@@ -16,6 +16,13 @@ public final class InferRequest {
   /** Sentinel for "no deadline". */
   public static final long NO_DEADLINE = Long.MAX_VALUE;
 
+  /**
+   * The priority of background work (batch jobs): below every level a model configures, served only
+   * when no configured level has a request waiting, with its own queue bound. Negative, so no client
+   * can ask for it: both transports refuse a negative {@code priority} parameter.
+   */
+  public static final int BACKGROUND_PRIORITY = Integer.MIN_VALUE;
+
   private final String modelName;
   private final long modelVersion;
   private final String id;
@@ -41,7 +48,8 @@ public final class InferRequest {
    * @param inputs tensors in the model signature's input order (null for an absent optional input)
    * @param outputIndices positions in the signature's outputs of the outputs to return, in response order
    * @param batchSize rows this request contributes to a batch (1 for a model that does not batch)
-   * @param priority requested priority level, 1 highest; 0 means the model's default level
+   * @param priority requested priority level, 1 highest; 0 means the model's default level;
+   *     {@link #BACKGROUND_PRIORITY} for background work
    * @param timeoutMicros the request's own `timeout` parameter in microseconds; 0 when not given
    * @param deadlineNanos absolute {@link System#nanoTime()} deadline from the transport (gRPC deadline), or {@link #NO_DEADLINE}
    */
