@@ -236,6 +236,66 @@ public final class LocalModelRepository implements WritableModelRepository {
     }
   }
 
+  /** A state object is a file under the root; its tag is mtime and size, as for the desired state. */
+  @Override
+  public StoredObject readState(String name) {
+    Path file = root.resolve(WritableModelRepository.checkStateName(name));
+    try {
+      String tag = Files.getLastModifiedTime(file).toMillis() + ":" + Files.size(file);
+      return new StoredObject(Files.readAllBytes(file), tag);
+    } catch (NoSuchFileException e) {
+      return new StoredObject(null, "absent");
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot read " + file + ": " + e, e);
+    }
+  }
+
+  /** Written to a temporary file, forced to disk, then renamed over the old one (ATOMIC_MOVE). */
+  @Override
+  public void writeState(String name, byte[] contents) {
+    Path file = root.resolve(WritableModelRepository.checkStateName(name));
+    Path temp = file.resolveSibling(file.getFileName() + ".tmp-" + java.util.UUID.randomUUID());
+    try {
+      Files.createDirectories(file.getParent());
+      try (java.nio.channels.FileChannel out = java.nio.channels.FileChannel.open(temp,
+          java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+        java.nio.ByteBuffer buffer = java.nio.ByteBuffer.wrap(contents);
+        while (buffer.hasRemaining()) {
+          out.write(buffer);
+        }
+        out.force(true);
+      }
+      Files.move(temp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot write " + file + ": " + e, e);
+    } finally {
+      try {
+        Files.deleteIfExists(temp);
+      } catch (IOException ignored) {
+        // best effort
+      }
+    }
+  }
+
+  @Override
+  public List<String> listState(String prefix) {
+    String dirName = prefix.endsWith("/") ? prefix.substring(0, prefix.length() - 1) : prefix;
+    Path dir = root.resolve(WritableModelRepository.checkStateName(dirName));
+    List<String> names = new java.util.ArrayList<>();
+    try (java.util.stream.Stream<Path> entries = Files.list(dir)) {
+      entries.filter(Files::isRegularFile)
+          .map(p -> p.getFileName().toString())
+          .filter(n -> !n.contains(".tmp-"))
+          .sorted()
+          .forEach(n -> names.add(dirName + "/" + n));
+    } catch (NoSuchFileException e) {
+      return names;
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot list " + dir + ": " + e, e);
+    }
+    return names;
+  }
+
   /** Deletes a directory tree if present; best effort. */
   public static void deleteTree(Path dir) {
     if (dir == null || !Files.exists(dir)) {

@@ -3,6 +3,7 @@ package io.quiver.registry;
 import io.quiver.core.InferenceException;
 import io.quiver.core.spi.ModelRepository;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * A repository the control plane can write to: new versions (uploads) and the desired-state manifest
@@ -33,6 +34,53 @@ public interface WritableModelRepository extends ModelRepository {
 
   /** Replaces the desired-state manifest atomically (readers see the old or the new, never a mix). */
   void writeDesiredState(byte[] contents);
+
+  /**
+   * Reads a small state object the server keeps beside the models (batch-job records, for instance).
+   * {@code name} is a relative, '/'-separated path whose first segment starts with {@code ".quiver-"}
+   * (hidden, so never taken for a model); see {@link #checkStateName}.
+   *
+   * @return the bytes and their change tag; null bytes when the object does not exist
+   * @throws InferenceException INVALID_ARGUMENT for a bad name; UNAVAILABLE or INTERNAL when the store
+   *     cannot be read
+   */
+  StoredObject readState(String name);
+
+  /** Replaces (or creates) a state object atomically: readers see the old or the new bytes, never a mix. */
+  void writeState(String name, byte[] contents);
+
+  /** Names (as given to {@link #readState}) of the state objects directly under {@code prefix} ("…/"), sorted. */
+  List<String> listState(String prefix);
+
+  /** The longest state object name accepted. */
+  int MAX_STATE_NAME_LENGTH = 512;
+
+  /**
+   * Checks a state object name: relative, '/'-separated, at most {@link #MAX_STATE_NAME_LENGTH}
+   * characters, first segment starting with ".quiver-", no empty, '.' or '..' segment, no backslash or
+   * control character. Returns it.
+   *
+   * @throws InferenceException INVALID_ARGUMENT naming the problem
+   */
+  static String checkStateName(String name) {
+    boolean ok = name != null && !name.isEmpty() && name.length() <= MAX_STATE_NAME_LENGTH
+        && name.startsWith(".quiver-") && !name.contains("\\");
+    if (ok) {
+      for (String segment : name.split("/", -1)) {
+        if (segment.isEmpty() || segment.equals(".") || segment.equals("..")
+            || segment.chars().anyMatch(Character::isISOControl)) {
+          ok = false;
+          break;
+        }
+      }
+    }
+    if (!ok) {
+      throw InferenceException.invalidArgument(
+          "state object name must be a relative path under a '.quiver-' directory without empty, '.' or '..' parts; was '%s'",
+          name == null ? "null" : ModelNames.printable(name.length() > 80 ? name.substring(0, 80) + "..." : name));
+    }
+    return name;
+  }
 
   /** An object read from the store and its change tag; {@code bytes} null when it does not exist. */
   record StoredObject(byte[] bytes, String tag) {}

@@ -109,4 +109,23 @@ class LocalModelRepositoryTest {
     assertThat(LocalModelRepository.parseVersion("1e3")).isEqualTo(-1);
     assertThat(LocalModelRepository.parseVersion("1234567890123456789")).isEqualTo(-1);
   }
+
+  @Test
+  void stateObjects_areReplacedAtomicallyAndListed_andNeverTakenForModels() throws Exception {
+    LocalModelRepository repo = new LocalModelRepository(root);
+    assertThat(repo.readState(".quiver-jobs/a.json").bytes()).isNull();
+    assertThat(repo.listState(".quiver-jobs/")).isEmpty();
+    repo.writeState(".quiver-jobs/b.json", new byte[] {1});
+    repo.writeState(".quiver-jobs/a.json", new byte[] {2});
+    repo.writeState(".quiver-jobs/a.json", new byte[] {3, 4});
+    assertThat(repo.readState(".quiver-jobs/a.json").bytes()).containsExactly(3, 4);
+    assertThat(repo.listState(".quiver-jobs/")).containsExactly(".quiver-jobs/a.json", ".quiver-jobs/b.json");
+    assertThat(repo.modelNames()).isEmpty();
+    assertThat(Files.list(root.resolve(".quiver-jobs"))).hasSize(2); // no temporary files left
+    for (String bad : java.util.List.of("a.json", ".quiver-jobs/../../x", "/abs", ".quiver-jobs/")) {
+      assertThatThrownBy(() -> repo.writeState(bad, new byte[1])).as(bad)
+          .isInstanceOfSatisfying(io.quiver.core.InferenceException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT));
+    }
+  }
 }

@@ -30,7 +30,6 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import java.util.regex.Pattern;
@@ -45,8 +44,6 @@ import software.amazon.awssdk.awscore.retry.AwsRetryStrategy;
 import software.amazon.awssdk.core.ResponseInputStream;
 import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
 import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
-import software.amazon.awssdk.core.exception.SdkClientException;
-import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
 import software.amazon.awssdk.http.urlconnection.UrlConnectionHttpClient;
 import software.amazon.awssdk.regions.Region;
@@ -88,11 +85,9 @@ public final class S3ModelRepository implements WritableModelRepository {
   private final S3Client client;
   private final boolean ownsClient;
   private final S3Location location;
-  private final String endpointLabel;
   private final Path cacheDir;
-  private final int maxAttempts;
-  private final long initialBackoffMillis;
   private final Map<String, Object> fetchLocks = new ConcurrentHashMap<>();
+  private final S3Objects objects;
 
   /** Builds its own client from the options; {@link #close()} closes it. */
   public static S3ModelRepository create(S3RepositoryOptions options) {
@@ -112,10 +107,8 @@ public final class S3ModelRepository implements WritableModelRepository {
     this.client = client;
     this.ownsClient = ownsClient;
     this.location = S3Location.parse(options.url());
-    this.endpointLabel = options.endpoint() == null ? "AWS S3" : options.endpoint().toString();
     this.cacheDir = options.cacheDir().toAbsolutePath().normalize();
-    this.maxAttempts = options.maxAttempts();
-    this.initialBackoffMillis = options.initialBackoff().toMillis();
+    this.objects = new S3Objects(client, options);
     try {
       Files.createDirectories(cacheDir);
     } catch (IOException e) {
@@ -428,98 +421,61 @@ public final class S3ModelRepository implements WritableModelRepository {
         RequestBody.fromBytes(contents)));
   }
 
+  @Override
+  public StoredObject readState(String name) {
+    String key = location.prefix() + WritableModelRepository.checkStateName(name);
+    return withRetries("read " + url(key), () -> {
+      try {
+        var response = client.getObjectAsBytes(GetObjectRequest.builder().bucket(location.bucket()).key(key).build());
+        return new StoredObject(response.asByteArray(), response.response().eTag());
+      } catch (NoSuchKeyException e) {
+        return new StoredObject(null, "absent");
+      } catch (S3Exception e) {
+        if (e.statusCode() == 404 && !isNoSuchBucket(e)) {
+          return new StoredObject(null, "absent");
+        }
+        throw e;
+      }
+    });
+  }
+
+  /** A single PUT replaces an object atomically. */
+  @Override
+  public void writeState(String name, byte[] contents) {
+    objects.put(location.bucket(), location.prefix() + WritableModelRepository.checkStateName(name), contents);
+  }
+
+  @Override
+  public List<String> listState(String prefix) {
+    String dirName = prefix.endsWith("/") ? prefix.substring(0, prefix.length() - 1) : prefix;
+    String keyPrefix = location.prefix() + WritableModelRepository.checkStateName(dirName) + "/";
+    List<String> names = new ArrayList<>();
+    for (S3Object o : objects.list(location.bucket(), keyPrefix, "/", 100_000)) {
+      names.add(o.key().substring(location.prefix().length()));
+    }
+    Collections.sort(names);
+    return names;
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Retries and error translation
 
   private List<ListObjectsV2Response> listAll(String prefix, String delimiter, String what) {
-    List<ListObjectsV2Response> pages = new ArrayList<>();
-    String token = null;
-    do {
-      ListObjectsV2Request.Builder request = ListObjectsV2Request.builder().bucket(location.bucket()).prefix(prefix);
-      if (delimiter != null) {
-        request.delimiter(delimiter);
-      }
-      if (token != null) {
-        request.continuationToken(token);
-      }
-      ListObjectsV2Request built = request.build();
-      ListObjectsV2Response page = withRetries(what, () -> client.listObjectsV2(built));
-      pages.add(page);
-      token = Boolean.TRUE.equals(page.isTruncated()) ? page.nextContinuationToken() : null;
-    } while (token != null && pages.size() < 1_000);
-    return pages;
+    return objects.listPages(location.bucket(), prefix, delimiter, what);
   }
 
-  /** Runs an S3 call, retrying retryable failures with exponential backoff and full jitter. */
+  /** Runs an S3 call with the retries and error translation of {@link S3Objects}. */
   <T> T withRetries(String what, Supplier<T> call) {
-    for (int attempt = 1; ; attempt++) {
-      try {
-        return call.get();
-      } catch (SdkException | InferenceException | java.io.UncheckedIOException e) {
-        InferenceException translated = translate(e, what);
-        if (translated.code() != ErrorCode.UNAVAILABLE || attempt >= maxAttempts) {
-          if (attempt > 1) {
-            log.warn("{} failed after {} attempt(s): {}", what, attempt, translated.getMessage());
-          }
-          throw translated;
-        }
-        long cap = initialBackoffMillis << Math.min(attempt - 1, 10);
-        long sleep = ThreadLocalRandom.current().nextLong(cap / 2, cap + 1);
-        log.debug("{} failed (attempt {} of {}), retrying in {} ms: {}", what, attempt, maxAttempts, sleep,
-            translated.getMessage());
-        try {
-          Thread.sleep(sleep);
-        } catch (InterruptedException ie) {
-          Thread.currentThread().interrupt();
-          throw translated;
-        }
-      }
-    }
-  }
-
-  private InferenceException translate(RuntimeException e, String what) {
-    if (e instanceof InferenceException ie) {
-      return ie;
-    }
-    if (e instanceof java.io.UncheckedIOException io) {
-      return InferenceException.unavailable("%s in %s: %s", what, location, io.getCause());
-    }
-    if (e instanceof S3Exception s3) {
-      int status = s3.statusCode();
-      String code = s3.awsErrorDetails() == null ? null : s3.awsErrorDetails().errorCode();
-      String detail = (code == null ? "HTTP " + status : code + ", HTTP " + status);
-      if (isNoSuchBucket(s3)) {
-        return InferenceException.notFound("%s: bucket '%s' does not exist at %s (%s)", what, location.bucket(),
-            endpointLabel, detail);
-      }
-      if (status == 404) {
-        return InferenceException.notFound("%s: not found in bucket '%s' (%s)", what, location.bucket(), detail);
-      }
-      if (status == 403 || status == 401) {
-        return new InferenceException(ErrorCode.FAILED_PRECONDITION, what + ": access to bucket '" + location.bucket()
-            + "' at " + endpointLabel + " denied (" + detail + "); check the credentials and the bucket policy",
-            null, 0L, e);
-      }
-      if (status >= 500 || status == 429) {
-        return new InferenceException(ErrorCode.UNAVAILABLE, what + ": S3 at " + endpointLabel + " answered " + detail,
-            null, 0L, e);
-      }
-      return new InferenceException(ErrorCode.INTERNAL, what + ": S3 at " + endpointLabel + " answered " + detail
-          + ": " + s3.getMessage(), null, 0L, e);
-    }
-    if (e instanceof SdkClientException) {
-      Throwable root = e;
-      while (root.getCause() != null && root.getCause() != root) {
-        root = root.getCause();
-      }
-      return new InferenceException(ErrorCode.UNAVAILABLE, what + ": S3 endpoint " + endpointLabel
-          + " is unreachable: " + root, null, 0L, e);
-    }
-    return new InferenceException(ErrorCode.INTERNAL, what + ": " + e, null, 0L, e);
+    return objects.withRetries(location.bucket(), what, call);
   }
 
   private static boolean isNoSuchBucket(S3Exception e) {
-    return e.awsErrorDetails() != null && "NoSuchBucket".equals(e.awsErrorDetails().errorCode());
+    return S3Objects.isNoSuchBucket(e);
+  }
+
+  /** The object calls of this repository's client, with its retry settings. */
+  public S3Objects objects() {
+    return objects;
   }
 
   private String url(String key) {

@@ -196,6 +196,24 @@ class S3ModelRepositoryTest {
   }
 
   @Test
+  void stateObjects_areWrittenReadAndListedBesideTheModels_andNeverTakenForModels() {
+    try (S3ModelRepository repo = repo("s3://models/state")) {
+      assertThat(repo.readState(".quiver-jobs/a.json").bytes()).isNull();
+      assertThat(repo.listState(".quiver-jobs/")).isEmpty();
+      repo.writeState(".quiver-jobs/b.json", "{\"b\":1}".getBytes(StandardCharsets.UTF_8));
+      repo.writeState(".quiver-jobs/a.json", "{}".getBytes(StandardCharsets.UTF_8));
+      repo.writeState(".quiver-jobs/a.json", "{\"a\":2}".getBytes(StandardCharsets.UTF_8));
+      assertThat(new String(repo.readState(".quiver-jobs/a.json").bytes(), StandardCharsets.UTF_8)).isEqualTo("{\"a\":2}");
+      assertThat(repo.listState(".quiver-jobs/")).containsExactly(".quiver-jobs/a.json", ".quiver-jobs/b.json");
+      assertThat(repo.modelNames()).isEmpty();
+      for (String bad : List.of("jobs/a.json", ".quiver-jobs/../x", ".quiver-jobs//x", "")) {
+        assertThatThrownBy(() -> repo.writeState(bad, new byte[1])).as(bad).isInstanceOfSatisfying(InferenceException.class,
+            e -> assertThat(e.code()).isEqualTo(io.quiver.core.ErrorCode.INVALID_ARGUMENT));
+      }
+    }
+  }
+
+  @Test
   void location_parsing() {
     assertThat(S3Location.parse("s3://b")).isEqualTo(new S3Location("b", ""));
     assertThat(S3Location.parse("s3://b/p/q")).isEqualTo(new S3Location("b", "p/q/"));
