@@ -11,9 +11,9 @@ import io.quiver.core.InferenceException;
 /**
  * The one place where Quiver's errors become gRPC statuses: the canonical code, the message, and
  * google.rpc details where they help a client (RetryInfo on overload, BadRequest naming the field on
- * invalid input). Stateless.
+ * invalid input). Stateless. Public for the batch-job service (io.quiver.server.jobs).
  */
-final class GrpcErrors {
+public final class GrpcErrors {
   private GrpcErrors() {}
 
   static StatusRuntimeException toStatus(InferenceException e) {
@@ -38,8 +38,11 @@ final class GrpcErrors {
     return StatusProto.toStatusRuntimeException(status.build());
   }
 
-  /** Any throwable from a handler: InferenceExceptions keep their code; anything else is INTERNAL. */
-  static StatusRuntimeException toStatus(Throwable t) {
+  /**
+   * Any throwable from a handler: InferenceExceptions keep their code, SecurityDenials are
+   * UNAUTHENTICATED or PERMISSION_DENIED; anything else is INTERNAL.
+   */
+  public static StatusRuntimeException toStatus(Throwable t) {
     if (t instanceof InferenceException e) {
       return toStatus(e);
     }

@@ -3,6 +3,8 @@ package io.quiver.server;
 import io.quiver.lifecycle.ControlMode;
 import io.quiver.control.cli.ModelsCommand;
 import io.quiver.control.grpc.ControlPlaneOptions;
+import io.quiver.server.jobs.JobsCommand;
+import io.quiver.server.jobs.JobsOptions;
 import io.quiver.registry.s3.S3RepositoryOptions;
 import java.net.URI;
 import io.quiver.server.security.TlsOptions;
@@ -22,7 +24,7 @@ import picocli.CommandLine.Unmatched;
 /** The `quiver` command line. */
 @Command(name = "quiver", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Quiver: a gRPC-first model inference server (KServe v2 / Open Inference Protocol).",
-    subcommands = {Main.Serve.class, ModelsCommand.class})
+    subcommands = {Main.Serve.class, ModelsCommand.class, JobsCommand.class})
 public final class Main implements Runnable {
   @Override
   public void run() {
@@ -191,6 +193,26 @@ public final class Main implements Runnable {
         description = "Longest single BYTES element (default ${DEFAULT-VALUE} = 64 MiB).")
     int maxBytesElementLength;
 
+    @Option(names = "--jobs-input-root", paramLabel = "DIR|s3://BUCKET/PREFIX",
+        description = "Where batch jobs may read inputs (repeatable). Without input and output roots every job is refused.")
+    List<String> jobsInputRoots = new ArrayList<>();
+
+    @Option(names = "--jobs-output-root", paramLabel = "DIR|s3://BUCKET/PREFIX",
+        description = "Where batch jobs may write outputs (repeatable).")
+    List<String> jobsOutputRoots = new ArrayList<>();
+
+    @Option(names = "--jobs-max-running", defaultValue = "2",
+        description = "Batch jobs running at once; later ones wait, QUEUED (default ${DEFAULT-VALUE}).")
+    int jobsMaxRunning;
+
+    @Option(names = "--jobs-default-concurrency", defaultValue = "64",
+        description = "Outstanding requests per batch job when the job does not set max_concurrency (default ${DEFAULT-VALUE}).")
+    int jobsDefaultConcurrency;
+
+    @Option(names = "--jobs-records-per-chunk", defaultValue = "10000",
+        description = "Records per committed output chunk when the job does not say (default ${DEFAULT-VALUE}).")
+    int jobsRecordsPerChunk;
+
     @Option(names = "--grpc-max-concurrent-calls-per-connection", defaultValue = "1024",
         description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
@@ -211,7 +233,7 @@ public final class Main implements Runnable {
             "--model-repository: '" + options.modelRepository() + "' is not a directory (nor an s3:// URL)");
       }
       triton.applyLogLevel();
-      QuiverServer server = new QuiverServer(options);
+      QuiverServer server = new QuiverServer(options).withJobs(jobsOptions(options));
       CountDownLatch stopped = new CountDownLatch(1);
       Runtime.getRuntime().addShutdownHook(new Thread(() -> {
         server.close();
@@ -221,6 +243,42 @@ public final class Main implements Runnable {
       server.awaitTermination();
       stopped.await();
       return 0;
+    }
+
+    /** The batch-job settings this command line describes; S3 roots use the repository's S3 flags. */
+    JobsOptions jobsOptions(ServerOptions options) {
+      JobsOptions jobs;
+      try {
+        jobs = JobsOptions.of(jobsInputRoots, jobsOutputRoots).withMaxRunningJobs(jobsMaxRunning)
+            .withDefaultConcurrency(jobsDefaultConcurrency).withDefaultRecordsPerChunk(jobsRecordsPerChunk);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
+      }
+      String s3Root = java.util.stream.Stream.concat(jobsInputRoots.stream(), jobsOutputRoots.stream())
+          .filter(r -> r.startsWith("s3://")).findFirst().orElse(null);
+      if (s3Root == null) {
+        return jobs;
+      }
+      S3RepositoryOptions jobS3 = options.s3();
+      if (jobS3 == null) {
+        jobS3 = S3RepositoryOptions.of(s3Root, Path.of(System.getProperty("java.io.tmpdir"), "quiver-model-cache"));
+        if (s3Endpoint != null) {
+          jobS3 = jobS3.withEndpoint(s3Endpoint);
+        }
+        if (s3PathStyle) {
+          jobS3 = jobS3.withPathStyle(true);
+        }
+        if (s3Region != null) {
+          jobS3 = jobS3.withRegion(s3Region);
+        }
+        if ((s3AccessKey == null) != (s3SecretKey == null)) {
+          throw new CommandLine.ParameterException(new CommandLine(this), "--s3-access-key and --s3-secret-key go together");
+        }
+        if (s3AccessKey != null) {
+          jobS3 = jobS3.withCredentials(s3AccessKey, s3SecretKey);
+        }
+      }
+      return jobs.withS3(jobS3);
     }
 
     /** The options this command line describes, checked; starts nothing. */

@@ -30,6 +30,10 @@ import io.quiver.registry.s3.S3ModelRepository;
 import io.quiver.server.console.Console;
 import io.quiver.server.console.ServerFacts;
 import io.quiver.server.http.RestServer;
+import io.quiver.server.jobs.BatchJobsService;
+import io.quiver.server.jobs.JobManager;
+import io.quiver.server.jobs.JobsOptions;
+import io.quiver.server.jobs.JobsRestRoutes;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.security.ReloadingPemMaterial;
@@ -79,6 +83,8 @@ public final class QuiverServer implements AutoCloseable {
   private volatile boolean closed;
   private Server grpcServer;
   private ControlPlaneServer controlPlane;
+  private JobsOptions jobsOptions = JobsOptions.none();
+  private JobManager jobs;
 
   public QuiverServer(ServerOptions options) {
     this(options, ServerTracing.create(options.tracing()));
@@ -124,6 +130,12 @@ public final class QuiverServer implements AutoCloseable {
     return new ComputePool(threads, ComputePool.IdleMode.forMachine(cores, threads + eventLoops), "quiver-compute-");
   }
 
+  /** Batch jobs with these settings (before {@link #start()}); without them every submission is refused. */
+  public QuiverServer withJobs(JobsOptions options) {
+    this.jobsOptions = options;
+    return this;
+  }
+
   /** Loads the models (blocking), then serves. */
   public QuiverServer start() throws IOException {
     long began = System.nanoTime();
@@ -136,6 +148,8 @@ public final class QuiverServer implements AutoCloseable {
     DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps,
         options.accessLog(), options.limits(), security, tracing);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
+    jobs = new JobManager(plane, jobsOptions,
+        repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
     if (tls != null) {
       builder.sslContext(TlsContexts.forGrpcServer(tls));
@@ -167,7 +181,9 @@ public final class QuiverServer implements AutoCloseable {
             options.controlPlane() == null ? null : options.controlPlane().stagingDir());
       }
       restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
-          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console).start();
+          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console)
+          .withRoutes("jobs", new JobsRestRoutes(jobs))
+          .start();
     }
     if (options.metricsPort() >= 0) {
       metrics.startExporter(options.host(), options.metricsPort());
@@ -183,6 +199,11 @@ public final class QuiverServer implements AutoCloseable {
           // other than the inference service).
           transport.intercept(new GrpcSecurityInterceptor(security));
         }
+        // Batch jobs share the control port (and its admin-only rule when security is on).
+        transport.addService(new BatchJobsService(jobs, () -> {
+          io.quiver.server.security.CallerPrincipal p = GrpcSecurityInterceptor.PRINCIPAL.get();
+          return p == null ? io.quiver.server.security.CallerPrincipal.ANONYMOUS : p.name();
+        }).bind());
         return transport;
       });
     }
@@ -204,6 +225,7 @@ public final class QuiverServer implements AutoCloseable {
           security == null ? "off" : "API keys / JWT (" + options.securityConfig() + ")", DataPlane.EXTENSIONS,
           repository.location(), options.controlMode().name(), tracing != null), controlInProcess);
     }
+    jobs.start(); // resumes the jobs a previous server left unfinished
     ready = true;
     log.info("Quiver {} serving gRPC on {}:{}, REST on {}, metrics on {} ({} transport, {}, {}, tracing {});"
         + " repository {}; started in {} ms",
@@ -262,6 +284,11 @@ public final class QuiverServer implements AutoCloseable {
 
   public ModelManager models() {
     return models;
+  }
+
+  /** The batch-job service (after {@link #start()}). */
+  public JobManager jobs() {
+    return jobs;
   }
 
   boolean isReady() {
@@ -330,6 +357,9 @@ public final class QuiverServer implements AutoCloseable {
     }
     if (controlPlane != null) {
       controlPlane.close();
+    }
+    if (jobs != null) {
+      jobs.close(); // running jobs stop at their last committed chunk; a restart resumes them
     }
     models.close(); // completes every accepted request, REST ones included
     batchers.close(); // after the models: their batchers ran on its pool until the last request

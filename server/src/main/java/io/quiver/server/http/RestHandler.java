@@ -81,10 +81,20 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   private final DataPlane plane;
   private final HttpRoute extra; // the console's paths; null = none
+  private final java.util.Map<String, RestRoutes> extensions; // path group under /v2 -> routes (batch jobs)
 
   RestHandler(DataPlane plane, HttpRoute extra) {
+    this(plane, extra, java.util.Map.of());
+  }
+
+  /**
+   * @param extra paths beside REST v2 that apply their own security (the web console), or null
+   * @param extensions JSON API groups under {@code /v2/<group>} (batch jobs), authorized here
+   */
+  RestHandler(DataPlane plane, HttpRoute extra, java.util.Map<String, RestRoutes> extensions) {
     this.plane = plane;
     this.extra = extra;
+    this.extensions = java.util.Map.copyOf(extensions);
   }
 
   /**
@@ -171,7 +181,13 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       return;
     }
     try {
-      authorize(ctx, request, path);
+      CallerPrincipal principal = authorize(ctx, request, path);
+      String[] parts = segments(path);
+      RestRoutes routes = parts.length >= 2 && parts[0].equals("v2") ? extensions.get(parts[1]) : null;
+      if (routes != null) {
+        routeExtension(ctx, request, keepAlive, parts, principal, routes);
+        return;
+      }
       route(ctx, request, keepAlive, path);
     } catch (SecurityDenial e) {
       sendDenial(ctx, keepAlive, e);
@@ -188,10 +204,10 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * SecurityPolicy: /v2/health/* is open; everything else needs a credential; models need infer or
    * metadata on the model; repository and logging need administration. No-op when security is off.
    */
-  private void authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path) {
+  private CallerPrincipal authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path) {
     SecurityPolicy policy = plane.security();
     if (policy == null) {
-      return;
+      return null;
     }
     String[] parts = segments(path);
     Permission permission = Permission.AUTHENTICATED;
@@ -199,9 +215,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (parts.length >= 2 && parts[0].equals("v2")) {
       switch (parts[1]) {
         case "health" -> {
-          return; // probes and load balancers
+          return null; // probes and load balancers
         }
-        case "repository", "logging" -> permission = Permission.ADMIN;
+        case "repository", "logging", "jobs" -> permission = Permission.ADMIN; // jobs: io.quiver.server.jobs
         case "models" -> {
           if (parts.length >= 3 && !(parts.length == 3 && parts[2].equals("stats"))) {
             model = parts[2];
@@ -221,6 +237,41 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     policy.authorize(principal, permission, model, operation, peer);
     if (permission == Permission.INFER) {
       policy.admitInference(principal, model, peer);
+    }
+    return principal;
+  }
+
+  /** A path group served by {@link RestRoutes}: run off the event loop, answered from its executor. */
+  private void routeExtension(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String[] parts,
+      CallerPrincipal principal, RestRoutes routes) {
+    byte[] body = io.netty.buffer.ByteBufUtil.getBytes(request.content());
+    List<String> rest = List.of(parts).subList(2, parts.length);
+    java.util.Map<String, List<String>> query = new QueryStringDecoder(request.uri()).parameters();
+    String method = request.method().name();
+    String who = principal == null ? CallerPrincipal.ANONYMOUS : principal.name();
+    String peer = String.valueOf(ctx.channel().remoteAddress());
+    ctx.channel().config().setAutoRead(false); // one answer at a time, in order
+    try {
+      routes.executor().execute(() -> {
+        try {
+          byte[] json = routes.handle(method, rest, query, body, who, peer);
+          ctx.channel().config().setAutoRead(true);
+          send(ctx, keepAlive, HttpResponseStatus.OK, "application/json", io.netty.buffer.Unpooled.wrappedBuffer(json), -1);
+        } catch (SecurityDenial e) {
+          ctx.channel().config().setAutoRead(true);
+          sendDenial(ctx, keepAlive, e);
+        } catch (InferenceException e) {
+          ctx.channel().config().setAutoRead(true);
+          sendError(ctx, keepAlive, e);
+        } catch (RuntimeException e) {
+          log.error("REST {} /v2/{} failed", method, String.join("/", List.of(parts).subList(1, parts.length)), e);
+          ctx.channel().config().setAutoRead(true);
+          sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+        }
+      });
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      ctx.channel().config().setAutoRead(true);
+      throw InferenceException.unavailable("too many %s requests are waiting; retry later", parts[1]);
     }
   }
 
@@ -601,12 +652,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
 
     @Override
-    long count() {
+    public long count() {
       return buf.writerIndex() - start;
     }
 
     @Override
-    void write(ByteBuffer data) {
+    public void write(ByteBuffer data) {
       buf.writeBytes(data);
     }
   }

@@ -28,19 +28,22 @@ import java.util.Map;
  * <p>JSON {@code data} may be flat or nested (row-major); BYTES elements are strings (UTF-8);
  * FP16/BF16 are numbers converted with round-to-nearest-even. Binary inputs are copied once out of
  * the request body; binary outputs are written straight after the JSON header.
+ *
+ * <p>Public for batch jobs (io.quiver.server.jobs), whose JSON Lines records are REST requests and
+ * whose results are REST responses: one codec for both.
  */
-final class RestInferCodec {
-  static final ObjectMapper JSON = new ObjectMapper();
+public final class RestInferCodec {
+  public static final ObjectMapper JSON = new ObjectMapper();
   static final JsonFactory FACTORY = JSON.getFactory();
   private static final BigInteger UINT64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
 
   private RestInferCodec() {}
 
   /** A decoded inference request, not yet checked against a model (RequestValidator does that). */
-  record Decoded(String id, List<Tensor> inputs, List<String> outputs, List<Boolean> binaryOutputs,
+  public record Decoded(String id, List<Tensor> inputs, List<String> outputs, List<Boolean> binaryOutputs,
       boolean binaryAll, int priority, long timeoutMicros) {
     /** Whether output {@code name} goes in the binary section. */
-    boolean binary(String name) {
+    public boolean binary(String name) {
       int i = outputs.indexOf(name);
       if (i >= 0 && binaryOutputs.get(i) != null) {
         return binaryOutputs.get(i);
@@ -53,7 +56,7 @@ final class RestInferCodec {
    * @param header the parsed JSON header
    * @param binary the bytes after the JSON header (empty when there are none)
    */
-  static Decoded decode(JsonNode header, ByteBuffer binary) {
+  public static Decoded decode(JsonNode header, ByteBuffer binary) {
     if (!header.isObject()) {
       throw InferenceException.invalidField("", "the request body must be a JSON object");
     }
@@ -331,15 +334,21 @@ final class RestInferCodec {
    */
   static long encode(InferRequest request, String version, Tensor[] outputs, Decoded decoded, CountingStream out)
       throws IOException {
+    return encode(request.modelName(), request.id(), version, outputs, decoded, out);
+  }
+
+  /** {@link #encode(InferRequest, String, Tensor[], Decoded, CountingStream)} from the request's model name and id. */
+  public static long encode(String modelName, String id, String version, Tensor[] outputs, Decoded decoded,
+      CountingStream out) throws IOException {
     boolean[] binary = new boolean[outputs.length];
     boolean anyBinary = false;
     try (JsonGenerator gen = FACTORY.createGenerator((OutputStream) out)) {
       gen.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
       gen.writeStartObject();
-      gen.writeStringField("model_name", request.modelName());
+      gen.writeStringField("model_name", modelName);
       gen.writeStringField("model_version", version);
-      if (!request.id().isEmpty()) {
-        gen.writeStringField("id", request.id());
+      if (!id.isEmpty()) {
+        gen.writeStringField("id", id);
       }
       gen.writeArrayFieldStart("outputs");
       for (int i = 0; i < outputs.length; i++) {
@@ -381,10 +390,12 @@ final class RestInferCodec {
   }
 
   /** An output stream that counts and can take a ByteBuffer. */
-  abstract static class CountingStream extends OutputStream {
-    abstract long count();
+  public abstract static class CountingStream extends OutputStream {
+    /** Bytes written so far. */
+    public abstract long count();
 
-    abstract void write(ByteBuffer data);
+    /** Writes the buffer's remaining bytes (its position is left unchanged or advanced; callers pass duplicates). */
+    public abstract void write(ByteBuffer data);
   }
 
   private static void writeData(JsonGenerator gen, Tensor t) throws IOException {

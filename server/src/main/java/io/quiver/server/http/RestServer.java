@@ -34,6 +34,7 @@ public final class RestServer implements AutoCloseable {
   private final HttpRoute extra;
   private final ChannelGroup connections = new DefaultChannelGroup("rest", GlobalEventExecutor.INSTANCE);
   private Channel serverChannel;
+  private final java.util.Map<String, RestRoutes> extensions = new java.util.HashMap<>();
 
   public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
       EventLoopGroup workers, Class<? extends ServerChannel> channelType) {
@@ -60,8 +61,14 @@ public final class RestServer implements AutoCloseable {
     this.channelType = channelType;
   }
 
+  /** Serves {@code /v2/<group>/...} with {@code routes} (before {@link #start()}). */
+  public RestServer withRoutes(String group, RestRoutes routes) {
+    extensions.put(group, routes);
+    return this;
+  }
+
   public RestServer start() throws IOException {
-    RestHandler handler = new RestHandler(plane, extra);
+    RestHandler handler = new RestHandler(plane, extra, extensions);
     ServerBootstrap bootstrap = new ServerBootstrap()
         .group(boss, workers)
         .channel(channelType)
