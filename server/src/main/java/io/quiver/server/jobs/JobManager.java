@@ -678,7 +678,7 @@ public final class JobManager implements AutoCloseable {
     for (JobRunner r : runners.values()) {
       r.stop();
     }
-    jobThreads.shutdownNow();
+    jobThreads.shutdown(); // no interrupt: a job finishing now completes its writes; queued ones see `closed` and return
     api.shutdownNow();
     try {
       jobThreads.awaitTermination(10, TimeUnit.SECONDS);

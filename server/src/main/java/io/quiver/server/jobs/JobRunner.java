@@ -74,7 +74,6 @@ final class JobRunner {
   private volatile long lastChunk = -1; // index of the input's last chunk once the input has ended; -2 = no chunk at all
   private volatile String fatal;
   private volatile boolean stopping; // the server is shutting down: leave the job to a restart
-  private volatile Thread readerThread;
 
   JobRunner(JobManager manager, BatchJob job, JobLocation input, JobLocation output, int concurrency, double maxRate,
       long maxFailed, boolean resumed) {
@@ -98,18 +97,16 @@ final class JobRunner {
     signal();
   }
 
-  /** A cancel was requested (the job's flag is set): wake the threads. */
+  /**
+   * A cancel was requested (the job's flag is set): wake the threads. No interrupt: the job's threads
+   * do interruptible file I/O; their waits are short and check the flag.
+   */
   void cancelled() {
     signal();
-    Thread t = readerThread;
-    if (t != null) {
-      t.interrupt(); // out of a rate-limit sleep or a permit wait at once
-    }
   }
 
   /** Runs the job on the calling thread (the reader); returns when it has finished or stopped. */
   void run() {
-    readerThread = Thread.currentThread();
     job.markRunning(System.currentTimeMillis());
     manager.persist(job);
     log.info("job {} running: model '{}', {} -> {}, from record {} (chunk {}), concurrency {}", job.id,
@@ -251,10 +248,9 @@ final class JobRunner {
   private long pace(long nextStart, long intervalNanos) {
     long now = System.nanoTime();
     if (nextStart > now) {
-      try {
-        TimeUnit.NANOSECONDS.sleep(nextStart - now);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+      // In slices, so a cancel is seen within one slice even at a very low rate.
+      while (!halted() && (now = System.nanoTime()) < nextStart) {
+        sleepQuietly(Math.min(nextStart - now, MAX_RETRY_SLEEP_NANOS));
       }
       return nextStart + intervalNanos;
     }
