@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Batch jobs against online traffic (issue 19), one command; prints the figures and writes them to
+# docs/benchmarks/batch-jobs.md's raw table (stdout; paste or redirect):
+#
+#   benchmarks/jobs-bench.sh [--repeats N] [--window-ms MS] [--no-build]
+#
+# 1. Saturation: closed loop (gRPC, concurrency 64) against mlp_classifier -> S req/s.
+# 2. Online p99 at 50% load: open loop at 0.5 x S for one window without a job, then one window with a
+#    batch job running (a large JSONL input, cancelled after the window), interleaved N times.
+#    Ratio = median p99 with job / median p99 without.
+# 3. Job throughput with no online traffic: a 100,000-record job's records/s, against a closed-loop
+#    client sending the same kind of records (REST JSON, concurrency 64) at full speed; also the gRPC
+#    closed loop for reference. Interleaved N times.
+# The server runs pinned to CPU 1 and the client to CPU 0 (taskset), as benchmarks/run.sh does.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REPEATS=3 WINDOW_MS=5000 BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --repeats) REPEATS="$2"; shift ;;
+    --window-ms) WINDOW_MS="$2"; shift ;;
+    --no-build) BUILD=0 ;;
+    *) echo "jobs-bench.sh: unknown option $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+SERVER_JAR="$ROOT/server/target/quiver-server.jar"
+BENCH_CP="$ROOT/benchmarks/target/quiver-benchmarks.jar:$ROOT/benchmarks/target/lib/*"
+if [ "$BUILD" = 1 ] || [ ! -f "$SERVER_JAR" ]; then
+  (cd "$ROOT" && ./mvnw -B -q -DskipTests package -pl server,benchmarks -am) >&2
+fi
+SERVER_PIN=() CLIENT_PIN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
+fi
+WORK="$(mktemp -d)"
+PORT_BASE="${BENCH_PORT_BASE:-18200}"
+GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
+trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
+cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+# The records: KServe v2 REST requests for mlp_classifier, one per line (as in docs/batch-jobs.md).
+gen() { # N FILE
+  awk -v n="$1" 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
+    for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$2"
+}
+gen 100000 "$WORK/data/100k.jsonl"
+gen 1000000 "$WORK/data/1m.jsonl"
+
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve --model-repository "$WORK/models" \
+  --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" --metrics-port -1 --control-port "$CONTROL" \
+  --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 120); do
+  grep -q "serving gRPC" "$WORK/server.log" && break
+  sleep 0.5
+done
+QUIVER="$ROOT/quiver"
+perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$BENCH_CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"; }
+json_field() { # FILE FIELD: the first numeric value of FIELD in a perf JSON result
+  grep -o "\"$2\" *: *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'
+}
+jobs_cli() { "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" "$@"; }
+
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $(date -u)"
+perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --client-warmup 3000 --json "$WORK/sat.json" >/dev/null
+SAT=$(json_field "$WORK/sat.json" throughput_rps)
+RATE=$(awk -v s="$SAT" 'BEGIN { printf "%d", s / 2 }')
+echo "saturation (gRPC closed loop, concurrency 64): $SAT req/s; 50% load = $RATE req/s"
+
+declare -a P99_NO P99_JOB
+run=0
+for r in $(seq 1 "$REPEATS"); do
+  perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 3 --json "$WORK/no-$r.json" >/dev/null
+  P99_NO+=("$(json_field "$WORK/no-$r.json" p99_us)")
+  run=$((run + 1))
+  id=$(jobs_cli submit mlp_classifier --input "$WORK/data/1m.jsonl" --output "$WORK/out/online-$run" | awk '{print $1}')
+  sleep 2 # the job is running: its reader and committer are busy
+  perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 3 --json "$WORK/job-$r.json" >/dev/null
+  P99_JOB+=("$(json_field "$WORK/job-$r.json" p99_us)")
+  echo "repeat $r: p99 without job ${P99_NO[-1]} us, with job ${P99_JOB[-1]} us; job: $(jobs_cli status "$id" | head -1)"
+  jobs_cli cancel "$id" >/dev/null
+  sleep 1
+done
+
+declare -a JOB_RPS REST_RPS GRPC_RPS
+for r in $(seq 1 "$REPEATS"); do
+  id=$(jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/alone-$r" --wait | tail -1 | awk '{print $1}')
+  JOB_RPS+=("$(jobs_cli status "$id" | head -1 | grep -o '[0-9]* rec/s' | awk '{print $1}')")
+  perf -i http --http-json -u "127.0.0.1:$REST" --grpc-url "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" \
+    --max-windows 3 --json "$WORK/rest-$r.json" >/dev/null
+  REST_RPS+=("$(json_field "$WORK/rest-$r.json" throughput_rps)")
+  perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 3 --json "$WORK/grpc-$r.json" >/dev/null
+  GRPC_RPS+=("$(json_field "$WORK/grpc-$r.json" throughput_rps)")
+  echo "repeat $r: job ${JOB_RPS[-1]} rec/s, REST JSON closed loop ${REST_RPS[-1]} req/s, gRPC closed loop ${GRPC_RPS[-1]} req/s"
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+M_NO=$(median "${P99_NO[@]}") M_JOB=$(median "${P99_JOB[@]}")
+M_JOBRPS=$(median "${JOB_RPS[@]}") M_REST=$(median "${REST_RPS[@]}") M_GRPC=$(median "${GRPC_RPS[@]}")
+echo
+echo "| what | median (all repeats) | ratio | goal |"
+echo "|---|---|---|---|"
+echo "| online p99 at 50% load, without / with a job | ${M_NO} us / ${M_JOB} us (${P99_NO[*]} / ${P99_JOB[*]}) | $(awk -v a="$M_JOB" -v b="$M_NO" 'BEGIN { printf "%.2f", a / b }')x | <= 1.2x |"
+echo "| job throughput / REST JSON closed loop | ${M_JOBRPS} / ${M_REST} rec/s (${JOB_RPS[*]} / ${REST_RPS[*]}) | $(awk -v a="$M_JOBRPS" -v b="$M_REST" 'BEGIN { printf "%.2f", a / b }') | >= 0.9 |"
+echo "| job throughput / gRPC closed loop (binary tensors) | ${M_JOBRPS} / ${M_GRPC} rec/s (${GRPC_RPS[*]}) | $(awk -v a="$M_JOBRPS" -v b="$M_GRPC" 'BEGIN { printf "%.2f", a / b }') | (reference) |"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
