@@ -213,6 +213,11 @@ public final class Main implements Runnable {
         description = "Records per committed output chunk when the job does not say (default ${DEFAULT-VALUE}).")
     int jobsRecordsPerChunk;
 
+    @Option(names = "--jobs-nice", defaultValue = "19",
+        description = "Linux nice value of batch jobs' own threads (parsing, encoding, writing), so they use the CPU online"
+            + " work leaves idle; 0 = as the server's (default ${DEFAULT-VALUE}).")
+    int jobsNice;
+
     @Option(names = "--grpc-max-concurrent-calls-per-connection", defaultValue = "1024",
         description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
@@ -250,7 +255,8 @@ public final class Main implements Runnable {
       JobsOptions jobs;
       try {
         jobs = JobsOptions.of(jobsInputRoots, jobsOutputRoots).withMaxRunningJobs(jobsMaxRunning)
-            .withDefaultConcurrency(jobsDefaultConcurrency).withDefaultRecordsPerChunk(jobsRecordsPerChunk);
+            .withDefaultConcurrency(jobsDefaultConcurrency).withDefaultRecordsPerChunk(jobsRecordsPerChunk)
+            .withThreadNice(jobsNice);
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
       }

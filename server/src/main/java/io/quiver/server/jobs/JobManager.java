@@ -132,6 +132,10 @@ public final class JobManager implements AutoCloseable {
     return storage;
   }
 
+  int threadNice() {
+    return options.threadNice();
+  }
+
   Collection<BatchJob> allJobs() {
     return jobs.values();
   }

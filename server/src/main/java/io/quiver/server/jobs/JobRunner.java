@@ -107,6 +107,7 @@ final class JobRunner {
 
   /** Runs the job on the calling thread (the reader); returns when it has finished or stopped. */
   void run() {
+    ThreadPriority.lowerCurrentThread(manager.threadNice());
     job.markRunning(System.currentTimeMillis());
     manager.persist(job);
     log.info("job {} running: model '{}', {} -> {}, from record {} (chunk {}), concurrency {}", job.id,
@@ -161,12 +162,14 @@ final class JobRunner {
     long first = job.resumeRecord();
     long count = first;
     Chunk current = null;
+    boolean reachedEnd = false;
     try (RecordSource source = manager.openSource(job, input, first, job.resumeOffset(), job.resumeLine())) {
       while (!halted()) {
         resubmitRetries();
         InputRecord record = source.next();
         job.bytesRead = source.bytesRead();
         if (record == null) {
+          reachedEnd = true;
           break;
         }
         count = record.index() + 1;
@@ -201,20 +204,20 @@ final class JobRunner {
         job.inFlight.incrementAndGet();
         submitUntilAccepted(pending);
       }
-    } finally {
-      if (!halted()) {
-        job.recordsTotal = count;
-        if (current == null) {
-          lastChunk = -2; // nothing (more) to read: the committed chunks are the whole output
-        } else {
-          int size = (int) (count - current.index * perChunk);
-          lastChunk = current.index;
-          if (size < perChunk && current.seal(size)) {
-            signal();
-          }
+    }
+    if (reachedEnd && !halted()) {
+      // The input's end: the last chunk may be short; the committer stops after it.
+      job.recordsTotal = count;
+      if (current == null) {
+        lastChunk = -2; // nothing (more) to read: the committed chunks are the whole output
+      } else {
+        int size = (int) (count - current.index * perChunk);
+        lastChunk = current.index;
+        if (size < perChunk && current.seal(size)) {
+          signal();
         }
-        signal();
       }
+      signal();
     }
   }
 
@@ -441,6 +444,7 @@ final class JobRunner {
   // Committer
 
   private void commitLoop() {
+    ThreadPriority.lowerCurrentThread(manager.threadNice());
     long next = job.chunksCommitted();
     try {
       while (true) {

@@ -18,10 +18,12 @@ import java.util.List;
  * @param maxRecordsPerChunk the largest chunk a job may ask for (chunks are held in memory until committed)
  * @param maxRecordBytes the longest input record (one JSON line) accepted
  * @param retainedJobs finished jobs kept in the list (the oldest finished ones are forgotten first)
+ * @param threadNice the Linux nice value given to each job's own threads (reading, parsing, encoding,
+ *     writing), so the CPU they use is what online work leaves idle; 0 = leave them as they are
  */
 public record JobsOptions(List<String> inputRoots, List<String> outputRoots, S3RepositoryOptions s3,
     int maxRunningJobs, int defaultConcurrency, int maxConcurrency, int defaultRecordsPerChunk,
-    int maxRecordsPerChunk, int maxRecordBytes, int retainedJobs) {
+    int maxRecordsPerChunk, int maxRecordBytes, int retainedJobs, int threadNice) {
   public static final int DEFAULT_MAX_RUNNING_JOBS = 2;
   /** Enough requests to fill a few batches of a typical model while the last ones complete. */
   public static final int DEFAULT_CONCURRENCY = 64;
@@ -32,6 +34,8 @@ public record JobsOptions(List<String> inputRoots, List<String> outputRoots, S3R
   /** As the REST body limit: a record is one REST request. */
   public static final int DEFAULT_MAX_RECORD_BYTES = 64 * 1024 * 1024;
   public static final int DEFAULT_RETAINED_JOBS = 1000;
+  /** The lowest CPU priority: job threads run when online work leaves a core idle. */
+  public static final int DEFAULT_THREAD_NICE = 19;
 
   public JobsOptions {
     inputRoots = List.copyOf(inputRoots);
@@ -45,6 +49,7 @@ public record JobsOptions(List<String> inputRoots, List<String> outputRoots, S3R
         "defaultRecordsPerChunk must be in [1, maxRecordsPerChunk]; was " + defaultRecordsPerChunk);
     check(maxRecordBytes >= 1, "maxRecordBytes must be >= 1; was " + maxRecordBytes);
     check(retainedJobs >= 1, "retainedJobs must be >= 1; was " + retainedJobs);
+    check(threadNice >= 0 && threadNice <= 19, "threadNice must be in [0, 19]; was " + threadNice);
     for (String root : inputRoots) {
       JobLocation.parseRoot("--jobs-input-root", root);
     }
@@ -63,7 +68,7 @@ public record JobsOptions(List<String> inputRoots, List<String> outputRoots, S3R
   public static JobsOptions of(List<String> inputRoots, List<String> outputRoots) {
     return new JobsOptions(inputRoots, outputRoots, null, DEFAULT_MAX_RUNNING_JOBS, DEFAULT_CONCURRENCY,
         MAX_CONCURRENCY, DEFAULT_RECORDS_PER_CHUNK, MAX_RECORDS_PER_CHUNK, DEFAULT_MAX_RECORD_BYTES,
-        DEFAULT_RETAINED_JOBS);
+        DEFAULT_RETAINED_JOBS, DEFAULT_THREAD_NICE);
   }
 
   /** No roots: the service answers, and refuses every submission saying which flags are missing. */
@@ -71,23 +76,28 @@ public record JobsOptions(List<String> inputRoots, List<String> outputRoots, S3R
     return of(List.of(), List.of());
   }
 
+  public JobsOptions withThreadNice(int nice) {
+    return new JobsOptions(inputRoots, outputRoots, s3, maxRunningJobs, defaultConcurrency, maxConcurrency,
+        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs, nice);
+  }
+
   public JobsOptions withS3(S3RepositoryOptions options) {
     return new JobsOptions(inputRoots, outputRoots, options, maxRunningJobs, defaultConcurrency, maxConcurrency,
-        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs);
+        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs, threadNice);
   }
 
   public JobsOptions withMaxRunningJobs(int n) {
     return new JobsOptions(inputRoots, outputRoots, s3, n, defaultConcurrency, maxConcurrency,
-        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs);
+        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs, threadNice);
   }
 
   public JobsOptions withDefaultConcurrency(int n) {
     return new JobsOptions(inputRoots, outputRoots, s3, maxRunningJobs, n, Math.max(n, maxConcurrency),
-        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs);
+        defaultRecordsPerChunk, maxRecordsPerChunk, maxRecordBytes, retainedJobs, threadNice);
   }
 
   public JobsOptions withDefaultRecordsPerChunk(int n) {
     return new JobsOptions(inputRoots, outputRoots, s3, maxRunningJobs, defaultConcurrency, maxConcurrency, n,
-        Math.max(n, maxRecordsPerChunk), maxRecordBytes, retainedJobs);
+        Math.max(n, maxRecordsPerChunk), maxRecordBytes, retainedJobs, threadNice);
   }
 }
