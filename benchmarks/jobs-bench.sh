@@ -11,7 +11,8 @@
 # 3. Job throughput with no online traffic: a 100,000-record job's records/s, against a closed-loop
 #    client sending the same kind of records (REST JSON, concurrency 64) at full speed; also the gRPC
 #    closed loop for reference. Interleaved N times.
-# The server runs pinned to CPU 1 and the client to CPU 0 (taskset), as benchmarks/run.sh does.
+# The server runs pinned to CPU 1 and the client to CPU 0 (taskset), as benchmarks/run.sh does
+# (BENCH_PIN=0: unpinned).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 REPEATS=3 WINDOW_MS=5000 BUILD=1
@@ -32,13 +33,14 @@ if [ "$BUILD" = 1 ] || [ ! -f "$SERVER_JAR" ]; then
   (cd "$ROOT" && ./mvnw -B -q -DskipTests package -pl server,benchmarks -am) >&2
 fi
 SERVER_PIN=() CLIENT_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+# BENCH_PIN=0 leaves placement to the kernel (on a shared machine whose other users pin to the same CPUs).
+if [ "${BENCH_PIN:-1}" = 1 ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
 fi
 WORK="$(mktemp -d)"
-PORT_BASE="${BENCH_PORT_BASE:-18200}"
+PORT_BASE="${BENCH_PORT_BASE:-28600}"
 GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
-trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'status=$?; [ $status -ne 0 ] && tail -5 "$WORK/server.log" >&2; kill $SERVER_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
 cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
@@ -58,6 +60,7 @@ for _ in $(seq 1 120); do
   grep -q "serving gRPC" "$WORK/server.log" && break
   sleep 0.5
 done
+kill -0 "$SERVER_PID" 2>/dev/null || { echo "the server did not start (ports in use? set BENCH_PORT_BASE)" >&2; exit 1; }
 QUIVER="$ROOT/quiver"
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$BENCH_CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"; }
 json_field() { # FILE FIELD: the first numeric value of FIELD in a perf JSON result
@@ -65,7 +68,7 @@ json_field() { # FILE FIELD: the first numeric value of FIELD in a perf JSON res
 }
 jobs_cli() { "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" "$@"; }
 
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; $(date -u)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; pinned: ${SERVER_PIN[*]:-no}; $(date -u)"
 perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 3000 >/dev/null
 
 # Each repeat measures saturation first (the machine is shared: capacity moves), then one window at
