@@ -198,6 +198,26 @@ final class BatchJob {
     }
   }
 
+  /**
+   * The record as it will be once one more chunk is committed, for storing it before the chunk is
+   * reported as committed (a status never says more is committed than the store holds).
+   */
+  synchronized JobRecord recordAfterCommit(int records, long chunkSucceeded, long chunkFailed, long nextRecord,
+      long nextOffset, long nextLine) {
+    JobRecord now = toRecord();
+    return now.toBuilder()
+        .setJob(now.getJob().toBuilder()
+            .setChunksCommitted(chunksCommitted + 1)
+            .setRecordsCommitted(recordsCommitted + records)
+            .setRecordsSucceeded(committedSucceeded + chunkSucceeded)
+            .setRecordsFailed(committedFailed + chunkFailed)
+            .setInputBytesRead(nextOffset))
+        .setResumeRecord(nextRecord)
+        .setResumeOffset(nextOffset)
+        .setResumeLine(nextLine)
+        .build();
+  }
+
   /** What is stored: the committed counters only, so a restart never counts uncommitted records. */
   synchronized JobRecord toRecord() {
     Job live = toProto();

@@ -514,13 +514,21 @@ public final class JobManager implements AutoCloseable {
     return new JsonlRecordSource(in, offset, firstRecord, line, options.maxRecordBytes());
   }
 
-  /** Stores a job's record (state and committed progress). Never throws: a failed write is logged. */
+  /**
+   * Stores a job's record (state and committed progress).
+   *
+   * @throws InferenceException when the store cannot be written (logged here)
+   */
   void persist(BatchJob job) {
+    persist(job, job.toRecord());
+  }
+
+  void persist(BatchJob job, JobRecord record) {
     if (stateStore == null) {
       return;
     }
     try {
-      stateStore.writeState(STATE_DIR + "/" + job.id + ".json", PRINTER.print(job.toRecord()).getBytes(StandardCharsets.UTF_8));
+      stateStore.writeState(STATE_DIR + "/" + job.id + ".json", PRINTER.print(record).getBytes(StandardCharsets.UTF_8));
     } catch (InvalidProtocolBufferException e) {
       throw new IllegalStateException(e);
     } catch (InferenceException e) {

@@ -521,8 +521,9 @@ final class JobRunner {
       storage.delete(output, JobManager.FAILURES_PREFIX + suffix); // a failed record of an attempt before the restart
     }
     long nextRecord = chunk.index * (long) job.recordsPerChunk + size;
+    // Stored first, reported second: a restart resumes after this chunk once the store says so.
+    manager.persist(job, job.recordAfterCommit(size, succeeded, failed, nextRecord, chunk.endOffset, chunk.endLine));
     job.committed(size, succeeded, failed, nextRecord, chunk.endOffset, chunk.endLine);
-    manager.persist(job);
   }
 
   private static void writeFailure(OutputStream out, Chunk.Failure f) throws IOException {
