@@ -394,7 +394,9 @@ final class JobRunner {
 
     @Override
     public void succeeded(InferRequest request, String version, Tensor[] outputs) {
-      done(new Chunk.Success(request.modelName(), version, record.id(), outputs), false);
+      // The outputs are lent for this call only (a runner reuses its buffers): the committer encodes
+      // them later, so keep copies.
+      done(new Chunk.Success(request.modelName(), version, record.id(), Tensor.copies(outputs)), false);
     }
 
     @Override
