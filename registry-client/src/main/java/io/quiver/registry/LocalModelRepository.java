@@ -219,6 +219,53 @@ public final class LocalModelRepository implements WritableModelRepository {
     }
   }
 
+  @Override
+  public StoredObject readVersionAttachment(String model, long version, String name, String knownTag) {
+    Path file = root.resolve(model).resolve(WritableModelRepository.attachmentPath(model, version, name));
+    try {
+      if (!Files.exists(file)) {
+        return "absent".equals(knownTag) ? null : new StoredObject(null, "absent");
+      }
+      long size = Files.size(file);
+      String tag = Files.getLastModifiedTime(file).toMillis() + ":" + size;
+      if (tag.equals(knownTag)) {
+        return null;
+      }
+      if (size > MAX_ATTACHMENT_BYTES) {
+        throw InferenceException.failedPrecondition("%s is %d bytes; at most %d are read", file, size, MAX_ATTACHMENT_BYTES);
+      }
+      return new StoredObject(Files.readAllBytes(file), tag);
+    } catch (NoSuchFileException e) {
+      return new StoredObject(null, "absent");
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot read " + file + ": " + e, e);
+    }
+  }
+
+  /** Written into a temporary file beside the target, then renamed over it (ATOMIC_MOVE). */
+  @Override
+  public void writeVersionAttachment(String model, long version, String name, byte[] contents) {
+    Path file = root.resolve(model).resolve(WritableModelRepository.attachmentPath(model, version, name));
+    if (contents.length > MAX_ATTACHMENT_BYTES) {
+      throw InferenceException.invalidArgument("attachment '%s' is %d bytes; at most %d are stored", name,
+          contents.length, MAX_ATTACHMENT_BYTES);
+    }
+    Path temp = file.resolveSibling("." + name + ".tmp-" + java.util.UUID.randomUUID());
+    try {
+      Files.createDirectories(file.getParent());
+      Files.write(temp, contents);
+      Files.move(temp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot write " + file + ": " + e, e);
+    } finally {
+      try {
+        Files.deleteIfExists(temp);
+      } catch (IOException ignored) {
+        // best effort
+      }
+    }
+  }
+
   /** Copies a directory tree (regular files and directories only; links are refused). */
   static void copyTree(Path from, Path to) throws IOException {
     try (java.util.stream.Stream<Path> walk = Files.walk(from)) {

@@ -84,4 +84,52 @@ public interface WritableModelRepository extends ModelRepository {
 
   /** An object read from the store and its change tag; {@code bytes} null when it does not exist. */
   record StoredObject(byte[] bytes, String tag) {}
+
+  /**
+   * Folder beside a model's version directories holding small per-version attachments
+   * ({@code <model>/.quiver/<version>/<name>}): hidden, so it is never taken for a version, and outside
+   * the version directory, so it is not part of the version's files (uploads, S3 cache checks).
+   */
+  String ATTACHMENTS_DIR = ".quiver";
+
+  /** Largest attachment read or written, in bytes. */
+  int MAX_ATTACHMENT_BYTES = 64 << 20;
+
+  /**
+   * Reads a per-version attachment unless it is unchanged since {@code knownTag} (conditional, as for
+   * the desired state): replicas poll it cheaply.
+   *
+   * @param name a plain file name: letters, digits, '.', '_', '-', not starting with '.'
+   * @return null when unchanged since {@code knownTag}; otherwise the contents (null bytes when absent)
+   * @throws InferenceException INVALID_ARGUMENT for a bad model or attachment name or a negative
+   *     version; FAILED_PRECONDITION when the stored object exceeds {@link #MAX_ATTACHMENT_BYTES};
+   *     UNAVAILABLE or INTERNAL when the store cannot be read
+   */
+  StoredObject readVersionAttachment(String model, long version, String name, String knownTag);
+
+  /**
+   * Replaces a per-version attachment atomically (readers see the old or the new contents).
+   *
+   * @throws InferenceException INVALID_ARGUMENT for a bad name or contents over {@link #MAX_ATTACHMENT_BYTES};
+   *     UNAVAILABLE or INTERNAL when the store cannot be written
+   */
+  void writeVersionAttachment(String model, long version, String name, byte[] contents);
+
+  /** Checks the arguments of the attachment methods; returns the relative path {@code .quiver/<version>/<name>}. */
+  static String attachmentPath(String model, long version, String name) {
+    ModelNames.requireValid(model);
+    if (version < 0) {
+      throw InferenceException.invalidArgument("version must be >= 0; was %d", version);
+    }
+    boolean plain = !name.isEmpty() && name.length() <= 128 && name.charAt(0) != '.';
+    for (int i = 0; plain && i < name.length(); i++) {
+      char c = name.charAt(i);
+      plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    }
+    if (!plain) {
+      throw InferenceException.invalidArgument("attachment name must be a plain file name (letters, digits, '.', '_', '-',"
+          + " not starting with '.'); was '%s'", ModelNames.printable(name));
+    }
+    return ATTACHMENTS_DIR + "/" + version + "/" + name;
+  }
 }

@@ -128,4 +128,31 @@ class LocalModelRepositoryTest {
               e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT));
     }
   }
+
+  @Test
+  void versionAttachment_isStoredBesideTheVersion_readConditionally_andNeverTakenForAVersion() throws Exception {
+    version("m", "1");
+    LocalModelRepository repo = new LocalModelRepository(root);
+    WritableModelRepository.StoredObject absent = repo.readVersionAttachment("m", 1, "profile.pb", null);
+    assertThat(absent.bytes()).isNull();
+    assertThat(repo.readVersionAttachment("m", 1, "profile.pb", absent.tag())).isNull();
+
+    repo.writeVersionAttachment("m", 1, "profile.pb", new byte[] {1, 2, 3});
+    assertThat(root.resolve("m/.quiver/1/profile.pb")).exists();
+    WritableModelRepository.StoredObject first = repo.readVersionAttachment("m", 1, "profile.pb", absent.tag());
+    assertThat(first.bytes()).containsExactly(1, 2, 3);
+    assertThat(repo.readVersionAttachment("m", 1, "profile.pb", first.tag())).isNull();
+    repo.writeVersionAttachment("m", 1, "profile.pb", new byte[] {4, 5, 6, 7});
+    assertThat(repo.readVersionAttachment("m", 1, "profile.pb", first.tag()).bytes()).containsExactly(4, 5, 6, 7);
+
+    assertThat(repo.model("m").versions()).containsExactly(1L);
+    assertThat(repo.modelNames()).containsExactly("m");
+    for (String bad : new String[] {"../x", ".hidden", "a/b", ""}) {
+      assertThatThrownBy(() -> repo.writeVersionAttachment("m", 1, bad, new byte[0]))
+          .isInstanceOfSatisfying(io.quiver.core.InferenceException.class,
+              e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT));
+    }
+    assertThatThrownBy(() -> repo.readVersionAttachment("../m", 1, "p", null))
+        .isInstanceOf(io.quiver.core.InferenceException.class);
+  }
 }

@@ -58,6 +58,36 @@ public final class ModelParameters {
   }
 
   /**
+   * The value of {@code key} as a finite decimal number in {@code [min, max]}, or {@code defaultValue}
+   * when the key is absent (the default is not range-checked).
+   *
+   * @throws InferenceException INVALID_ARGUMENT when the value is not a finite number or out of range
+   */
+  public static double doubleValue(ModelConfig config, String key, double defaultValue, double min, double max) {
+    ModelParameter parameter = config.getParametersMap().get(key);
+    if (parameter == null) {
+      return defaultValue;
+    }
+    String value = parameter.getStringValue().trim();
+    double parsed;
+    try {
+      parsed = Double.parseDouble(value);
+    } catch (NumberFormatException e) {
+      parsed = Double.NaN;
+    }
+    // parseDouble also takes "NaN", "Infinity" and hex forms: only plain finite decimals are accepted.
+    if (Double.isNaN(parsed) || Double.isInfinite(parsed) || !value.matches("[+-]?(\\d+\\.?\\d*|\\.\\d+)([eE][+-]?\\d+)?")) {
+      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be a decimal number; was \"%s\"",
+          config.getName(), key, value);
+    }
+    if (parsed < min || parsed > max) {
+      throw InferenceException.invalidArgument("model '%s': parameters['%s'] must be between %s and %s; was %s",
+          config.getName(), key, min, max, value);
+    }
+    return parsed;
+  }
+
+  /**
    * The value of {@code key} as a flag ({@code 0}, {@code 1}, {@code true}, {@code false}, any case,
    * surrounding blanks ignored), or null when the key is absent.
    *

@@ -47,6 +47,21 @@ class ModelParametersTest {
   }
 
   @Test
+  void doubleValue_parsesPlainDecimalsWithinRange_andRefusesNaNInfinityAndHex() {
+    assertThat(ModelParameters.doubleValue(ModelConfig.newBuilder().setName("m").build(), "k", 0.5, 0, 1)).isEqualTo(0.5);
+    assertThat(ModelParameters.doubleValue(with("k", " 0.25 "), "k", 0, 0, 1)).isEqualTo(0.25);
+    assertThat(ModelParameters.doubleValue(with("k", "1e-3"), "k", 0, 0, 1)).isEqualTo(0.001);
+    assertThat(ModelParameters.doubleValue(with("k", ".5"), "k", 0, 0, 1)).isEqualTo(0.5);
+    for (String bad : new String[] {"NaN", "Infinity", "0x1p-2", "half", "", "1d"}) {
+      assertThatThrownBy(() -> ModelParameters.doubleValue(with("k", bad), "k", 0, 0, 1))
+          .isInstanceOfSatisfying(InferenceException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT))
+          .hasMessage("model 'm': parameters['k'] must be a decimal number; was \"" + bad + "\"");
+    }
+    assertThatThrownBy(() -> ModelParameters.doubleValue(with("k", "1.5"), "k", 0, 0, 1))
+        .hasMessage("model 'm': parameters['k'] must be between 0.0 and 1.0; was 1.5");
+  }
+
+  @Test
   void boolValue_acceptsZeroOneTrueFalseInAnyCase() {
     assertThat(ModelParameters.boolValue(with("k", "1"), "k")).isTrue();
     assertThat(ModelParameters.boolValue(with("k", " TRUE "), "k")).isTrue();

@@ -457,6 +457,58 @@ public final class S3ModelRepository implements WritableModelRepository {
     return names;
   }
 
+  /** A GET conditional on the ETag, as for the desired state; the body is read only when it fits the limit. */
+  @Override
+  public StoredObject readVersionAttachment(String model, long version, String name, String knownTag) {
+    String key = location.prefix() + model + "/" + WritableModelRepository.attachmentPath(model, version, name);
+    return withRetries("read " + url(key), () -> {
+      GetObjectRequest.Builder request = GetObjectRequest.builder().bucket(location.bucket()).key(key);
+      if (knownTag != null && !knownTag.equals("absent")) {
+        request.ifNoneMatch(knownTag);
+      }
+      try (ResponseInputStream<GetObjectResponse> in = client.getObject(request.build())) {
+        String tag = in.response().eTag();
+        if (tag != null && tag.equals(knownTag)) {
+          return null; // a store that ignores If-None-Match
+        }
+        Long length = in.response().contentLength();
+        if (length != null && length > MAX_ATTACHMENT_BYTES) {
+          throw InferenceException.failedPrecondition("%s is %d bytes; at most %d are read", url(key), length,
+              MAX_ATTACHMENT_BYTES);
+        }
+        byte[] bytes = in.readNBytes(MAX_ATTACHMENT_BYTES + 1);
+        if (bytes.length > MAX_ATTACHMENT_BYTES) {
+          throw InferenceException.failedPrecondition("%s is over %d bytes", url(key), MAX_ATTACHMENT_BYTES);
+        }
+        return new StoredObject(bytes, tag);
+      } catch (NoSuchKeyException e) {
+        return "absent".equals(knownTag) ? null : new StoredObject(null, "absent");
+      } catch (S3Exception e) {
+        if (e.statusCode() == 304) {
+          return null;
+        }
+        if (e.statusCode() == 404 && !isNoSuchBucket(e)) {
+          return "absent".equals(knownTag) ? null : new StoredObject(null, "absent");
+        }
+        throw e;
+      } catch (IOException e) {
+        throw new java.io.UncheckedIOException(e);
+      }
+    });
+  }
+
+  @Override
+  public void writeVersionAttachment(String model, long version, String name, byte[] contents) {
+    String key = location.prefix() + model + "/" + WritableModelRepository.attachmentPath(model, version, name);
+    if (contents.length > MAX_ATTACHMENT_BYTES) {
+      throw InferenceException.invalidArgument("attachment '%s' is %d bytes; at most %d are stored", name,
+          contents.length, MAX_ATTACHMENT_BYTES);
+    }
+    // A single PUT replaces an object atomically.
+    withRetries("write " + url(key), () -> client.putObject(b -> b.bucket(location.bucket()).key(key),
+        RequestBody.fromBytes(contents)));
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Retries and error translation
 

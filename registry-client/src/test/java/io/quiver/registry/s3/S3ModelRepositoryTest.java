@@ -224,4 +224,32 @@ class S3ModelRepositoryTest {
       assertThat(S3ModelRepository.isSafeRelativePath(bad)).as(bad).isFalse();
     }
   }
+
+  @Test
+  void versionAttachment_isStoredBesideTheVersion_readConditionally_andNeverTakenForAVersion(@TempDir Path staged)
+      throws Exception {
+    Files.write(staged.resolve("model.onnx"), bytes(100, 3));
+    try (S3ModelRepository repo = repo("s3://models/attach")) {
+      repo.putVersion("m", 1, staged, CONFIG.replace("adder", "m"));
+      StoredObject absent = repo.readVersionAttachment("m", 1, "profile.pb", null);
+      assertThat(absent.bytes()).isNull();
+      assertThat(repo.readVersionAttachment("m", 1, "profile.pb", absent.tag())).isNull();
+
+      repo.writeVersionAttachment("m", 1, "profile.pb", new byte[] {1, 2, 3});
+      StoredObject first = repo.readVersionAttachment("m", 1, "profile.pb", absent.tag());
+      assertThat(first.bytes()).containsExactly(1, 2, 3);
+      assertThat(repo.readVersionAttachment("m", 1, "profile.pb", first.tag())).isNull();
+      repo.writeVersionAttachment("m", 1, "profile.pb", new byte[] {4});
+      assertThat(repo.readVersionAttachment("m", 1, "profile.pb", first.tag()).bytes()).containsExactly(4);
+      assertThat(repo.readVersionAttachment("m", 2, "profile.pb", null).bytes()).isNull();
+
+      assertThat(repo.model("m").versions()).containsExactly(1L);
+      assertThat(repo.modelNames()).containsExactly("m");
+      try (var files = Files.list(repo.model("m").versionDirectory(1))) {
+        assertThat(files.map(f -> f.getFileName().toString()).filter(n -> !n.startsWith(".quiver-"))).containsExactly("model.onnx");
+      }
+      assertThatThrownBy(() -> repo.writeVersionAttachment("m", 1, "../x", new byte[0])).isInstanceOfSatisfying(
+          InferenceException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT));
+    }
+  }
 }
