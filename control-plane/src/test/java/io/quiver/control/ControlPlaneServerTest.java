@@ -207,6 +207,18 @@ class ControlPlaneServerTest {
   }
 
   @Test
+  void setMonitoringReference_withoutMonitoring_isUnimplemented_andABadNameIsInvalid() throws Exception {
+    start(ModelManagerOptions.defaults());
+    var request = io.quiver.proto.control.v1.SetMonitoringReferenceRequest.newBuilder().setName("simple").setVersion(1)
+        .setCaptureRows(10).build();
+    assertThatThrownBy(() -> stub.setMonitoringReference(request))
+        .satisfies(e -> assertThat(code(e)).isEqualTo(Status.Code.UNIMPLEMENTED))
+        .hasMessageContaining("no model monitoring");
+    assertThatThrownBy(() -> stub.setMonitoringReference(request.toBuilder().setName("../x").build()))
+        .satisfies(e -> assertThat(code(e)).isEqualTo(Status.Code.INVALID_ARGUMENT));
+  }
+
+  @Test
   void upload_corruptNewVersion_leavesTheOldOneServing() throws Exception {
     start(ModelManagerOptions.defaults());
     byte[] junk = "not an onnx model".getBytes();

@@ -45,10 +45,15 @@ public final class ControlPlaneServer implements AutoCloseable {
   private boolean closed;
 
   public ControlPlaneServer(ModelManager manager, ControlPlaneOptions options) {
+    this(manager, options, null);
+  }
+
+  /** @param monitoring the server's model monitoring (SetMonitoringReference), or null when there is none */
+  public ControlPlaneServer(ModelManager manager, ControlPlaneOptions options, MonitoringReferences monitoring) {
     this.manager = manager;
     this.options = options;
     this.desired = manager.repository() instanceof WritableModelRepository w ? new DesiredStateStore(w) : null;
-    this.service = new ControlPlaneService(manager, desired, options);
+    this.service = new ControlPlaneService(manager, desired, options, monitoring);
     boolean poll = manager.options().controlMode() == ControlMode.POLL;
     this.poller = options.pollIntervalMillis() > 0 && (desired != null || poll)
         ? new RepositoryPoller(manager, desired, poll, options.pollIntervalMillis())

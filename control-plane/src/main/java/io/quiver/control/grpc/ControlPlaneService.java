@@ -24,6 +24,8 @@ import io.quiver.proto.control.v1.LoadModelRequest;
 import io.quiver.proto.control.v1.LoadModelResponse;
 import io.quiver.proto.control.v1.ModelControlGrpc;
 import io.quiver.proto.control.v1.ModelEvent;
+import io.quiver.proto.control.v1.SetMonitoringReferenceRequest;
+import io.quiver.proto.control.v1.SetMonitoringReferenceResponse;
 import io.quiver.proto.control.v1.SetTrafficRequest;
 import io.quiver.proto.control.v1.SetTrafficResponse;
 import io.quiver.proto.control.v1.TrafficWeight;
@@ -70,6 +72,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
   private final ModelManager manager;
   private final DesiredStateStore desired;
   private final ControlPlaneOptions options;
+  private final MonitoringReferences monitoring; // null: SetMonitoringReference is UNIMPLEMENTED
   // Watch events are sent from one thread, in the order the manager published the changes.
   private final ExecutorService watchSender = Executors.newSingleThreadExecutor(r -> {
     Thread t = new Thread(r, "quiver-control-watch");
@@ -79,9 +82,16 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
 
   /** @param desired the desired-state store, or null when the repository is not writable */
   public ControlPlaneService(ModelManager manager, DesiredStateStore desired, ControlPlaneOptions options) {
+    this(manager, desired, options, null);
+  }
+
+  /** @param monitoring the server's model monitoring, or null when there is none */
+  public ControlPlaneService(ModelManager manager, DesiredStateStore desired, ControlPlaneOptions options,
+      MonitoringReferences monitoring) {
     this.manager = manager;
     this.desired = desired;
     this.options = options;
+    this.monitoring = monitoring;
   }
 
   /** Puts the caller's address into the call's Context for the audit log. */
@@ -178,6 +188,29 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
       audit("SetTraffic", request.getName(), what.toString(), Status.OK, t0);
     } catch (RuntimeException e) {
       fail(out, "SetTraffic", request.getName(), what.toString(), e, t0);
+    }
+  }
+
+  @Override
+  public void setMonitoringReference(SetMonitoringReferenceRequest request,
+      StreamObserver<SetMonitoringReferenceResponse> out) {
+    long t0 = System.nanoTime();
+    String what = "version=" + request.getVersion() + " source=" + switch (request.getSourceCase()) {
+      case REQUESTS_JSONL -> "requests_jsonl(" + request.getRequestsJsonl().size() + " bytes)";
+      case VERSION_FILE -> "version_file(" + ModelNames.printable(request.getVersionFile()) + ")";
+      case CAPTURE_ROWS -> "capture_rows(" + request.getCaptureRows() + ")";
+      case SOURCE_NOT_SET -> "none";
+    };
+    try {
+      ModelNames.requireValid(request.getName());
+      if (monitoring == null) {
+        throw InferenceException.unimplemented("this server has no model monitoring");
+      }
+      out.onNext(monitoring.setReference(request));
+      out.onCompleted();
+      audit("SetMonitoringReference", request.getName(), what, Status.OK, t0);
+    } catch (RuntimeException e) {
+      fail(out, "SetMonitoringReference", request.getName(), what, e, t0);
     }
   }
 
