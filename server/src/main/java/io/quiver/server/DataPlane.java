@@ -19,6 +19,8 @@ import io.quiver.registry.ModelNames;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.metrics.VersionMetrics;
+import io.quiver.server.monitoring.ModelMonitoring;
+import io.quiver.server.monitoring.MonitoredScheduler;
 import io.quiver.server.tracing.ServerTracing;
 import io.opentelemetry.api.trace.Span;
 import java.util.List;
@@ -68,12 +70,14 @@ public final class DataPlane {
   private final ServerOptions.Limits limits;
   private final SecurityPolicy security;
   private final ServerTracing tracing; // null = tracing off
+  private final ModelMonitoring monitoring;
   private final AtomicLong sequence = new AtomicLong();
 
   DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
       Executor repositoryExecutor, boolean accessLog, ServerOptions.Limits limits, SecurityPolicy security,
-      ServerTracing tracing) {
+      ServerTracing tracing, ModelMonitoring monitoring) {
     this.tracing = tracing;
+    this.monitoring = monitoring;
     this.limits = limits;
     this.security = security;
     this.models = models;
@@ -91,6 +95,11 @@ public final class DataPlane {
   /** The security policy both transports ask, or null when security is off (no --security-config). */
   public SecurityPolicy security() {
     return security;
+  }
+
+  /** Model monitoring: reports of monitored versions (docs/monitoring.md). */
+  public ModelMonitoring monitoring() {
+    return monitoring;
   }
 
   /** Request tracing, or null when it is off (transports then start no span and pass null). */
@@ -229,6 +238,7 @@ public final class DataPlane {
       if (span != null) {
         ServerTracing.routed(span, version.versionLabel(), batchSize);
       }
+      MonitoredScheduler.sampleInputs(version.scheduler(), inputs, batchSize); // monitoring (issue 20): a type check when off
       // On an event loop (gRPC, REST) the answer comes back to this loop, one task per batch; elsewhere
       // (in-process callers) it is given on the thread that finishes the request.
       InferRequest request = new InferRequest(version.name(), version.version(), id, inputs, outputs, batchSize,
@@ -462,6 +472,7 @@ public final class DataPlane {
         plane.tracing.finish(span, request, null, System.nanoTime());
       }
       completion.succeeded(request, version.versionLabel(), outputs);
+      MonitoredScheduler.sampleOutputs(version.scheduler(), request, outputs); // monitoring (issue 20): a type check when off
       long nanos = System.nanoTime() - startNanos;
       metrics.succeeded(nanos);
       metrics.timings(request.queueNanos(), request.computeInputNanos(), request.computeInferNanos(),

@@ -44,6 +44,9 @@ final class GrpcSecurityInterceptor implements ServerInterceptor {
       Map.entry("RepositoryModelLoad", Permission.ADMIN),
       Map.entry("RepositoryModelUnload", Permission.ADMIN));
 
+  /** Model monitoring reports: any authenticated caller here; the handler checks metadata on the model. */
+  private static final String MONITORING_REPORT = "quiver.monitoring.v1.ModelMonitoring/GetModelMonitoring";
+
   private final SecurityPolicy policy;
 
   GrpcSecurityInterceptor(SecurityPolicy policy) {
@@ -61,7 +64,8 @@ final class GrpcSecurityInterceptor implements ServerInterceptor {
       CallerPrincipal principal = policy.authenticate(headers.get(AUTHORIZATION), headers.get(API_KEY), method, peer);
       Permission needed = method.startsWith(INFERENCE)
           ? AT_CALL_START.getOrDefault(method.substring(INFERENCE.length()), Permission.ADMIN)
-          : Permission.ADMIN; // any other service (none today) is administration until said otherwise
+          : method.equals(MONITORING_REPORT) ? Permission.AUTHENTICATED
+          : Permission.ADMIN; // any other service is administration until said otherwise
       policy.authorize(principal, needed, "*", method, peer);
       Context context = Context.current().withValues(PRINCIPAL, principal, PEER, peer);
       return Contexts.interceptCall(context, call, headers, next);

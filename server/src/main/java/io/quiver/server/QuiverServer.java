@@ -36,6 +36,9 @@ import io.quiver.server.jobs.JobsOptions;
 import io.quiver.server.jobs.JobsRestRoutes;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
+import io.quiver.server.monitoring.ModelMonitoring;
+import io.quiver.server.monitoring.MonitoringMetrics;
+import io.quiver.server.monitoring.MonitoringSchedulerFactory;
 import io.quiver.server.security.ReloadingPemMaterial;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.security.TlsContexts;
@@ -77,6 +80,7 @@ public final class QuiverServer implements AutoCloseable {
   private final ServerMetrics metrics;
   private final ServerTracing tracing; // null = tracing off
   private final DynamicBatcherFactory batchers; // owns the compute pool every model version shares
+  private final ModelMonitoring monitoring;
   private RestServer restServer;
   private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
@@ -101,11 +105,12 @@ public final class QuiverServer implements AutoCloseable {
         ? S3ModelRepository.create(options.s3())
         : new LocalModelRepository(options.modelRepository());
     this.metrics = new ServerMetrics();
+    this.monitoring = new ModelMonitoring(repository);
     int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
     this.batchers = new DynamicBatcherFactory(computePool(options.execution(), workers),
         TimeUnit.MICROSECONDS.toNanos(options.execution().inlineMaxMicros()), NanoClock.SYSTEM);
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
-        new MetricsSchedulerFactory(batchers, metrics),
+        new MonitoringSchedulerFactory(new MetricsSchedulerFactory(batchers, metrics), monitoring),
         ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
@@ -141,12 +146,14 @@ public final class QuiverServer implements AutoCloseable {
     long began = System.nanoTime();
     long startedAtMillis = System.currentTimeMillis();
     metrics.bind(models);
+    monitoring.bind(models);
+    MonitoringMetrics.register(metrics.registry(), monitoring);
     models.start();
     metrics.recordStartup(models, System.nanoTime() - began);
     SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
     DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps,
-        options.accessLog(), options.limits(), security, tracing);
+        options.accessLog(), options.limits(), security, tracing, monitoring);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
     jobs = new JobManager(plane, jobsOptions,
         repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics);
@@ -169,6 +176,7 @@ public final class QuiverServer implements AutoCloseable {
         // Bounds HTTP/2 streams per connection: one client cannot open unbounded concurrent calls.
         .maxConcurrentCallsPerConnection(options.limits().maxConcurrentCallsPerConnection())
         .addService(inferenceService(inference, tracing))
+        .addService(new MonitoringServiceImpl(plane))
         .addService(health.getHealthService())
         .addService(ProtoReflectionServiceV1.newInstance())
         .addService(legacyReflection())
@@ -190,7 +198,7 @@ public final class QuiverServer implements AutoCloseable {
     }
     if (options.controlPlane() != null) {
       var controlTls = tls == null ? null : TlsContexts.forGrpcServer(tls);
-      controlPlane = new ControlPlaneServer(models, options.controlPlane()).start(transport -> {
+      controlPlane = new ControlPlaneServer(models, options.controlPlane(), monitoring).start(transport -> {
         if (controlTls != null) {
           transport.sslContext(controlTls);
         }
@@ -363,6 +371,7 @@ public final class QuiverServer implements AutoCloseable {
     }
     models.close(); // completes every accepted request, REST ones included
     batchers.close(); // after the models: their batchers ran on its pool until the last request
+    monitoring.close();
     if (restServer != null) {
       restServer.close();
     }

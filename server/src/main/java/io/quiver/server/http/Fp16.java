@@ -1,7 +1,7 @@
 package io.quiver.server.http;
 
 /** IEEE half and bfloat16 conversions (JSON carries them as numbers). Round to nearest even. */
-final class Fp16 {
+public final class Fp16 {
   private Fp16() {}
 
   static short floatToHalf(float f) {
@@ -37,7 +37,7 @@ final class Fp16 {
     return (short) (sign | h);
   }
 
-  static float halfToFloat(short h) {
+  public static float halfToFloat(short h) {
     int sign = (h & 0x8000) << 16;
     int exp = (h >>> 10) & 0x1f;
     int mant = h & 0x3ff;
@@ -59,7 +59,7 @@ final class Fp16 {
     return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
   }
 
-  static float bf16ToFloat(short b) {
+  public static float bf16ToFloat(short b) {
     return Float.intBitsToFloat((b & 0xffff) << 16);
   }
 }

@@ -384,6 +384,17 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         requireMethod(method, HttpMethod.POST, path);
         infer(ctx, request, keepAlive, model, version);
       }
+      case "monitoring" -> { // model monitoring (issue 20): the report is built on the monitoring thread
+        requireMethod(method, HttpMethod.GET, path);
+        DataPlane.checkModelReference(model, version);
+        plane.monitoring().report(model, version).whenComplete((report, failure) -> {
+          if (failure != null) {
+            sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
+          } else {
+            sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> io.quiver.server.monitoring.ReportJson.write(report, gen));
+          }
+        });
+      }
       default -> throw InferenceException.notFound("no such path: %s", path);
     }
   }

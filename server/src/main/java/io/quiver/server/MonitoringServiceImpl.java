@@ -1,0 +1,41 @@
+package io.quiver.server;
+
+import io.grpc.stub.StreamObserver;
+import io.quiver.core.InferenceException;
+import io.quiver.proto.monitoring.v1.GetModelMonitoringRequest;
+import io.quiver.proto.monitoring.v1.ModelMonitoringReport;
+import io.quiver.proto.monitoring.v1.ModelMonitoringGrpc;
+import io.quiver.server.security.Permission;
+import io.quiver.server.security.SecurityDenial;
+
+/**
+ * {@code quiver.monitoring.v1.ModelMonitoring} on the data-plane port: the gRPC twin of REST's
+ * {@code GET /v2/models/{m}[/versions/{v}]/monitoring}. Runs on the event loop and does not block there:
+ * the report is built on the monitoring thread, which answers the call. Needs the {@code metadata}
+ * permission on the model when security is on. Thread-safe, stateless.
+ */
+final class MonitoringServiceImpl extends ModelMonitoringGrpc.ModelMonitoringImplBase {
+  private final DataPlane plane;
+
+  MonitoringServiceImpl(DataPlane plane) {
+    this.plane = plane;
+  }
+
+  @Override
+  public void getModelMonitoring(GetModelMonitoringRequest request, StreamObserver<ModelMonitoringReport> out) {
+    try {
+      GrpcSecurityInterceptor.check(plane.security(), Permission.METADATA, request.getName(), "GetModelMonitoring");
+      DataPlane.checkModelReference(request.getName(), request.getVersion());
+      plane.monitoring().report(request.getName(), request.getVersion()).whenComplete((report, failure) -> {
+        if (failure != null) {
+          out.onError(GrpcErrors.toStatus(failure));
+        } else {
+          out.onNext(report);
+          out.onCompleted();
+        }
+      });
+    } catch (InferenceException | SecurityDenial e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
+  }
+}

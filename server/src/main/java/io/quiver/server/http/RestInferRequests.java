@@ -1,0 +1,38 @@
+package io.quiver.server.http;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.util.List;
+
+/**
+ * REST v2 inference requests read outside an HTTP exchange (monitoring reference files: one request
+ * per line), through the same codec as the REST data plane. Stateless and thread-safe.
+ */
+public final class RestInferRequests {
+  private RestInferRequests() {}
+
+  /**
+   * The inputs of one REST v2 inference request written as a JSON object with {@code data} arrays (no
+   * binary section). Allocates the tensors.
+   *
+   * @throws InferenceException INVALID_ARGUMENT naming the field, as the REST endpoint would answer
+   */
+  public static List<Tensor> inputs(byte[] json, int offset, int length) {
+    JsonNode node;
+    try {
+      node = RestInferCodec.JSON.readTree(json, offset, length);
+    } catch (JsonProcessingException e) {
+      throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
+    } catch (IOException e) {
+      throw InferenceException.invalidField("", "unreadable JSON: %s", e.getMessage());
+    }
+    if (node == null || !node.isObject()) {
+      throw InferenceException.invalidField("", "each request must be a JSON object");
+    }
+    return RestInferCodec.decode(node, ByteBuffer.allocate(0)).inputs();
+  }
+}
