@@ -27,11 +27,15 @@ final class MonitoringServiceImpl extends ModelMonitoringGrpc.ModelMonitoringImp
       GrpcSecurityInterceptor.check(plane.security(), Permission.METADATA, request.getName(), "GetModelMonitoring");
       DataPlane.checkModelReference(request.getName(), request.getVersion());
       plane.monitoring().report(request.getName(), request.getVersion()).whenComplete((report, failure) -> {
-        if (failure != null) {
-          out.onError(GrpcErrors.toStatus(failure));
-        } else {
-          out.onNext(report);
-          out.onCompleted();
+        try {
+          if (failure != null) {
+            out.onError(GrpcErrors.toStatus(failure));
+          } else {
+            out.onNext(report);
+            out.onCompleted();
+          }
+        } catch (RuntimeException e) {
+          // the call was cancelled meanwhile: nothing to answer
         }
       });
     } catch (InferenceException | SecurityDenial e) {

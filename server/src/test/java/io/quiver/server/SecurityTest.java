@@ -234,6 +234,29 @@ class SecurityTest {
   }
 
   @Test
+  void monitoringReport_needsMetadataOnTheModel() {
+    var request = io.quiver.proto.monitoring.v1.GetModelMonitoringRequest.newBuilder();
+    assertThat(code(() -> monitoring(null).getModelMonitoring(request.setName("identity_fp32").build())))
+        .isEqualTo(Status.Code.UNAUTHENTICATED);
+    // Authorized (metadata on identity_fp32): the answer is about monitoring itself (the model is not monitored).
+    assertThat(code(() -> monitoring("scorer-key").getModelMonitoring(request.setName("identity_fp32").build())))
+        .isEqualTo(Status.Code.FAILED_PRECONDITION);
+    assertThat(code(() -> monitoring("scorer-key").getModelMonitoring(request.setName("simple").build())))
+        .isEqualTo(Status.Code.PERMISSION_DENIED);
+  }
+
+  static io.quiver.proto.monitoring.v1.ModelMonitoringGrpc.ModelMonitoringBlockingStub monitoring(String apiKey) {
+    var stub = io.quiver.proto.monitoring.v1.ModelMonitoringGrpc.newBlockingStub(channel)
+        .withDeadlineAfter(30, java.util.concurrent.TimeUnit.SECONDS);
+    if (apiKey == null) {
+      return stub;
+    }
+    Metadata md = new Metadata();
+    md.put(Metadata.Key.of("x-api-key", Metadata.ASCII_STRING_MARSHALLER), apiKey);
+    return stub.withInterceptors(MetadataUtils.newAttachHeadersInterceptor(md));
+  }
+
+  @Test
   void streamInfer_deniedModelIsAnInBandError_andTheStreamGoesOn() throws Exception {
     Metadata md = new Metadata();
     md.put(GrpcSecurityInterceptor.API_KEY, "scorer-key");

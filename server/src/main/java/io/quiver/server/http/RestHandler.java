@@ -387,11 +387,19 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       case "monitoring" -> { // model monitoring (issue 20): the report is built on the monitoring thread
         requireMethod(method, HttpMethod.GET, path);
         DataPlane.checkModelReference(model, version);
-        plane.monitoring().report(model, version).whenComplete((report, failure) -> {
-          if (failure != null) {
-            sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
-          } else {
-            sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> io.quiver.server.monitoring.ReportJson.write(report, gen));
+        var report = plane.monitoring().report(model, version);
+        ctx.channel().config().setAutoRead(false); // answered later: keep pipelined responses in order
+        report.whenComplete((r, failure) -> {
+          ctx.channel().config().setAutoRead(true);
+          try {
+            if (failure != null) {
+              sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
+            } else {
+              sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> io.quiver.server.monitoring.ReportJson.write(r, gen));
+            }
+          } catch (RuntimeException e) {
+            log.error("REST {} failed", path, e);
+            sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
           }
         });
       }

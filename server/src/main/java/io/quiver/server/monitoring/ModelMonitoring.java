@@ -39,9 +39,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p><b>Threads.</b> {@code quiver-monitoring} (an agent in the Agrona sense): drains every monitor's
  * sample queue, closes windows, and runs commands (reports, reference changes) that other threads post
- * to its bounded command queue; it sleeps between rounds ({@value #BUSY_SLEEP_MILLIS} ms after a round
- * that found work, backing off to {@value #IDLE_SLEEP_MILLIS} ms when idle), and a posted command wakes
- * it. Nothing on the request path wakes it. {@code quiver-monitoring-io}: reads and writes reference
+ * to its bounded command queue; it sleeps between rounds for {@value #MIN_SLEEP_MILLIS} to
+ * {@value #IDLE_SLEEP_MILLIS} ms, longer the emptier it found the queues (without limit while nothing is
+ * monitored), and a posted command wakes it. Nothing on the request path wakes it. {@code quiver-monitoring-io}: reads and writes reference
  * profiles in the repository, builds references from the configured file at load, and every
  * {@value #REFERENCE_POLL_SECONDS} s re-reads each version's stored reference (a conditional read) so
  * that a reference set through another replica takes effect here too.
@@ -52,7 +52,15 @@ public final class ModelMonitoring implements MonitoringReferences, AutoCloseabl
   private static final Logger log = LoggerFactory.getLogger(ModelMonitoring.class);
   /** Name of the stored reference beside each version ({@code <model>/.quiver/<version>/...}). */
   public static final String REFERENCE_ATTACHMENT = "monitoring-reference.pb";
-  static final long BUSY_SLEEP_MILLIS = 1;
+  /**
+   * The agent's sleep between rounds adapts to the traffic: every wake-up costs a futex and a context
+   * switch (several µs on a VM, far more on a loaded one: docs/benchmarks/monitoring.md), and waking
+   * every millisecond cost ≈ 6 µs per request at 1.5k req/s whatever the sample rate. After a round
+   * whose fullest queue was more than half full the next sleep is {@value #MIN_SLEEP_MILLIS} ms (no
+   * overflow); under an eighth full the sleep doubles, up to {@value #IDLE_SLEEP_MILLIS} ms, so that a
+   * round drains a batch of samples rather than a few.
+   */
+  static final long MIN_SLEEP_MILLIS = 1;
   static final long IDLE_SLEEP_MILLIS = 100;
   static final long REFERENCE_POLL_SECONDS = 30;
   static final int COMMAND_QUEUE = 256;
@@ -419,7 +427,7 @@ public final class ModelMonitoring implements MonitoringReferences, AutoCloseabl
   }
 
   private void runAgent() {
-    long sleep = BUSY_SLEEP_MILLIS;
+    long sleep = MIN_SLEEP_MILLIS;
     while (running) {
       Runnable command;
       try {
@@ -427,9 +435,8 @@ public final class ModelMonitoring implements MonitoringReferences, AutoCloseabl
       } catch (InterruptedException e) {
         break;
       }
-      int work = 0;
+      double fullest = 0;
       while (command != null) {
-        work++;
         try {
           command.run();
         } catch (RuntimeException e) {
@@ -440,15 +447,21 @@ public final class ModelMonitoring implements MonitoringReferences, AutoCloseabl
       long now = System.nanoTime();
       for (VersionMonitor monitor : monitors) {
         try {
-          work += monitor.drain(monitor.config.queueCapacity());
+          int drained = monitor.drain(monitor.config.queueCapacity());
+          fullest = Math.max(fullest, (double) drained / monitor.config.queueCapacity());
           monitor.maybeCloseWindow(now);
         } catch (RuntimeException e) {
           log.warn("monitoring of model '{}' version {} failed", monitor.model, monitor.version, e);
         }
       }
       // Nothing monitored: no wake-ups at all until a command (open() posts one) arrives.
-      sleep = monitors.isEmpty() ? TimeUnit.HOURS.toMillis(1)
-          : work > 0 ? BUSY_SLEEP_MILLIS : Math.min(IDLE_SLEEP_MILLIS, Math.max(BUSY_SLEEP_MILLIS, sleep * 2));
+      if (monitors.isEmpty()) {
+        sleep = TimeUnit.HOURS.toMillis(1);
+      } else if (fullest > 0.5) {
+        sleep = MIN_SLEEP_MILLIS;
+      } else if (fullest < 0.125) {
+        sleep = Math.max(MIN_SLEEP_MILLIS, Math.min(IDLE_SLEEP_MILLIS, sleep * 2));
+      }
     }
   }
 

@@ -72,7 +72,7 @@ public record MonitoringConfig(double sampleRate, int windowSeconds, int minWind
   public static final int DEFAULT_PSI_BINS = 10;
   public static final int DEFAULT_MAX_FEATURES = 1024;
   public static final int DEFAULT_METRICS_FEATURE_LIMIT = 32;
-  public static final int DEFAULT_QUEUE_CAPACITY = 1024;
+  public static final int DEFAULT_QUEUE_CAPACITY = 4096;
   public static final int DEFAULT_QUEUE_BYTES = 16 << 20;
 
   public MonitoringConfig {
