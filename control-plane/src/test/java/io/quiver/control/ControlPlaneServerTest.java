@@ -209,7 +209,7 @@ class ControlPlaneServerTest {
   @Test
   void setMonitoringReference_withoutMonitoring_isUnimplemented_andABadNameIsInvalid() throws Exception {
     start(ModelManagerOptions.defaults());
-    var request = io.quiver.proto.control.v1.SetMonitoringReferenceRequest.newBuilder().setName("simple").setVersion(1)
+    var request = io.quiver.proto.control.v1.SetMonitoringReferenceRequest.newBuilder().setName("simple").setVersion("1")
         .setCaptureRows(10).build();
     assertThatThrownBy(() -> stub.setMonitoringReference(request))
         .satisfies(e -> assertThat(code(e)).isEqualTo(Status.Code.UNIMPLEMENTED))

@@ -302,7 +302,7 @@ class MonitoringEndToEndTest {
       jsonl.append(jsonLine(reference.get(i))).append("\r\n\n");
     }
     SetMonitoringReferenceResponse sent = stub.setMonitoringReference(SetMonitoringReferenceRequest.newBuilder()
-        .setName(MODEL).setVersion(1).setRequestsJsonl(ByteString.copyFromUtf8(jsonl.toString())).build());
+        .setName(MODEL).setVersion("1").setRequestsJsonl(ByteString.copyFromUtf8(jsonl.toString())).build());
     assertThat(sent.getState()).isEqualTo("READY");
     assertThat(sent.getRows()).isEqualTo(10 * ROWS);
     JsonNode afterSend = report();
@@ -315,14 +315,14 @@ class MonitoringEndToEndTest {
     String bad = jsonLine(reference.get(0)) + "\n" + "{\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\","
         + "\"shape\":[1,15],\"data\":[1]}]}\n";
     assertThatThrownBy(() -> stub.setMonitoringReference(SetMonitoringReferenceRequest.newBuilder().setName(MODEL)
-        .setVersion(1).setRequestsJsonl(ByteString.copyFromUtf8(bad)).build()))
+        .setVersion("1").setRequestsJsonl(ByteString.copyFromUtf8(bad)).build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class,
             e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT))
         .hasMessageContaining("line 2");
     assertThat(ReferenceProfile.parseFrom(Files.readAllBytes(stored)).getSource()).isEqualTo("control-plane");
 
     SetMonitoringReferenceResponse capture = stub.setMonitoringReference(SetMonitoringReferenceRequest.newBuilder()
-        .setName(MODEL).setVersion(1).setCaptureRows(40).build());
+        .setName(MODEL).setVersion("1").setCaptureRows(40).build());
     assertThat(capture.getState()).isEqualTo("CAPTURING");
     int[] i = {0};
     JsonNode captured = awaitReport(r -> r.get("reference").get("source").asText().equals("capture")
@@ -335,11 +335,11 @@ class MonitoringEndToEndTest {
     assertThat(ReferenceProfile.parseFrom(Files.readAllBytes(stored)).getSource()).isEqualTo("capture");
 
     assertThatThrownBy(() -> stub.setMonitoringReference(SetMonitoringReferenceRequest.newBuilder().setName("simple")
-        .setVersion(1).setCaptureRows(10).build()))
+        .setVersion("1").setCaptureRows(10).build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class,
             e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.FAILED_PRECONDITION));
     assertThatThrownBy(() -> stub.setMonitoringReference(SetMonitoringReferenceRequest.newBuilder().setName(MODEL)
-        .setVersion(1).setVersionFile("../../config.pbtxt").build()))
+        .setVersion("1").setVersionFile("../../config.pbtxt").build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class,
             e -> assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.INVALID_ARGUMENT));
   }

@@ -195,7 +195,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
   public void setMonitoringReference(SetMonitoringReferenceRequest request,
       StreamObserver<SetMonitoringReferenceResponse> out) {
     long t0 = System.nanoTime();
-    String what = "version=" + request.getVersion() + " source=" + switch (request.getSourceCase()) {
+    String what = "version=" + ModelNames.printable(request.getVersion()) + " source=" + switch (request.getSourceCase()) {
       case REQUESTS_JSONL -> "requests_jsonl(" + request.getRequestsJsonl().size() + " bytes)";
       case VERSION_FILE -> "version_file(" + ModelNames.printable(request.getVersionFile()) + ")";
       case CAPTURE_ROWS -> "capture_rows(" + request.getCaptureRows() + ")";

@@ -238,10 +238,12 @@ public final class ModelMonitoring implements MonitoringReferences, AutoCloseabl
 
   @Override
   public SetMonitoringReferenceResponse setReference(SetMonitoringReferenceRequest request) {
-    if (request.getVersion() < 0) {
-      throw InferenceException.invalidField("version", "version must be >= 0; was %d", request.getVersion());
+    io.quiver.registry.ModelNames.requireValid(request.getName());
+    if (request.getVersion().length() > 64) {
+      throw InferenceException.invalidField("version", "version must be a number or a traffic label of at most 64"
+          + " characters; was %d characters", request.getVersion().length());
     }
-    LoadedVersion loaded = requireModels().acquire(request.getName(), Long.toString(request.getVersion()));
+    LoadedVersion loaded = requireModels().acquire(request.getName(), request.getVersion());
     try {
       VersionMonitor monitor = monitorOf(loaded);
       SetMonitoringReferenceResponse.Builder response = SetMonitoringReferenceResponse.newBuilder()
