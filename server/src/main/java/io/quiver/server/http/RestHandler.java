@@ -388,9 +388,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         requireMethod(method, HttpMethod.GET, path);
         DataPlane.checkModelReference(model, version);
         var report = plane.monitoring().report(model, version);
-        ctx.channel().config().setAutoRead(false); // answered later: keep pipelined responses in order
-        report.whenComplete((r, failure) -> {
-          ctx.channel().config().setAutoRead(true);
+        ctx.channel().config().setAutoRead(false); // answered later, as repository operations are
+        report.whenComplete((r, failure) -> ctx.channel().eventLoop().execute(() -> {
+          if (connection(ctx).held.isEmpty()) {
+            ctx.channel().config().setAutoRead(true);
+          }
           try {
             if (failure != null) {
               sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
@@ -401,7 +403,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             log.error("REST {} failed", path, e);
             sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
           }
-        });
+        }));
       }
       default -> throw InferenceException.notFound("no such path: %s", path);
     }
