@@ -87,6 +87,9 @@ BENCH_JAR="$WORK/dist/bench/quiver-benchmarks.jar"
 CP="$BENCH_JAR:$WORK/dist/bench/lib/*"
 PORT_BASE=${BENCH_PORT_BASE:-18100}
 ECHO_PORT=$((PORT_BASE + 1)) QUIVER_PORT=$((PORT_BASE + 2)) NOBATCH_PORT=$((PORT_BASE + 3))
+QUIVER_REST_PORT=$((PORT_BASE + 4))
+# Echo servers with mlp_784's and cnn_small's request payloads (case (b)'s limit), ports BASE+14, BASE+15.
+ECHO_MLP_PORT=$((PORT_BASE + 14)) ECHO_CNN_PORT=$((PORT_BASE + 15))
 # Cases (e) and (f) run after the others, on their own servers (ports BASE+8.. BASE+13).
 ADAPTIVE_PORT=$((PORT_BASE + 8)) OVERLOAD_PORT=$((PORT_BASE + 11))
 PIDS=()
@@ -128,10 +131,16 @@ start_server() { # name command...; sets LAST_PID (taskset execs, so it is the J
 }
 start_server echo "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_PORT"
 ECHO_PID=$LAST_PID
+start_server echo-mlp "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_MLP_PORT" \
+  --input INPUT0:FP32:-1,784
+ECHO_MLP_PID=$LAST_PID
+start_server echo-cnn "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_CNN_PORT" \
+  --input INPUT0:FP32:-1,3,64,64
+ECHO_CNN_PID=$LAST_PID
 # Quiver as deployed: REST and the metrics exporter on, on their own ports (they idle here).
 start_server quiver "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/batching" --grpc-port "$QUIVER_PORT" \
-  --http-port $((PORT_BASE + 4)) --metrics-port $((PORT_BASE + 5)) --control-port -1
+  --http-port "$QUIVER_REST_PORT" --metrics-port $((PORT_BASE + 5)) --control-port -1
 QUIVER_PID=$LAST_PID
 start_server quiver-no-batching "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/no-batching" --grpc-port "$NOBATCH_PORT" \
@@ -146,6 +155,35 @@ perf() { # json-name args...
     --json "$RES/$out.json" "$@" >> "$LOGS/perf.out" 2>> "$LOGS/perf.err" \
     || { echo "run.sh: perf $out failed or saw errors (see $LOGS/perf.err)" >&2; tail -5 "$LOGS/perf.err" >&2; }
 }
+# syscalls JSON-NAME (PORT PID LABEL)...: for each server, a closed-loop run at c=64 with perf stat counting
+# the server's system calls and context switches for 4 s inside it; per request = count / (its req/s × 4 s).
+syscalls() {
+  local out="$1"; shift
+  if ! command -v perf >/dev/null || ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+    echo "run.sh: perf cannot count syscalls here; skipping $out" >&2
+    return
+  fi
+  local rows=""
+  while [ $# -ge 3 ]; do
+    local port="$1" pid="$2" label="$3"; shift 3
+    "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m identity_fp32 \
+      -u "localhost:$port" --concurrency-range 64 -p 8000 --warmup 2000 --max-windows 1 --wait-ready 120 \
+      --json "$RES/$out-$label-perf.json" >> "$LOGS/perf.out" 2>> "$LOGS/perf.err" &
+    local client=$!
+    sleep 4
+    log_cmd perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pid" -- sleep 4
+    perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pid" -- sleep 4 2> "$WORK/$out-$label.perf" || true
+    wait "$client" || true
+    local calls switches rps
+    calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$WORK/$out-$label.perf")
+    switches=$(awk -F, '/context-switches/ {print $1}' "$WORK/$out-$label.perf")
+    rps=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/$out-$label-perf.json")
+    rows="$rows${rows:+,}{\"server\":\"$label\",\"syscalls\":${calls:-null},\"context_switches\":${switches:-null},\"rps\":${rps:-null},"
+    rows="$rows\"syscalls_per_req\":$(awk -v c="${calls:-0}" -v r="${rps:-0}" 'BEGIN {if (r > 0 && c > 0) printf "%.4f", c / (r * 4); else print "null"}')}"
+  done
+  echo "{\"results\":[$rows]}" > "$RES/$out.json"
+}
+
 ort() { # json-name model
   echo "run.sh: ort-baseline $1" >&2
   run "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.ort.OrtBaseline \
@@ -164,6 +202,8 @@ warm() { # port model concurrency
     --json "$WORK/warm-up/$1-$2.json" >> "$LOGS/warm-up.out" 2>&1 || echo "run.sh: warm-up of $2 on port $1 failed" >&2
 }
 warm "$ECHO_PORT" identity_fp32 16
+warm "$ECHO_MLP_PORT" mlp_784 64
+warm "$ECHO_CNN_PORT" cnn_small 64
 warm "$QUIVER_PORT" identity_fp32 16
 warm "$QUIVER_PORT" mlp_784 64 8000
 warm "$QUIVER_PORT" cnn_small 64 8000
@@ -175,19 +215,31 @@ for r in $(seq 1 "$REPEATS"); do
   a_echo() { perf "a-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --concurrency-range "$CONC_A" --server-pid "$ECHO_PID"; }
   a_quiver() { perf "a-quiver-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_A" --server-pid "$QUIVER_PID"; }
   if [ $((r % 2)) = 1 ]; then a_echo; a_quiver; else a_quiver; a_echo; fi
-  # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver.
+  # Syscalls per request at c=64 (perf stat during a run of its own), when perf can count them here.
+  syscalls "a-syscalls-r$r" "$QUIVER_PORT" "$QUIVER_PID" quiver "$ECHO_PORT" "$ECHO_PID" echo
+  # (g) REST with the binary tensor extension at c=64, the same server as (a).
+  perf "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
+    --concurrency-range 64 --http-connections 64 --server-pid "$QUIVER_PID"
+  # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver, and the echo
+  # with the same request payload (the protocol's share of the limit).
   for model in mlp_784 cnn_small; do
     b_ort() { ort "b-ort-$model-r$r" "$model"; }
     b_quiver() { perf "b-quiver-$model-r$r" -m "$model" -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_B" --server-pid "$QUIVER_PID"; }
-    if [ $((r % 2)) = 1 ]; then b_ort; b_quiver; else b_quiver; b_ort; fi
+    if [ "$model" = mlp_784 ]; then ep=$ECHO_MLP_PORT epid=$ECHO_MLP_PID; else ep=$ECHO_CNN_PORT epid=$ECHO_CNN_PID; fi
+    b_echo() { perf "b-echo-$model-r$r" -m "$model" -u "localhost:$ep" --concurrency-range 64 --server-pid "$epid"; }
+    if [ $((r % 2)) = 1 ]; then b_ort; b_quiver; b_echo; else b_echo; b_quiver; b_ort; fi
   done
   # (c) open-loop tails at 50% and 80% of this repeat's saturation (Poisson arrivals).
   SAT=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/a-quiver-r$r.json")
   R50=$((SAT / 2)) R80=$((SAT * 8 / 10))
   # --client-warmup: a fresh client JVM compiles for seconds on its one core; unwarmed, the first
   # rate is client-bound (quiver perf flags such rows and Report gives them no verdict).
-  perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50:$R80:$((R80 - R50))" \
-    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 3000
+  c_quiver() { perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50,$R80" \
+    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 3000; }
+  # The echo at the same absolute rates, the same client: its p99 is the floor the client sets.
+  c_echo() { perf "c-tails-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --request-rate-range "$R50,$R80" \
+    --request-distribution poisson --seed "$r" --server-pid "$ECHO_PID" --client-warmup 3000; }
+  if [ $((r % 2)) = 1 ]; then c_quiver; c_echo; else c_echo; c_quiver; fi
   # (d) batching on vs off, mlp_784 at concurrency 64. "Off" is max_batch_size 0 (a config that only
   # drops dynamic_batching gets an empty one back from auto-complete and still batches).
   d_on() { perf "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }

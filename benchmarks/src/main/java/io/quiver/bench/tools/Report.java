@@ -19,16 +19,25 @@ import java.util.function.Function;
  * in the same run, then summarized as median and spread.
  *
  * <p>Reads {@code RUN/results/*.json} named {@code a-echo-rN}, {@code a-quiver-rN},
- * {@code b-ort-MODEL-rN}, {@code b-quiver-MODEL-rN}, {@code c-tails-rN}, {@code d-on-rN},
- * {@code d-off-rN}, optional {@code jmh.json}; and {@code RUN/machine.txt}, {@code RUN/commands.txt}.
+ * {@code a-syscalls-rN} (optional: perf stat), {@code b-ort-MODEL-rN}, {@code b-quiver-MODEL-rN},
+ * {@code b-echo-MODEL-rN}, {@code c-tails-rN}, {@code c-tails-echo-rN}, {@code d-on-rN},
+ * {@code d-off-rN}, {@code e-*}, {@code f-*}, {@code g-rest-rN}, optional {@code jmh.json}; and
+ * {@code RUN/machine.txt}, {@code RUN/commands.txt}.
  */
 public final class Report {
+  // Issue 11's targets (the hot path), each a ratio against a baseline measured in the same repeat.
   static final double TARGET_RA = 0.85;
-  static final double TARGET_ADDED_CPU_US = 10;
-  static final double TARGET_RB_MLP = 0.90;
-  static final double TARGET_RB_CNN = 0.95;
-  static final double TARGET_TAIL_50 = 3;
-  static final double TARGET_TAIL_80 = 8;
+  static final double TARGET_CPU_RATIO_C256 = 1.3;
+  static final double TARGET_CPU_RATIO_C64 = 1.5;
+  static final double TARGET_CPU_RATIO_C1 = 2.0;
+  static final double TARGET_ADDED_P50_C1_US = 50;
+  static final double TARGET_CLIENT_CPU_RATIO = 1.2;
+  static final double TARGET_SWITCHES_PER_REQ = 0.2;
+  static final double TARGET_SYSCALLS_PER_REQ = 0.3;
+  static final double TARGET_ADDED_ALLOC_BYTES = 1024;
+  static final double TARGET_TAIL_VS_ECHO = 1.5;
+  static final double TARGET_COMPUTE_OF_LIMIT = 0.95;
+  static final double TARGET_REST_VS_GRPC_CPU = 1.5;
   static final List<String> MODELS = List.of("mlp_784", "cnn_small");
 
   private final Path results;
@@ -109,10 +118,11 @@ public final class Report {
     caseD(tables);
     caseE(tables);
     caseF(tables);
+    caseG(tables);
     caseCuda(tables);
     jmh(tables);
 
-    md.append("## Targets (from issue 4)\n\n| target | measured (median, spread over repeats) | verdict |\n|---|---|---|\n");
+    md.append("## Targets (issue 11, the hot path; issue 3's batching claims)\n\n| target | measured (median, spread over repeats) | verdict |\n|---|---|---|\n");
     for (String[] t : targets) {
       md.append("| ").append(t[0]).append(" | ").append(t[1]).append(" | ").append(t[2]).append(" |\n");
     }
@@ -161,42 +171,101 @@ public final class Report {
     List<List<Value>> echo = repeats("a-echo");
     List<List<Value>> quiver = repeats("a-quiver");
     int n = Math.min(echo.size(), quiver.size());
-    List<Double> ra = new ArrayList<>();
+    List<Double> ra64 = new ArrayList<>();
+    List<Double> ra256 = new ArrayList<>();
+    List<Double> cpu1 = new ArrayList<>();
+    List<Double> cpu64 = new ArrayList<>();
+    List<Double> cpu256 = new ArrayList<>();
     List<Double> addedP50 = new ArrayList<>();
-    List<Double> addedCpu = new ArrayList<>();
+    List<Double> clientCpu64 = new ArrayList<>();
+    List<Double> switches64 = new ArrayList<>();
+    List<Double> echoSwitches64 = new ArrayList<>();
+    List<Double> addedAlloc64 = new ArrayList<>();
     List<Double> echoBest = new ArrayList<>();
     List<Double> quiverBest = new ArrayList<>();
     for (int r = 0; r < n; r++) {
-      Value e = best(echo.get(r), "throughput_rps");
-      Value q = best(quiver.get(r), "throughput_rps");
-      echoBest.add(Json.number(e, "throughput_rps"));
-      quiverBest.add(Json.number(q, "throughput_rps"));
-      ra.add(Json.number(q, "throughput_rps") / Json.number(e, "throughput_rps"));
+      echoBest.add(Json.number(best(echo.get(r), "throughput_rps"), "throughput_rps"));
+      quiverBest.add(Json.number(best(quiver.get(r), "throughput_rps"), "throughput_rps"));
+      ratio(ra64, quiver.get(r), echo.get(r), 64, "throughput_rps");
+      ratio(ra256, quiver.get(r), echo.get(r), 256, "throughput_rps");
+      ratio(cpu1, quiver.get(r), echo.get(r), 1, "server_cpu_us_per_req");
+      ratio(cpu64, quiver.get(r), echo.get(r), 64, "server_cpu_us_per_req");
+      ratio(cpu256, quiver.get(r), echo.get(r), 256, "server_cpu_us_per_req");
+      ratio(clientCpu64, quiver.get(r), echo.get(r), 64, "client_cpu_us_per_req");
       Value e1 = at(echo.get(r), 1);
       Value q1 = at(quiver.get(r), 1);
       if (e1 != null && q1 != null) {
         addedP50.add(Json.number(q1, "p50_us") - Json.number(e1, "p50_us"));
       }
-      Value eSame = at(echo.get(r), Json.number(q, "load"));
-      if (eSame != null) {
-        addedCpu.add(Json.number(q, "server_cpu_us_per_req") - Json.number(eSame, "server_cpu_us_per_req"));
+      Value q64 = at(quiver.get(r), 64);
+      Value e64 = at(echo.get(r), 64);
+      if (q64 != null && known(q64, "server_cs_per_req")) {
+        switches64.add(Json.number(q64, "server_cs_per_req"));
+      }
+      if (e64 != null && known(e64, "server_cs_per_req")) {
+        echoSwitches64.add(Json.number(e64, "server_cs_per_req"));
+      }
+      if (q64 != null && e64 != null && known(q64, "server_alloc_bytes_per_req") && known(e64, "server_alloc_bytes_per_req")) {
+        addedAlloc64.add(Json.number(q64, "server_alloc_bytes_per_req") - Json.number(e64, "server_alloc_bytes_per_req"));
       }
     }
-    target("R_a = Quiver / echo throughput at the best concurrency (identity FP32[16])", Stats.of(ra), "%.3f", TARGET_RA, true);
-    target("added server CPU per request vs echo, µs (at Quiver's best concurrency)", Stats.of(addedCpu), "%.2f",
-        TARGET_ADDED_CPU_US, false);
+    target("server CPU per request, Quiver / echo, c=256 (identity FP32[16])", Stats.of(cpu256), "%.2f",
+        TARGET_CPU_RATIO_C256, false);
+    target("server CPU per request, Quiver / echo, c=64", Stats.of(cpu64), "%.2f", TARGET_CPU_RATIO_C64, false);
+    target("server CPU per request, Quiver / echo, c=1", Stats.of(cpu1), "%.2f", TARGET_CPU_RATIO_C1, false);
+    target("added p50 at c=1, Quiver − echo, µs", Stats.of(addedP50), "%.1f", TARGET_ADDED_P50_C1_US, false);
+    target("R_a = Quiver / echo throughput, c=64 (the echo is client-bound here)", Stats.of(ra64), "%.3f", TARGET_RA, true);
+    target("R_a = Quiver / echo throughput, c=256", Stats.of(ra256), "%.3f", TARGET_RA, true);
+    target("client CPU per request against Quiver / against the echo, c=64", Stats.of(clientCpu64), "%.2f",
+        TARGET_CLIENT_CPU_RATIO, false);
+    target("server context switches per request, c=64 (echo: " + Stats.of(echoSwitches64).format("%.3f") + ")",
+        Stats.of(switches64), "%.3f", TARGET_SWITCHES_PER_REQ, false);
+    target("server bytes allocated per request, Quiver − echo, c=64", Stats.of(addedAlloc64), "%.0f",
+        TARGET_ADDED_ALLOC_BYTES, false);
+    syscalls();
     out.append("## (a) Protocol overhead: identity FP32[16], Quiver vs bare gRPC echo\n\n")
         .append("Best throughput: echo ").append(Stats.of(echoBest).format("%.0f")).append(" req/s, Quiver ")
         .append(Stats.of(quiverBest).format("%.0f")).append(" req/s. Added p50 at concurrency 1: ")
-        .append(Stats.of(addedP50).format("%.1f")).append(" µs.\n\n");
+        .append(Stats.of(addedP50).format("%.1f")).append(" µs. Server bytes allocated (JMX, all threads) and "
+            + "context switches (/proc, all threads) per request are measured over the same windows as the CPU.\n\n");
     sweepTable(out, Map.of("echo", echo, "quiver", quiver), List.of("echo", "quiver"));
     series("(a) identity FP32[16]", "echo", echo);
     series("(a) identity FP32[16]", "quiver", quiver);
   }
 
+  /** Syscalls per request at c=64 from `perf stat` during a run of its own (absent where perf is not available). */
+  private void syscalls() throws IOException {
+    List<Double> quiver = new ArrayList<>();
+    List<Double> echo = new ArrayList<>();
+    for (List<Value> rows : repeats("a-syscalls")) {
+      for (Value row : rows) {
+        double perRequest = Json.number(row, "syscalls_per_req");
+        if (!Double.isNaN(perRequest)) {
+          (Json.string(row, "server").equals("echo") ? echo : quiver).add(perRequest);
+        }
+      }
+    }
+    target("server syscalls per request, c=64, perf stat (echo: " + Stats.of(echo).format("%.3f") + ")",
+        Stats.of(quiver), "%.3f", TARGET_SYSCALLS_PER_REQ, false);
+  }
+
+  /** Adds {@code quiver / echo} of {@code field} at concurrency {@code load}, when both rows exist and are known. */
+  private static void ratio(List<Double> into, List<Value> quiver, List<Value> echo, double load, String field) {
+    Value q = at(quiver, load);
+    Value e = at(echo, load);
+    if (q != null && e != null && known(q, field) && known(e, field) && Json.number(e, field) > 0) {
+      into.add(Json.number(q, field) / Json.number(e, field));
+    }
+  }
+
+  private static boolean known(Value row, String field) {
+    double v = Json.number(row, field);
+    return !Double.isNaN(v) && v >= 0;
+  }
+
   private void sweepTable(StringBuilder out, Map<String, List<List<Value>>> bySide, List<String> order) {
-    out.append("| server | load | req/s | p50 µs | p99 µs | server CPU µs/req | client CPU µs/req | mean batch |\n")
-        .append("|---|---|---|---|---|---|---|---|\n");
+    out.append("| server | load | req/s | p50 µs | p99 µs | server CPU µs/req | server B/req | server cs/req | client CPU µs/req | mean batch |\n")
+        .append("|---|---|---|---|---|---|---|---|---|---|\n");
     for (String side : order) {
       List<List<Value>> reps = bySide.get(side);
       TreeMap<Double, List<Value>> byLoad = new TreeMap<>();
@@ -218,6 +287,8 @@ public final class Report {
             .append(" | ").append(stat(rows, "p50_us", "%.0f"))
             .append(" | ").append(stat(rows, "p99_us", "%.0f"))
             .append(" | ").append(stat(rows, "server_cpu_us_per_req", "%.1f"))
+            .append(" | ").append(stat(rows, "server_alloc_bytes_per_req", "%.0f"))
+            .append(" | ").append(stat(rows, "server_cs_per_req", "%.3f"))
             .append(" | ").append(stat(rows, "client_cpu_us_per_req", "%.1f"))
             .append(" | ").append(stat(rows, "mean_batch", "%.1f")).append(" |\n");
       }
@@ -268,13 +339,21 @@ public final class Report {
   // (b) compute efficiency: Quiver with dynamic batching vs in-process ONNX Runtime, per CPU-second.
   private void caseB(StringBuilder out) throws IOException {
     out.append("## (b) Compute efficiency: Quiver (dynamic batching) vs in-process ONNX Runtime, per CPU-second\n\n")
-        .append("| model | ORT best batch | ORT infer/CPU-s | ORT infer/s | Quiver best load | Quiver infer/server-CPU-s | Quiver infer/s | mean formed batch | R_b |\n")
-        .append("|---|---|---|---|---|---|---|---|---|\n");
+        .append("R_b = Quiver's inferences per server CPU-second / in-process ORT's at its best batch: no server with a "
+            + "network in front can reach 1. The limit a server can reach is 1 / (ORT's CPU per inference at the batch "
+            + "Quiver forms + the bare echo's server CPU per request for the same request payload); "
+            + "\"of limit\" is Quiver's figure over that limit (target ≥ 0.95).\n\n")
+        .append("| model | ORT best batch | ORT infer/CPU-s | ORT infer/s | Quiver best load | Quiver infer/server-CPU-s | Quiver infer/s | mean formed batch | R_b | echo CPU µs/req (same payload) | limit infer/CPU-s | of limit |\n")
+        .append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (String model : MODELS) {
       List<List<Value>> ort = repeats("b-ort-" + model);
       List<List<Value>> quiver = repeats("b-quiver-" + model);
+      List<List<Value>> echoSame = repeats("b-echo-" + model);
       int n = Math.min(ort.size(), quiver.size());
       List<Double> rb = new ArrayList<>();
+      List<Double> ofLimit = new ArrayList<>();
+      List<Double> limits = new ArrayList<>();
+      List<Double> echoCpu = new ArrayList<>();
       List<Double> ortCpu = new ArrayList<>();
       List<Double> ortWall = new ArrayList<>();
       List<Double> ortBatch = new ArrayList<>();
@@ -293,15 +372,27 @@ public final class Report {
         qBatch.add(Json.number(q, "mean_batch"));
         qLoad.add(Json.number(q, "load"));
         rb.add(Json.number(q, "inferences_per_server_cpu_s") / Json.number(o, "inferences_per_cpu_s"));
+        if (r < echoSame.size() && !echoSame.get(r).isEmpty()) {
+          double echoUs = Json.number(echoSame.get(r).get(0), "server_cpu_us_per_req");
+          Value atBatch = nearestBatch(ort.get(r), Json.number(q, "mean_batch"));
+          double ortUs = 1e6 / Json.number(atBatch, "inferences_per_cpu_s");
+          double limit = 1e6 / (ortUs + echoUs);
+          echoCpu.add(echoUs);
+          limits.add(limit);
+          ofLimit.add(Json.number(q, "inferences_per_server_cpu_s") / limit);
+        }
       }
       Stats rbStats = Stats.of(rb);
       out.append("| ").append(model).append(" | ").append(list(ortBatch)).append(" | ")
           .append(Stats.of(ortCpu).format("%.0f")).append(" | ").append(Stats.of(ortWall).format("%.0f")).append(" | c=")
           .append(list(qLoad)).append(" | ").append(Stats.of(qCpu).format("%.0f")).append(" | ")
           .append(Stats.of(qWall).format("%.0f")).append(" | ").append(Stats.of(qBatch).format("%.1f")).append(" | ")
-          .append(rbStats.format("%.3f")).append(" |\n");
-      target("R_b " + model + " = Quiver inferences per server CPU-second / in-process ORT per CPU-second (best batch)",
-          rbStats, "%.3f", model.equals("mlp_784") ? TARGET_RB_MLP : TARGET_RB_CNN, true);
+          .append(rbStats.format("%.3f")).append(" | ").append(Stats.of(echoCpu).format("%.1f")).append(" | ")
+          .append(Stats.of(limits).format("%.0f")).append(" | ").append(Stats.of(ofLimit).format("%.3f")).append(" |\n");
+      target("compute: Quiver inferences per server CPU-second / the limit (ORT at Quiver's batch + echo), " + model,
+          Stats.of(ofLimit), "%.3f", TARGET_COMPUTE_OF_LIMIT, true);
+      targets.add(new String[] {"R_b " + model + " = Quiver / in-process ORT at its best batch (no target: see (b))",
+          rbStats.format("%.3f"), "information"});
       series("(b) " + model, "quiver", quiver);
     }
     out.append("\nORT per batch size (median over repeats):\n\n| model | batch | infer/s | infer/CPU-s |\n|---|---|---|---|\n");
@@ -326,47 +417,77 @@ public final class Report {
     sweepTable(out, sides, MODELS);
   }
 
+  /** The ORT row whose batch size is nearest to {@code batch} (the batch Quiver formed). */
+  private static Value nearestBatch(List<Value> ortRows, double batch) {
+    Value nearest = null;
+    for (Value row : ortRows) {
+      if (nearest == null || Math.abs(Json.number(row, "batch_size") - batch)
+          < Math.abs(Json.number(nearest, "batch_size") - batch)) {
+        nearest = row;
+      }
+    }
+    return nearest;
+  }
+
   // (c) open-loop tails at 50% and 80% of saturation.
   private void caseC(StringBuilder out) throws IOException {
     List<List<Value>> quiverA = repeats("a-quiver");
-    List<Double> unloaded = new ArrayList<>();
-    for (List<Value> rows : quiverA) {
-      Value c1 = at(rows, 1);
-      if (c1 != null) {
-        unloaded.add(Json.number(c1, "p50_us"));
-      }
-    }
-    double p50 = Stats.of(unloaded).median();
     List<List<Value>> tails = repeats("c-tails");
+    List<List<Value>> echoTails = repeats("c-tails-echo");
     List<Double> r50 = new ArrayList<>();
     List<Double> r80 = new ArrayList<>();
+    List<Double> sent50 = new ArrayList<>();
+    List<Double> sent80 = new ArrayList<>();
     int[] bound = new int[2];
-    // run.sh runs two rates per repeat, in order: 50% then 80% of that repeat's saturation. A row the
-    // client could not generate measures the client's backlog: it gives no ratio.
-    for (List<Value> rows : tails) {
-      if (rows.size() >= 2) {
-        for (int i = 0; i < 2; i++) {
-          if (clientBound(rows.get(i))) {
-            bound[i]++;
-          } else {
-            (i == 0 ? r50 : r80).add(Json.number(rows.get(i), "p99_us") / p50);
-          }
+    // run.sh runs two rates per repeat, in order: 50% then 80% of that repeat's Quiver saturation, against
+    // Quiver and against the echo at the same absolute rates. A row the client could not generate
+    // measures the client's backlog: it gives no ratio.
+    for (int r = 0; r < Math.min(tails.size(), echoTails.size()); r++) {
+      List<Value> q = tails.get(r);
+      List<Value> e = echoTails.get(r);
+      for (int i = 0; i < Math.min(2, Math.min(q.size(), e.size())); i++) {
+        if (clientBound(q.get(i)) || clientBound(e.get(i))) {
+          bound[i]++;
+          continue;
         }
+        (i == 0 ? r50 : r80).add(Json.number(q.get(i), "p99_us") / Json.number(e.get(i), "p99_us"));
+        (i == 0 ? sent50 : sent80).add(Json.number(q.get(i), "throughput_rps") / Json.number(q.get(i), "load"));
       }
     }
-    target("p99 / unloaded p50 at 50% of saturation (identity FP32[16], Poisson)", Stats.of(r50), "%.2f", TARGET_TAIL_50,
-        false, bound[0]);
-    target("p99 / unloaded p50 at 80% of saturation (identity FP32[16], Poisson)", Stats.of(r80), "%.2f", TARGET_TAIL_80,
-        false, bound[1]);
+    target("open loop at 50% of saturation: p99 Quiver / p99 echo at the same rate (identity FP32[16], Poisson)",
+        Stats.of(r50), "%.2f", TARGET_TAIL_VS_ECHO, false, bound[0]);
+    target("open loop at 80% of saturation: p99 Quiver / p99 echo at the same rate", Stats.of(r80), "%.2f",
+        TARGET_TAIL_VS_ECHO, false, bound[1]);
+    target("open loop at 80%: served / offered (sustained)", Stats.of(sent80), "%.3f", 0.95, true, bound[1]);
     out.append("## (c) Open-loop tails (Poisson arrivals, latency from the intended send time)\n\n")
-        .append(String.format(Locale.ROOT, "Saturation = Quiver's best closed-loop throughput in (a), per repeat; "
-            + "unloaded p50 = Quiver's p50 at concurrency 1 in (a): %.0f µs (median). A row marked client-bound is one "
-            + "where `quiver perf` sent below 95%% of the offered rate (or ended a window behind its schedule): its "
-            + "latencies are the client's backlog, and it gives no verdict.%n%n", p50));
-    sweepTable(out, Map.of("quiver", tails), List.of("quiver"));
+        .append("Saturation = Quiver's best closed-loop throughput in (a), per repeat; the echo is driven at the same "
+            + "absolute rates by the same client, so its p99 is the floor the client and the machine set (on 2 shared "
+            + "cores the measuring client dominates the tail). A row marked client-bound is one where `quiver perf` "
+            + "sent below 95% of the offered rate (or ended a window behind its schedule): its latencies are the "
+            + "client's backlog, and it gives no verdict.\n\n");
+    sweepTable(out, Map.of("quiver", tails, "echo", echoTails), List.of("quiver", "echo"));
     series("(c) open-loop tails", "quiver (Poisson)", tails);
-    // The closed-loop sweep for context: open-loop points should sit left of its knee.
+    series("(c) open-loop tails", "echo (Poisson)", echoTails);
     series("(c) open-loop tails", "quiver closed loop (a)", quiverA);
+  }
+
+  // (g) REST with the binary tensor extension vs gRPC, same model and concurrency.
+  private void caseG(StringBuilder out) throws IOException {
+    List<List<Value>> rest = repeats("g-rest");
+    if (rest.isEmpty()) {
+      return;
+    }
+    List<List<Value>> grpc = repeats("a-quiver");
+    List<Double> cpu = new ArrayList<>();
+    for (int r = 0; r < Math.min(rest.size(), grpc.size()); r++) {
+      ratio(cpu, rest.get(r), grpc.get(r), 64, "server_cpu_us_per_req");
+    }
+    target("REST (binary extension) / gRPC server CPU per request, identity FP32[16], c=64", Stats.of(cpu), "%.2f",
+        TARGET_REST_VS_GRPC_CPU, false);
+    out.append("## (g) REST v2 with the binary tensor extension vs gRPC, identity FP32[16]\n\n")
+        .append("64 keep-alive HTTP/1.1 connections, one request in flight on each, against the same server's gRPC "
+            + "at concurrency 64 on one connection (case (a)).\n\n");
+    sweepTable(out, Map.of("quiver REST", rest), List.of("quiver REST"));
   }
 
   // Optional: the CUDA execution-provider case (run.sh --cuda on a machine with an NVIDIA GPU).
