@@ -21,7 +21,7 @@ public final class ResultFiles {
   /** The columns, in order; also the JSON field names of each row. */
   public static final List<String> COLUMNS = List.of("label", "mode", "load", "distribution", "streaming",
       "batch_size", "throughput_rps", "inferences_per_s", "p50_us", "p90_us", "p95_us", "p99_us", "p999_us",
-      "mean_us", "max_us", "windows", "stable", "sent", "completed", "errors", "rejected", "offered_rps", "rejected_rps",
+      "mean_us", "max_us", "windows", "measured_s", "stable", "sent", "completed", "errors", "rejected", "offered_rps", "rejected_rps",
       "server_cpu_us_per_req", "server_alloc_bytes_per_req", "server_cs_per_req", "client_cpu_us_per_req", "server_cores", "inferences_per_server_cpu_s", "mean_batch",
       "send_rate_ratio", "send_lag_us", "client_bound", "inflight_limited", "errors_rps", "first_error");
 
@@ -45,6 +45,7 @@ public final class ResultFiles {
     row.put("mean_us", l.meanUs());
     row.put("max_us", l.maxUs());
     row.put("windows", r.windows());
+    row.put("measured_s", r.measured().wallNanos() / 1e9);
     row.put("stable", r.stable());
     row.put("sent", r.sent());
     row.put("completed", r.completed());
