@@ -147,7 +147,7 @@ start_server quiver-no-batching "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR"
   --http-port $((PORT_BASE + 6)) --metrics-port $((PORT_BASE + 7)) --control-port -1
 NOBATCH_PID=$LAST_PID
 
-perf() { # json-name args...
+perf_run() { # json-name args... (not "perf": that would shadow the perf binary used by syscalls)
   local out="$1"; shift
   echo "run.sh: perf $out" >&2
   run "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain \
@@ -212,21 +212,21 @@ warm "$NOBATCH_PORT" mlp_784 64 8000
 for r in $(seq 1 "$REPEATS"); do
   echo "run.sh: repeat $r/$REPEATS" >&2
   # (a) protocol overhead; alternate which side runs first.
-  a_echo() { perf "a-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --concurrency-range "$CONC_A" --server-pid "$ECHO_PID"; }
-  a_quiver() { perf "a-quiver-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_A" --server-pid "$QUIVER_PID"; }
+  a_echo() { perf_run "a-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --concurrency-range "$CONC_A" --server-pid "$ECHO_PID"; }
+  a_quiver() { perf_run "a-quiver-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_A" --server-pid "$QUIVER_PID"; }
   if [ $((r % 2)) = 1 ]; then a_echo; a_quiver; else a_quiver; a_echo; fi
   # Syscalls per request at c=64 (perf stat during a run of its own), when perf can count them here.
   syscalls "a-syscalls-r$r" "$QUIVER_PORT" "$QUIVER_PID" quiver "$ECHO_PORT" "$ECHO_PID" echo
   # (g) REST with the binary tensor extension at c=64, the same server as (a).
-  perf "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
+  perf_run "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
     --concurrency-range 64 --http-connections 64 --server-pid "$QUIVER_PID"
   # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver, and the echo
   # with the same request payload (the protocol's share of the limit).
   for model in mlp_784 cnn_small; do
     b_ort() { ort "b-ort-$model-r$r" "$model"; }
-    b_quiver() { perf "b-quiver-$model-r$r" -m "$model" -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_B" --server-pid "$QUIVER_PID"; }
+    b_quiver() { perf_run "b-quiver-$model-r$r" -m "$model" -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_B" --server-pid "$QUIVER_PID"; }
     if [ "$model" = mlp_784 ]; then ep=$ECHO_MLP_PORT epid=$ECHO_MLP_PID; else ep=$ECHO_CNN_PORT epid=$ECHO_CNN_PID; fi
-    b_echo() { perf "b-echo-$model-r$r" -m "$model" -u "localhost:$ep" --concurrency-range 64 --server-pid "$epid"; }
+    b_echo() { perf_run "b-echo-$model-r$r" -m "$model" -u "localhost:$ep" --concurrency-range 64 --server-pid "$epid"; }
     if [ $((r % 2)) = 1 ]; then b_ort; b_quiver; b_echo; else b_echo; b_quiver; b_ort; fi
   done
   # (c) open-loop tails at 50% and 80% of this repeat's saturation (Poisson arrivals).
@@ -234,16 +234,16 @@ for r in $(seq 1 "$REPEATS"); do
   R50=$((SAT / 2)) R80=$((SAT * 8 / 10))
   # --client-warmup: a fresh client JVM compiles for seconds on its one core; unwarmed, the first
   # rate is client-bound (quiver perf flags such rows and Report gives them no verdict).
-  c_quiver() { perf "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50,$R80" \
+  c_quiver() { perf_run "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50,$R80" \
     --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 3000; }
   # The echo at the same absolute rates, the same client: its p99 is the floor the client sets.
-  c_echo() { perf "c-tails-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --request-rate-range "$R50,$R80" \
+  c_echo() { perf_run "c-tails-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --request-rate-range "$R50,$R80" \
     --request-distribution poisson --seed "$r" --server-pid "$ECHO_PID" --client-warmup 3000; }
   if [ $((r % 2)) = 1 ]; then c_quiver; c_echo; else c_echo; c_quiver; fi
   # (d) batching on vs off, mlp_784 at concurrency 64. "Off" is max_batch_size 0 (a config that only
   # drops dynamic_batching gets an empty one back from auto-complete and still batches).
-  d_on() { perf "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }
-  d_off() { perf "d-off-r$r" -m mlp_784 -u "localhost:$NOBATCH_PORT" --concurrency-range "$CONC_D" --server-pid "$NOBATCH_PID"; }
+  d_on() { perf_run "d-on-r$r" -m mlp_784 -u "localhost:$QUIVER_PORT" --concurrency-range "$CONC_D" --server-pid "$QUIVER_PID"; }
+  d_off() { perf_run "d-off-r$r" -m mlp_784 -u "localhost:$NOBATCH_PORT" --concurrency-range "$CONC_D" --server-pid "$NOBATCH_PID"; }
   if [ $((r % 2)) = 1 ]; then d_on; d_off; else d_off; d_on; fi
 done
 
@@ -283,9 +283,9 @@ warm "$OVERLOAD_PORT" mlp_784_bounded 32 8000
 # Saturation is measured after the warm-up (the warm-up's own figure is a cold server's), at
 # concurrency 32 = the queue bound: the most the server can batch without rejecting. Open loop at
 # "1x" can then form batches as large as closed loop did.
-perf f-saturation-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --concurrency-range 32 --server-pid "$OVERLOAD_PID"
+perf_run f-saturation-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --concurrency-range 32 --server-pid "$OVERLOAD_PID"
 SAT_F=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/f-saturation-r1.json")
-perf f-overload-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --request-rate-range "$SAT_F,$((2 * SAT_F)),$((3 * SAT_F))" \
+perf_run f-overload-r1 -m mlp_784_bounded -u "localhost:$OVERLOAD_PORT" --request-rate-range "$SAT_F,$((2 * SAT_F)),$((3 * SAT_F))" \
   --request-distribution poisson --request-timeout 2000 --server-pid "$OVERLOAD_PID" --client-warmup 3000
 kill "$OVERLOAD_PID" 2>/dev/null || true; wait "$OVERLOAD_PID" 2>/dev/null || true
 
