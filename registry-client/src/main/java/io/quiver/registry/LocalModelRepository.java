@@ -181,6 +181,62 @@ public final class LocalModelRepository implements WritableModelRepository {
     }
   }
 
+  /** Renames the version directory aside (one atomic step for readers), then deletes it. */
+  @Override
+  public void removeVersion(String model, long version) {
+    ModelNames.requireValid(model);
+    Path target = root.resolve(model).resolve(Long.toString(version));
+    if (!Files.isDirectory(target)) {
+      return;
+    }
+    Path aside = root.resolve(model).resolve(".removed-" + version + "-" + java.util.UUID.randomUUID());
+    try {
+      Files.move(target, aside, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+    } catch (NoSuchFileException e) {
+      return;
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot remove model '" + model + "' version " + version + " from " + root + ": " + e, e);
+    }
+    deleteTree(aside);
+  }
+
+  @Override
+  public String readConfigText(String model) {
+    ModelNames.requireValid(model);
+    Path file = root.resolve(model).resolve(ModelConfigParser.CONFIG_FILENAME);
+    try {
+      return Files.isRegularFile(file) ? Files.readString(file) : null;
+    } catch (NoSuchFileException e) {
+      return null;
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot read " + file + ": " + e, e);
+    }
+  }
+
+  @Override
+  public void writeConfigText(String model, String text) {
+    ModelNames.requireValid(model);
+    Path modelDir = root.resolve(model);
+    Path file = modelDir.resolve(ModelConfigParser.CONFIG_FILENAME);
+    try {
+      if (text == null) {
+        Files.deleteIfExists(file);
+        return;
+      }
+      Files.createDirectories(modelDir);
+      Path temp = modelDir.resolve(".config-" + java.util.UUID.randomUUID());
+      try {
+        Files.writeString(temp, text);
+        Files.move(temp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
+            java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+      } finally {
+        Files.deleteIfExists(temp);
+      }
+    } catch (IOException e) {
+      throw InferenceException.internal("cannot write " + file + ": " + e, e);
+    }
+  }
+
   @Override
   public StoredObject readDesiredState(String knownTag) {
     Path file = root.resolve(DESIRED_STATE_NAME);

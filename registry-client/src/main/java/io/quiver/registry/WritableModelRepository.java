@@ -24,6 +24,30 @@ public interface WritableModelRepository extends ModelRepository {
   void putVersion(String model, long version, Path stagedDir, String configText);
 
   /**
+   * Takes a version back out of the repository (an upload that could not be loaded): removes
+   * {@code <model>/<version>/} and its files. A reader sees the version complete or absent (a local
+   * directory is renamed aside before it is deleted); absent already is not an error.
+   *
+   * @throws InferenceException INVALID_ARGUMENT for a bad name; UNAVAILABLE or INTERNAL when the store
+   *     cannot be written
+   */
+  void removeVersion(String model, long version);
+
+  /**
+   * The text of {@code <model>/config.pbtxt}, or null when the model has none.
+   *
+   * @throws InferenceException INVALID_ARGUMENT for a bad name; UNAVAILABLE or INTERNAL when the store
+   *     cannot be read
+   */
+  String readConfigText(String model);
+
+  /**
+   * Replaces {@code <model>/config.pbtxt} with {@code text} atomically (readers see the old or the new
+   * file); null deletes it.
+   */
+  void writeConfigText(String model, String text);
+
+  /**
    * Reads the desired-state manifest unless it is unchanged since {@code knownTag} (an ETag for S3,
    * modification time and size for a directory): a cheap conditional read for polling.
    *

@@ -155,4 +155,23 @@ class LocalModelRepositoryTest {
     assertThatThrownBy(() -> repo.readVersionAttachment("../m", 1, "p", null))
         .isInstanceOf(io.quiver.core.InferenceException.class);
   }
+
+  @Test
+  void removeVersion_andConfigText_takeAnUploadBack() throws Exception {
+    version("m", "1");
+    version("m", "2");
+    LocalModelRepository repo = new LocalModelRepository(root);
+    assertThat(repo.readConfigText("m")).isNull();
+    repo.writeConfigText("m", "name: \"m\"\nmax_batch_size: 4\n");
+    assertThat(repo.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(4);
+
+    repo.removeVersion("m", 2);
+    assertThat(repo.model("m").versions()).containsExactly(1L);
+    repo.removeVersion("m", 2);
+    try (var left = Files.list(root.resolve("m"))) {
+      assertThat(left.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("1", "config.pbtxt");
+    }
+    repo.writeConfigText("m", null);
+    assertThat(repo.model("m").hasConfigFile()).isFalse();
+  }
 }

@@ -383,6 +383,57 @@ public final class S3ModelRepository implements WritableModelRepository {
     log.info("uploaded model '{}' version {} to {}: {} file(s)", model, version, url(versionPrefix), files.size());
   }
 
+  /**
+   * Deletes every object under {@code <model>/<version>/}. S3 has no atomic rename: a reader listing
+   * the version meanwhile may see part of it, load it, fail, and see it gone at its next listing.
+   */
+  @Override
+  public void removeVersion(String model, long version) {
+    ModelNames.requireValid(model);
+    String versionPrefix = location.prefix() + model + "/" + version + "/";
+    int removed = 0;
+    for (ListObjectsV2Response page : listAll(versionPrefix, null, "list " + url(versionPrefix))) {
+      for (S3Object o : page.contents()) {
+        String key = o.key();
+        withRetries("delete " + url(key), () -> client.deleteObject(b -> b.bucket(location.bucket()).key(key)));
+        removed++;
+      }
+    }
+    LocalModelRepository.deleteTree(cacheDir.resolve(model).resolve(Long.toString(version)));
+    log.info("removed model '{}' version {} from {}: {} object(s)", model, version, url(versionPrefix), removed);
+  }
+
+  @Override
+  public String readConfigText(String model) {
+    ModelNames.requireValid(model);
+    String key = location.prefix() + model + "/" + ModelConfigParser.CONFIG_FILENAME;
+    return withRetries("read " + url(key), () -> {
+      try {
+        return client.getObjectAsBytes(GetObjectRequest.builder().bucket(location.bucket()).key(key).build())
+            .asString(StandardCharsets.UTF_8);
+      } catch (NoSuchKeyException e) {
+        return null;
+      } catch (S3Exception e) {
+        if (e.statusCode() == 404 && !isNoSuchBucket(e)) {
+          return null;
+        }
+        throw e;
+      }
+    });
+  }
+
+  @Override
+  public void writeConfigText(String model, String text) {
+    ModelNames.requireValid(model);
+    String key = location.prefix() + model + "/" + ModelConfigParser.CONFIG_FILENAME;
+    if (text == null) {
+      withRetries("delete " + url(key), () -> client.deleteObject(b -> b.bucket(location.bucket()).key(key)));
+    } else {
+      withRetries("write " + url(key), () -> client.putObject(b -> b.bucket(location.bucket()).key(key),
+          RequestBody.fromString(text, StandardCharsets.UTF_8)));
+    }
+  }
+
   /** A GET conditional on the ETag: an unchanged manifest costs one 304 and no body. */
   @Override
   public StoredObject readDesiredState(String knownTag) {

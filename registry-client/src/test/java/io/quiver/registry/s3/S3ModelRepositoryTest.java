@@ -177,6 +177,28 @@ class S3ModelRepositoryTest {
   }
 
   @Test
+  void removeVersion_andConfigText_takeAnUploadBack(@TempDir Path staged) throws Exception {
+    Files.write(staged.resolve("model.onnx"), bytes(200, 8));
+    try (S3ModelRepository repo = repo("s3://models/takeback")) {
+      repo.putVersion("m", 1, staged, CONFIG.replace("adder", "m"));
+      repo.putVersion("m", 2, staged, null);
+      repo.model("m").versionDirectory(2); // cached
+      assertThat(repo.readConfigText("m")).isEqualTo(CONFIG.replace("adder", "m"));
+
+      repo.removeVersion("m", 2);
+      assertThat(repo.model("m").versions()).containsExactly(1L);
+      assertThat(cache.resolve("m/2")).doesNotExist();
+      repo.removeVersion("m", 2); // already gone: no error
+
+      repo.writeConfigText("m", "name: \"m\"\nmax_batch_size: 2\n");
+      assertThat(repo.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(2);
+      repo.writeConfigText("m", null);
+      assertThat(repo.readConfigText("m")).isNull();
+      assertThat(repo.model("m").hasConfigFile()).isFalse();
+    }
+  }
+
+  @Test
   void desiredState_readIsConditionalOnTheEtag() {
     try (S3ModelRepository repo = repo("s3://models/state")) {
       StoredObject absent = repo.readDesiredState(null);
