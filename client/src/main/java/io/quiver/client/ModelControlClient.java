@@ -109,7 +109,12 @@ public final class ModelControlClient implements AutoCloseable {
 
   /** Any LoadModel request. */
   public ModelStatus load(LoadModelRequest request) {
-    return unary(ModelControlGrpc.getLoadModelMethod(), request).getModel();
+    return loadModel(request).getModel();
+  }
+
+  /** Any LoadModel request; the whole answer, with what the load did to each version ({@code changes}). */
+  public io.quiver.proto.control.v1.LoadModelResponse loadModel(LoadModelRequest request) {
+    return unary(ModelControlGrpc.getLoadModelMethod(), request);
   }
 
   /** Drains and unloads every version of a model. */

@@ -62,6 +62,7 @@ class ControlPlaneServerTest {
   @TempDir Path repo;
   @TempDir Path work;
   private ModelManager manager;
+  private ModelLifecycle lifecycle;
   private ControlPlaneServer control;
   private ManagedChannel channel;
   private ModelControlGrpc.ModelControlBlockingStub stub;
@@ -79,17 +80,18 @@ class ControlPlaneServerTest {
     if (control != null) {
       control.close();
     }
-    if (manager != null) {
-      manager.close();
+    if (lifecycle != null) {
+      lifecycle.close();
     }
   }
 
   private void start(ModelManagerOptions options) throws Exception {
     manager = new ModelManager(new LocalModelRepository(repo), ModelManager.discoverRuntimes(), new DynamicBatcherFactory(),
         options);
-    manager.start();
-    control = new ControlPlaneServer(manager, ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
-        .withPollIntervalMillis(0).withStagingDir(work.resolve("staging")).withMaxUploadBytes(1 << 20)).start();
+    lifecycle = new ModelLifecycle(manager, new LifecycleOptions(0, work.resolve("staging")));
+    lifecycle.start();
+    control = new ControlPlaneServer(lifecycle, ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
+        .withMaxUploadBytes(1 << 20)).start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", control.port()).usePlaintext().build();
     stub = ModelControlGrpc.newBlockingStub(channel).withDeadlineAfter(60, TimeUnit.SECONDS);
   }
@@ -99,6 +101,7 @@ class ControlPlaneServerTest {
     channel = null;
     control = null;
     manager = null;
+    lifecycle = null;
     start(options);
   }
 
@@ -219,17 +222,57 @@ class ControlPlaneServerTest {
   }
 
   @Test
-  void upload_corruptNewVersion_leavesTheOldOneServing() throws Exception {
+  void upload_corruptNewVersion_isTakenBackOut_andTheOldOneKeepsServing() throws Exception {
     start(ModelManagerOptions.defaults());
+    String configBefore = Files.readString(repo.resolve("simple/config.pbtxt"));
     byte[] junk = "not an onnx model".getBytes();
-    assertThatThrownBy(() -> upload(UploadHeader.newBuilder().setName("simple").setLoad(true).build(), "model.onnx", junk,
-        sha256(junk))).satisfies(e -> assertThat(code(e)).isNotEqualTo(Status.Code.OK));
+    UploadHeader header = UploadHeader.newBuilder().setName("simple").setLoad(true)
+        .setConfigPbtxt(configBefore + "\n# a new config that must not stay\n").build();
+    assertThatThrownBy(() -> upload(header, "model.onnx", junk, sha256(junk)))
+        .satisfies(e -> assertThat(code(e)).isNotEqualTo(Status.Code.OK))
+        .hasMessageContaining("version 2 was uploaded but failed to load, so it was taken out of the repository again");
     assertThat(manager.readyVersions("simple")).containsExactly(1L);
     assertThat(OnnxTestSupport.inferSimpleAndCheck(manager, "simple")).isEqualTo(1L);
-    ModelStatus status = list("simple");
-    assertThat(status.getVersionsList()).extracting(VersionStatus::getVersion, VersionStatus::getState).containsExactly(
-        org.assertj.core.groups.Tuple.tuple(1L, VersionState.READY), org.assertj.core.groups.Tuple.tuple(2L, VersionState.FAILED));
-    assertThat(status.getVersions(1).getReason()).isNotEmpty();
+    assertThat(list("simple").getVersionsList()).extracting(VersionStatus::getVersion, VersionStatus::getState)
+        .containsExactly(org.assertj.core.groups.Tuple.tuple(1L, VersionState.READY));
+    // Nothing left for a poll or a restart to meet again: no version 2, the config as it was.
+    assertThat(repo.resolve("simple/2")).doesNotExist();
+    assertThat(Files.readString(repo.resolve("simple/config.pbtxt"))).isEqualTo(configBefore);
+    restart(ModelManagerOptions.defaults());
+    assertThat(list("simple").getVersionsList()).extracting(VersionStatus::getVersion).containsExactly(1L);
+    // The same version number can be uploaded again, now with a good model.
+    byte[] model = simpleModelBytes();
+    assertThat(upload(UploadHeader.newBuilder().setName("simple").setLoad(true).build(), "model.onnx", model,
+        sha256(model)).getVersion()).isEqualTo(2);
+    assertThat(manager.readyVersions("simple")).containsExactly(2L);
+  }
+
+  @Test
+  void upload_corruptFirstVersionOfANewModel_leavesNoModelBehind() throws Exception {
+    start(ModelManagerOptions.defaults());
+    byte[] junk = "not an onnx model".getBytes();
+    assertThatThrownBy(() -> upload(UploadHeader.newBuilder().setName("fresh").setLoad(true).build(), "model.onnx", junk,
+        sha256(junk))).satisfies(e -> assertThat(code(e)).isNotEqualTo(Status.Code.OK));
+    assertThat(repo.resolve("fresh")).doesNotExist();
+    assertThat(manager.isLoaded("fresh")).isFalse();
+    assertThat(lifecycle.desiredState().current().getModelsMap()).doesNotContainKey("fresh");
+  }
+
+  @Test
+  void loadModel_answersWhatHappened_andReloadsChangedFiles() throws Exception {
+    start(ModelManagerOptions.defaults());
+    var first = stub.loadModel(LoadModelRequest.newBuilder().setName("simple").build());
+    assertThat(first.getChangesList()).extracting(c -> c.getChange()).containsExactly("unchanged");
+    assertThat(first.getModel().getVersions(0).getMemoryBytes()).isGreaterThan(0);
+    // Replace the model file in place (same version number), as an operator copying a retrained model would.
+    Path file = repo.resolve("simple/1/model.onnx");
+    byte[] bytes = Files.readAllBytes(file);
+    Files.write(file, bytes);
+    Files.setLastModifiedTime(file, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 5_000));
+    var second = stub.loadModel(LoadModelRequest.newBuilder().setName("simple").build());
+    assertThat(second.getChangesList()).extracting(c -> c.getChange() + ":" + c.getReason())
+        .containsExactly("reloaded:model files changed");
+    assertThat(OnnxTestSupport.inferSimpleAndCheck(manager, "simple")).isEqualTo(1L);
   }
 
   @Test
@@ -368,8 +411,8 @@ class ControlPlaneServerTest {
     DesiredStateStore other = new DesiredStateStore(new LocalModelRepository(repo));
     other.update(s -> s.toBuilder().putModels("simple", io.quiver.proto.control.v1.DesiredModel.newBuilder()
         .setLoaded(true).setAll(true).build()).build());
-    RepositoryPoller poller = control.poller() != null ? control.poller()
-        : new RepositoryPoller(manager, control.desiredState(), false, 1_000);
+    RepositoryPoller poller = lifecycle.poller() != null ? lifecycle.poller()
+        : new RepositoryPoller(manager, lifecycle.desiredState(), lifecycle::converge, false, 1_000);
     assertThat(poller.pollOnce()).isPositive();
     assertThat(manager.readyVersions("simple")).containsExactly(1L, 2L);
     assertThat(poller.pollOnce()).isZero(); // unchanged manifest: nothing to do

@@ -27,6 +27,7 @@ class ModelsCommandTest {
   @TempDir Path repo;
   @TempDir Path work;
   private ModelManager manager;
+  private ModelLifecycle lifecycle;
   private ControlPlaneServer control;
   private final StringWriter out = new StringWriter();
   private final StringWriter err = new StringWriter();
@@ -36,15 +37,16 @@ class ModelsCommandTest {
     ExampleModels.writeSimple(repo);
     manager = new ModelManager(new LocalModelRepository(repo), ModelManager.discoverRuntimes(), new DynamicBatcherFactory(),
         ModelManagerOptions.defaults());
-    manager.start();
-    control = new ControlPlaneServer(manager, ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
-        .withPollIntervalMillis(0)).start();
+    lifecycle = new ModelLifecycle(manager, new LifecycleOptions(0, work.resolve("staging")));
+    lifecycle.start();
+    control = new ControlPlaneServer(lifecycle, ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .start();
   }
 
   @AfterEach
   void stop() {
     control.close();
-    manager.close();
+    lifecycle.close();
   }
 
   private int run(String... args) {

@@ -63,9 +63,9 @@ class S3ModelManagerTest {
   @Test
   void s3Stopped_loadedModelKeepsServing_andAReloadIsUnavailable() throws Exception {
     start(ModelManagerOptions.defaults());
-    try (io.quiver.control.grpc.ControlPlaneServer control = new io.quiver.control.grpc.ControlPlaneServer(manager,
-        io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
-            .withPollIntervalMillis(0)).start()) {
+    try (io.quiver.control.grpc.ControlPlaneServer control = new io.quiver.control.grpc.ControlPlaneServer(
+        new io.quiver.lifecycle.ModelLifecycle(manager, new io.quiver.lifecycle.LifecycleOptions(0, work.resolve("staging"))),
+        io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")).start()) {
       io.grpc.ManagedChannel channel = io.grpc.netty.NettyChannelBuilder
           .forAddress("127.0.0.1", control.port()).usePlaintext().build();
       try {
@@ -96,7 +96,7 @@ class S3ModelManagerTest {
   @Test
   void pollMode_picksUpAVersionPutStraightIntoTheBucket() throws Exception {
     start(ModelManagerOptions.defaults().withControlMode(ControlMode.POLL));
-    try (RepositoryPoller poller = new RepositoryPoller(manager, null, true, 50)) {
+    try (RepositoryPoller poller = new RepositoryPoller(manager, null, state -> 0, true, 50)) {
       assertThat(poller.pollOnce()).isZero(); // nothing new yet
 
       Path next = work.resolve("next");

@@ -3,6 +3,7 @@ package io.quiver.lifecycle;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.util.JsonFormat;
 import io.quiver.core.InferenceException;
+import io.quiver.core.spi.ModelRepository;
 import io.quiver.proto.control.v1.DesiredModel;
 import io.quiver.proto.control.v1.DesiredState;
 import io.quiver.proto.control.v1.TrafficWeight;
@@ -18,22 +19,38 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The desired state (which models load, with which versions and traffic weights) kept as a JSON
- * manifest beside the models in the repository ({@link WritableModelRepository#DESIRED_STATE_NAME}),
- * so that a restarted server, or a second one pointed at the same repository, converges to it.
- * Reads are conditional on the last seen tag (ETag for S3, mtime for a directory), so polling is
- * cheap. Thread-safe (methods are synchronized; they do I/O and are for control threads only).
+ * The desired state (which models may load, with which versions, traffic weights and pins; which an
+ * operator unloaded) kept as a JSON manifest beside the models in the repository
+ * ({@link WritableModelRepository#DESIRED_STATE_NAME}), so that a restarted server, or a second one
+ * pointed at the same repository, converges to it. Reads are conditional on the last seen tag (ETag
+ * for S3, mtime for a directory), so polling is cheap. For a repository that cannot be written the
+ * state is kept in memory only (it still decides what the poller may reload). Thread-safe (methods
+ * are synchronized; they do I/O and are for control threads only).
  */
 public final class DesiredStateStore {
   private static final Logger log = LoggerFactory.getLogger(DesiredStateStore.class);
   private static final int MAX_MANIFEST_BYTES = 4 << 20;
 
-  private final WritableModelRepository repository;
+  private final WritableModelRepository repository; // null: in memory only
   private DesiredState current = DesiredState.getDefaultInstance();
   private String tag;
 
   public DesiredStateStore(WritableModelRepository repository) {
     this.repository = Objects.requireNonNull(repository, "repository");
+  }
+
+  private DesiredStateStore() {
+    this.repository = null;
+  }
+
+  /** A store beside {@code repository} when it can be written, else one kept in memory. */
+  public static DesiredStateStore forRepository(ModelRepository repository) {
+    return repository instanceof WritableModelRepository w ? new DesiredStateStore(w) : new DesiredStateStore();
+  }
+
+  /** Whether the state is written beside the repository (false: in memory only). */
+  public boolean isPersistent() {
+    return repository != null;
   }
 
   /** The state last read or written. */
@@ -49,6 +66,9 @@ public final class DesiredStateStore {
    *     does not parse (INVALID_ARGUMENT)
    */
   public synchronized DesiredState refresh() {
+    if (repository == null) {
+      return null;
+    }
     StoredObject read = repository.readDesiredState(tag);
     if (read == null) {
       return null;
@@ -62,8 +82,16 @@ public final class DesiredStateStore {
     return next;
   }
 
-  /** Reads the latest manifest, applies {@code change} and writes the result back. */
+  /**
+   * Reads the latest manifest, applies {@code change} and writes the result back.
+   *
+   * @throws InferenceException when the manifest cannot be read or written (the state is then unchanged)
+   */
   public synchronized DesiredState update(UnaryOperator<DesiredState> change) {
+    if (repository == null) {
+      current = change.apply(current);
+      return current;
+    }
     try {
       refresh();
     } catch (InferenceException e) {
@@ -77,6 +105,9 @@ public final class DesiredStateStore {
         repository.writeDesiredState(bytes);
       } catch (InvalidProtocolBufferException e) {
         throw InferenceException.internal("cannot print the desired state: " + e, e);
+      } catch (InferenceException e) {
+        log.warn("desired state: could not write {}: {}", repository.location(), e.getMessage());
+        throw e;
       }
       current = next;
       tag = null; // our own write: the next refresh reads it once and then compares tags again
@@ -132,40 +163,18 @@ public final class DesiredStateStore {
     return model;
   }
 
-  /**
-   * Makes the manager match the state: loads (with the stored policy) what should be loaded and is
-   * not, or is loaded under another policy; unloads what was explicitly unloaded; sets traffic. One
-   * model failing is logged and does not stop the others.
-   *
-   * @return how many models were changed
-   */
-  public static int apply(ModelManager manager, DesiredState state) {
-    int changed = 0;
-    for (Map.Entry<String, DesiredModel> e : new java.util.TreeMap<>(state.getModelsMap()).entrySet()) {
-      String name = e.getKey();
-      DesiredModel want = e.getValue();
-      try {
-        if (!want.getLoaded()) {
-          if (manager.isLoaded(name)) {
-            manager.unload(name);
-            changed++;
-          }
-          continue;
-        }
-        ModelVersionPolicy policy = policyOf(want);
-        if (!manager.isLoaded(name) || !Objects.equals(policy, manager.policyOverride(name))) {
-          manager.load(name, policy);
-          changed++;
-        }
-        TrafficSplit split = trafficOf(want);
-        if (!split.equals(manager.traffic(name))) {
-          manager.setTraffic(name, split);
-          changed++;
-        }
-      } catch (InferenceException ex) {
-        log.warn("desired state: model '{}' could not be brought to its desired state: {}", name, ex.getMessage());
-      }
+  /** Writes {@code policy} into the desired model's versions / latest / all (null: the config's policy). */
+  public static DesiredModel.Builder withPolicy(DesiredModel.Builder model, ModelVersionPolicy policy) {
+    model.clearVersions().setLatest(0).setAll(false);
+    if (policy == null) {
+      return model;
     }
-    return changed;
+    switch (policy.getPolicyChoiceCase()) {
+      case SPECIFIC -> model.addAllVersions(policy.getSpecific().getVersionsList());
+      case ALL -> model.setAll(true);
+      case LATEST -> model.setLatest(policy.getLatest().getNumVersions());
+      default -> { }
+    }
+    return model;
   }
 }

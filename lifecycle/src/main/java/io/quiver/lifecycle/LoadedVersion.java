@@ -5,6 +5,8 @@ import io.quiver.core.ModelSignature;
 import io.quiver.core.spi.InferenceScheduler;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.proto.inference.ModelConfig;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -18,9 +20,20 @@ import java.util.concurrent.atomic.AtomicInteger;
  * once when the request is answered (typically from its completion callback). An unload first makes
  * the version unroutable, then {@link #retire() retires} it and waits until the count drops to zero
  * before closing the scheduler and runners. Thread-safe; acquire and release are lock-free and do
- * not allocate.
+ * not allocate. Each acquire also stamps {@link #lastUsedNanos()}, the recency the memory budget's
+ * least-recently-used eviction goes by.
  */
 public final class LoadedVersion {
+  private static final VarHandle LAST_USED;
+
+  static {
+    try {
+      LAST_USED = MethodHandles.lookup().findVarHandle(LoadedVersion.class, "lastUsedNanos", long.class);
+    } catch (ReflectiveOperationException e) {
+      throw new ExceptionInInitializerError(e);
+    }
+  }
+
   private final String name;
   private final long version;
   private final String versionLabel;
@@ -30,14 +43,23 @@ public final class LoadedVersion {
   private final InferenceScheduler scheduler;
   private final List<ModelRunner> runners;
   private final String runtimeName;
+  private final VersionMemory memory;
+  private final String filesFingerprint;
+  private final boolean pinnedByConfig;
 
+  // Written with opaque stores by every acquire (plain stores on x86: no fence on the hot path); read
+  // by the eviction scan, which needs recency, not ordering.
+  @SuppressWarnings("unused")
+  private long lastUsedNanos;
   private final AtomicInteger inFlight = new AtomicInteger();
   // Written once by the unloading thread; read by every acquire after its increment (see tryRetain).
   private volatile boolean retired;
   private final CountDownLatch drained = new CountDownLatch(1);
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   LoadedVersion(String name, long version, ModelConfig declaredConfig, ModelConfig config, ModelSignature signature,
-      InferenceScheduler scheduler, List<ModelRunner> runners, String runtimeName) {
+      InferenceScheduler scheduler, List<ModelRunner> runners, String runtimeName, VersionMemory memory,
+      String filesFingerprint, boolean pinnedByConfig) {
     this.name = name;
     this.version = version;
     this.versionLabel = Long.toString(version);
@@ -47,6 +69,10 @@ public final class LoadedVersion {
     this.scheduler = scheduler;
     this.runners = List.copyOf(runners);
     this.runtimeName = runtimeName;
+    this.memory = memory;
+    this.filesFingerprint = filesFingerprint;
+    this.pinnedByConfig = pinnedByConfig;
+    LAST_USED.setOpaque(this, System.nanoTime()); // a fresh version counts as just used
   }
 
   public String name() {
@@ -84,6 +110,21 @@ public final class LoadedVersion {
     return runtimeName;
   }
 
+  /** What this version costs in memory, measured when it loaded. */
+  public VersionMemory memory() {
+    return memory;
+  }
+
+  /** {@link System#nanoTime()} of the last acquire (or of the load, before any). */
+  public long lastUsedNanos() {
+    return (long) LAST_USED.getOpaque(this);
+  }
+
+  /** Whether its config sets {@code parameters { key: "quiver.pinned" value { string_value: "true" } }}. */
+  public boolean pinnedByConfig() {
+    return pinnedByConfig;
+  }
+
   /** Requests that acquired this version and have not released it yet. */
   public int inFlight() {
     return inFlight.get();
@@ -106,6 +147,11 @@ public final class LoadedVersion {
     return declaredConfig;
   }
 
+  /** Fingerprint of the version's files when it loaded (see {@link VersionFiles}). */
+  String filesFingerprint() {
+    return filesFingerprint;
+  }
+
   List<ModelRunner> runners() {
     return runners;
   }
@@ -125,10 +171,16 @@ public final class LoadedVersion {
     // order, so awaitDrained() observes it and waits for our release().
     inFlight.incrementAndGet();
     if (!retired) {
+      LAST_USED.setOpaque(this, System.nanoTime());
       return true;
     }
     release();
     return false;
+  }
+
+  /** True for the one caller that closes the runners (and gives the version's memory back to the budget). */
+  boolean markClosed() {
+    return closed.compareAndSet(false, true);
   }
 
   /** Stops new holds; called after the version has left the routing table. Idempotent. */

@@ -1,5 +1,8 @@
 package io.quiver.lifecycle;
 
+import io.quiver.lifecycle.LifecycleListener.EvictionCause;
+import io.quiver.lifecycle.LoadResult.Change;
+import io.quiver.lifecycle.LoadResult.VersionChange;
 import io.quiver.lifecycle.ModelRoute.Slot;
 import io.quiver.lifecycle.ModelVersionStatus.State;
 import io.quiver.core.ErrorCode;
@@ -13,8 +16,13 @@ import io.quiver.proto.inference.ModelVersionPolicy;
 import io.quiver.registry.ModelNames;
 import io.quiver.registry.VersionPolicies;
 import io.quiver.registry.VersionSelection;
+import java.nio.file.Path;
+import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.List;
@@ -42,18 +50,23 @@ import org.slf4j.LoggerFactory;
  * The lifecycle and routing table of loaded model versions (Triton's model lifecycle, TF Serving's
  * manager). The repository says what exists; the version policy says what should serve; the manager
  * loads that on a small pool, publishes it to the routing table once ready, and drains and unloads
- * what is no longer wanted.
+ * what is no longer wanted. Under a memory budget it accounts what each loaded version costs
+ * ({@link VersionMemory}) and evicts the least recently used unpinned models to make room; models
+ * that are not resident but may serve (every model in {@link ControlMode#LAZY}, evicted ones in any
+ * mode) load when a request asks for them ({@link #tryAcquire}, {@link #awaitResident}).
  *
  * <h2>Threading</h2>
  * <ul>
- *   <li>{@link #acquire}, {@link #isReady}, {@link #readyVersions}: any thread, the request hot path.
- *       They read an immutable routing table through one volatile field: no locks, and no allocation
- *       except for the exception on a miss.
+ *   <li>{@link #acquire}, {@link #tryAcquire}, {@link #isReady}, {@link #readyVersions}: any thread, the
+ *       request hot path. They read an immutable routing table through one volatile field: no locks,
+ *       and no allocation except for the exception on a miss. {@link #awaitResident} never blocks.
  *   <li>{@link #start}, {@link #load}, {@link #unload}, {@link #close}: control threads; they block.
  *       Operations on the same model are serialized by a per-model (striped) lock; different models
  *       proceed in parallel. Version loads run on a bounded pool of {@code options.loadThreads()}
  *       threads, never on the caller's or a transport thread. Writers publish a new table copy under
- *       a short table lock (copy-on-write).
+ *       a short table lock (copy-on-write). An eviction takes its victim's lock only if it is free
+ *       ({@code tryLock}): a load never waits for another model's lock, so loads evicting each other's
+ *       models cannot deadlock.
  * </ul>
  *
  * <h2>Version lifecycle</h2>
@@ -61,12 +74,30 @@ import org.slf4j.LoggerFactory;
  * {@link LoadedVersion}, then closes the scheduler, which completes what it accepted, then the
  * runners) → gone. A version that fails to load is UNAVAILABLE with its reason; versions already
  * serving stay untouched, and a reload only retires old versions once every selected version is READY.
+ *
+ * <h2>Evictions and the acquire/evict race</h2>
+ * An eviction first takes the victim out of the routing table (its versions UNLOADING), then retires
+ * each version and waits for the requests holding it ({@link LoadedVersion#tryRetain} and
+ * {@link LoadedVersion#retire} pair like Dekker's flags): a request that retained the version before
+ * it was retired is drained, i.e. served; one that read the old table but retained too late reads the
+ * table again, finds the model not resident, and parks for a reload. No request can run on a version
+ * whose instances are closing, and none fails because of an eviction. Victims are chosen among models
+ * whose every version is READY (none loading or leaving), unpinned, idle ones before busy ones, least
+ * recently acquired first.
  */
 public final class ModelManager implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ModelManager.class);
+  /** One audit line per eviction, beside the control plane's lines for operators' operations. */
+  private static final Logger audit = LoggerFactory.getLogger("io.quiver.control.audit");
   /** Lock stripes for per-model serialization (bounded, unlike a lock per name ever asked for). */
   private static final int LOCK_STRIPES = 64;
   private static final long POOL_SHUTDOWN_WAIT_MS = 10_000;
+  /** A model whose on-demand load failed is tried again by requests only after this long. */
+  static final long ON_DEMAND_RETRY_NANOS = TimeUnit.SECONDS.toNanos(5);
+  /** {@link InferenceException#field()} of a load refused for lack of room in the memory budget. */
+  static final String BUDGET_FIELD = "memory_budget";
+  /** How long a load waits for room when nothing can be evicted at once (others are loading or leaving). */
+  private static final long ROOM_WAIT_SLICE_MILLIS = 50;
 
   private final ModelRepository repository;
   private final List<ModelRuntime> runtimes;
@@ -77,7 +108,7 @@ public final class ModelManager implements AutoCloseable {
   private final Object tableWriteLock = new Object();
   // The routing table: replaced, never mutated (copy-on-write), so readers need no lock.
   private volatile Map<String, ModelRoute> routes = Map.of();
-  // Models the control mode asked for at start and not unloaded since; allReady() is about these.
+  // Models the control mode asked for at start and not unloaded or evicted since; allReady() is about these.
   private final Set<String> required = ConcurrentHashMap.newKeySet();
   private final AtomicBoolean startCalled = new AtomicBoolean();
   private volatile boolean startFinished;
@@ -85,6 +116,22 @@ public final class ModelManager implements AutoCloseable {
   private final Map<String, ModelVersionPolicy> policyOverrides = new ConcurrentHashMap<>();
   private final Map<String, TrafficSplit> traffic = new ConcurrentHashMap<>();
   private final List<java.util.function.Consumer<String>> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+  // Memory and on-demand loading.
+  private final MemoryBudget budget;
+  private final OnDemandLoader onDemand;
+  private final Set<String> optionPinned;
+  private final Set<String> desiredPinned = ConcurrentHashMap.newKeySet();
+  // The repository's model names as last listed (start, index(), refreshKnownModels()): LAZY mode's "known".
+  private volatile Set<String> known = Set.of();
+  // Models an operator unloaded (the desired state): never loaded on demand.
+  private final Set<String> operatorUnloaded = ConcurrentHashMap.newKeySet();
+  // Models evicted (or left out at start) under the budget: not resident, loaded on demand; value = why.
+  private final Map<String, String> evicted = new ConcurrentHashMap<>();
+  private final Map<String, Long> measuredBytes = new ConcurrentHashMap<>(); // "model/version" -> last measured cost
+  private final Map<String, Long> failedAtNanos = new ConcurrentHashMap<>();
+  private final Set<String> evictionClaims = new HashSet<>(); // guarded by budget's monitor
+  private volatile LifecycleListener listener = LifecycleListener.NONE;
 
   /**
    * @param runtimes the runtimes to choose from, in order of preference (see {@link #discoverRuntimes()})
@@ -95,7 +142,11 @@ public final class ModelManager implements AutoCloseable {
     this.repository = java.util.Objects.requireNonNull(repository, "repository");
     this.runtimes = List.copyOf(runtimes);
     this.options = java.util.Objects.requireNonNull(options, "options");
-    this.loader = new VersionLoader(this.runtimes, java.util.Objects.requireNonNull(schedulers, "schedulers"));
+    this.budget = new MemoryBudget(options.memoryBudgetBytes());
+    // With a budget every load's resident growth must be attributable to it: measured sections run one at a time.
+    this.loader = new VersionLoader(this.runtimes, java.util.Objects.requireNonNull(schedulers, "schedulers"),
+        new MemoryMeter(budget.enabled()));
+    this.optionPinned = Set.copyOf(options.pinnedModels());
     for (int i = 0; i < LOCK_STRIPES; i++) {
       modelLocks[i] = new ReentrantLock();
     }
@@ -104,6 +155,7 @@ public final class ModelManager implements AutoCloseable {
     this.loadPool = new ThreadPoolExecutor(options.loadThreads(), options.loadThreads(), 30, TimeUnit.SECONDS,
         new LinkedBlockingQueue<>(), new LoaderThreadFactory());
     this.loadPool.allowCoreThreadTimeOut(true);
+    this.onDemand = new OnDemandLoader(this, options.loadThreads(), options.onDemandQueueLimit());
   }
 
   /** The {@link ModelRuntime}s on the class path or module path ({@link ServiceLoader}); a broken provider is logged and skipped. */
@@ -132,10 +184,22 @@ public final class ModelManager implements AutoCloseable {
     return repository;
   }
 
+  /** Sets who is told about on-demand loads and evictions (metrics); replaces the previous one. */
+  public void setListener(LifecycleListener listener) {
+    this.listener = listener == null ? LifecycleListener.NONE : listener;
+  }
+
+  LifecycleListener listener() {
+    return listener;
+  }
+
   /**
-   * Loads models per the control mode: NONE, every model in the repository; EXPLICIT, only
-   * {@code options.startupModels()}. Blocks until each load finished or failed; a failed model is
-   * recorded (UNAVAILABLE with its reason, logged) and does not stop the others.
+   * Loads models per the control mode: NONE and POLL, every model in the repository; EXPLICIT, only
+   * {@code options.startupModels()}; LAZY, only the pinned models and {@code options.startupModels()}.
+   * Models an operator unloaded ({@link #setOperatorUnloaded}) are left out. Blocks until each load
+   * finished or failed; a failed model is recorded (UNAVAILABLE with its reason, logged) and does not
+   * stop the others. Under a memory budget nothing is evicted at start: a model that does not fit
+   * beside those loaded before it is left out, not resident, and loads on its first request.
    *
    * @throws InferenceException FAILED_PRECONDITION when called twice; UNAVAILABLE after close; what
    *     the repository throws when it cannot be listed
@@ -146,16 +210,27 @@ public final class ModelManager implements AutoCloseable {
       throw InferenceException.failedPrecondition("model manager already started");
     }
     long t0 = System.nanoTime();
-    List<String> names = options.controlMode() != ControlMode.EXPLICIT
-        ? repository.modelNames()
-        : new ArrayList<>(new TreeSet<>(options.startupModels()));
+    List<String> listed = repository.modelNames();
+    known = Set.copyOf(listed);
+    TreeSet<String> wanted = switch (options.controlMode()) {
+      case NONE, POLL -> new TreeSet<>(listed);
+      case EXPLICIT -> new TreeSet<>(options.startupModels());
+      case LAZY -> {
+        TreeSet<String> pinnedAndNamed = new TreeSet<>(options.startupModels());
+        pinnedAndNamed.addAll(optionPinned);
+        pinnedAndNamed.addAll(desiredPinned);
+        yield pinnedAndNamed;
+      }
+    };
+    wanted.removeAll(operatorUnloaded);
+    List<String> names = new ArrayList<>(wanted);
     required.addAll(names);
     List<ReentrantLock> held = lockAll(names);
     try {
       ensureOpen();
       List<LoadPlan> plans = new ArrayList<>(names.size());
       for (String name : names) {
-        plans.add(prepare(name, true));
+        plans.add(prepare(name, true, true));
       }
       int ready = 0;
       for (LoadPlan plan : plans) {
@@ -167,8 +242,11 @@ public final class ModelManager implements AutoCloseable {
         ModelRoute route = routes.get(plan.name);
         ready += route != null && route.hasReady() ? 1 : 0;
       }
-      log.info("model manager started ({} mode, repository {}): {} of {} models ready in {} ms",
-          options.controlMode(), repository.location(), ready, names.size(), millisSince(t0));
+      log.info("model manager started ({} mode, repository {}{}): {} of {} models ready in {} ms{}",
+          options.controlMode(), repository.location(),
+          budget.enabled() ? ", memory budget " + VersionMemory.human(budget.limit) : "", ready, names.size(),
+          millisSince(t0), options.controlMode() == ControlMode.LAZY
+              ? "; " + listed.size() + " model(s) in the repository load on their first request" : "");
     } finally {
       unlock(held);
       startFinished = true;
@@ -178,20 +256,24 @@ public final class ModelManager implements AutoCloseable {
   /**
    * (Re)loads one model per its version policy, blocking. New versions become routable only once
    * ready; versions no longer selected are drained and unloaded afterwards. A version already READY
-   * and declared with the same config is kept as it is; a changed config.pbtxt reloads it (the new
-   * copy takes over atomically, the old one drains).
+   * is read again: when its config.pbtxt or its files changed (see {@link VersionFiles}) it is reloaded
+   * (the new copy takes over atomically, the old one drains), as Triton does; otherwise it is kept.
+   * Under a memory budget, room is made first by evicting the least recently used unpinned models.
    *
+   * @return what happened to each version
    * @throws InferenceException INVALID_ARGUMENT for an invalid name or config; NOT_FOUND when the
-   *     model or every selected version is missing; INTERNAL (or the runtime's code) with the reason
-   *     when no version could be loaded; UNAVAILABLE after close
+   *     model or every selected version is missing; FAILED_PRECONDITION when the model alone needs more
+   *     than the memory budget; RESOURCE_EXHAUSTED when the budget is held by models that cannot be
+   *     evicted; INTERNAL (or the runtime's code) with the reason when no version could be loaded;
+   *     UNAVAILABLE after close
    */
-  public void load(String model) {
+  public LoadResult load(String model) {
     ModelNames.requireValid(model);
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
       ensureOpen();
-      finish(prepare(model, false));
+      return finish(prepare(model, false, false));
     } finally {
       lock.unlock();
     }
@@ -201,20 +283,52 @@ public final class ModelManager implements AutoCloseable {
    * Like {@link #load(String)}, but with {@code policy} in place of the config's version_policy from
    * now on (also for later reloads and polls); null returns to the config's policy.
    */
-  public void load(String model, ModelVersionPolicy policy) {
+  public LoadResult load(String model, ModelVersionPolicy policy) {
     ModelNames.requireValid(model);
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
       ensureOpen();
-      if (policy == null) {
-        policyOverrides.remove(model);
-      } else {
-        policyOverrides.put(model, policy);
-      }
-      finish(prepare(model, false));
+      setPolicyOverride(model, policy);
+      return finish(prepare(model, false, false));
     } finally {
       lock.unlock();
+    }
+  }
+
+  /**
+   * The load a request asked for (from {@link OnDemandLoader}): nothing when the model is already
+   * resident, else {@link #load(String)}.
+   *
+   * @return whether a load ran
+   */
+  boolean loadOnDemand(String model) {
+    ReentrantLock lock = lockFor(model);
+    lock.lock();
+    try {
+      ensureOpen();
+      ModelRoute route = routes.get(model);
+      if (route != null && route.hasReady()) {
+        return false;
+      }
+      if (!loadsOnDemand(model)) {
+        throw InferenceException.unavailable("model '%s' is not loaded (it was unloaded while requests waited for it)",
+            model);
+      }
+      finish(prepare(model, false, false));
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  /** Sets the version policy used from the next load on, without loading; null returns to the config's. */
+  public void setPolicyOverride(String model, ModelVersionPolicy policy) {
+    ModelNames.requireValid(model);
+    if (policy == null) {
+      policyOverrides.remove(model);
+    } else {
+      policyOverrides.put(model, policy);
     }
   }
 
@@ -233,18 +347,122 @@ public final class ModelManager implements AutoCloseable {
     return new ArrayList<>(new TreeSet<>(routes.keySet()));
   }
 
+  // ---------------------------------------------------------------------------------------------
+  // Memory, pins and on-demand loading
+
+  /**
+   * Records an operator's unload (true) or load (false) from the desired state: an unloaded model is
+   * never loaded on demand, and start leaves it out. Does not load or unload anything itself.
+   */
+  public void setOperatorUnloaded(String model, boolean unloaded) {
+    ModelNames.requireValid(model);
+    if (unloaded) {
+      operatorUnloaded.add(model);
+      evicted.remove(model);
+    } else {
+      operatorUnloaded.remove(model);
+    }
+  }
+
+  /** Pins (from the desired state) or unpins a model; {@code --pin-model} pins cannot be undone here. */
+  public void setPinned(String model, boolean pinned) {
+    ModelNames.requireValid(model);
+    if (pinned) {
+      desiredPinned.add(model);
+    } else {
+      desiredPinned.remove(model);
+    }
+  }
+
+  /** Whether the model is never evicted: pinned by option, by the desired state, or by its config's {@code quiver.pinned}. */
+  public boolean isPinned(String model) {
+    if (model == null) {
+      return false;
+    }
+    if (optionPinned.contains(model) || desiredPinned.contains(model)) {
+      return true;
+    }
+    ModelRoute route = routes.get(model);
+    if (route != null) {
+      for (Slot slot : route.slots) {
+        if (slot.loaded() != null && slot.loaded().pinnedByConfig()) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /** Lists the repository again: in LAZY mode, models added since become loadable on demand. */
+  public void refreshKnownModels() {
+    known = Set.copyOf(repository.modelNames());
+  }
+
+  /**
+   * Whether a request for the model, when it is not resident, loads it: in LAZY mode every model the
+   * repository listed (and no operator unloaded); in the other modes the models evicted or left out at
+   * start under the memory budget. Lock-free.
+   */
+  public boolean loadsOnDemand(String model) {
+    if (model == null || closed.get()) {
+      return false;
+    }
+    if (options.controlMode() == ControlMode.LAZY) {
+      return known.contains(model) && !operatorUnloaded.contains(model);
+    }
+    return evicted.containsKey(model);
+  }
+
+  /** Whether the model loads on demand and has no READY version now. */
+  public boolean isOnDemandOnly(String model) {
+    ModelRoute route = model == null ? null : routes.get(model);
+    return (route == null || !route.hasReady()) && loadsOnDemand(model);
+  }
+
+  /** What each resident version of the model costs (READY and UNLOADING versions), by version; empty when none. */
+  public Map<Long, VersionMemory> memory(String model) {
+    ModelRoute route = model == null ? null : routes.get(model);
+    if (route == null) {
+      return Map.of();
+    }
+    Map<Long, VersionMemory> out = new TreeMap<>();
+    for (Slot slot : route.slots) {
+      if (slot.loaded() != null) {
+        out.put(slot.version(), slot.loaded().memory());
+      }
+    }
+    return out;
+  }
+
+  /** Bytes held by loaded versions that have not closed yet, all models together. */
+  public long memoryUsedBytes() {
+    return budget.resident();
+  }
+
+  /** The memory budget in bytes, 0 when there is none. */
+  public long memoryBudgetBytes() {
+    return budget.enabled() ? budget.limit : 0;
+  }
+
+  /** Requests waiting for models to load on demand, all models together. */
+  public int waitingRequests() {
+    return onDemand.waiting();
+  }
+
   /**
    * Sets how requests without a version are split among the model's versions, and its labels. Weights
-   * of versions not READY are kept and apply once they are. Takes effect atomically for new requests.
+   * of versions not READY are kept and apply once they are. Takes effect atomically for new requests;
+   * for a model that loads on demand, once it loads.
    *
-   * @throws InferenceException NOT_FOUND when the model is not loaded; INVALID_ARGUMENT for bad weights
+   * @throws InferenceException NOT_FOUND when the model is neither loaded nor loadable on demand;
+   *     INVALID_ARGUMENT for bad weights
    */
   public void setTraffic(String model, TrafficSplit split) {
     ModelNames.requireValid(model);
     java.util.Objects.requireNonNull(split, "split");
     synchronized (tableWriteLock) {
       ModelRoute current = routes.get(model);
-      if (current == null) {
+      if (current == null && !loadsOnDemand(model)) {
         throw InferenceException.notFound("model '%s' is not loaded", model);
       }
       if (split.isEmpty()) {
@@ -252,7 +470,9 @@ public final class ModelManager implements AutoCloseable {
       } else {
         traffic.put(model, split);
       }
-      publish(model, current);
+      if (current != null) {
+        publish(model, current);
+      }
     }
     log.info("model '{}' traffic: weights {} labels {}", model, split.weights(), split.labels());
   }
@@ -276,11 +496,11 @@ public final class ModelManager implements AutoCloseable {
     listeners.remove(listener);
   }
 
-  /** The index rows of one model (see {@link #index()}); empty when it is neither loaded nor in the repository. */
+  /** The index rows of one model (see {@link #index()}); one row with version "" when it has no version to show. */
   public List<ModelVersionStatus> status(String model) {
     ModelRoute route = model == null ? null : routes.get(model);
     if (route == null) {
-      return List.of(new ModelVersionStatus(model, "", State.UNAVAILABLE, "not loaded"));
+      return List.of(new ModelVersionStatus(model, "", State.UNAVAILABLE, notResidentReason(model)));
     }
     if (route.slots.length == 0) {
       return List.of(new ModelVersionStatus(model, "", State.UNAVAILABLE, route.problem));
@@ -290,6 +510,18 @@ public final class ModelManager implements AutoCloseable {
       out.add(new ModelVersionStatus(model, Long.toString(slot.version()), slot.state(), slot.reason()));
     }
     return out;
+  }
+
+  /** Why a model has no entry in the routing table. */
+  private String notResidentReason(String model) {
+    String why = model == null ? null : evicted.get(model);
+    if (why != null) {
+      return why;
+    }
+    if (options.controlMode() == ControlMode.LAZY && loadsOnDemand(model)) {
+      return "not resident; loads on its first request";
+    }
+    return "not loaded";
   }
 
   /** The model-level reason recorded for it (e.g. the repository being unreachable), or "". */
@@ -310,6 +542,7 @@ public final class ModelManager implements AutoCloseable {
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
+      evicted.remove(model);
       unloadLocked(model);
     } finally {
       lock.unlock();
@@ -325,7 +558,7 @@ public final class ModelManager implements AutoCloseable {
    *     state and reason, for a version that is loading, failed or unloading
    */
   public LoadedVersion acquire(String model, String version) {
-    return acquire(model, version, null);
+    return acquire(model, version, null, false);
   }
 
   /**
@@ -335,15 +568,48 @@ public final class ModelManager implements AutoCloseable {
    * Lock-free; allocates nothing on success.
    */
   public LoadedVersion acquire(String model, String version, String requestId) {
+    return acquire(model, version, requestId, false);
+  }
+
+  /**
+   * The request path's acquire: like {@link #acquire(String, String, String)}, but returns null, instead
+   * of failing, when the model has no READY version and loads on demand (see {@link #loadsOnDemand}):
+   * not resident, being evicted, being loaded, or failed more than a few seconds ago. The caller then
+   * parks the request with {@link #awaitResident}. Lock-free; allocates nothing on success or null.
+   */
+  public LoadedVersion tryAcquire(String model, String version, String requestId) {
+    return acquire(model, version, requestId, true);
+  }
+
+  /**
+   * Parks a request until its model is resident and hands it an acquired version then (or the reason
+   * it cannot be served), through {@code waiter}, exactly once. The first request for a model that is
+   * not resident starts its one load; requests arriving meanwhile join it. Never blocks.
+   *
+   * @param deadlineNanos the request's {@link System#nanoTime()} deadline, or {@link io.quiver.core.InferRequest#NO_DEADLINE}
+   * @throws InferenceException RESOURCE_EXHAUSTED with a retry hint when the model's waiting queue is
+   *     full; DEADLINE_EXCEEDED when the deadline has passed; UNAVAILABLE after close
+   */
+  public void awaitResident(String model, String version, String requestId, long deadlineNanos, ResidentWaiter waiter) {
+    onDemand.park(model, version, requestId, deadlineNanos, waiter);
+  }
+
+  private LoadedVersion acquire(String model, String version, String requestId, boolean orNull) {
     while (true) {
       ModelRoute route = model == null ? null : routes.get(model);
       if (route == null) {
+        if (orNull && loadsOnDemand(model)) {
+          return null;
+        }
         throw unknownModel(model);
       }
       LoadedVersion target;
       if (version == null || version.isEmpty()) {
         target = route.route(requestId);
         if (target == null) {
+          if (orNull && mayPark(route)) {
+            return null;
+          }
           throw InferenceException.unavailable("model '%s' has no ready version: %s", route.name, route.notReadyReason());
         }
       } else {
@@ -354,10 +620,16 @@ public final class ModelManager implements AutoCloseable {
         }
         Slot slot = number < 0 ? null : route.slot(number);
         if (slot == null) {
+          if (orNull && mayPark(route)) {
+            return null;
+          }
           throw InferenceException.notFound("model '%s' has no version '%s' (ready versions: %s)",
               route.name, ModelNames.printable(version), readyVersions(route));
         }
         if (slot.state() != State.READY) {
+          if (orNull && mayPark(route)) {
+            return null;
+          }
           throw InferenceException.unavailable("model '%s' version %d is %s%s", route.name, number, slot.state(),
               slot.reason().isEmpty() ? "" : ": " + slot.reason());
         }
@@ -368,6 +640,24 @@ public final class ModelManager implements AutoCloseable {
       }
       // Retired between our table read and the retain: the table has been replaced since; read it again.
     }
+  }
+
+  /**
+   * Whether a request finding {@code route} without what it asks for should wait for a load: the
+   * model has no READY version, loads on demand, and is loading or leaving, or its last failure is old
+   * enough to try again.
+   */
+  private boolean mayPark(ModelRoute route) {
+    if (route.hasReady() || !loadsOnDemand(route.name)) {
+      return false;
+    }
+    for (Slot slot : route.slots) {
+      if (slot.state() == State.LOADING || slot.state() == State.UNLOADING) {
+        return true;
+      }
+    }
+    Long failed = failedAtNanos.get(route.name);
+    return failed == null || System.nanoTime() - failed > ON_DEMAND_RETRY_NANOS;
   }
 
   /** Whether the model (any version, for "" or null) or the given version is READY; false for unknown. Never throws. */
@@ -393,13 +683,16 @@ public final class ModelManager implements AutoCloseable {
   /**
    * Every model in the repository plus every one in the table, each version with its state and reason,
    * sorted by name then version: Triton's RepositoryIndex. A model with no version to show appears
-   * once with version "" (reason "not loaded" when it was never loaded or was unloaded).
+   * once with version "" (reason "not loaded" when it was never loaded or was unloaded; in LAZY mode
+   * "not resident; loads on its first request"; for an evicted model, when and why it was evicted).
    */
   public List<ModelVersionStatus> index() {
     Map<String, ModelRoute> table = routes;
     TreeSet<String> names = new TreeSet<>(table.keySet());
     try {
-      names.addAll(repository.modelNames());
+      List<String> listed = repository.modelNames();
+      names.addAll(listed);
+      known = Set.copyOf(listed);
     } catch (InferenceException e) {
       log.warn("repository index lists loaded models only: {}", e.getMessage());
     }
@@ -407,7 +700,7 @@ public final class ModelManager implements AutoCloseable {
     for (String name : names) {
       ModelRoute route = table.get(name);
       if (route == null) {
-        out.add(new ModelVersionStatus(name, "", State.UNAVAILABLE, "not loaded"));
+        out.add(new ModelVersionStatus(name, "", State.UNAVAILABLE, notResidentReason(name)));
       } else if (route.slots.length == 0) {
         out.add(new ModelVersionStatus(name, "", State.UNAVAILABLE, route.problem));
       } else {
@@ -419,7 +712,7 @@ public final class ModelManager implements AutoCloseable {
     return out;
   }
 
-  /** True once {@link #start()} has run and every model the control mode asked for (and not unloaded since) is READY. */
+  /** True once {@link #start()} has run and every model the control mode asked for (and not unloaded or evicted since) is READY. */
   public boolean allReady() {
     if (!startFinished || closed.get()) {
       return false;
@@ -434,13 +727,14 @@ public final class ModelManager implements AutoCloseable {
     return true;
   }
 
-  /** Unloads everything (draining as {@link #unload} does) and stops the load pool. Idempotent. */
+  /** Fails every waiting request, unloads everything (draining as {@link #unload} does) and stops the load pool. Idempotent. */
   @Override
   public void close() {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
     long t0 = System.nanoTime();
+    onDemand.close();
     List<ReentrantLock> held = lockAll(null);
     try {
       for (String name : new TreeSet<>(routes.keySet())) {
@@ -465,26 +759,34 @@ public final class ModelManager implements AutoCloseable {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // Loading: prepare (read the repository, pick versions, mark LOADING, submit) then finish (wait,
-  // publish, drain what was replaced). start() prepares every model before finishing any, so the
-  // pool loads models in parallel.
+  // Loading: prepare (read the repository, pick versions, read the files of those serving, mark
+  // LOADING, submit) then finish (wait, publish, drain what was replaced, keep within the budget).
+  // start() prepares every model before finishing any, so the pool loads models in parallel.
 
   /** What one load of one model is doing; owned by the thread holding the model's lock. */
   private static final class LoadPlan {
     final String name;
+    final boolean startup;
     RepositoryModel model;
     VersionSelection selection;
     InferenceException failure;
     final Map<Long, Future<LoadedVersion>> pending = new TreeMap<>();
+    final Map<Long, String> reloadReasons = new HashMap<>();
+    final Set<Long> unchanged = new TreeSet<>();
 
-    LoadPlan(String name) {
+    LoadPlan(String name, boolean startup) {
       this.name = name;
+      this.startup = startup;
     }
   }
 
-  /** Caller holds the model's lock. Never throws: failures go into the plan. */
-  private LoadPlan prepare(String name, boolean recordMissing) {
-    LoadPlan plan = new LoadPlan(name);
+  /**
+   * Caller holds the model's lock. Never throws: failures go into the plan.
+   *
+   * @param startup loads at start: under a budget they take room only where it is free (no eviction)
+   */
+  private LoadPlan prepare(String name, boolean recordMissing, boolean startup) {
+    LoadPlan plan = new LoadPlan(name, startup);
     try {
       plan.model = repository.model(name);
       ModelConfig declared = plan.model.declaredConfig();
@@ -505,42 +807,146 @@ public final class ModelManager implements AutoCloseable {
       recordProblem(name, plan.failure.getMessage());
       return plan;
     }
+    // Versions serving now are read again (Triton's reload of changed files): only this thread changes
+    // this model's table entry, so reading it outside the table lock is safe.
+    ModelRoute serving = routes.get(name);
+    for (long version : selection.selected()) {
+      Slot slot = serving == null ? null : serving.slot(version);
+      if (slot == null || slot.state() != State.READY) {
+        continue;
+      }
+      if (!slot.loaded().declaredConfig().equals(plan.model.declaredConfig())) {
+        plan.reloadReasons.put(version, "config.pbtxt changed");
+        continue;
+      }
+      try {
+        VersionFiles now = VersionFiles.of(plan.model.versionDirectory(version));
+        if (!now.fingerprint().equals(slot.loaded().filesFingerprint())) {
+          plan.reloadReasons.put(version, "model files changed");
+        }
+      } catch (RuntimeException e) {
+        plan.reloadReasons.put(version, "files could not be read again: " + VersionLoader.reason(e));
+      }
+    }
     synchronized (tableWriteLock) {
       ModelRoute current = routes.get(name);
       TreeMap<Long, Slot> slots = slotsOf(current);
       for (long version : selection.selected()) {
         Slot slot = slots.get(version);
-        boolean serving = slot != null && slot.state() == State.READY;
-        if (serving && slot.loaded().declaredConfig().equals(plan.model.declaredConfig())) {
+        boolean ready = slot != null && slot.state() == State.READY;
+        if (ready && !plan.reloadReasons.containsKey(version)) {
+          plan.unchanged.add(version);
           continue;
         }
-        if (!serving) {
+        if (!ready) {
           slots.put(version, Slot.loading(version));
         }
         RepositoryModel model = plan.model;
-        plan.pending.put(version, loadPool.submit(() -> loadVersion(model, version)));
+        plan.pending.put(version, loadPool.submit(() -> loadVersion(model, version, startup)));
       }
       publish(name, new ModelRoute(name, slots.values(), ""));
     }
     return plan;
   }
 
-  private LoadedVersion loadVersion(RepositoryModel model, long version) {
+  /** Load-pool thread: fetches the files, reserves room in the budget, loads, trades the reservation for the measured cost. */
+  private LoadedVersion loadVersion(RepositoryModel model, long version, boolean startup) {
     long t0 = System.nanoTime();
+    long reservation = 0;
     try {
-      LoadedVersion loaded = loader.load(model, version);
-      log.info("loaded model '{}' version {} ({}, {} instance(s)) in {} ms: ok", model.name(), version,
-          loaded.runtimeName(), loaded.runners().size(), millisSince(t0));
+      Path dir = model.versionDirectory(version);
+      VersionFiles files = VersionFiles.of(dir);
+      reservation = reserve(model.name(), version, files, startup);
+      LoadedVersion loaded = loader.load(model, version, dir, files);
+      budget.loaded(reservation, loaded.memory());
+      reservation = 0;
+      measuredBytes.put(model.name() + "/" + version, loaded.memory().bytes());
+      VersionMemory m = loaded.memory();
+      log.info("loaded model '{}' version {} ({}, {} instance(s)) in {} ms: ok; memory {} ({}: files {}, resident growth {}, runtime {})",
+          model.name(), version, loaded.runtimeName(), loaded.runners().size(), millisSince(t0), VersionMemory.human(m.bytes()),
+          m.source(), VersionMemory.human(m.fileBytes()),
+          m.residentGrowthBytes() < 0 ? "unattributed" : VersionMemory.human(m.residentGrowthBytes()),
+          m.reportedBytes() < 0 ? "n/a" : VersionMemory.human(m.reportedBytes()));
       return loaded;
     } catch (RuntimeException | Error e) {
-      log.warn("loading model '{}' version {} failed after {} ms: {}", model.name(), version, millisSince(t0),
-          VersionLoader.reason(e));
+      if (reservation > 0) {
+        budget.cancelled(reservation);
+      }
+      if (e instanceof InferenceException ie && BUDGET_FIELD.equals(ie.field()) && startup) {
+        log.info("model '{}' version {} not loaded at start: {}", model.name(), version, ie.getMessage());
+      } else {
+        log.warn("loading model '{}' version {} failed after {} ms: {}", model.name(), version, millisSince(t0),
+            VersionLoader.reason(e));
+      }
       throw e;
     }
   }
 
-  /** Caller holds the model's lock. Waits for the plan's loads, publishes, drains what was replaced. */
-  private void finish(LoadPlan plan) {
+  /**
+   * Load-pool thread: reserves the version's estimated cost, evicting least recently used unpinned
+   * models (not this one) until it fits. Holds no lock while it evicts or waits.
+   *
+   * @return the bytes reserved (give them back with {@link MemoryBudget#cancelled} if the load fails)
+   */
+  private long reserve(String model, long version, VersionFiles files, boolean startup) {
+    Long before = measuredBytes.get(model + "/" + version);
+    long estimate = budget.estimate(files.bytes(), before);
+    if (!budget.enabled()) {
+      budget.tryReserve(estimate);
+      return estimate;
+    }
+    if (estimate > budget.limit) {
+      throw InferenceException.failedPrecondition(
+          "model '%s' version %d needs at least %s (%s), more than the whole memory budget of %s", model, version,
+          VersionMemory.human(estimate), before != null ? "measured when it last loaded" : "the size of its files",
+          VersionMemory.human(budget.limit));
+    }
+    long giveUpAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.drainTimeoutMillis()) + TimeUnit.SECONDS.toNanos(10);
+    while (true) {
+      if (budget.tryReserve(estimate)) {
+        return estimate;
+      }
+      if (startup) {
+        throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, String.format(java.util.Locale.ROOT,
+            "model '%s' version %d (about %s) did not fit the memory budget of %s beside the models loaded before it",
+            model, version, VersionMemory.human(estimate), VersionMemory.human(budget.limit)), BUDGET_FIELD, 0L, null);
+      }
+      long need = budget.shortfall(estimate);
+      Evictions done = need > 0 ? evictForRoom(model, need, EvictionCause.MEMORY_BUDGET, "model '" + model + "' version " + version)
+          : Evictions.NONE;
+      if (done.evicted > 0) {
+        continue;
+      }
+      boolean othersMoving = need <= 0 || done.contended || budget.reserved() > 0;
+      if (!othersMoving || System.nanoTime() - giveUpAt > 0) {
+        throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, String.format(java.util.Locale.ROOT,
+            "the memory budget of %s is full: %s held by models that cannot be evicted now (pinned: %s) and %s "
+                + "reserved by loads under way; model '%s' version %d needs about %s",
+            VersionMemory.human(budget.limit), VersionMemory.human(budget.resident()), pinnedResident(),
+            VersionMemory.human(budget.reserved()), model, version, VersionMemory.human(estimate)),
+            BUDGET_FIELD, TimeUnit.SECONDS.toNanos(1), null);
+      }
+      try {
+        budget.awaitChange(ROOM_WAIT_SLICE_MILLIS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw InferenceException.unavailable("interrupted while waiting for room in the memory budget");
+      }
+    }
+  }
+
+  private List<String> pinnedResident() {
+    List<String> out = new ArrayList<>();
+    for (String name : new TreeSet<>(routes.keySet())) {
+      if (isPinned(name)) {
+        out.add(name);
+      }
+    }
+    return out;
+  }
+
+  /** Caller holds the model's lock. Waits for the plan's loads, publishes, drains what was replaced, keeps within the budget. */
+  private LoadResult finish(LoadPlan plan) {
     if (plan.failure != null) {
       log.warn("model '{}' not loaded: {}", plan.name, plan.failure.getMessage());
       throw plan.failure;
@@ -554,8 +960,14 @@ public final class ModelManager implements AutoCloseable {
         failed.put(e.getKey(), ex.getCause());
       }
     }
+    boolean deferred = plan.startup && loaded.isEmpty() && !failed.isEmpty()
+        && failed.values().stream().allMatch(ModelManager::isBudgetRefusal) && !routeHasReady(plan.name);
+    if (deferred) {
+      return defer(plan, failed);
+    }
     VersionSelection selection = plan.selection;
     List<LoadedVersion> retiring = new ArrayList<>();
+    List<VersionChange> changes = new ArrayList<>();
     synchronized (tableWriteLock) {
       TreeMap<Long, Slot> slots = slotsOf(routes.get(plan.name));
       for (LoadedVersion version : loaded.values()) {
@@ -563,16 +975,23 @@ public final class ModelManager implements AutoCloseable {
         if (previous != null && previous.loaded() != null) {
           retiring.add(previous.loaded()); // same version reloaded: the new copy takes over, the old one drains
         }
+        String why = plan.reloadReasons.get(version.version());
+        changes.add(new VersionChange(version.version(), why != null ? Change.RELOADED : Change.LOADED, why == null ? "" : why));
       }
       for (Map.Entry<Long, Throwable> e : failed.entrySet()) {
         Slot previous = slots.get(e.getKey());
         if (previous == null || previous.state() != State.READY) { // a failed reload leaves the serving copy
           slots.put(e.getKey(), Slot.unavailable(e.getKey(), VersionLoader.reason(e.getValue())));
         }
+        changes.add(new VersionChange(e.getKey(), Change.FAILED, VersionLoader.reason(e.getValue())));
+      }
+      for (long version : plan.unchanged) {
+        changes.add(new VersionChange(version, Change.UNCHANGED, ""));
       }
       for (long version : selection.missing()) {
-        slots.put(version, Slot.unavailable(version, "version " + version + " is named by version_policy "
-            + selection.policy() + " but is not in the repository"));
+        String reason = "version " + version + " is named by version_policy " + selection.policy() + " but is not in the repository";
+        slots.put(version, Slot.unavailable(version, reason));
+        changes.add(new VersionChange(version, Change.FAILED, reason));
       }
       boolean everySelectedReady = true;
       for (long version : selection.selected()) {
@@ -589,6 +1008,7 @@ public final class ModelManager implements AutoCloseable {
           it.remove(); // a stale failure record of a version no longer wanted
         } else if (everySelectedReady) {
           retiring.add(slot.loaded()); // no longer selected: stop routing now, drain below
+          changes.add(new VersionChange(version, Change.UNLOADED, ""));
         }
       }
       for (LoadedVersion version : retiring) {
@@ -597,24 +1017,264 @@ public final class ModelManager implements AutoCloseable {
           slots.put(version.version(), slot.unloading());
         }
       }
+      if (!loaded.isEmpty()) {
+        evicted.remove(plan.name);
+      }
       publish(plan.name, new ModelRoute(plan.name, slots.values(), ""));
     }
     drain(plan.name, retiring);
+    changes.sort(Comparator.comparingLong(VersionChange::version));
+    LoadResult result = new LoadResult(plan.name, changes);
 
     if (!plan.pending.isEmpty() && loaded.isEmpty()) {
+      failedAtNanos.put(plan.name, System.nanoTime());
       StringJoiner reasons = new StringJoiner("; ");
       for (Map.Entry<Long, Throwable> e : failed.entrySet()) {
         reasons.add("version " + e.getKey() + ": " + VersionLoader.reason(e.getValue()));
       }
       Throwable first = failed.values().iterator().next();
       log.warn("model '{}' not loaded: {}", plan.name, reasons);
+      long retry = first instanceof InferenceException ie ? ie.retryAfterNanos() : 0L;
+      String field = first instanceof InferenceException ie ? ie.field() : null;
       throw new InferenceException(VersionLoader.code(first),
-          "model '" + plan.name + "': no version could be loaded: " + reasons, null, 0L, first);
+          "model '" + plan.name + "': no version could be loaded: " + reasons, field, retry, first);
     }
+    failedAtNanos.remove(plan.name);
     if (!failed.isEmpty()) {
       log.warn("model '{}' loaded partly: versions {} failed, {} ready", plan.name, failed.keySet(), readyVersions(plan.name));
     }
+    if (!loaded.isEmpty() && budget.enabled()) {
+      keepWithinBudget(plan.name, loaded.values());
+    }
+    return result;
   }
+
+  private static boolean isBudgetRefusal(Throwable t) {
+    return t instanceof InferenceException e && BUDGET_FIELD.equals(e.field()) && e.code() == ErrorCode.RESOURCE_EXHAUSTED;
+  }
+
+  private boolean routeHasReady(String model) {
+    ModelRoute route = routes.get(model);
+    return route != null && route.hasReady();
+  }
+
+  /** Caller holds the model's lock. At start, a model that did not fit the budget: not resident, loaded on demand. */
+  private LoadResult defer(LoadPlan plan, Map<Long, Throwable> failed) {
+    String reason = "not resident: it did not fit the memory budget at start; loads on its first request";
+    synchronized (tableWriteLock) {
+      evicted.put(plan.name, reason);
+      required.remove(plan.name);
+      publish(plan.name, null);
+    }
+    List<VersionChange> changes = new ArrayList<>();
+    failed.forEach((v, e) -> changes.add(new VersionChange(v, Change.FAILED, VersionLoader.reason(e))));
+    return new LoadResult(plan.name, changes);
+  }
+
+  /**
+   * Caller holds {@code model}'s lock, right after its new versions were published. A version's
+   * measured cost can exceed its estimate: evict others until the total fits again. If it still does
+   * not and this model alone needs more than the budget, its new versions are taken back and the
+   * load fails; when pinned models or loads under way are what keeps the total over, it is logged.
+   */
+  private void keepWithinBudget(String model, Collection<LoadedVersion> fresh) {
+    while (budget.overBy() > 0) {
+      Evictions done = evictForRoom(model, budget.overBy(), EvictionCause.OVER_BUDGET_AFTER_LOAD, "model '" + model + "'");
+      if (done.evicted == 0) {
+        break;
+      }
+    }
+    long over = budget.overBy();
+    if (over <= 0) {
+      return;
+    }
+    long own = 0;
+    for (VersionMemory m : memory(model).values()) {
+      own += m.bytes();
+    }
+    if (own <= budget.limit) {
+      log.warn("memory budget of {} exceeded by {}: nothing else can be evicted now (pinned: {}; {} reserved by loads under way)",
+          VersionMemory.human(budget.limit), VersionMemory.human(over), pinnedResident(), VersionMemory.human(budget.reserved()));
+      return;
+    }
+    String reason = String.format(java.util.Locale.ROOT,
+        "model '%s' measured %s once loaded, more than the whole memory budget of %s", model, VersionMemory.human(own),
+        VersionMemory.human(budget.limit));
+    List<LoadedVersion> retiring = new ArrayList<>();
+    synchronized (tableWriteLock) {
+      TreeMap<Long, Slot> slots = slotsOf(routes.get(model));
+      for (LoadedVersion version : fresh) {
+        Slot slot = slots.get(version.version());
+        if (slot != null && slot.loaded() == version) {
+          slots.put(version.version(), slot.unloading());
+          retiring.add(version);
+        }
+      }
+      publish(model, new ModelRoute(model, slots.values(), ""));
+    }
+    drain(model, retiring);
+    synchronized (tableWriteLock) {
+      TreeMap<Long, Slot> slots = slotsOf(routes.get(model));
+      for (LoadedVersion version : retiring) {
+        slots.put(version.version(), Slot.unavailable(version.version(), reason));
+      }
+      publish(model, new ModelRoute(model, slots.values(), ""));
+    }
+    failedAtNanos.put(model, System.nanoTime());
+    log.warn("{}: unloaded again", reason);
+    throw InferenceException.failedPrecondition("%s", reason);
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Eviction
+
+  private record Victim(String name, long bytes, long lastUsedNanos, boolean busy) {}
+
+  /** What one round of evictions achieved; {@code contended}: a victim's lock was taken by someone else. */
+  private record Evictions(int evicted, boolean contended) {
+    static final Evictions NONE = new Evictions(0, false);
+  }
+
+  /**
+   * Evicts least recently used unpinned models other than {@code exclude} until {@code need} bytes
+   * are freed. Holds no lock while a victim drains, apart from the victim's own (taken with tryLock).
+   */
+  private Evictions evictForRoom(String exclude, long need, EvictionCause cause, String forWhat) {
+    List<Victim> victims;
+    synchronized (budget) {
+      victims = chooseVictims(exclude, need);
+      for (Victim v : victims) {
+        evictionClaims.add(v.name);
+        budget.evictionStarted(v.bytes);
+      }
+    }
+    int evictedNow = 0;
+    boolean contended = false;
+    for (Victim v : victims) {
+      try {
+        if (evict(v, cause, forWhat)) {
+          evictedNow++;
+        } else {
+          contended = true;
+        }
+      } finally {
+        synchronized (budget) {
+          evictionClaims.remove(v.name);
+        }
+        budget.evictionEnded(v.bytes);
+      }
+    }
+    return new Evictions(evictedNow, contended);
+  }
+
+  /** Caller holds the budget's monitor. The models to evict for {@code need} bytes, least recently used (idle first) first. */
+  private List<Victim> chooseVictims(String exclude, long need) {
+    List<Victim> candidates = new ArrayList<>();
+    for (ModelRoute route : routes.values()) {
+      if (route.name.equals(exclude) || evictionClaims.contains(route.name) || optionPinned.contains(route.name)
+          || desiredPinned.contains(route.name) || !route.hasReady()) {
+        continue;
+      }
+      long bytes = 0;
+      long last = Long.MIN_VALUE;
+      boolean busy = false;
+      boolean eligible = true;
+      for (Slot slot : route.slots) {
+        if (slot.state() == State.LOADING || slot.state() == State.UNLOADING
+            || (slot.loaded() != null && slot.loaded().pinnedByConfig())) {
+          eligible = false;
+          break;
+        }
+        if (slot.state() == State.READY) {
+          LoadedVersion v = slot.loaded();
+          bytes += v.memory().bytes();
+          long used = v.lastUsedNanos();
+          last = last == Long.MIN_VALUE || used - last > 0 ? used : last;
+          busy |= v.inFlight() > 0;
+        }
+      }
+      if (eligible) {
+        candidates.add(new Victim(route.name, bytes, last, busy));
+      }
+    }
+    // nanoTime values compare by their difference (they may wrap).
+    candidates.sort((a, b) -> a.busy != b.busy ? (a.busy ? 1 : -1) : Long.signum(a.lastUsedNanos - b.lastUsedNanos));
+    List<Victim> chosen = new ArrayList<>();
+    long freed = 0;
+    for (Victim v : candidates) {
+      if (freed >= need) {
+        break;
+      }
+      chosen.add(v);
+      freed += v.bytes;
+    }
+    return chosen;
+  }
+
+  /**
+   * Evicts one model if its lock is free: out of the routing table first (requests that miss from
+   * then on park for a reload), then drained, then its instances closed. Its intent (traffic, policy,
+   * pins) stays; it loads again on its next request.
+   *
+   * @return false when the model was busy (its lock taken) or changed since it was chosen
+   */
+  private boolean evict(Victim victim, EvictionCause cause, String forWhat) {
+    ReentrantLock lock = lockFor(victim.name);
+    if (!lock.tryLock()) {
+      return false;
+    }
+    long t0 = System.nanoTime();
+    try {
+      if (closed.get()) {
+        return false;
+      }
+      List<LoadedVersion> retiring = new ArrayList<>();
+      List<Long> versions = new ArrayList<>();
+      long bytes = 0;
+      synchronized (tableWriteLock) {
+        ModelRoute current = routes.get(victim.name);
+        if (current == null || !current.hasReady() || isPinned(victim.name)) {
+          return false;
+        }
+        List<Slot> unloading = new ArrayList<>();
+        for (Slot slot : current.slots) {
+          if (slot.state() == State.LOADING || slot.state() == State.UNLOADING) {
+            return false;
+          }
+          if (slot.loaded() != null) {
+            retiring.add(slot.loaded());
+            versions.add(slot.version());
+            bytes += slot.loaded().memory().bytes();
+            unloading.add(slot.unloading());
+          }
+        }
+        long idleMillis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - victim.lastUsedNanos);
+        // Marked before it leaves the table: a request that misses from now on parks for a reload.
+        evicted.put(victim.name, String.format(java.util.Locale.ROOT,
+            "evicted at %s to stay within the memory budget (it held %s, idle %d ms); loads on its next request",
+            Instant.now(), VersionMemory.human(bytes), idleMillis));
+        required.remove(victim.name);
+        publish(victim.name, new ModelRoute(victim.name, unloading, ""));
+      }
+      drain(victim.name, retiring);
+      synchronized (tableWriteLock) {
+        ModelRoute after = routes.get(victim.name);
+        if (after != null && after.slots.length == 0) {
+          publish(victim.name, null);
+        }
+      }
+      long idleMillis = TimeUnit.NANOSECONDS.toMillis(t0 - victim.lastUsedNanos);
+      audit.info("who=lifecycle op=Evict model={} args=[versions={} bytes={} idle_ms={} in_flight={} cause={} for={}] when={} "
+              + "result=OK duration_ms={}", victim.name, versions, bytes, idleMillis, victim.busy ? "yes" : "no",
+          cause.label(), forWhat, Instant.now(), millisSince(t0));
+      listener.evicted(victim.name, bytes, cause);
+      return true;
+    } finally {
+      lock.unlock();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
 
   /** Caller holds the model's lock (or all locks, from close). */
   private void unloadLocked(String model) {
@@ -638,13 +1298,15 @@ public final class ModelManager implements AutoCloseable {
     synchronized (tableWriteLock) {
       traffic.remove(model);
       policyOverrides.remove(model);
+      failedAtNanos.remove(model);
       publish(model, null);
     }
   }
 
   /**
    * Retires the versions (they have already left routing), waits for their holders, then closes each
-   * scheduler (completing its accepted requests) and its runners, and finally drops their UNLOADING slots.
+   * scheduler (completing its accepted requests) and its runners, gives their memory back to the
+   * budget, and finally drops their UNLOADING slots.
    */
   private void drain(String model, List<LoadedVersion> versions) {
     if (versions.isEmpty()) {
@@ -660,6 +1322,9 @@ public final class ModelManager implements AutoCloseable {
         log.warn("model '{}' version {}: {} request(s) still hold it after {} ms; closing its scheduler anyway",
             model, version.version(), version.inFlight(), options.drainTimeoutMillis());
       }
+      if (!version.markClosed()) {
+        continue;
+      }
       try {
         version.scheduler().close();
       } catch (RuntimeException e) {
@@ -673,6 +1338,7 @@ public final class ModelManager implements AutoCloseable {
               VersionLoader.reason(e));
         }
       }
+      budget.released(version.memory().bytes());
       log.info("unloaded model '{}' version {} in {} ms ({} request(s) held it when draining began): ok",
           model, version.version(), millisSince(t0), holding);
     }
@@ -700,6 +1366,7 @@ public final class ModelManager implements AutoCloseable {
       slots.values().removeIf(slot -> slot.state() == State.UNAVAILABLE || slot.state() == State.LOADING);
       publish(name, new ModelRoute(name, slots.values(), reason));
     }
+    failedAtNanos.put(name, System.nanoTime());
   }
 
   /** Caller holds tableWriteLock. {@code route} null removes the model. */

@@ -15,34 +15,42 @@ import java.util.TreeSet;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.function.ToIntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * Keeps a {@link ModelManager} converged, on one daemon thread ({@code quiver-repository-poll}):
- * every interval it re-reads the desired-state manifest (a conditional read; applied when it changed)
- * and, in {@link ControlMode#POLL}, lists the repository and reloads each model whose version policy
- * now selects other versions than those serving (a new version put in the bucket, an old one removed).
- * A version that failed is retried only once the repository's listing for it changes. Models the
- * desired state marks unloaded are left alone.
+ * every interval it re-reads the desired-state manifest (a conditional read; applied when it changed,
+ * e.g. by another replica), in {@link ControlMode#LAZY} lists the repository again (new models become
+ * loadable on demand), and in {@link ControlMode#POLL} reloads each resident model whose version
+ * policy now selects other versions than those serving (a new version put in the bucket, an old one
+ * removed) and loads models that appeared. A version that failed is retried only once the
+ * repository's listing for it changes. Models the desired state marks unloaded are left alone, and so
+ * are models that are not resident but load on demand (evicted under the memory budget): they pick up
+ * new versions when they next load. Owned by {@link ModelLifecycle}; runs whatever ports are open.
  */
 public final class RepositoryPoller implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(RepositoryPoller.class);
 
   private final ModelManager manager;
   private final DesiredStateStore desired;
+  private final ToIntFunction<DesiredState> apply;
   private final boolean pollRepository;
   private final long intervalMillis;
   private final Map<String, String> lastAttempt = new HashMap<>(); // model -> fingerprint of the listing last loaded from
   private ScheduledExecutorService thread;
 
   /**
-   * @param desired the desired-state store, or null when the repository cannot hold one
+   * @param desired the desired-state store, or null when there is none
+   * @param apply makes the manager match a changed desired state; returns the models changed
    * @param pollRepository watch the repository for new versions (POLL mode)
    */
-  public RepositoryPoller(ModelManager manager, DesiredStateStore desired, boolean pollRepository, long intervalMillis) {
+  public RepositoryPoller(ModelManager manager, DesiredStateStore desired, ToIntFunction<DesiredState> apply,
+      boolean pollRepository, long intervalMillis) {
     this.manager = Objects.requireNonNull(manager, "manager");
     this.desired = desired;
+    this.apply = Objects.requireNonNull(apply, "apply");
     this.pollRepository = pollRepository;
     if (intervalMillis < 10) {
       throw new IllegalArgumentException("poll interval must be >= 10 ms; was " + intervalMillis);
@@ -62,6 +70,10 @@ public final class RepositoryPoller implements AutoCloseable {
     thread.scheduleWithFixedDelay(this::pollQuietly, intervalMillis, intervalMillis, TimeUnit.MILLISECONDS);
   }
 
+  public long intervalMillis() {
+    return intervalMillis;
+  }
+
   private void pollQuietly() {
     try {
       pollOnce();
@@ -70,7 +82,7 @@ public final class RepositoryPoller implements AutoCloseable {
     }
   }
 
-  /** One round: desired state, then (POLL mode) the repository. Returns the number of models changed. */
+  /** One round: desired state, then (LAZY) the known models, then (POLL mode) the repository. Returns the number of models changed. */
   public synchronized int pollOnce() {
     int changed = 0;
     DesiredState state = null;
@@ -80,10 +92,18 @@ public final class RepositoryPoller implements AutoCloseable {
         state = desired.current();
         if (next != null) {
           log.info("desired state changed in {}; applying it", manager.repository().location());
-          changed += DesiredStateStore.apply(manager, next);
+          changed += apply.applyAsInt(next);
         }
       } catch (InferenceException e) {
         log.warn("desired state not read: {}", e.getMessage());
+        state = desired.current();
+      }
+    }
+    if (manager.options().controlMode() == ControlMode.LAZY) {
+      try {
+        manager.refreshKnownModels();
+      } catch (InferenceException e) {
+        log.warn("repository poll: cannot list {}: {}", manager.repository().location(), e.getMessage());
       }
     }
     if (pollRepository) {
@@ -105,6 +125,9 @@ public final class RepositoryPoller implements AutoCloseable {
       DesiredModel want = state == null ? null : state.getModelsMap().get(name);
       if (want != null && !want.getLoaded()) {
         continue; // explicitly unloaded by an operator
+      }
+      if (manager.isOnDemandOnly(name)) {
+        continue; // not resident under the memory budget: it loads its newest versions when next asked for
       }
       try {
         RepositoryModel model = manager.repository().model(name);

@@ -20,25 +20,37 @@ import java.util.List;
 import java.util.StringJoiner;
 
 /**
- * Loads one model version: picks the runtime, completes the config, opens one runner per instance
- * and builds the scheduler. Runs on a load-pool thread; stateless apart from its collaborators, so
- * any number of loads run at once. On failure everything opened so far is closed before the
- * exception leaves.
+ * Loads one model version: picks the runtime, completes the config, opens one runner per instance,
+ * warms them up and builds the scheduler, measuring what the version costs in memory on the way (its
+ * files' size, the resident-set growth while its instances open and warm up, and the runtime's own
+ * report). Runs on a load-pool thread; stateless apart from its collaborators, so any number of loads
+ * run at once (the measured section one at a time when the meter is exclusive). On failure
+ * everything opened so far is closed before the exception leaves.
  */
 final class VersionLoader {
+  /** Config parameter that pins a model: never evicted under the memory budget. */
+  static final String PINNED_PARAMETER = "quiver.pinned";
+
   private final List<ModelRuntime> runtimes;
   private final SchedulerFactory schedulers;
+  private final MemoryMeter meter;
 
-  VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers) {
+  VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers, MemoryMeter meter) {
     this.runtimes = runtimes;
     this.schedulers = schedulers;
+    this.meter = meter;
   }
 
   /** @throws InferenceException with the reason the version cannot serve */
   LoadedVersion load(RepositoryModel model, long version) {
+    Path dir = model.versionDirectory(version);
+    return load(model, version, dir, VersionFiles.of(dir));
+  }
+
+  /** As {@link #load(RepositoryModel, long)}, with the version's directory already fetched and its files read. */
+  LoadedVersion load(RepositoryModel model, long version, Path dir, VersionFiles files) {
     String label = "model '" + model.name() + "' version " + version;
     ModelConfig declared = model.declaredConfig();
-    Path dir = model.versionDirectory(version);
     ModelRuntime runtime = pickRuntime(declared, dir, label);
     String fileName = declared.getDefaultModelFilename().isEmpty()
         ? runtime.defaultModelFilename()
@@ -47,6 +59,7 @@ final class VersionLoader {
     if (!Files.exists(modelFile)) {
       throw InferenceException.notFound("%s: model file %s does not exist", label, modelFile);
     }
+    Boolean pinned = io.quiver.core.runtime.ModelParameters.boolValue(declared, PINNED_PARAMETER);
     ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), model.name(), runtime);
     ModelConfigValidator.validate(completed, model.name(), "(completed by " + runtime.name() + ") of " + label);
     ModelSignature signature = ModelSignature.of(completed);
@@ -54,15 +67,29 @@ final class VersionLoader {
 
     List<ModelRunner> runners = new ArrayList<>(instances.size());
     try {
-      for (InstanceSpec instance : instances) {
-        runners.add(runtime.newRunner(completed, modelFile, instance));
+      long grown;
+      MemoryMeter.Section measured = meter.begin();
+      try {
+        for (InstanceSpec instance : instances) {
+          runners.add(runtime.newRunner(completed, modelFile, instance));
+        }
+        VersionWarmup.run(label, completed, signature, runners, dir);
+      } finally {
+        grown = measured.end();
       }
-      VersionWarmup.run(label, completed, signature, runners, dir);
+      long reported = -1;
+      for (ModelRunner runner : runners) {
+        long r = runner.memoryBytes();
+        if (r >= 0) {
+          reported = Math.max(0, reported) + r;
+        }
+      }
       InferenceScheduler scheduler = schedulers.create(model.name(), version, completed, signature, runners);
       if (scheduler == null) {
         throw InferenceException.internal(label + ": scheduler factory returned null", null);
       }
-      return new LoadedVersion(model.name(), version, declared, completed, signature, scheduler, runners, runtime.name());
+      return new LoadedVersion(model.name(), version, declared, completed, signature, scheduler, runners, runtime.name(),
+          VersionMemory.of(files.bytes(), grown, reported), files.fingerprint(), Boolean.TRUE.equals(pinned));
     } catch (RuntimeException | Error e) {
       closeQuietly(runners, e);
       throw e;

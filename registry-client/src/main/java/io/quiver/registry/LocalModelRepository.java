@@ -181,7 +181,7 @@ public final class LocalModelRepository implements WritableModelRepository {
     }
   }
 
-  /** Renames the version directory aside (one atomic step for readers), then deletes it. */
+  /** Renames the version directory aside (one atomic step for readers), then deletes it, and the model's directory when nothing is left in it. */
   @Override
   public void removeVersion(String model, long version) {
     ModelNames.requireValid(model);
@@ -198,6 +198,22 @@ public final class LocalModelRepository implements WritableModelRepository {
       throw InferenceException.internal("cannot remove model '" + model + "' version " + version + " from " + root + ": " + e, e);
     }
     deleteTree(aside);
+    deleteIfEmpty(root.resolve(model));
+  }
+
+  private static void deleteIfEmpty(Path dir) {
+    try (DirectoryStream<Path> entries = Files.newDirectoryStream(dir)) {
+      if (entries.iterator().hasNext()) {
+        return;
+      }
+    } catch (IOException e) {
+      return;
+    }
+    try {
+      Files.deleteIfExists(dir);
+    } catch (IOException e) {
+      // not empty after all (a concurrent upload): keep it
+    }
   }
 
   @Override
@@ -221,6 +237,7 @@ public final class LocalModelRepository implements WritableModelRepository {
     try {
       if (text == null) {
         Files.deleteIfExists(file);
+        deleteIfEmpty(modelDir);
         return;
       }
       Files.createDirectories(modelDir);

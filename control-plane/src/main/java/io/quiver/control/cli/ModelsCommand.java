@@ -110,13 +110,15 @@ public final class ModelsCommand {
 
   static void print(PrintWriter out, ModelStatus model) {
     if (model.getVersionsCount() == 0) {
-      out.printf("%-24s %-8s %-10s %s%n", model.getName(), "-", "-", model.getReason());
+      out.printf("%-24s %-8s %-10s %-11s %s%s%n", model.getName(), "-", "-", "-", model.getPinned() ? "pinned " : "",
+          model.getReason());
     }
     for (VersionStatus v : model.getVersionsList()) {
       String traffic = (v.getWeight() > 0 ? "weight=" + v.getWeight() : "")
           + (v.getLabelsCount() > 0 ? " labels=" + String.join(",", v.getLabelsList()) : "");
-      out.printf("%-24s %-8d %-10s %s%s%n", model.getName(), v.getVersion(), v.getState(), traffic.trim(),
-          v.getReason().isEmpty() ? "" : " " + v.getReason());
+      out.printf("%-24s %-8d %-10s %-11s %s%s%s%n", model.getName(), v.getVersion(), v.getState(),
+          v.getMemoryBytes() > 0 ? io.quiver.lifecycle.VersionMemory.human(v.getMemoryBytes()) : "-",
+          model.getPinned() ? "pinned " : "", traffic.trim(), v.getReason().isEmpty() ? "" : " " + v.getReason());
     }
   }
 
@@ -127,7 +129,7 @@ public final class ModelsCommand {
     @Override
     void run(ModelControlClient client) {
       java.util.List<ModelStatus> models = client.listModels(name == null ? "" : name);
-      out().printf("%-24s %-8s %-10s %s%n", "MODEL", "VERSION", "STATE", "TRAFFIC / REASON");
+      out().printf("%-24s %-8s %-10s %-11s %s%n", "MODEL", "VERSION", "STATE", "MEMORY", "TRAFFIC / REASON");
       models.forEach(m -> print(out(), m));
     }
   }
@@ -138,6 +140,9 @@ public final class ModelsCommand {
     @Option(names = "--version", split = ",", description = "Exactly these versions.") java.util.List<Long> versions;
     @Option(names = "--latest", description = "The N highest versions.") int latest;
     @Option(names = "--all", description = "Every version present.") boolean all;
+    @Option(names = "--pin", negatable = true,
+        description = "Pin the model (--no-pin: unpin it): pinned models are never evicted under the memory budget.")
+    Boolean pin;
 
     @Override
     void run(ModelControlClient client) {
@@ -145,7 +150,15 @@ public final class ModelsCommand {
       if (versions != null) {
         request.addAllVersions(versions);
       }
-      print(out(), client.load(request.build()));
+      if (pin != null) {
+        request.setPin(pin);
+      }
+      var response = client.loadModel(request.build());
+      for (var change : response.getChangesList()) {
+        out().printf("version %d %s%s%n", change.getVersion(), change.getChange(),
+            change.getReason().isEmpty() ? "" : " (" + change.getReason() + ")");
+      }
+      print(out(), response.getModel());
     }
   }
 

@@ -5,13 +5,7 @@ import io.grpc.ServerBuilder;
 import io.grpc.ServerInterceptors;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.NettyServerBuilder;
-import io.quiver.lifecycle.ControlMode;
-import io.quiver.lifecycle.DesiredStateStore;
-import io.quiver.lifecycle.ModelManager;
-import io.quiver.lifecycle.RepositoryPoller;
-import io.quiver.core.InferenceException;
-import io.quiver.proto.control.v1.DesiredState;
-import io.quiver.registry.WritableModelRepository;
+import io.quiver.lifecycle.ModelLifecycle;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.ExecutorService;
@@ -23,41 +17,32 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The control plane: the {@link ControlPlaneService} on its own port (8003 by default), the desired
- * state beside the repository, and the poller that keeps the manager converged to it (and, in
- * {@link ControlMode#POLL}, to the repository). {@link #start()} first applies the stored desired
- * state, so a restarted server converges to what operators last asked for, then serves. Handlers run
- * on a small pool of {@code quiver-control-N} threads (they block on loads), not on the event loop.
- * Call {@link #close()} before closing the manager. Idempotent close.
+ * The control plane's transport: the {@link ControlPlaneService} on its own port (8003 by default),
+ * a client of the {@link ModelLifecycle} (which owns the desired state and the poller and runs whether
+ * this port is open or not). Handlers run on a small pool of {@code quiver-control-N} threads (they
+ * block on loads), not on the event loop. Close it before the lifecycle. Idempotent close.
  */
 public final class ControlPlaneServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(ControlPlaneServer.class);
   private static final int HANDLER_THREADS = 4;
 
-  private final ModelManager manager;
+  private final ModelLifecycle lifecycle;
   private final ControlPlaneOptions options;
-  private final DesiredStateStore desired;
   private final ControlPlaneService service;
-  private final RepositoryPoller poller;
   private final ExecutorService handlers;
   private Server server;
   private Server inProcess; // the same service for a client in this JVM (the web console); null until bound
   private boolean closed;
 
-  public ControlPlaneServer(ModelManager manager, ControlPlaneOptions options) {
-    this(manager, options, null);
+  public ControlPlaneServer(ModelLifecycle lifecycle, ControlPlaneOptions options) {
+    this(lifecycle, options, null);
   }
 
   /** @param monitoring the server's model monitoring (SetMonitoringReference), or null when there is none */
-  public ControlPlaneServer(ModelManager manager, ControlPlaneOptions options, MonitoringReferences monitoring) {
-    this.manager = manager;
+  public ControlPlaneServer(ModelLifecycle lifecycle, ControlPlaneOptions options, MonitoringReferences monitoring) {
+    this.lifecycle = lifecycle;
     this.options = options;
-    this.desired = manager.repository() instanceof WritableModelRepository w ? new DesiredStateStore(w) : null;
-    this.service = new ControlPlaneService(manager, desired, options, monitoring);
-    boolean poll = manager.options().controlMode() == ControlMode.POLL;
-    this.poller = options.pollIntervalMillis() > 0 && (desired != null || poll)
-        ? new RepositoryPoller(manager, desired, poll, options.pollIntervalMillis())
-        : null;
+    this.service = new ControlPlaneService(lifecycle, options, monitoring);
     AtomicInteger n = new AtomicInteger();
     this.handlers = Executors.newFixedThreadPool(HANDLER_THREADS, r -> {
       Thread t = new Thread(r, "quiver-control-" + n.incrementAndGet());
@@ -67,8 +52,7 @@ public final class ControlPlaneServer implements AutoCloseable {
   }
 
   /**
-   * Applies the stored desired state (blocking until its loads finish), starts the poller, and binds
-   * the port.
+   * Binds the port.
    *
    * @throws IOException when the port cannot be bound
    */
@@ -84,30 +68,14 @@ public final class ControlPlaneServer implements AutoCloseable {
     if (server != null) {
       return this;
     }
-    if (desired != null) {
-      try {
-        DesiredState state = desired.refresh();
-        if (state != null) {
-          int changed = DesiredStateStore.apply(manager, state);
-          log.info("desired state from {}: {} model(s) in it, {} change(s) applied", manager.repository().location(),
-              state.getModelsCount(), changed);
-        }
-      } catch (InferenceException e) {
-        log.warn("desired state not applied at start: {}", e.getMessage());
-      }
-    }
-    if (poller != null) {
-      poller.start();
-    }
     server = transport.apply(NettyServerBuilder.forAddress(new InetSocketAddress(options.bindAddress(), options.port())))
         .executor(handlers) // handlers block on loads and I/O: keep them off the event loop
         .maxInboundMessageSize(ControlPlaneOptions.MAX_MESSAGE_BYTES)
         .addService(ServerInterceptors.intercept(service, ControlPlaneService.peerInterceptor()))
         .build()
         .start();
-    log.info("control plane listening on {}:{} (repository {}, desired state {}, poll {})", options.bindAddress(),
-        server.getPort(), manager.repository().location(), desired == null ? "off" : "on",
-        poller == null ? "off" : options.pollIntervalMillis() + " ms");
+    log.info("control plane listening on {}:{} (repository {})", options.bindAddress(), server.getPort(),
+        lifecycle.manager().repository().location());
     return this;
   }
 
@@ -145,25 +113,12 @@ public final class ControlPlaneServer implements AutoCloseable {
     return server.getPort();
   }
 
-  /** The store, or null when the repository cannot hold one. */
-  public DesiredStateStore desiredState() {
-    return desired;
-  }
-
-  /** The poller, or null when polling is off. */
-  public RepositoryPoller poller() {
-    return poller;
-  }
-
   @Override
   public synchronized void close() {
     if (closed) {
       return;
     }
     closed = true;
-    if (poller != null) {
-      poller.close();
-    }
     if (inProcess != null) {
       inProcess.shutdownNow();
     }

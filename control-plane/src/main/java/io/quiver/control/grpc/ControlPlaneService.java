@@ -11,12 +11,12 @@ import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import io.quiver.lifecycle.DesiredStateStore;
+import io.quiver.lifecycle.LoadResult;
+import io.quiver.lifecycle.ModelLifecycle;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.TrafficSplit;
 import io.quiver.core.InferenceException;
-import io.quiver.core.spi.ModelRepository;
 import io.quiver.proto.control.v1.DesiredModel;
-import io.quiver.proto.control.v1.DesiredState;
 import io.quiver.proto.control.v1.FileChunk;
 import io.quiver.proto.control.v1.ListModelsRequest;
 import io.quiver.proto.control.v1.ListModelsResponse;
@@ -34,6 +34,7 @@ import io.quiver.proto.control.v1.UnloadModelResponse;
 import io.quiver.proto.control.v1.UploadHeader;
 import io.quiver.proto.control.v1.UploadModelRequest;
 import io.quiver.proto.control.v1.UploadModelResponse;
+import io.quiver.proto.control.v1.VersionChange;
 import io.quiver.proto.control.v1.WatchModelsRequest;
 import io.quiver.proto.inference.ModelVersionPolicy;
 import io.quiver.registry.LocalModelRepository;
@@ -59,18 +60,19 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * The {@code quiver.control.v1.ModelControl} service over a {@link ModelManager}. Handlers run on the
- * server's executor (not the event loop): loads and unloads block until done. Each operation writes
- * one audit line (logger {@code io.quiver.control.audit}: who, what, when, result) and, when the
- * repository is writable, records the result in the desired state beside the repository. Thread-safe.
+ * The {@code quiver.control.v1.ModelControl} service, a client of the {@link ModelLifecycle}: every
+ * load, unload, traffic change and upload goes through it, which records the desired state first and
+ * then converges. Handlers run on the server's executor (not the event loop): loads and unloads block
+ * until done. Each operation writes one audit line (logger {@code io.quiver.control.audit}: who,
+ * what, when, result). Thread-safe.
  */
 public final class ControlPlaneService extends ModelControlGrpc.ModelControlImplBase {
   private static final Logger log = LoggerFactory.getLogger(ControlPlaneService.class);
   private static final Logger audit = LoggerFactory.getLogger("io.quiver.control.audit");
   static final Context.Key<String> PEER = Context.key("quiver-control-peer");
 
+  private final ModelLifecycle lifecycle;
   private final ModelManager manager;
-  private final DesiredStateStore desired;
   private final ControlPlaneOptions options;
   private final MonitoringReferences monitoring; // null: SetMonitoringReference is UNIMPLEMENTED
   // Watch events are sent from one thread, in the order the manager published the changes.
@@ -80,16 +82,14 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
     return t;
   });
 
-  /** @param desired the desired-state store, or null when the repository is not writable */
-  public ControlPlaneService(ModelManager manager, DesiredStateStore desired, ControlPlaneOptions options) {
-    this(manager, desired, options, null);
+  public ControlPlaneService(ModelLifecycle lifecycle, ControlPlaneOptions options) {
+    this(lifecycle, options, null);
   }
 
   /** @param monitoring the server's model monitoring, or null when there is none */
-  public ControlPlaneService(ModelManager manager, DesiredStateStore desired, ControlPlaneOptions options,
-      MonitoringReferences monitoring) {
-    this.manager = manager;
-    this.desired = desired;
+  public ControlPlaneService(ModelLifecycle lifecycle, ControlPlaneOptions options, MonitoringReferences monitoring) {
+    this.lifecycle = lifecycle;
+    this.manager = lifecycle.manager();
     this.options = options;
     this.monitoring = monitoring;
   }
@@ -132,18 +132,22 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
   @Override
   public void loadModel(LoadModelRequest request, StreamObserver<LoadModelResponse> out) {
     long t0 = System.nanoTime();
-    String what = "versions=" + request.getVersionsList() + " latest=" + request.getLatest() + " all=" + request.getAll();
+    String what = "versions=" + request.getVersionsList() + " latest=" + request.getLatest() + " all=" + request.getAll()
+        + (request.hasPin() ? " pin=" + request.getPin() : "");
     try {
       String name = ModelNames.requireValid(request.getName());
       DesiredModel want = DesiredModel.newBuilder().setLoaded(true).addAllVersions(request.getVersionsList())
           .setLatest(request.getLatest()).setAll(request.getAll()).build();
       ModelVersionPolicy policy = DesiredStateStore.policyOf(want);
-      manager.load(name, policy);
-      record(name, m -> m.setLoaded(true).clearVersions().addAllVersions(want.getVersionsList())
-          .setLatest(want.getLatest()).setAll(want.getAll()));
-      out.onNext(LoadModelResponse.newBuilder().setModel(ControlStatuses.of(manager, name)).build());
+      LoadResult result = lifecycle.load(name, policy, request.hasPin() ? request.getPin() : null);
+      LoadModelResponse.Builder response = LoadModelResponse.newBuilder().setModel(ControlStatuses.of(manager, name));
+      for (LoadResult.VersionChange c : result.changes()) {
+        response.addChanges(VersionChange.newBuilder().setVersion(c.version()).setChange(c.change().label())
+            .setReason(c.reason()));
+      }
+      out.onNext(response.build());
       out.onCompleted();
-      audit("LoadModel", request.getName(), what, Status.OK, t0);
+      audit("LoadModel", request.getName(), what + " -> " + result.summary(), Status.OK, t0);
     } catch (RuntimeException e) {
       fail(out, "LoadModel", request.getName(), what, e, t0);
     }
@@ -154,8 +158,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
     long t0 = System.nanoTime();
     try {
       String name = ModelNames.requireValid(request.getName());
-      manager.unload(name);
-      record(name, m -> DesiredModel.newBuilder().setLoaded(false));
+      lifecycle.unload(name);
       out.onNext(UnloadModelResponse.getDefaultInstance());
       out.onCompleted();
       audit("UnloadModel", request.getName(), "", Status.OK, t0);
@@ -181,8 +184,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
         }
       }
       TrafficSplit split = new TrafficSplit(weights, request.getLabelsMap());
-      manager.setTraffic(name, split);
-      record(name, m -> DesiredStateStore.withTraffic(m.setLoaded(true), split));
+      lifecycle.setTraffic(name, split);
       out.onNext(SetTrafficResponse.newBuilder().setModel(ControlStatuses.of(manager, name)).build());
       out.onCompleted();
       audit("SetTraffic", request.getName(), what.toString(), Status.OK, t0);
@@ -301,8 +303,8 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
         throw InferenceException.failedPrecondition("repository %s does not take uploads", manager.repository().location());
       }
       header = h;
-      staging = options.stagingDir() == null ? Files.createTempDirectory("quiver-upload-")
-          : Files.createTempDirectory(Files.createDirectories(options.stagingDir()), "quiver-upload-");
+      // Under the model cache directory, swept at start: an upload cut off by kill -9 leaves nothing behind for long.
+      staging = lifecycle.uploads().newDirectory();
     }
 
     private void onChunk(FileChunk chunk) throws IOException {
@@ -366,13 +368,10 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
         if (files == 0) {
           throw InferenceException.invalidArgument("upload carried no files");
         }
-        WritableModelRepository repo = (WritableModelRepository) manager.repository();
-        long version = header.hasVersion() ? header.getVersion() : nextVersion(repo, header.getName());
-        repo.putVersion(header.getName(), version, staging, header.getConfigPbtxt().isEmpty() ? null : header.getConfigPbtxt());
-        if (header.getLoad()) {
-          manager.load(header.getName(), manager.policyOverride(header.getName()));
-          record(header.getName(), m -> m.setLoaded(true));
-        }
+        ModelLifecycle.UploadResult put = lifecycle.putVersion(header.getName(),
+            header.hasVersion() ? header.getVersion() : null, staging,
+            header.getConfigPbtxt().isEmpty() ? null : header.getConfigPbtxt(), header.getLoad());
+        long version = put.version();
         out.onNext(UploadModelResponse.newBuilder().setName(header.getName()).setVersion(version).setBytes(bytes)
             .setFiles(files).setModel(ControlStatuses.of(manager, header.getName())).build());
         out.onCompleted();
@@ -404,18 +403,6 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
     }
   }
 
-  private static long nextVersion(ModelRepository repo, String name) {
-    try {
-      var versions = repo.model(name).versions();
-      return versions.isEmpty() ? 1 : versions.last() + 1;
-    } catch (InferenceException e) {
-      if (e.code() == io.quiver.core.ErrorCode.NOT_FOUND) {
-        return 1;
-      }
-      throw e;
-    }
-  }
-
   static boolean isSafeRelativePath(String relative) {
     if (relative.isEmpty() || relative.length() > 1024 || relative.startsWith("/") || relative.contains("\\")) {
       return false;
@@ -442,24 +429,6 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
   }
 
   // ---------------------------------------------------------------------------------------------
-
-  /** Records a successful operation in the desired state; a failure to write it is logged, not fatal. */
-  private void record(String name, java.util.function.UnaryOperator<DesiredModel.Builder> change) {
-    if (desired == null) {
-      return;
-    }
-    try {
-      desired.update(state -> {
-        DesiredModel current = state.getModelsMap().getOrDefault(name, DesiredModel.getDefaultInstance());
-        DesiredState.Builder b = state.toBuilder();
-        b.putModels(name, change.apply(current.toBuilder()).build());
-        return b.build();
-      });
-    } catch (InferenceException e) {
-      log.warn("model '{}': the desired state in {} was not updated: {}", name, manager.repository().location(),
-          e.getMessage());
-    }
-  }
 
   private void fail(StreamObserver<?> out, String op, String model, String what, Exception e, long t0) {
     Status status = ControlStatuses.toStatus(e);

@@ -4,6 +4,7 @@ import io.grpc.Status;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.lifecycle.TrafficSplit;
+import io.quiver.lifecycle.VersionMemory;
 import io.quiver.core.InferenceException;
 import io.quiver.proto.control.v1.ModelStatus;
 import io.quiver.proto.control.v1.VersionState;
@@ -49,16 +50,21 @@ public final class ControlStatuses {
       byName.computeIfAbsent(row.name(), k -> new ArrayList<>()).add(row);
     }
     List<ModelStatus> out = new ArrayList<>(byName.size());
-    byName.forEach((name, rows) -> out.add(of(name, rows, manager.traffic(name))));
+    byName.forEach((name, rows) -> out.add(of(manager, name, rows)));
     return out;
   }
 
   /** One model, as {@link #all} shows it. */
   public static ModelStatus of(ModelManager manager, String name) {
-    return of(name, manager.status(name), manager.traffic(name));
+    return of(manager, name, manager.status(name));
   }
 
-  static ModelStatus of(String name, List<ModelVersionStatus> rows, TrafficSplit traffic) {
+  private static ModelStatus of(ModelManager manager, String name, List<ModelVersionStatus> rows) {
+    ModelStatus.Builder b = of(name, rows, manager.traffic(name), manager.memory(name)).toBuilder();
+    return b.setPinned(manager.isPinned(name)).build();
+  }
+
+  static ModelStatus of(String name, List<ModelVersionStatus> rows, TrafficSplit traffic, Map<Long, VersionMemory> memory) {
     ModelStatus.Builder b = ModelStatus.newBuilder().setName(name);
     for (ModelVersionStatus row : rows) {
       if (row.version().isEmpty()) {
@@ -68,6 +74,10 @@ public final class ControlStatuses {
       long version = Long.parseLong(row.version());
       VersionStatus.Builder v = VersionStatus.newBuilder().setVersion(version).setState(state(row.state()))
           .setReason(row.reason()).setWeight(traffic.weights().getOrDefault(version, 0));
+      VersionMemory m = memory.get(version);
+      if (m != null) {
+        v.setMemoryBytes(m.bytes());
+      }
       traffic.labels().forEach((label, target) -> {
         if (target == version) {
           v.addLabels(label);

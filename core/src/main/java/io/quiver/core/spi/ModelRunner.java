@@ -29,6 +29,16 @@ public interface ModelRunner extends AutoCloseable {
    */
   Tensor[] run(Tensor[] inputs, int[] outputIndices);
 
+  /**
+   * Native memory this instance holds as its runtime reports it (weights, arenas), in bytes, or -1
+   * when the runtime does not say. The model lifecycle takes it into a loaded version's memory
+   * accounting beside the process's resident-size growth measured at load. Called once after load,
+   * from the loading thread.
+   */
+  default long memoryBytes() {
+    return -1;
+  }
+
   /** Releases the session; idempotent. */
   @Override
   void close();

@@ -1,0 +1,57 @@
+package io.quiver.lifecycle;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * Measures how much the process's resident set grows while a version's instances open and warm up.
+ * The growth is only attributable to one version when no other version loads at the same time: with
+ * {@code exclusive} (a memory budget is set) measured sections run one at a time, so every load gets a
+ * figure; without it sections may overlap and an overlapped one reports -1 (the files' size and the
+ * runtime's report then stand alone). Growth of the JVM's own heap or of request buffers in the same
+ * window is counted too: the figure errs on the high side. Thread-safe.
+ */
+final class MemoryMeter {
+  private final ReentrantLock exclusive;
+  private final AtomicInteger running = new AtomicInteger();
+  private final AtomicLong started = new AtomicLong();
+
+  MemoryMeter(boolean exclusive) {
+    this.exclusive = exclusive ? new ReentrantLock() : null;
+  }
+
+  /** A measured section; {@link #end()} exactly once, on the thread that began it. */
+  final class Section {
+    private final long generation;
+    private final boolean overlappedAtStart;
+    private final long residentBefore;
+
+    private Section() {
+      if (exclusive != null) {
+        exclusive.lock();
+      }
+      overlappedAtStart = running.getAndIncrement() > 0;
+      generation = started.incrementAndGet();
+      residentBefore = ProcessMemory.residentBytes();
+    }
+
+    /** The resident growth in bytes (≥ 0), or -1 when it cannot be attributed to this section. */
+    long end() {
+      long after = ProcessMemory.residentBytes();
+      boolean overlapped = overlappedAtStart || started.get() != generation;
+      running.decrementAndGet();
+      if (exclusive != null) {
+        exclusive.unlock();
+      }
+      if (overlapped || residentBefore < 0 || after < 0) {
+        return -1;
+      }
+      return Math.max(0, after - residentBefore);
+    }
+  }
+
+  Section begin() {
+    return new Section();
+  }
+}
