@@ -19,6 +19,8 @@ import org.slf4j.LoggerFactory;
  */
 public final class UploadStaging {
   private static final Logger log = LoggerFactory.getLogger(UploadStaging.class);
+  /** Staging directories of uploads under way in this process (any instance): a sweep never touches them. */
+  private static final java.util.Set<Path> IN_USE = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   private final Path root;
   private final long pid = ProcessHandle.current().pid();
@@ -31,15 +33,27 @@ public final class UploadStaging {
     return root;
   }
 
-  /** A new, empty directory for one upload; the caller deletes it when the upload ends. */
+  /** A new, empty directory for one upload; give it back with {@link #release} when the upload ends. */
   public Path newDirectory() throws IOException {
     Files.createDirectories(root);
-    return Files.createDirectory(root.resolve(pid + "-" + UUID.randomUUID()));
+    Path dir = Files.createDirectory(root.resolve(pid + "-" + UUID.randomUUID()));
+    IN_USE.add(dir);
+    return dir;
+  }
+
+  /** Deletes an upload's staging directory (its files have been put into the repository, or the upload failed). */
+  public void release(Path dir) {
+    if (dir == null) {
+      return;
+    }
+    LocalModelRepository.deleteTree(dir);
+    IN_USE.remove(dir);
   }
 
   /**
-   * Deletes what interrupted uploads left: directories whose process is gone or is this one (call it
-   * before this process stages anything). Entries that do not look like ours are left alone.
+   * Deletes what interrupted uploads left: directories whose process is gone, or carrying this
+   * process's id but not staged by it (an earlier process with the same id). Entries that do not look
+   * like ours are left alone.
    *
    * @return the number of directories deleted
    */
@@ -59,7 +73,7 @@ public final class UploadStaging {
         } catch (NumberFormatException e) {
           owner = -1;
         }
-        if (owner < 0 || !Files.isDirectory(entry)) {
+        if (owner < 0 || !Files.isDirectory(entry) || IN_USE.contains(entry)) {
           continue;
         }
         if (owner != pid && ProcessHandle.of(owner).map(ProcessHandle::isAlive).orElse(false)) {

@@ -1,6 +1,7 @@
 package io.quiver.server;
 
 import io.quiver.lifecycle.LoadedVersion;
+import io.quiver.lifecycle.ModelLifecycle;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.core.InferCallback;
@@ -61,6 +62,7 @@ public final class DataPlane {
     void failed(InferRequest request, InferenceException error);
   }
 
+  private final ModelLifecycle lifecycle;
   private final ModelManager models;
   private final ServerMetrics metrics;
   private final BooleanSupplier serverReady;
@@ -73,14 +75,15 @@ public final class DataPlane {
   private final ModelMonitoring monitoring;
   private final AtomicLong sequence = new AtomicLong();
 
-  DataPlane(ModelManager models, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
+  DataPlane(ModelLifecycle lifecycle, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
       Executor repositoryExecutor, boolean accessLog, ServerOptions.Limits limits, SecurityPolicy security,
       ServerTracing tracing, ModelMonitoring monitoring) {
     this.tracing = tracing;
     this.monitoring = monitoring;
     this.limits = limits;
     this.security = security;
-    this.models = models;
+    this.lifecycle = lifecycle;
+    this.models = lifecycle.manager();
     this.metrics = metrics;
     this.serverReady = serverReady;
     this.serverVersion = serverVersion;
@@ -224,11 +227,39 @@ public final class DataPlane {
       checkModelReference(model, versionString);
       checkLimits(decoded);
       // The request id makes traffic-split routing sticky: a retry lands on the version that saw it first.
-      version = models.acquire(model, versionString, id);
+      version = models.tryAcquire(model, versionString, id);
     } catch (RuntimeException e) {
       failSpan(span, e);
       throw e;
     }
+    // ---- Lazy mode / memory budget: the model is not resident but loads on demand. The request waits
+    // in the model's bounded queue (never blocking this thread) and continues in submitTo() once the
+    // lifecycle hands it an acquired version; the returned placeholder carries cancellation until then.
+    if (version == null) {
+      OnDemandRequest parked = new OnDemandRequest(this, model, id, decoded, requestedOutputs, priority, timeoutMicros,
+          deadlineNanos, completion, protocol, span, start);
+      try {
+        models.awaitResident(model, versionString, id, parked.deadlineNanos(), parked);
+      } catch (RuntimeException e) {
+        failSpan(span, e);
+        throw e;
+      }
+      return parked.placeholder();
+    }
+    // ---- end of the on-demand branch
+    return submitTo(version, id, decoded, requestedOutputs, priority, timeoutMicros, deadlineNanos, completion, protocol,
+        span, start);
+  }
+
+  /**
+   * Validates and submits a request to an acquired version (whose hold it takes over); never blocks.
+   * Called by {@link #submit} and, for a request that waited for an on-demand load, by
+   * {@link OnDemandRequest} on a lifecycle thread.
+   */
+  InferRequest submitTo(LoadedVersion version, String id, List<Tensor> decoded, List<String> requestedOutputs,
+      int priority, long timeoutMicros, long deadlineNanos, Completion completion, String protocol, Span span,
+      long start) {
+    String model = version.name();
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
       ModelSignature signature = version.signature();
@@ -310,13 +341,16 @@ public final class DataPlane {
     }
   }
 
-  /** Loads (or reloads) a model, blocking; records the load's duration and outcome. */
+  /**
+   * Loads (or reloads) a model through the lifecycle (recorded in the desired state first; a loaded
+   * model whose files changed is reloaded), blocking; records the load's duration and outcome.
+   */
   public void load(String model) {
     checkModelReference(model, "");
     long t0 = System.nanoTime();
     boolean failed = true;
     try {
-      models.load(model);
+      lifecycle.load(model);
       failed = false;
     } finally {
       metrics.recordLoad(model, System.nanoTime() - t0, failed);
@@ -324,14 +358,15 @@ public final class DataPlane {
   }
 
   /**
-   * Unloads a model, blocking until it drained. A model that is not loaded (never loaded, already
-   * unloaded, or its files already deleted) is not an error: Triton answers such an unload with success,
-   * and KServe's model puller deletes a model's directory before it asks for the unload.
+   * Unloads a model through the lifecycle (recorded in the desired state first), blocking until it
+   * drained. A model that is not loaded (never loaded, already unloaded, or its files already deleted)
+   * is not an error: Triton answers such an unload with success, and KServe's model puller deletes a
+   * model's directory before it asks for the unload.
    */
   public void unload(String model) {
     checkModelReference(model, "");
     try {
-      models.unload(model);
+      lifecycle.unload(model);
     } catch (InferenceException e) {
       if (e.code() != io.quiver.core.ErrorCode.NOT_FOUND) {
         throw e;

@@ -86,8 +86,21 @@ public final class Main implements Runnable {
     String s3SecretKey;
 
     @Option(names = "--model-cache-dir", paramLabel = "DIR",
-        description = "Where versions fetched from S3 are cached (default: $TMPDIR/quiver-model-cache).")
+        description = "Where versions fetched from S3 are cached and uploads are staged (swept at start) (default: $TMPDIR/quiver-model-cache).")
     Path modelCacheDir;
+
+    @Option(names = "--model-memory-budget", paramLabel = "BYTES", defaultValue = "0",
+        description = "Most memory loaded model versions may hold together (e.g. 8589934592, 8g, 512MiB); loading beyond it "
+            + "evicts the least recently used unpinned models, which load again on their next request. 0 = no budget (default).")
+    String memoryBudget;
+
+    @Option(names = "--pin-model", paramLabel = "NAME",
+        description = "A model never evicted under the memory budget, and loaded at start in lazy mode (repeatable).")
+    List<String> pinModels = new ArrayList<>();
+
+    @Option(names = "--model-load-queue-size", defaultValue = "256",
+        description = "Requests that may wait for one model's on-demand load; more are refused with RESOURCE_EXHAUSTED and a retry hint (default ${DEFAULT-VALUE}).")
+    int loadQueueSize;
 
     @Option(names = "--control-port", defaultValue = "8003",
         description = "Control-plane gRPC port (quiver.control.v1: list, load, unload, upload, traffic, watch); -1 turns it off (default ${DEFAULT-VALUE}).")
@@ -97,8 +110,8 @@ public final class Main implements Runnable {
         description = "Address the control plane binds (default: --host); 127.0.0.1 keeps it inside the pod, reached through the Envoy sidecar's mTLS (k8s/).")
     String controlHost;
 
-    @Option(names = "--control-poll-ms", defaultValue = "10000",
-        description = "How often the desired-state manifest (and, in poll mode, the repository) is checked; 0 = never (default ${DEFAULT-VALUE}).")
+    @Option(names = {"--repository-poll-ms", "--control-poll-ms"}, defaultValue = "10000",
+        description = "How often the desired-state manifest (and, in poll mode, the repository; in lazy mode, its list of models) is read again, whether or not the control port is open; 0 = never (default ${DEFAULT-VALUE}).")
     long controlPollMillis;
 
     @Option(names = "--max-upload-bytes", defaultValue = "2147483648",
@@ -140,10 +153,10 @@ public final class Main implements Runnable {
     String host;
 
     @Option(names = "--model-control-mode", defaultValue = "none",
-        description = "none: load every model at start; explicit: load only the --load-model ones; poll: load every model and follow new versions in the repository (default ${DEFAULT-VALUE}).")
+        description = "none: load every model at start; explicit: load only the --load-model ones; poll: load every model and follow new versions in the repository; lazy: load a model on its first request (pinned and --load-model ones at start) (default ${DEFAULT-VALUE}).")
     String controlMode;
 
-    @Option(names = "--load-model", paramLabel = "NAME", description = "With explicit control: a model to load at start (repeatable).")
+    @Option(names = "--load-model", paramLabel = "NAME", description = "With explicit or lazy control: a model to load at start (repeatable).")
     List<String> loadModels = new ArrayList<>();
 
     @Option(names = "--grpc-max-message-bytes", defaultValue = "268435456",
@@ -306,18 +319,38 @@ public final class Main implements Runnable {
         case "none" -> ControlMode.NONE;
         case "explicit" -> ControlMode.EXPLICIT;
         case "poll" -> ControlMode.POLL;
+        case "lazy" -> ControlMode.LAZY;
         default -> throw new CommandLine.ParameterException(new CommandLine(this),
-            "--model-control-mode must be 'none', 'explicit' or 'poll'; was '" + controlMode + "'");
+            "--model-control-mode must be 'none', 'explicit', 'poll' or 'lazy'; was '" + controlMode + "'");
       };
-      if (mode == ControlMode.NONE && !startupModels.isEmpty()) {
+      if ((mode == ControlMode.NONE || mode == ControlMode.POLL) && !startupModels.isEmpty()) {
         throw new CommandLine.ParameterException(new CommandLine(this),
-            "--load-model needs --model-control-mode=explicit");
+            "--load-model needs --model-control-mode=explicit or lazy");
+      }
+      long budgetBytes;
+      try {
+        budgetBytes = parseBytes(memoryBudget);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--model-memory-budget: " + e.getMessage());
+      }
+      if (controlPollMillis != 0 && controlPollMillis < 10) {
+        throw new CommandLine.ParameterException(new CommandLine(this),
+            "--repository-poll-ms must be 0 (never) or at least 10; was " + controlPollMillis);
+      }
+      if (loadQueueSize < 1 || loadQueueSize > io.quiver.lifecycle.ModelManagerOptions.MAX_ON_DEMAND_QUEUE_LIMIT) {
+        throw new CommandLine.ParameterException(new CommandLine(this), "--model-load-queue-size must be between 1 and "
+            + io.quiver.lifecycle.ModelManagerOptions.MAX_ON_DEMAND_QUEUE_LIMIT + "; was " + loadQueueSize);
+      }
+      for (String name : pinModels) {
+        String problem = io.quiver.registry.ModelNames.problem(name);
+        if (problem != null) {
+          throw new CommandLine.ParameterException(new CommandLine(this), "--pin-model: " + problem);
+        }
       }
       S3RepositoryOptions s3 = null;
       Path repository;
+      Path cache = modelCacheDir != null ? modelCacheDir : io.quiver.lifecycle.LifecycleOptions.defaultCacheDir();
       if (modelRepository != null && modelRepository.startsWith("s3://")) {
-        Path cache = modelCacheDir != null ? modelCacheDir
-            : Path.of(System.getProperty("java.io.tmpdir"), "quiver-model-cache");
         s3 = S3RepositoryOptions.of(modelRepository, cache);
         if (s3Endpoint != null) {
           s3 = s3.withEndpoint(s3Endpoint);
@@ -357,8 +390,12 @@ public final class Main implements Runnable {
           .withControlPlane(controlPort < 0 ? null : ControlPlaneOptions.defaults()
               .withPort(controlPort)
               .withBindAddress(controlHost != null ? controlHost : host)
-              .withPollIntervalMillis(controlPollMillis)
               .withMaxUploadBytes(maxUploadBytes))
+          .withLifecycle(ServerOptions.Lifecycle.defaults()
+              .withMemoryBudget(budgetBytes, List.copyOf(pinModels))
+              .withOnDemandQueueLimit(loadQueueSize)
+              .withPollIntervalMillis(controlPollMillis)
+              .withModelCacheDir(cache))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
           .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));
@@ -372,6 +409,34 @@ public final class Main implements Runnable {
         default -> throw new CommandLine.ParameterException(new CommandLine(this),
             "--tracing must be none, logging or otlp; was '" + tracing + "'");
       };
+    }
+
+    /**
+     * A byte count: digits, optionally with a binary unit (k, m, g, t; "KiB", "MB", "g" all mean powers of
+     * 1024), e.g. "8589934592", "8g", "512MiB".
+     */
+    static long parseBytes(String text) {
+      String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+      java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d+)\\s*([kmgt]?)(i?b)?").matcher(t);
+      if (!m.matches()) {
+        throw new IllegalArgumentException("expected a number of bytes such as 8589934592, 8g or 512MiB; was '" + text + "'");
+      }
+      int shift = switch (m.group(2)) {
+        case "k" -> 10;
+        case "m" -> 20;
+        case "g" -> 30;
+        case "t" -> 40;
+        default -> 0;
+      };
+      try {
+        long value = Long.parseLong(m.group(1));
+        if (value > (Long.MAX_VALUE >> shift)) {
+          throw new IllegalArgumentException("'" + text + "' is too large");
+        }
+        return value << shift;
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException("'" + text + "' is too large");
+      }
     }
 
     private static Path defaultRepository() {

@@ -18,8 +18,9 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.quiver.batching.ComputePool;
 import io.quiver.batching.DynamicBatcherFactory;
 import io.quiver.batching.NanoClock;
+import io.quiver.lifecycle.LifecycleOptions;
+import io.quiver.lifecycle.ModelLifecycle;
 import io.quiver.lifecycle.ModelManager;
-import io.quiver.lifecycle.ControlMode;
 import io.quiver.lifecycle.ModelManagerOptions;
 import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.core.spi.ModelRepository;
@@ -34,6 +35,7 @@ import io.quiver.server.jobs.BatchJobsService;
 import io.quiver.server.jobs.JobManager;
 import io.quiver.server.jobs.JobsOptions;
 import io.quiver.server.jobs.JobsRestRoutes;
+import io.quiver.server.metrics.LifecycleMetrics;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.monitoring.ModelMonitoring;
@@ -54,10 +56,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A running Quiver: the model manager and the gRPC data plane over it. {@link #start()} loads the
- * models and opens the port; {@link #close()} is the graceful shutdown (NOT_SERVING, refuse new
- * calls, let in-flight ones finish within the grace period, unload models). Start and close are
- * called from one thread; close is idempotent.
+ * A running Quiver: the model lifecycle (manager, desired state, poller: it runs whatever ports are
+ * open) and the gRPC and REST data planes and the control plane over it, all clients of the one
+ * lifecycle. {@link #start()} loads the models and opens the ports; {@link #close()} is the graceful
+ * shutdown (NOT_SERVING, refuse new calls, let in-flight ones finish within the grace period, unload
+ * models). Start and close are called from one thread; close is idempotent.
  */
 public final class QuiverServer implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(QuiverServer.class);
@@ -66,6 +69,7 @@ public final class QuiverServer implements AutoCloseable {
   private final ServerOptions options;
   private final ModelRepository repository;
   private final ModelManager models;
+  private final ModelLifecycle lifecycle;
   private final HealthStatusManager health = new HealthStatusManager();
   private final EventLoopGroup bossGroup;
   private final EventLoopGroup workerGroup;
@@ -109,9 +113,15 @@ public final class QuiverServer implements AutoCloseable {
     int workers = options.eventLoopThreads() > 0 ? options.eventLoopThreads() : Runtime.getRuntime().availableProcessors();
     this.batchers = new DynamicBatcherFactory(computePool(options.execution(), workers),
         TimeUnit.MICROSECONDS.toNanos(options.execution().inlineMaxMicros()), NanoClock.SYSTEM);
+    ServerOptions.Lifecycle settings = options.lifecycle();
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
         new MonitoringSchedulerFactory(new MetricsSchedulerFactory(batchers, metrics), monitoring),
-        ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels()));
+        ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels())
+            .withMemoryBudgetBytes(settings.memoryBudgetBytes()).withPinnedModels(settings.pinnedModels())
+            .withOnDemandQueueLimit(settings.onDemandQueueLimit()));
+    this.lifecycle = new ModelLifecycle(models, new LifecycleOptions(settings.pollIntervalMillis(), null)
+        .withModelCacheDir(settings.modelCacheDir()));
+    models.setListener(new LifecycleMetrics(metrics.registry(), models));
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
       workerGroup = new EpollEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
@@ -148,11 +158,11 @@ public final class QuiverServer implements AutoCloseable {
     metrics.bind(models);
     monitoring.bind(models);
     MonitoringMetrics.register(metrics.registry(), monitoring);
-    models.start();
+    lifecycle.start(); // the desired state and the poller run whether or not the control port is open
     metrics.recordStartup(models, System.nanoTime() - began);
     SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
-    DataPlane plane = new DataPlane(models, metrics, this::isReady, version(), repositoryOps,
+    DataPlane plane = new DataPlane(lifecycle, metrics, this::isReady, version(), repositoryOps,
         options.accessLog(), options.limits(), security, tracing, monitoring);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane);
     jobs = new JobManager(plane, jobsOptions,
@@ -186,7 +196,7 @@ public final class QuiverServer implements AutoCloseable {
       if (options.console()) {
         console = new Console(models, metrics, security, options.maxHttpBodyBytes(),
             options.controlPlane() == null ? 0 : options.controlPlane().maxUploadBytes(),
-            options.controlPlane() == null ? null : options.controlPlane().stagingDir());
+            lifecycle.uploads());
       }
       restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
           workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console)
@@ -198,7 +208,7 @@ public final class QuiverServer implements AutoCloseable {
     }
     if (options.controlPlane() != null) {
       var controlTls = tls == null ? null : TlsContexts.forGrpcServer(tls);
-      controlPlane = new ControlPlaneServer(models, options.controlPlane(), monitoring).start(transport -> {
+      controlPlane = new ControlPlaneServer(lifecycle, options.controlPlane(), monitoring).start(transport -> {
         if (controlTls != null) {
           transport.sslContext(controlTls);
         }
@@ -299,6 +309,11 @@ public final class QuiverServer implements AutoCloseable {
     return jobs;
   }
 
+  /** The model lifecycle: desired state, poller, upload staging and the manager. */
+  public ModelLifecycle lifecycle() {
+    return lifecycle;
+  }
+
   boolean isReady() {
     return ready && !closed && models.allReady();
   }
@@ -369,7 +384,7 @@ public final class QuiverServer implements AutoCloseable {
     if (jobs != null) {
       jobs.close(); // running jobs stop at their last committed chunk; a restart resumes them
     }
-    models.close(); // completes every accepted request, REST ones included
+    lifecycle.close(); // stops the poller; completes every accepted request, REST ones included
     batchers.close(); // after the models: their batchers ran on its pool until the last request
     monitoring.close();
     if (restServer != null) {

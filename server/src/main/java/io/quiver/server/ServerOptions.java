@@ -33,6 +33,7 @@ import java.util.List;
  * @param tracing where request spans go; null or {@link TracingOptions#off()} = nowhere (no tracing cost)
  * @param console whether the REST port also serves the operator's web console at /console/ (docs/console.md)
  * @param execution where batches run: the compute pool and the inline bound; null = sized for this machine
+ * @param lifecycle memory budget, pins, on-demand queue bound, poll interval, model cache directory; null = defaults
  */
 public record ServerOptions(
     String host,
@@ -54,7 +55,49 @@ public record ServerOptions(
     ControlPlaneOptions controlPlane,
     TracingOptions tracing,
     boolean console,
-    Execution execution) {
+    Execution execution,
+    Lifecycle lifecycle) {
+
+  /**
+   * How the model lifecycle runs, whatever ports are open (docs/lifecycle.md).
+   *
+   * @param memoryBudgetBytes the most bytes loaded model versions may hold together; beyond it the least
+   *     recently used unpinned models are evicted; 0 = no budget
+   * @param pinnedModels models never evicted (and, in lazy mode, loaded at start)
+   * @param onDemandQueueLimit requests that may wait for one model's on-demand load
+   * @param pollIntervalMillis how often the desired state (and in poll mode the repository, in lazy mode its
+   *     list of models) is read again; 0 = never
+   * @param modelCacheDir the model cache directory: S3 versions are fetched there, uploads are staged under it
+   */
+  public record Lifecycle(long memoryBudgetBytes, List<String> pinnedModels, int onDemandQueueLimit,
+      long pollIntervalMillis, Path modelCacheDir) {
+    public Lifecycle {
+      pinnedModels = List.copyOf(pinnedModels);
+      modelCacheDir = modelCacheDir != null ? modelCacheDir : io.quiver.lifecycle.LifecycleOptions.defaultCacheDir();
+    }
+
+    /** No budget, no pins, the default queue bound, a 10 s poll, the default cache directory. */
+    public static Lifecycle defaults() {
+      return new Lifecycle(0, List.of(), io.quiver.lifecycle.ModelManagerOptions.DEFAULT_ON_DEMAND_QUEUE_LIMIT,
+          io.quiver.lifecycle.LifecycleOptions.DEFAULT_POLL_INTERVAL_MILLIS, null);
+    }
+
+    public Lifecycle withMemoryBudget(long bytes, List<String> pinned) {
+      return new Lifecycle(bytes, pinned, onDemandQueueLimit, pollIntervalMillis, modelCacheDir);
+    }
+
+    public Lifecycle withPollIntervalMillis(long millis) {
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, millis, modelCacheDir);
+    }
+
+    public Lifecycle withOnDemandQueueLimit(int limit) {
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, limit, pollIntervalMillis, modelCacheDir);
+    }
+
+    public Lifecycle withModelCacheDir(Path dir) {
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, dir);
+    }
+  }
 
   /**
    * Where model batches run.
@@ -110,6 +153,25 @@ public record ServerOptions(
     limits = limits == null ? Limits.defaults() : limits;
     tracing = tracing == null ? TracingOptions.off() : tracing;
     execution = execution == null ? Execution.defaults() : execution;
+    lifecycle = lifecycle == null ? Lifecycle.defaults() : lifecycle;
+  }
+
+  /** The form that predates the lifecycle settings (defaults). */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog, TlsOptions tls, Path securityConfig, Limits limits,
+      S3RepositoryOptions s3, ControlPlaneOptions controlPlane, TracingOptions tracing, boolean console,
+      Execution execution) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3,
+        controlPlane, tracing, console, execution, null);
+  }
+
+  /** The model lifecycle with these settings. */
+  public ServerOptions withLifecycle(Lifecycle settings) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, s3, controlPlane, tracing, console, execution, settings);
   }
 
   /** The form that predates the execution options (sized for this machine). */
@@ -126,7 +188,7 @@ public record ServerOptions(
   public ServerOptions withExecution(Execution options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, console, options);
+        limits, s3, controlPlane, tracing, console, options, lifecycle);
   }
 
   /** The form that predates tracing (tracing off). */
@@ -153,14 +215,14 @@ public record ServerOptions(
   public ServerOptions withConsole(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, enabled, execution);
+        limits, s3, controlPlane, tracing, enabled, execution, lifecycle);
   }
 
   /** Request tracing with these options. */
   public ServerOptions withTracing(TracingOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, options, console, execution);
+        limits, s3, controlPlane, options, console, execution, lifecycle);
   }
 
   /** The form without TLS, security file or extra limits (plaintext, open, default limits). */
@@ -197,44 +259,44 @@ public record ServerOptions(
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withTls(TlsOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
-        securityConfig, limits, s3, controlPlane, tracing, console, execution);
+        securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withSecurityConfig(Path file) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console, execution);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 
   /** The form without S3 and without the control plane. */
@@ -250,19 +312,19 @@ public record ServerOptions(
   public ServerOptions withS3(S3RepositoryOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, options, controlPlane, tracing, console, execution);
+        limits, options, controlPlane, tracing, console, execution, lifecycle);
   }
 
   /** The control plane with these options; null turns it off. */
   public ServerOptions withControlPlane(ControlPlaneOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, options, tracing, console, execution);
+        limits, s3, options, tracing, console, execution, lifecycle);
   }
 
   public ServerOptions withLimits(Limits newLimits) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        newLimits, s3, controlPlane, tracing, console, execution);
+        newLimits, s3, controlPlane, tracing, console, execution, lifecycle);
   }
 }

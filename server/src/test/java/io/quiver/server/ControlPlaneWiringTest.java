@@ -38,7 +38,7 @@ class ControlPlaneWiringTest {
     ExampleModels.writeSimple(repository);
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"));
     try (ServerFixture fixture = new ServerFixture(options)) {
       int controlPort = fixture.server.controlPort();
       assertThat(controlPort).isPositive();

@@ -114,7 +114,7 @@ class SecurityTest {
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, -1, 1024 * 1024, false)
         .withSecurityConfig(configDir.resolve("security.json"))
         .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0)
-            .withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+            .withBindAddress("127.0.0.1"));
     server = new QuiverServer(options).start();
     channel = NettyChannelBuilder.forAddress("127.0.0.1", server.port()).usePlaintext().build();
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();

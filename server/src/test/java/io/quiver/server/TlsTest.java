@@ -124,7 +124,7 @@ class TlsTest {
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, -1, -1, 1024 * 1024, false)
         .withTls(TlsOptions.of(pki.cert("server"), pki.key("server"), pki.cert("ca")))
         .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0)
-            .withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+            .withBindAddress("127.0.0.1"));
     try (QuiverServer server = new QuiverServer(options).start()) {
       ManagedChannel withCert = channel(server.controlPort(), "ca", "client");
       ManagedChannel withoutCert = channel(server.controlPort(), "ca", null);

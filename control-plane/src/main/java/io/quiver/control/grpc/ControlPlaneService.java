@@ -37,7 +37,6 @@ import io.quiver.proto.control.v1.UploadModelResponse;
 import io.quiver.proto.control.v1.VersionChange;
 import io.quiver.proto.control.v1.WatchModelsRequest;
 import io.quiver.proto.inference.ModelVersionPolicy;
-import io.quiver.registry.LocalModelRepository;
 import io.quiver.registry.ModelConfigParser;
 import io.quiver.registry.ModelNames;
 import io.quiver.registry.WritableModelRepository;
@@ -399,7 +398,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
         }
         openFile = null;
       }
-      LocalModelRepository.deleteTree(staging);
+      lifecycle.uploads().release(staging);
     }
   }
 

@@ -43,10 +43,10 @@ public final class Console implements HttpRoute, AutoCloseable {
    * @param security the policy REST and gRPC use, or null when security is off
    * @param maxHttpBodyBytes the REST body limit (upload chunks are sized under it)
    * @param maxUploadBytes the control plane's upload limit; uploads are refused when the control plane is off
-   * @param stagingDir where archive uploads are staged; null = the system temp directory
+   * @param staging where archive uploads are staged (the lifecycle's); null = the system temp directory
    */
   public Console(ModelManager models, ServerMetrics metrics, SecurityPolicy security, int maxHttpBodyBytes,
-      long maxUploadBytes, Path stagingDir) {
+      long maxUploadBytes, io.quiver.lifecycle.UploadStaging staging) {
     AtomicInteger n = new AtomicInteger();
     workers = new ThreadPoolExecutor(WORKERS, WORKERS, 30, TimeUnit.SECONDS, new ArrayBlockingQueue<>(QUEUE), r -> {
       Thread t = new Thread(r, "quiver-console-" + n.incrementAndGet());
@@ -54,7 +54,7 @@ public final class Console implements HttpRoute, AutoCloseable {
       return t;
     });
     workers.allowCoreThreadTimeOut(true);
-    uploads = new UploadSessions(maxUploadBytes, stagingDir, maxHttpBodyBytes);
+    uploads = new UploadSessions(maxUploadBytes, staging, maxHttpBodyBytes);
     api = new ConsoleApi(models, metrics, security, workers, uploads, audit);
     audit.attach();
   }

@@ -65,16 +65,17 @@ final class UploadSessions implements AutoCloseable {
   private final ConcurrentHashMap<String, Session> sessions = new ConcurrentHashMap<>();
   private final SecureRandom random = new SecureRandom();
   private final long maxUploadBytes;
-  private final Path stagingDir;
+  private final io.quiver.lifecycle.UploadStaging staging; // null: the system temp directory
   private final int chunkBytes;
 
   /**
    * @param maxHttpBodyBytes the REST body limit: a chunk and its headers must fit under it
-   * @param stagingDir where archives are staged; null = the system temp directory
+   * @param staging where archives are staged (the lifecycle's, under the model cache directory, swept at
+   *     start); null = the system temp directory
    */
-  UploadSessions(long maxUploadBytes, Path stagingDir, int maxHttpBodyBytes) {
+  UploadSessions(long maxUploadBytes, io.quiver.lifecycle.UploadStaging staging, int maxHttpBodyBytes) {
     this.maxUploadBytes = maxUploadBytes;
-    this.stagingDir = stagingDir;
+    this.staging = staging;
     this.chunkBytes = Math.max(4096, Math.min(MAX_CHUNK_BYTES, maxHttpBodyBytes - 4096));
   }
 
@@ -115,8 +116,7 @@ final class UploadSessions implements AutoCloseable {
       if (kind == null) {
         session.open();
       } else {
-        Path dir = stagingDir == null ? Files.createTempDirectory("quiver-console-upload-")
-            : Files.createTempDirectory(Files.createDirectories(stagingDir), "quiver-console-upload-");
+        Path dir = staging == null ? Files.createTempDirectory("quiver-console-upload-") : staging.newDirectory();
         session.archive = dir.resolve("archive");
         session.archiveOut = Files.newOutputStream(session.archive);
       }
@@ -509,7 +509,11 @@ final class UploadSessions implements AutoCloseable {
         archiveOut = null;
       }
       if (archive != null) {
-        LocalModelRepository.deleteTree(archive.getParent());
+        if (staging != null) {
+          staging.release(archive.getParent());
+        } else {
+          LocalModelRepository.deleteTree(archive.getParent());
+        }
       }
     }
   }

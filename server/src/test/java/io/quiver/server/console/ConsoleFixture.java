@@ -35,7 +35,7 @@ final class ConsoleFixture implements AutoCloseable {
     writeRepository(repository);
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, -1, 8 * 1024 * 1024, false)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"));
     if (security != null) {
       options = options.withSecurityConfig(security);
     }

@@ -29,7 +29,7 @@ class ExamplesTest {
   static void start() throws Exception {
     ExampleModels.writeExampleRepository(repository);
     quiver = LiveQuiver.start(LiveQuiver.options(repository).withControlPlane(
-        ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0)));
+        ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")));
   }
 
   @AfterAll

@@ -150,7 +150,7 @@ class SecurityTest {
     LiveQuiver withControl = LiveQuiver.start(LiveQuiver.options(repository)
         .withTls(TlsOptions.of(pki.pem("server"), pki.key("server"), null))
         .withControlPlane(io.quiver.control.grpc.ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1")
-            .withPollIntervalMillis(0)));
+            ));
     try (withControl) {
       java.io.StringWriter out = new java.io.StringWriter();
       java.io.StringWriter err = new java.io.StringWriter();
