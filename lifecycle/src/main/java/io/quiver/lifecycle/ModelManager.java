@@ -1074,32 +1074,43 @@ public final class ModelManager implements AutoCloseable {
   /**
    * Caller holds {@code model}'s lock, right after its new versions were published. A version's
    * measured cost can exceed its estimate: evict others until the total fits again. If it still does
-   * not and this model alone needs more than the budget, its new versions are taken back and the
-   * load fails; when pinned models or loads under way are what keeps the total over, it is logged.
+   * not (what is left is pinned, or this model alone needs more than the budget), this model's new
+   * versions are taken back and the load fails: FAILED_PRECONDITION when the model alone is over the
+   * budget, else RESOURCE_EXHAUSTED with a retry hint.
    */
   private void keepWithinBudget(String model, Collection<LoadedVersion> fresh) {
-    while (budget.overBy() > 0) {
+    long own = 0;
+    for (LoadedVersion version : fresh) {
+      own += version.memory().bytes();
+    }
+    boolean alone = own > budget.limit; // then evicting others would not help: nothing is evicted for it
+    long giveUpAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.drainTimeoutMillis()) + TimeUnit.SECONDS.toNanos(10);
+    while (!alone && budget.overBy() > 0) {
       Evictions done = evictForRoom(model, budget.overBy(), EvictionCause.OVER_BUDGET_AFTER_LOAD, "model '" + model + "'");
-      if (done.evicted == 0) {
+      if (done.evicted > 0) {
+        continue;
+      }
+      // Models busy loading or leaving may become evictable (or free their room) in a moment; wait a little.
+      if (!done.contended && budget.reserved() == 0 || System.nanoTime() - giveUpAt > 0) {
+        break;
+      }
+      try {
+        budget.awaitChange(ROOM_WAIT_SLICE_MILLIS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
         break;
       }
     }
-    long over = budget.overBy();
-    if (over <= 0) {
+    if (budget.overBy() <= 0) {
       return;
     }
-    long own = 0;
-    for (VersionMemory m : memory(model).values()) {
-      own += m.bytes();
-    }
-    if (own <= budget.limit) {
-      log.warn("memory budget of {} exceeded by {}: nothing else can be evicted now (pinned: {}; {} reserved by loads under way)",
-          VersionMemory.human(budget.limit), VersionMemory.human(over), pinnedResident(), VersionMemory.human(budget.reserved()));
-      return;
-    }
-    String reason = String.format(java.util.Locale.ROOT,
-        "model '%s' measured %s once loaded, more than the whole memory budget of %s", model, VersionMemory.human(own),
-        VersionMemory.human(budget.limit));
+    String reason = alone
+        ? String.format(java.util.Locale.ROOT, "model '%s' measured %s once loaded, more than the whole memory budget of %s",
+            model, VersionMemory.human(own), VersionMemory.human(budget.limit))
+        : String.format(java.util.Locale.ROOT, "model '%s' measured %s once loaded and does not fit the memory budget of %s: "
+            + "%s is held by models that cannot be evicted now (pinned: %s) or reserved by loads under way",
+            model, VersionMemory.human(own), VersionMemory.human(budget.limit),
+            VersionMemory.human(budget.resident() + budget.reserved() - own), pinnedResident());
     List<LoadedVersion> retiring = new ArrayList<>();
     synchronized (tableWriteLock) {
       TreeMap<Long, Slot> slots = slotsOf(routes.get(model));
@@ -1122,7 +1133,10 @@ public final class ModelManager implements AutoCloseable {
     }
     failedAtNanos.put(model, System.nanoTime());
     log.warn("{}: unloaded again", reason);
-    throw InferenceException.failedPrecondition("%s", reason);
+    if (alone) {
+      throw InferenceException.failedPrecondition("%s", reason);
+    }
+    throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, reason, BUDGET_FIELD, TimeUnit.SECONDS.toNanos(1), null);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -1137,23 +1151,33 @@ public final class ModelManager implements AutoCloseable {
 
   /**
    * Evicts least recently used unpinned models other than {@code exclude} until {@code need} bytes
-   * are freed. Holds no lock while a victim drains, apart from the victim's own (taken with tryLock).
+   * are freed: candidates in recency order, skipping any whose lock is busy (another thread is
+   * loading or unloading it) or that another load already claimed. Holds no lock while a victim
+   * drains, apart from the victim's own (taken with tryLock).
    */
   private Evictions evictForRoom(String exclude, long need, EvictionCause cause, String forWhat) {
-    List<Victim> victims;
+    List<Victim> candidates;
     synchronized (budget) {
-      victims = chooseVictims(exclude, need);
-      for (Victim v : victims) {
-        evictionClaims.add(v.name);
-        budget.evictionStarted(v.bytes);
-      }
+      candidates = candidates(exclude);
     }
     int evictedNow = 0;
     boolean contended = false;
-    for (Victim v : victims) {
+    long freed = 0;
+    for (Victim v : candidates) {
+      if (freed >= need) {
+        break;
+      }
+      synchronized (budget) {
+        if (!evictionClaims.add(v.name)) {
+          contended = true;
+          continue;
+        }
+        budget.evictionStarted(v.bytes);
+      }
       try {
         if (evict(v, cause, forWhat)) {
           evictedNow++;
+          freed += v.bytes;
         } else {
           contended = true;
         }
@@ -1167,12 +1191,12 @@ public final class ModelManager implements AutoCloseable {
     return new Evictions(evictedNow, contended);
   }
 
-  /** Caller holds the budget's monitor. The models to evict for {@code need} bytes, least recently used (idle first) first. */
-  private List<Victim> chooseVictims(String exclude, long need) {
+  /** Caller holds the budget's monitor. Every model that may be evicted, least recently used (idle before busy) first. */
+  private List<Victim> candidates(String exclude) {
     List<Victim> candidates = new ArrayList<>();
     for (ModelRoute route : routes.values()) {
       if (route.name.equals(exclude) || evictionClaims.contains(route.name) || optionPinned.contains(route.name)
-          || desiredPinned.contains(route.name) || !route.hasReady()) {
+          || desiredPinned.contains(route.name) || !route.hasReady() || onDemand.hasWaiters(route.name)) {
         continue;
       }
       long bytes = 0;
@@ -1199,16 +1223,7 @@ public final class ModelManager implements AutoCloseable {
     }
     // nanoTime values compare by their difference (they may wrap).
     candidates.sort((a, b) -> a.busy != b.busy ? (a.busy ? 1 : -1) : Long.signum(a.lastUsedNanos - b.lastUsedNanos));
-    List<Victim> chosen = new ArrayList<>();
-    long freed = 0;
-    for (Victim v : candidates) {
-      if (freed >= need) {
-        break;
-      }
-      chosen.add(v);
-      freed += v.bytes;
-    }
-    return chosen;
+    return candidates;
   }
 
   /**

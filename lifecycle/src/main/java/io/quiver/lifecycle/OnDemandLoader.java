@@ -41,6 +41,8 @@ final class OnDemandLoader implements AutoCloseable {
   private final ModelManager manager;
   private final int queueLimit;
   private final ConcurrentHashMap<String, Pending> pending = new ConcurrentHashMap<>();
+  // Models whose waiters are being handed their versions: not to be evicted under them meanwhile.
+  private final java.util.Set<String> handingOut = ConcurrentHashMap.newKeySet();
   private final ThreadPoolExecutor loaders;
   private final ScheduledThreadPoolExecutor timer;
   private final AtomicInteger waiting = new AtomicInteger();
@@ -62,6 +64,15 @@ final class OnDemandLoader implements AutoCloseable {
     Thread t = new Thread(r, name);
     t.setDaemon(true);
     return t;
+  }
+
+  /**
+   * Whether requests are waiting for the model, or being handed it: from its on-demand load's start
+   * until every waiter holds its version, the model is not chosen for eviction (it was just loaded
+   * for them). Lock-free.
+   */
+  boolean hasWaiters(String model) {
+    return pending.containsKey(model) || handingOut.contains(model);
   }
 
   /** Requests waiting for a model to load, all models together. */
@@ -221,13 +232,22 @@ final class OnDemandLoader implements AutoCloseable {
   /** Ends the model's wait: no one joins it from now on; each waiter is served or failed. */
   private void finish(Pending p, InferenceException failure) {
     List<Waiter> served;
-    synchronized (p) {
-      p.finished = true;
-      pending.remove(p.model, p);
-      served = new ArrayList<>(p.waiters);
-      waiting.addAndGet(-p.waiters.size());
-      p.waiters.clear();
+    handingOut.add(p.model);
+    try {
+      synchronized (p) {
+        p.finished = true;
+        pending.remove(p.model, p);
+        served = new ArrayList<>(p.waiters);
+        waiting.addAndGet(-p.waiters.size());
+        p.waiters.clear();
+      }
+      handOut(p, served, failure);
+    } finally {
+      handingOut.remove(p.model);
     }
+  }
+
+  private void handOut(Pending p, List<Waiter> served, InferenceException failure) {
     for (Waiter w : served) {
       if (!w.claim()) {
         continue; // its deadline fired first

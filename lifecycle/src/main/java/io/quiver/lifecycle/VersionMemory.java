@@ -3,7 +3,8 @@ package io.quiver.lifecycle;
 /**
  * What one loaded model version costs in memory, measured once when it loaded.
  *
- * @param bytes the cost the memory budget counts: the largest of the three figures below
+ * @param bytes the cost the memory budget counts: the runtime's report when it gives one, else the
+ *     resident-set growth, and never less than the files' size
  * @param fileBytes the size of the version's files (the floor: a runtime holds at least its weights)
  * @param residentGrowthBytes how much the process's resident set grew while the version's instances
  *     opened and warmed up; -1 when it could not be attributed (another load ran at the same time, or
@@ -17,10 +18,14 @@ public record VersionMemory(long bytes, long fileBytes, long residentGrowthBytes
     return new VersionMemory(fileBytes, fileBytes, -1, -1);
   }
 
-  /** The three figures combined: the largest known one, never less than the files' size. */
+  /**
+   * The three figures combined: a runtime that reports its instances' memory knows it exactly (the
+   * resident growth also catches whatever else the process did meanwhile), so its report counts when
+   * there is one; otherwise the resident growth; never less than the files' size.
+   */
   public static VersionMemory of(long fileBytes, long residentGrowthBytes, long reportedBytes) {
-    return new VersionMemory(Math.max(fileBytes, Math.max(residentGrowthBytes, reportedBytes)), fileBytes,
-        residentGrowthBytes, reportedBytes);
+    long measured = reportedBytes >= 0 ? reportedBytes : residentGrowthBytes;
+    return new VersionMemory(Math.max(fileBytes, measured), fileBytes, residentGrowthBytes, reportedBytes);
   }
 
   /** Which figure set {@link #bytes}: "runtime", "resident" or "files". */

@@ -22,15 +22,37 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * A test runtime that really computes: identity in Java. Its model file ({@value #MODEL_FILE}) is one
  * line, {@code identity <DATATYPE> <dim>...} (e.g. {@code identity FP32 16}), optionally followed by
- * {@code load_delay_ms <n>} lines that make opening an instance slow. Anything else is a corrupt
- * model. It keeps the set of open runners, so tests can see what the manager opened and closed.
+ * lines {@code load_delay_ms <n>} (opening an instance is slow), {@code offset <x>} (FP32 only: each
+ * output element is the input plus x, so a test can tell which model answered) and
+ * {@code memory_mb <n>} (each instance holds n MiB of native memory, written so it is resident, freed
+ * at close, and reported through {@link ModelRunner#memoryBytes()}). Anything else is a corrupt model.
+ * It keeps the set of open runners and counts instances opened per model, so tests can see what the
+ * manager opened and closed.
  */
 public final class JavaIdentityRuntime implements ModelRuntime {
   public static final String NAME = "java-identity";
   public static final String PLATFORM = "quiver_java_identity";
   public static final String MODEL_FILE = "model.identity";
+  private static final sun.misc.Unsafe UNSAFE = unsafe();
 
   final Set<IdentityRunner> open = ConcurrentHashMap.newKeySet();
+  final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicInteger> opened = new ConcurrentHashMap<>();
+
+  /** Instances opened for {@code model} since this runtime was made (one per load with one instance). */
+  public int opened(String model) {
+    var n = opened.get(model);
+    return n == null ? 0 : n.get();
+  }
+
+  private static sun.misc.Unsafe unsafe() {
+    try {
+      java.lang.reflect.Field f = sun.misc.Unsafe.class.getDeclaredField("theUnsafe");
+      f.setAccessible(true);
+      return (sun.misc.Unsafe) f.get(null);
+    } catch (ReflectiveOperationException e) {
+      throw new ExceptionInInitializerError(e);
+    }
+  }
 
   @Override
   public String name() {
@@ -58,7 +80,7 @@ public final class JavaIdentityRuntime implements ModelRuntime {
     return Files.writeString(versionDir.resolve(MODEL_FILE), contents);
   }
 
-  private record Spec(DataType type, long[] dims, long loadDelayMs) {}
+  private record Spec(DataType type, long[] dims, long loadDelayMs, float offset, long memoryBytes) {}
 
   private static Spec read(Path file) {
     List<String> lines;
@@ -74,12 +96,18 @@ public final class JavaIdentityRuntime implements ModelRuntime {
     }
     long[] dims = Arrays.stream(head, 2, head.length).mapToLong(Long::parseLong).toArray();
     long delay = 0;
+    float offset = 0;
+    long memory = 0;
     for (String line : lines.subList(1, lines.size())) {
       if (line.startsWith("load_delay_ms ")) {
         delay = Long.parseLong(line.substring("load_delay_ms ".length()).trim());
+      } else if (line.startsWith("offset ")) {
+        offset = Float.parseFloat(line.substring("offset ".length()).trim());
+      } else if (line.startsWith("memory_mb ")) {
+        memory = Long.parseLong(line.substring("memory_mb ".length()).trim()) << 20;
       }
     }
-    return new Spec(type, dims, delay);
+    return new Spec(type, dims, delay, offset, memory);
   }
 
   @Override
@@ -115,8 +143,15 @@ public final class JavaIdentityRuntime implements ModelRuntime {
         throw InferenceException.internal("interrupted while loading", e);
       }
     }
-    IdentityRunner runner = new IdentityRunner(this, completed.getName(), instance);
+    long address = 0;
+    if (spec.memoryBytes() > 0) {
+      address = UNSAFE.allocateMemory(spec.memoryBytes());
+      UNSAFE.setMemory(address, spec.memoryBytes(), (byte) 1); // touched: resident, not just reserved
+    }
+    IdentityRunner runner = new IdentityRunner(this, completed.getName(), instance, spec.offset(), address,
+        spec.memoryBytes());
     open.add(runner);
+    opened.computeIfAbsent(completed.getName(), k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
     return runner;
   }
 
@@ -125,13 +160,25 @@ public final class JavaIdentityRuntime implements ModelRuntime {
     final JavaIdentityRuntime runtime;
     final String model;
     final InstanceSpec instance;
+    final float offset;
+    final long memoryBytes;
+    private long address;
     volatile boolean closed;
     volatile int runs;
 
-    IdentityRunner(JavaIdentityRuntime runtime, String model, InstanceSpec instance) {
+    IdentityRunner(JavaIdentityRuntime runtime, String model, InstanceSpec instance, float offset, long address,
+        long memoryBytes) {
       this.runtime = runtime;
       this.model = model;
       this.instance = instance;
+      this.offset = offset;
+      this.address = address;
+      this.memoryBytes = memoryBytes;
+    }
+
+    @Override
+    public long memoryBytes() {
+      return memoryBytes > 0 ? memoryBytes : -1;
     }
 
     @Override
@@ -144,6 +191,11 @@ public final class JavaIdentityRuntime implements ModelRuntime {
         Tensor in = inputs[outputIndices[i]];
         ByteBuffer copy = ByteBuffer.allocateDirect(in.byteSize()).order(ByteOrder.LITTLE_ENDIAN);
         copy.put(in.data()).flip();
+        if (offset != 0 && in.dataType() == DataType.FP32) {
+          for (int p = 0; p < copy.limit(); p += 4) {
+            copy.putFloat(p, copy.getFloat(p) + offset);
+          }
+        }
         out[i] = new Tensor("OUTPUT" + outputIndices[i], in.dataType(), in.shape().clone(), copy);
       }
       runs++;
@@ -151,8 +203,12 @@ public final class JavaIdentityRuntime implements ModelRuntime {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
       closed = true;
+      if (address != 0) {
+        UNSAFE.freeMemory(address);
+        address = 0;
+      }
       runtime.open.remove(this);
     }
   }

@@ -41,8 +41,8 @@ public final class LifecycleMetrics implements LifecycleListener {
         .help("From the first request parked for a model that was not resident to the end of its load")
         .classicOnly().classicUpperBounds(COLD_START_BUCKETS_SECONDS).register(registry);
     GaugeWithCallback.builder().name("quiver_model_memory_bytes")
-        .help("What each resident model version costs: the largest of its files' size, the resident-set growth measured "
-            + "while it loaded, and its runtime's own report")
+        .help("What each resident model version costs: its runtime's own report, else the resident-set growth measured "
+            + "while it loaded, never less than its files' size")
         .labelNames("model", "version")
         .callback(cb -> {
           TreeSet<String> names = new TreeSet<>(models.loadedModels());

@@ -1,0 +1,230 @@
+package io.quiver.lifecycle;
+
+import static io.quiver.lifecycle.LazyTestSupport.infer;
+import static io.quiver.lifecycle.LazyTestSupport.isAnswer;
+import static io.quiver.lifecycle.LazyTestSupport.model;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.quiver.core.ErrorCode;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.registry.LocalModelRepository;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Memory accounting per loaded version, the memory budget, least-recently-used eviction and pins. */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class MemoryBudgetTest {
+  private static final long MIB = 1 << 20;
+
+  @TempDir Path root;
+  private final JavaIdentityRuntime runtime = new JavaIdentityRuntime();
+  private final RecordingListener events = new RecordingListener();
+  private ModelManager manager;
+
+  @AfterEach
+  void close() {
+    if (manager != null) {
+      manager.close();
+    }
+    assertThat(runtime.open).as("runners left open after close").isEmpty();
+  }
+
+  /** Everything the lifecycle reports, in order. */
+  static final class RecordingListener implements LifecycleListener {
+    final List<String> evicted = new CopyOnWriteArrayList<>();
+    final List<String> loaded = new CopyOnWriteArrayList<>();
+    final List<String> waits = new CopyOnWriteArrayList<>();
+
+    @Override
+    public void loadedOnDemand(String model, boolean ok, long nanos, long coldStartNanos, int waiters) {
+      loaded.add(model + (ok ? "" : ":failed"));
+    }
+
+    @Override
+    public void evicted(String model, long bytes, EvictionCause cause) {
+      evicted.add(model);
+    }
+
+    @Override
+    public void waitEnded(String model, String outcome) {
+      waits.add(outcome);
+    }
+  }
+
+  private ModelManager start(ModelManagerOptions options) {
+    manager = new ModelManager(new LocalModelRepository(root), List.of(runtime), new WorkerThreadSchedulerFactory(), options);
+    manager.setListener(events);
+    manager.start();
+    return manager;
+  }
+
+  private static ModelManagerOptions lazy(long budgetBytes, String... pinned) {
+    return ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY).withMemoryBudgetBytes(budgetBytes)
+        .withPinnedModels(List.of(pinned));
+  }
+
+  private float[] call(String model, float x) throws Exception {
+    return infer(manager, model, x, InferRequest.NO_DEADLINE).get(30, TimeUnit.SECONDS);
+  }
+
+  @Test
+  void accounting_perVersion_runtimeReport_filesFloor_andResidentGrowth() throws Exception {
+    model(root, "big", 1, 8, 0);
+    model(root, "small", 2, 0, 0);
+    start(ModelManagerOptions.defaults().withMemoryBudgetBytes(1L << 30));
+
+    VersionMemory big = manager.memory("big").get(1L);
+    assertThat(big.reportedBytes()).isEqualTo(8 * MIB);
+    assertThat(big.bytes()).isGreaterThanOrEqualTo(8 * MIB);
+    assertThat(big.fileBytes()).isEqualTo(Files.size(root.resolve("big/1/model.identity")));
+    // With a budget each load is measured alone: the 8 MiB it wrote show in the process's resident set.
+    assertThat(big.residentGrowthBytes()).isGreaterThanOrEqualTo(4 * MIB);
+    assertThat(big.bytes()).as("the runtime's report counts when it gives one").isEqualTo(8 * MIB);
+    VersionMemory small = manager.memory("small").get(1L);
+    assertThat(small.reportedBytes()).isEqualTo(-1);
+    assertThat(small.bytes()).as("no report: the resident growth, never less than the files")
+        .isEqualTo(Math.max(small.fileBytes(), small.residentGrowthBytes())).isPositive();
+    assertThat(manager.memoryUsedBytes()).isEqualTo(big.bytes() + small.bytes());
+
+    manager.unload("big");
+    assertThat(manager.memoryUsedBytes()).isEqualTo(small.bytes());
+    assertThat(manager.memory("big")).isEmpty();
+  }
+
+  @Test
+  void loadsBeyondTheBudget_evictTheLeastRecentlyUsed_inOrder() throws Exception {
+    for (String name : List.of("a", "b", "c", "d", "e")) {
+      model(root, name, name.charAt(0), 4, 0);
+    }
+    // Three models of 4 MiB fit (with room for their files), a fourth does not.
+    start(lazy(13 * MIB));
+    assertThat(isAnswer(call("a", 1), 1, 'a')).isTrue();
+    assertThat(isAnswer(call("b", 1), 1, 'b')).isTrue();
+    assertThat(isAnswer(call("c", 1), 1, 'c')).isTrue();
+    assertThat(events.evicted).isEmpty();
+    call("a", 2); // a is now the most recently used: b is the least
+
+    assertThat(isAnswer(call("d", 1), 1, 'd')).isTrue();
+    assertThat(events.evicted).containsExactly("b");
+    assertThat(isAnswer(call("e", 1), 1, 'e')).isTrue();
+    assertThat(events.evicted).containsExactly("b", "c");
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(13 * MIB);
+    assertThat(manager.status("b").get(0).reason()).contains("evicted").contains("memory budget").contains("next request");
+
+    // A request for an evicted model loads it again (evicting the least recently used, a), and gets a right answer.
+    assertThat(isAnswer(call("b", 7), 7, 'b')).isTrue();
+    assertThat(events.evicted).containsExactly("b", "c", "a");
+    assertThat(runtime.opened("b")).isEqualTo(2);
+  }
+
+  @Test
+  void pinnedModels_loadAtStart_andAreNeverEvicted() throws Exception {
+    model(root, "pinned_flag", 100, 4, 0);
+    Files.createDirectories(root.resolve("pinned_config"));
+    Files.writeString(root.resolve("pinned_config/config.pbtxt"),
+        "parameters { key: \"quiver.pinned\" value { string_value: \"true\" } }\n");
+    model(root, "pinned_config", 200, 4, 0);
+    for (int i = 0; i < 6; i++) {
+      model(root, "m" + i, i, 4, 0);
+    }
+    start(lazy(17 * MIB, "pinned_flag"));
+    assertThat(manager.isReady("pinned_flag", "")).as("a pinned model loads at start in lazy mode").isTrue();
+    assertThat(manager.isReady("m0", "")).isFalse();
+    assertThat(manager.allReady()).isTrue();
+    call("pinned_config", 0);
+    assertThat(manager.isPinned("pinned_config")).isTrue();
+
+    for (int round = 0; round < 3; round++) {
+      for (int i = 0; i < 6; i++) {
+        assertThat(isAnswer(call("m" + i, round), round, i)).isTrue();
+      }
+    }
+    assertThat(events.evicted).hasSizeGreaterThanOrEqualTo(10).doesNotContain("pinned_flag", "pinned_config");
+    assertThat(manager.isReady("pinned_flag", "")).isTrue();
+    assertThat(manager.isReady("pinned_config", "")).isTrue();
+    assertThat(runtime.opened("pinned_flag")).isEqualTo(1);
+  }
+
+  @Test
+  void aBudgetHeldByPinnedModels_refusesALoad_withARetryHint_andEvictsNothing() throws Exception {
+    model(root, "p1", 1, 8, 0);
+    model(root, "p2", 2, 8, 0);
+    model(root, "other", 3, 8, 0);
+    start(lazy(20 * MIB, "p1", "p2"));
+    // Its file is tiny, so the first load only learns its size by loading; it is then taken back out.
+    Throwable failure = org.assertj.core.api.Assertions.catchThrowable(
+        () -> infer(manager, "other", 0, InferRequest.NO_DEADLINE).get(30, TimeUnit.SECONDS)).getCause();
+    assertThat(failure).isInstanceOfSatisfying(InferenceException.class, e -> {
+      assertThat(e.code()).isEqualTo(ErrorCode.RESOURCE_EXHAUSTED);
+      assertThat(e.retryAfterNanos()).isPositive();
+      assertThat(e.getMessage()).contains("does not fit the memory budget").contains("pinned: [p1, p2]");
+    });
+    assertThat(manager.isReady("other", "")).isFalse();
+    assertThat(manager.isReady("p1", "")).isTrue();
+    assertThat(manager.isReady("p2", "")).isTrue();
+    assertThat(events.evicted).isEmpty();
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(20 * MIB);
+    // Once measured, a new attempt is refused up front, without opening anything.
+    int opened = runtime.opened("other");
+    InferenceException again = catchInference(() -> manager.load("other"));
+    assertThat(again.code()).isEqualTo(ErrorCode.RESOURCE_EXHAUSTED);
+    assertThat(again.getMessage()).contains("the memory budget of 20.0 MiB is full");
+    assertThat(runtime.opened("other")).isEqualTo(opened);
+  }
+
+  @Test
+  void aModelAloneOverTheBudget_failsToLoad_withAClearReason() throws Exception {
+    model(root, "huge", 1, 64, 0);
+    model(root, "fine", 2, 4, 0);
+    start(ModelManagerOptions.explicit().withMemoryBudgetBytes(32 * MIB));
+    manager.load("fine");
+
+    // First load: its files are tiny, so it loads, measures 64 MiB and is taken back out.
+    InferenceException first = catchInference(() -> manager.load("huge"));
+    assertThat(first.code()).isEqualTo(ErrorCode.FAILED_PRECONDITION);
+    assertThat(first.getMessage()).contains("measured 64.0 MiB").contains("more than the whole memory budget of 32.0 MiB");
+    assertThat(manager.isReady("huge", "")).isFalse();
+    // Second load: refused before anything is opened, from what it measured.
+    int opened = runtime.opened("huge");
+    InferenceException second = catchInference(() -> manager.load("huge"));
+    assertThat(second.code()).isEqualTo(ErrorCode.FAILED_PRECONDITION);
+    assertThat(second.getMessage()).contains("needs at least 64.0 MiB").contains("more than the whole memory budget");
+    assertThat(runtime.opened("huge")).isEqualTo(opened);
+    assertThat(manager.isReady("fine", "")).as("the model that fits was not evicted for it").isTrue();
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(32 * MIB);
+  }
+
+  @Test
+  void startUnderABudget_loadsWhatFits_andTheRestLoadsOnDemand() throws Exception {
+    for (int i = 0; i < 5; i++) {
+      model(root, "m" + i, i, 4, 0);
+    }
+    // NONE mode, budget for two: the first loads measure their size; the rest wait for their first request.
+    start(ModelManagerOptions.defaults().withMemoryBudgetBytes(9 * MIB));
+    assertThat(manager.allReady()).as("models left out for the budget do not hold readiness back").isTrue();
+    long resident = manager.loadedModels().stream().filter(m -> manager.isReady(m, "")).count();
+    assertThat(resident).isBetween(1L, 2L);
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(9 * MIB);
+    for (int i = 0; i < 5; i++) {
+      assertThat(isAnswer(call("m" + i, 3), 3, i)).as("m" + i).isTrue();
+    }
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(9 * MIB);
+  }
+
+  private static InferenceException catchInference(Runnable r) {
+    try {
+      r.run();
+    } catch (InferenceException e) {
+      return e;
+    }
+    throw new AssertionError("expected an InferenceException");
+  }
+}
