@@ -8,9 +8,10 @@ package io.quiver.lifecycle;
  * that is about to come back). A load reserves before it opens anything and trades its reservation
  * for its measured cost once loaded.
  *
- * <p>Estimates for a version never loaded before are its files' size times the largest ratio of
- * measured cost to files' size seen so far in this process (at least 1), so later first loads learn
- * from earlier ones. Thread-safe: every method holds this object's monitor, which is also what
+ * <p>Estimates for a version never loaded before are its files' size times the mean ratio of measured
+ * cost to files' size over the loads so far in this process (at least 1), so later first loads learn
+ * from earlier ones; a load that measures more than its estimate is corrected after it loaded (the
+ * manager evicts others, or takes it back). Thread-safe: every method holds this object's monitor, which is also what
  * {@link #awaitChange} waits on; nothing blocks while holding it.
  */
 final class MemoryBudget {
@@ -21,7 +22,8 @@ final class MemoryBudget {
   private long resident;
   private long reserved;
   private long evicting;
-  private double ratio = 1.0;
+  private double ratioSum;
+  private long ratioCount;
 
   MemoryBudget(long limit) {
     this.limit = limit <= 0 ? UNLIMITED : limit;
@@ -36,6 +38,7 @@ final class MemoryBudget {
     if (measuredBefore != null) {
       return Math.max(fileBytes, measuredBefore);
     }
+    double ratio = ratioCount == 0 ? 1.0 : Math.max(1.0, ratioSum / ratioCount);
     double scaled = Math.ceil(fileBytes * ratio);
     return scaled >= Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(fileBytes, (long) scaled);
   }
@@ -77,7 +80,8 @@ final class MemoryBudget {
     reserved -= reservation;
     resident += memory.bytes();
     if (memory.fileBytes() > 0) {
-      ratio = Math.max(ratio, Math.min(64.0, (double) memory.bytes() / memory.fileBytes()));
+      ratioSum += Math.min(64.0, (double) memory.bytes() / memory.fileBytes());
+      ratioCount++;
     }
     notifyAll();
   }

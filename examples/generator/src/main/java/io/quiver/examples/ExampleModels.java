@@ -215,6 +215,34 @@ public final class ExampleModels {
   }
 
   /**
+   * An offset model for tests and benchmarks with many models: INPUT0 FP32 [-1,4] → OUTPUT0 = INPUT0 +
+   * {@code offset} (so every answer says which model computed it); with {@code hiddenWidth} > 0 also
+   * OUTPUT1 [-1,4] = Gemm 4×H → Relu → Gemm H×4, whose weights (36·H bytes) make the model as large as
+   * a test needs. max_batch_size 8, dynamic batching.
+   */
+  public static Path writeOffsetModel(Path repo, String name, float offset, int hiddenWidth) throws IOException {
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 3);
+    float[] constant = new float[4];
+    java.util.Arrays.fill(constant, offset);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 4)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 4)
+        .floatInitializer("offset", new long[] {4}, constant)
+        .node("Add", new String[] {"INPUT0", "offset"}, new String[] {"OUTPUT0"});
+    Config config = new Config(name, 8)
+        .input("INPUT0", "TYPE_FP32", 4)
+        .output("OUTPUT0", "TYPE_FP32", 4)
+        .dynamicBatching(100);
+    if (hiddenWidth > 0) {
+      graph.output("OUTPUT1", TensorProto.DataType.FLOAT, -1, 4);
+      dense(graph, random, "INPUT0", "hidden", "fc1", 4, hiddenWidth, true);
+      dense(graph, random, "hidden", "OUTPUT1", "fc2", hiddenWidth, 4, false);
+      config.output("OUTPUT1", "TYPE_FP32", 4);
+    }
+    return write(repo, name, graph, config);
+  }
+
+  /**
    * Writes a model directory whose model.onnx is not an ONNX model (deterministic garbage bytes),
    * with a minimal config.pbtxt naming the onnxruntime platform. Loading it must fail cleanly.
    */

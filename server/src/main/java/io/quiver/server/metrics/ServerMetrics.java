@@ -287,7 +287,9 @@ public final class ServerMetrics implements AutoCloseable {
   public void recordStartup(ModelManager manager, long nanos) {
     List<String> failed = new ArrayList<>();
     for (ModelVersionStatus status : manager.index()) {
-      if (status.state() == ModelVersionStatus.State.UNAVAILABLE && !"not loaded".equals(status.reason())) {
+      // Not failures: models never asked for, and (lazy mode, memory budget) models that load on demand.
+      if (status.state() == ModelVersionStatus.State.UNAVAILABLE && !"not loaded".equals(status.reason())
+          && !manager.isOnDemandOnly(status.name())) {
         failed.add(status.name());
       }
     }
