@@ -371,6 +371,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
             header.hasVersion() ? header.getVersion() : null, staging,
             header.getConfigPbtxt().isEmpty() ? null : header.getConfigPbtxt(), header.getLoad());
         long version = put.version();
+        cleanup(); // the files are in the repository now: nothing stays staged once the client has its answer
         out.onNext(UploadModelResponse.newBuilder().setName(header.getName()).setVersion(version).setBytes(bytes)
             .setFiles(files).setModel(ControlStatuses.of(manager, header.getName())).build());
         out.onCompleted();
