@@ -242,6 +242,7 @@ public final class ModelManager implements AutoCloseable {
         ModelRoute route = routes.get(plan.name);
         ready += route != null && route.hasReady() ? 1 : 0;
       }
+      rebalanceAfterStart();
       log.info("model manager started ({} mode, repository {}{}): {} of {} models ready in {} ms{}",
           options.controlMode(), repository.location(),
           budget.enabled() ? ", memory budget " + VersionMemory.human(budget.limit) : "", ready, names.size(),
@@ -1049,6 +1050,38 @@ public final class ModelManager implements AutoCloseable {
     return result;
   }
 
+  /** Whether a load other than {@code model}'s holds a reservation or is not yet published. */
+  private boolean othersLoading(String model) {
+    if (budget.reserved() > 0) {
+      return true;
+    }
+    for (ModelRoute route : routes.values()) {
+      if (route.name.equals(model)) {
+        continue;
+      }
+      for (Slot slot : route.slots) {
+        if (slot.state() == State.LOADING) {
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  /**
+   * After start, whose loads overlapped: evicts the least recently used models until the total fits
+   * (each load left the excess that belonged to loads still under way to the next one).
+   */
+  private void rebalanceAfterStart() {
+    while (budget.enabled() && budget.overBy() > 0) {
+      if (evictForRoom(null, budget.overBy(), EvictionCause.OVER_BUDGET_AFTER_LOAD, "start").evicted == 0) {
+        log.warn("memory budget of {} exceeded by {} after start: nothing more can be evicted (pinned: {})",
+            VersionMemory.human(budget.limit), VersionMemory.human(budget.overBy()), pinnedResident());
+        return;
+      }
+    }
+  }
+
   private static boolean isBudgetRefusal(Throwable t) {
     return t instanceof InferenceException e && BUDGET_FIELD.equals(e.field()) && e.code() == ErrorCode.RESOURCE_EXHAUSTED;
   }
@@ -1084,24 +1117,22 @@ public final class ModelManager implements AutoCloseable {
       own += version.memory().bytes();
     }
     boolean alone = own > budget.limit; // then evicting others would not help: nothing is evicted for it
-    long giveUpAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.drainTimeoutMillis()) + TimeUnit.SECONDS.toNanos(10);
+    boolean othersMoving = false;
     while (!alone && budget.overBy() > 0) {
       Evictions done = evictForRoom(model, budget.overBy(), EvictionCause.OVER_BUDGET_AFTER_LOAD, "model '" + model + "'");
-      if (done.evicted > 0) {
-        continue;
-      }
-      // Models busy loading or leaving may become evictable (or free their room) in a moment; wait a little.
-      if (!done.contended && budget.reserved() == 0 || System.nanoTime() - giveUpAt > 0) {
-        break;
-      }
-      try {
-        budget.awaitChange(ROOM_WAIT_SLICE_MILLIS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
+      if (done.evicted == 0) {
+        othersMoving = done.contended;
         break;
       }
     }
     if (budget.overBy() <= 0) {
+      return;
+    }
+    if (!alone && (othersMoving || othersLoading(model))) {
+      // Part of the excess belongs to loads not published yet (or to models leaving right now): the
+      // last of those loads to finish evicts what is then least recently used.
+      log.info("memory budget of {} exceeded by {} while other loads are under way; evicting when they finish",
+          VersionMemory.human(budget.limit), VersionMemory.human(budget.overBy()));
       return;
     }
     String reason = alone
@@ -1195,7 +1226,7 @@ public final class ModelManager implements AutoCloseable {
   private List<Victim> candidates(String exclude) {
     List<Victim> candidates = new ArrayList<>();
     for (ModelRoute route : routes.values()) {
-      if (route.name.equals(exclude) || evictionClaims.contains(route.name) || optionPinned.contains(route.name)
+      if (route.name.equals(exclude == null ? "" : exclude) || evictionClaims.contains(route.name) || optionPinned.contains(route.name)
           || desiredPinned.contains(route.name) || !route.hasReady() || onDemand.hasWaiters(route.name)) {
         continue;
       }

@@ -1,0 +1,483 @@
+package io.quiver.bench.lifecycle;
+
+import io.quiver.batching.DynamicBatcherFactory;
+import io.quiver.core.DataType;
+import io.quiver.core.InferCallback;
+import io.quiver.core.InferRequest;
+import io.quiver.core.InferenceException;
+import io.quiver.core.Tensor;
+import io.quiver.examples.ExampleModels;
+import io.quiver.lifecycle.ControlMode;
+import io.quiver.lifecycle.LifecycleListener;
+import io.quiver.lifecycle.LoadedVersion;
+import io.quiver.lifecycle.ModelManager;
+import io.quiver.lifecycle.ModelManagerOptions;
+import io.quiver.lifecycle.ProcessMemory;
+import io.quiver.lifecycle.ResidentWaiter;
+import io.quiver.registry.LocalModelRepository;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.LongAdder;
+import org.HdrHistogram.Histogram;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The lifecycle benchmarks of issue 17, in one JVM with a {@link ModelManager} over the real ONNX
+ * Runtime and dynamic batcher, requests sent the way the data plane sends them
+ * ({@link ModelManager#tryAcquire}, else {@link ModelManager#awaitResident}; then the version's
+ * scheduler). Models are the generator's offset models (OUTPUT0 = INPUT0 + offset, plus a dense
+ * branch whose width sets the model's size); every answer is checked.
+ *
+ * <ul>
+ *   <li>{@code soak}: lazy mode, a budget that holds two models, three models requested in turn, so
+ *       every request loads one model and evicts another; resident memory and open file descriptors
+ *       sampled every 50 cycles over 1,000 cycles.
+ *   <li>{@code cold-start}: per model size, the latency of a request to a model that is not resident
+ *       (load, warm-up, first inference), repeats interleaved across sizes.
+ *   <li>{@code hot-cold}: a hot set's request latency (closed loop) with and without a cold tail
+ *       churning through loads and evictions beside it, phases alternated.
+ * </ul>
+ *
+ * Prints one line per measurement and a summary; {@code --out FILE} also writes the summary there.
+ */
+@Command(name = "lifecycle-bench", mixinStandardHelpOptions = true,
+    subcommands = {LifecycleBench.Soak.class, LifecycleBench.ColdStart.class, LifecycleBench.HotCold.class},
+    description = "Model lifecycle benchmarks: load/evict soak, cold-start latency by model size, hot set under churn.")
+public final class LifecycleBench implements Runnable {
+  @Override
+  public void run() {
+    new CommandLine(this).usage(System.out);
+  }
+
+  public static void main(String[] args) {
+    System.exit(new CommandLine(new LifecycleBench()).execute(args));
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  /** A repository of offset models and a manager over it; close it when done. */
+  static final class Bench implements AutoCloseable {
+    final Path repository;
+    final ModelManager manager;
+    final LongAdder evictions = new LongAdder();
+    final LongAdder loads = new LongAdder();
+
+    Bench(Path repository, ModelManagerOptions options) {
+      this.repository = repository;
+      this.manager = new ModelManager(new LocalModelRepository(repository), ModelManager.discoverRuntimes(),
+          new DynamicBatcherFactory(), options);
+      manager.setListener(new LifecycleListener() {
+        @Override
+        public void loadedOnDemand(String model, boolean ok, long nanos, long coldStartNanos, int waiters) {
+          loads.increment();
+        }
+
+        @Override
+        public void evicted(String model, long bytes, EvictionCause cause) {
+          evictions.increment();
+        }
+      });
+      manager.start();
+    }
+
+    /** One request ({@code x..x+3}) to {@code model}; completes with OUTPUT0 or the failure. Never blocks. */
+    CompletableFuture<float[]> infer(String model, float x) {
+      CompletableFuture<float[]> result = new CompletableFuture<>();
+      try {
+        LoadedVersion version = manager.tryAcquire(model, "", null);
+        if (version != null) {
+          submit(version, x, result);
+        } else {
+          manager.awaitResident(model, "", null, System.nanoTime() + TimeUnit.SECONDS.toNanos(120), new ResidentWaiter() {
+            @Override
+            public void resident(LoadedVersion v) {
+              submit(v, x, result);
+            }
+
+            @Override
+            public void failed(InferenceException error) {
+              result.completeExceptionally(error);
+            }
+          });
+        }
+      } catch (RuntimeException e) {
+        result.completeExceptionally(e);
+      }
+      return result;
+    }
+
+    private static void submit(LoadedVersion version, float x, CompletableFuture<float[]> result) {
+      ByteBuffer data = ByteBuffer.allocateDirect(16).order(ByteOrder.LITTLE_ENDIAN);
+      for (int i = 0; i < 4; i++) {
+        data.putFloat(x + i);
+      }
+      data.flip();
+      InferRequest request = new InferRequest(version.name(), version.version(), "",
+          new Tensor[] {new Tensor("INPUT0", DataType.FP32, new long[] {1, 4}, data)}, new int[] {0}, 1, 0, 0,
+          InferRequest.NO_DEADLINE, new InferCallback() {
+            @Override
+            public void onSuccess(InferRequest r, Tensor[] outputs) {
+              version.release();
+              ByteBuffer out = outputs[0].data().duplicate().order(ByteOrder.LITTLE_ENDIAN);
+              float[] values = new float[4];
+              for (int i = 0; i < 4; i++) {
+                values[i] = out.getFloat();
+              }
+              result.complete(values);
+            }
+
+            @Override
+            public void onFailure(InferRequest r, InferenceException error) {
+              version.release();
+              result.completeExceptionally(error);
+            }
+          });
+      try {
+        version.scheduler().submit(request);
+      } catch (RuntimeException e) {
+        version.release();
+        result.completeExceptionally(e);
+      }
+    }
+
+    /** Sends one request and checks the answer is {@code x + offset}. */
+    void call(String model, float x, float offset) throws Exception {
+      float[] out = infer(model, x).get(120, TimeUnit.SECONDS);
+      if (out[0] != x + offset || out[3] != x + 3 + offset) {
+        throw new AssertionError(model + " answered " + Arrays.toString(out) + " to " + x);
+      }
+    }
+
+    @Override
+    public void close() {
+      manager.close();
+      LocalModelRepository.deleteTree(repository);
+    }
+  }
+
+  static String mib(long bytes) {
+    return String.format(Locale.ROOT, "%.1f", bytes / 1048576.0);
+  }
+
+  static double median(List<Double> values) {
+    List<Double> sorted = new ArrayList<>(values);
+    sorted.sort(null);
+    int n = sorted.size();
+    return n == 0 ? Double.NaN : n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+  }
+
+  static PrintStream out(Path file) throws IOException {
+    return file == null ? System.out : new PrintStream(Files.newOutputStream(file), true, java.nio.charset.StandardCharsets.UTF_8);
+  }
+
+  static double load1() {
+    try {
+      return Double.parseDouble(Files.readString(Path.of("/proc/loadavg")).split("\\s+")[0]);
+    } catch (IOException | RuntimeException e) {
+      return -1;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  @Command(name = "soak", mixinStandardHelpOptions = true,
+      description = "Load/evict cycles under a budget that holds two models of three: resident memory and file descriptors.")
+  static final class Soak implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--cycles", defaultValue = "1000", description = "Load/evict cycles (default ${DEFAULT-VALUE}).")
+    int cycles;
+
+    @Option(names = "--hidden", defaultValue = "65536", description = "Dense width of each model (36 B per unit; default ${DEFAULT-VALUE} = 2.3 MB).")
+    int hidden;
+
+    @Option(names = "--sample-every", defaultValue = "50", description = "Cycles between samples (default ${DEFAULT-VALUE}).")
+    int every;
+
+    @Option(names = "--out", description = "Also write the summary here.")
+    Path outFile;
+
+    @Override
+    public Integer call() throws Exception {
+      Path repo = Files.createTempDirectory("quiver-soak-");
+      for (int i = 0; i < 3; i++) {
+        ExampleModels.writeOffsetModel(repo, "m" + i, i, hidden);
+      }
+      long modelBytes = Files.size(repo.resolve("m0/1/model.onnx"));
+      // Two models fit, not three: each request for the next model in turn loads it and evicts the least recently used.
+      long budget = 2 * 3 * modelBytes + (modelBytes / 2);
+      List<long[]> samples = new ArrayList<>(); // cycle, rss, fds, used
+      long t0 = System.nanoTime();
+      try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY)
+          .withMemoryBudgetBytes(budget))) {
+        for (int c = 0; c <= cycles; c++) {
+          int m = c % 3;
+          bench.call("m" + m, c, m);
+          if (c % every == 0) {
+            System.gc();
+            long[] s = {c, ProcessMemory.residentBytes(), ProcessMemory.openFileDescriptors(), bench.manager.memoryUsedBytes(),
+                bench.loads.sum(), bench.evictions.sum()};
+            samples.add(s);
+            System.out.printf(Locale.ROOT, "cycle %5d  rss %8s MiB  fds %4d  accounted %6s MiB  loads %5d  evictions %5d  load1 %.1f%n",
+                s[0], mib(s[1]), s[2], mib(s[3]), s[4], s[5], load1());
+          }
+        }
+        long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
+        // Growth: the last quarter's median against the second quarter's (after the first loads warmed everything up).
+        int q = samples.size() / 4;
+        List<Double> early = new ArrayList<>();
+        List<Double> late = new ArrayList<>();
+        List<Double> earlyFd = new ArrayList<>();
+        List<Double> lateFd = new ArrayList<>();
+        for (int i = q; i < 2 * q; i++) {
+          early.add((double) samples.get(i)[1]);
+          earlyFd.add((double) samples.get(i)[2]);
+        }
+        for (int i = samples.size() - q; i < samples.size(); i++) {
+          late.add((double) samples.get(i)[1]);
+          lateFd.add((double) samples.get(i)[2]);
+        }
+        try (PrintStream out = out(outFile)) {
+          out.printf(Locale.ROOT, "soak: %d cycles (%d on-demand loads, %d evictions) in %d s; model file %s MiB, budget %s MiB%n",
+              cycles, bench.loads.sum(), bench.evictions.sum(), seconds, mib(modelBytes), mib(budget));
+          out.printf(Locale.ROOT, "rss median, cycles %d-%d: %s MiB; cycles %d-%d: %s MiB; growth %+.1f MiB (%+.1f KiB per cycle)%n",
+              samples.get(q)[0], samples.get(2 * q - 1)[0], mib((long) median(early)), samples.get(samples.size() - q)[0],
+              samples.get(samples.size() - 1)[0], mib((long) median(late)), (median(late) - median(early)) / 1048576.0,
+              (median(late) - median(early)) / 1024.0 / Math.max(1, samples.get(samples.size() - q)[0] - samples.get(q)[0]));
+          out.printf(Locale.ROOT, "open fds median: %.0f then %.0f; min %d max %d over the run%n", median(earlyFd), median(lateFd),
+              samples.stream().mapToLong(s -> s[2]).min().orElse(-1), samples.stream().mapToLong(s -> s[2]).max().orElse(-1));
+          out.printf(Locale.ROOT, "rss min %s max %s MiB over the run (first sample %s MiB)%n",
+              mib(samples.stream().mapToLong(s -> s[1]).min().orElse(-1)), mib(samples.stream().mapToLong(s -> s[1]).max().orElse(-1)),
+              mib(samples.get(0)[1]));
+        }
+      }
+      return 0;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  @Command(name = "cold-start", mixinStandardHelpOptions = true,
+      description = "Latency of a request to a model that is not resident, per model size (repeats interleaved).")
+  static final class ColdStart implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--hidden", split = ",", defaultValue = "0,16384,262144,1048576",
+        description = "Dense widths (36 B per unit): default 0 (a few hundred bytes), 16384 (0.6 MB), 262144 (9.4 MB), 1048576 (38 MB).")
+    List<Integer> widths;
+
+    @Option(names = "--repeats", defaultValue = "15", description = "Cold starts per size (default ${DEFAULT-VALUE}).")
+    int repeats;
+
+    @Option(names = "--out", description = "Also write the summary here.")
+    Path outFile;
+
+    @Override
+    public Integer call() throws Exception {
+      Path repo = Files.createTempDirectory("quiver-cold-");
+      List<String> names = new ArrayList<>();
+      for (int i = 0; i < widths.size(); i++) {
+        names.add("size_" + i);
+        ExampleModels.writeOffsetModel(repo, names.get(i), i, widths.get(i));
+      }
+      List<List<Double>> cold = new ArrayList<>();
+      List<List<Double>> warm = new ArrayList<>();
+      for (int i = 0; i < widths.size(); i++) {
+        cold.add(new ArrayList<>());
+        warm.add(new ArrayList<>());
+      }
+      try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY))) {
+        for (int i = 0; i < names.size(); i++) {
+          bench.call(names.get(i), 0, i); // first loads (runtime start-up, JIT) are not counted
+          bench.manager.unload(names.get(i));
+        }
+        for (int r = 0; r < repeats; r++) {
+          for (int k = 0; k < names.size(); k++) {
+            int i = (k + r) % names.size(); // rotate the order every repeat
+            long t0 = System.nanoTime();
+            bench.call(names.get(i), r, i);
+            long t1 = System.nanoTime();
+            bench.call(names.get(i), r + 1, i);
+            long t2 = System.nanoTime();
+            cold.get(i).add((t1 - t0) / 1e6);
+            warm.get(i).add((t2 - t1) / 1e6);
+            bench.manager.unload(names.get(i));
+          }
+        }
+        try (PrintStream out = out(outFile)) {
+          out.printf(Locale.ROOT, "%-10s %12s %14s %14s %14s %14s%n", "model", "file MiB", "cold p50 ms", "cold p90 ms",
+              "cold max ms", "warm p50 ms");
+          for (int i = 0; i < names.size(); i++) {
+            List<Double> c = new ArrayList<>(cold.get(i));
+            c.sort(null);
+            out.printf(Locale.ROOT, "%-10s %12s %14.1f %14.1f %14.1f %14.2f%n", names.get(i),
+                mib(Files.size(repo.resolve(names.get(i)).resolve("1/model.onnx"))), median(c),
+                c.get((int) Math.min(c.size() - 1, Math.ceil(c.size() * 0.9) - 1)), c.get(c.size() - 1), median(warm.get(i)));
+          }
+          out.printf(Locale.ROOT, "(%d cold starts per size, sizes rotated every repeat; load1 at the end %.1f)%n", repeats, load1());
+        }
+      }
+      return 0;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+
+  @Command(name = "hot-cold", mixinStandardHelpOptions = true,
+      description = "A hot set's latency (closed loop) alone and with a cold tail churning beside it, phases alternated.")
+  static final class HotCold implements java.util.concurrent.Callable<Integer> {
+    @Option(names = "--hot", defaultValue = "4", description = "Hot models (default ${DEFAULT-VALUE}).")
+    int hot;
+
+    @Option(names = "--cold", defaultValue = "40", description = "Cold-tail models (default ${DEFAULT-VALUE}).")
+    int cold;
+
+    @Option(names = "--concurrency", defaultValue = "8", description = "Hot requests in flight (default ${DEFAULT-VALUE}).")
+    int concurrency;
+
+    @Option(names = "--cold-rate", defaultValue = "5", description = "Cold-tail requests per second in the churn phases (default ${DEFAULT-VALUE}).")
+    double coldRate;
+
+    @Option(names = "--hidden", defaultValue = "16384", description = "Dense width of every model (default ${DEFAULT-VALUE} = 0.6 MB).")
+    int hidden;
+
+    @Option(names = "--phase-seconds", defaultValue = "10", description = "Length of each phase (default ${DEFAULT-VALUE}).")
+    int phaseSeconds;
+
+    @Option(names = "--pairs", defaultValue = "4", description = "Quiet/churn phase pairs, alternated (default ${DEFAULT-VALUE}).")
+    int pairs;
+
+    @Option(names = "--out", description = "Also write the summary here.")
+    Path outFile;
+
+    @Override
+    public Integer call() throws Exception {
+      Path repo = Files.createTempDirectory("quiver-hotcold-");
+      for (int i = 0; i < hot + cold; i++) {
+        ExampleModels.writeOffsetModel(repo, "m" + i, i, hidden);
+      }
+      long fileBytes = Files.size(repo.resolve("m0/1/model.onnx"));
+      // Room for the hot set and two cold models: the tail churns through the last two places.
+      long budget = (long) ((hot + 2) * 3 * fileBytes + 2 * fileBytes);
+      List<double[]> quiet = new ArrayList<>();
+      List<double[]> churn = new ArrayList<>();
+      try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY)
+          .withMemoryBudgetBytes(budget))) {
+        for (int i = 0; i < hot; i++) {
+          bench.call("m" + i, 0, i);
+        }
+        runPhase(bench, false, 2); // warm-up: JIT, batcher threads
+        for (int p = 0; p < pairs; p++) {
+          boolean churnFirst = p % 2 == 1; // alternate which phase of the pair comes first
+          double[] a = runPhase(bench, churnFirst, phaseSeconds);
+          double[] b = runPhase(bench, !churnFirst, phaseSeconds);
+          (churnFirst ? churn : quiet).add(a);
+          (churnFirst ? quiet : churn).add(b);
+        }
+        try (PrintStream out = out(outFile)) {
+          out.printf(Locale.ROOT, "hot-cold: %d hot models at concurrency %d, %d cold models at %.1f req/s in churn phases; "
+                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated%n", hot, concurrency, cold, coldRate,
+              mib(fileBytes), mib(budget), phaseSeconds, pairs);
+          out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %8s %8s%n", "phase", "hot req/s", "p50 us", "p99 us",
+              "p99.9 us", "cold ok", "loads", "evict");
+          for (int p = 0; p < pairs; p++) {
+            print(out, "quiet", quiet.get(p));
+            print(out, "churn", churn.get(p));
+          }
+          List<Double> ratios = new ArrayList<>();
+          for (int p = 0; p < pairs; p++) {
+            ratios.add(churn.get(p)[2] / quiet.get(p)[2]);
+          }
+          out.printf(Locale.ROOT, "hot p99 churn/quiet per pair: %s; median %.2f (goal < 1.20); median hot req/s quiet %.0f, churn %.0f%n",
+              ratios.stream().map(r -> String.format(Locale.ROOT, "%.2f", r)).toList(), median(ratios),
+              median(quiet.stream().map(x -> x[0]).toList()), median(churn.stream().map(x -> x[0]).toList()));
+        }
+      }
+      return 0;
+    }
+
+    private static void print(PrintStream out, String phase, double[] r) {
+      out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %8.0f %8.0f%n", phase, r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
+    }
+
+    /** One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold rate beside them. */
+    private double[] runPhase(Bench bench, boolean churn, int seconds) throws Exception {
+      Histogram latency = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+      AtomicLong hotDone = new AtomicLong();
+      AtomicLong coldOk = new AtomicLong();
+      List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+      long loadsBefore = bench.loads.sum();
+      long evictionsBefore = bench.evictions.sum();
+      long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
+      Semaphore slots = new Semaphore(concurrency);
+      SplittableRandom random = new SplittableRandom(seconds * 31L + (churn ? 1 : 0));
+      Thread coldSender = null;
+      if (churn) {
+        coldSender = new Thread(() -> {
+          SplittableRandom r = new SplittableRandom(99);
+          long next = System.nanoTime();
+          while (System.nanoTime() < end) {
+            next += (long) (1e9 / coldRate);
+            long wait = next - System.nanoTime();
+            if (wait > 0) {
+              java.util.concurrent.locks.LockSupport.parkNanos(wait);
+            }
+            int m = hot + r.nextInt(cold);
+            float x = r.nextInt(1000);
+            bench.infer("m" + m, x).whenComplete((out, e) -> {
+              if (e != null) {
+                failures.add(e);
+              } else if (out[0] == x + m) {
+                coldOk.incrementAndGet();
+              } else {
+                failures.add(new AssertionError("m" + m + " answered wrong"));
+              }
+            });
+          }
+        }, "cold-sender");
+        coldSender.start();
+      }
+      long t0 = System.nanoTime();
+      while (System.nanoTime() < end) {
+        slots.acquire();
+        int m = random.nextInt(hot);
+        float x = random.nextInt(1000);
+        long sent = System.nanoTime();
+        bench.infer("m" + m, x).whenComplete((out, e) -> {
+          long micros = (System.nanoTime() - sent) / 1000;
+          synchronized (latency) {
+            latency.recordValue(Math.min(latency.getHighestTrackableValue(), Math.max(1, micros)));
+          }
+          if (e != null) {
+            failures.add(e);
+          } else if (out[0] != x + m) {
+            failures.add(new AssertionError("m" + m + " answered wrong"));
+          }
+          hotDone.incrementAndGet();
+          slots.release();
+        });
+      }
+      slots.acquire(concurrency);
+      long elapsed = System.nanoTime() - t0;
+      if (coldSender != null) {
+        coldSender.join();
+      }
+      if (!failures.isEmpty()) {
+        throw new AssertionError(failures.size() + " failed requests, first: " + failures.get(0), failures.get(0));
+      }
+      return new double[] {hotDone.get() / (elapsed / 1e9), latency.getValueAtPercentile(50), latency.getValueAtPercentile(99),
+          latency.getValueAtPercentile(99.9), coldOk.get(), bench.loads.sum() - loadsBefore, bench.evictions.sum() - evictionsBefore};
+    }
+  }
+}
