@@ -128,7 +128,10 @@ public final class ModelManager implements AutoCloseable {
   private final Set<String> operatorUnloaded = ConcurrentHashMap.newKeySet();
   // Models evicted (or left out at start) under the budget: not resident, loaded on demand; value = why.
   private final Map<String, String> evicted = new ConcurrentHashMap<>();
-  private final Map<String, Long> measuredBytes = new ConcurrentHashMap<>(); // "model/version" -> last measured cost
+  // "model/version" -> the smallest cost measured over its loads (resident growth only errs upwards), and
+  // what its runtime last reported (-1: no report): estimates for its next load.
+  private final Map<String, Long> measuredBytes = new ConcurrentHashMap<>();
+  private final Map<String, Long> reportedBytes = new ConcurrentHashMap<>();
   private final Map<String, Long> failedAtNanos = new ConcurrentHashMap<>();
   private final Set<String> evictionClaims = new HashSet<>(); // guarded by budget's monitor
   private volatile LifecycleListener listener = LifecycleListener.NONE;
@@ -599,8 +602,11 @@ public final class ModelManager implements AutoCloseable {
     while (true) {
       ModelRoute route = model == null ? null : routes.get(model);
       if (route == null) {
-        if (orNull && loadsOnDemand(model)) {
-          return null;
+        if (loadsOnDemand(model)) {
+          if (orNull) {
+            return null;
+          }
+          throw InferenceException.unavailable("model '%s' is not resident; it loads on its first inference request", model);
         }
         throw unknownModel(model);
       }
@@ -861,7 +867,8 @@ public final class ModelManager implements AutoCloseable {
       LoadedVersion loaded = loader.load(model, version, dir, files);
       budget.loaded(reservation, loaded.memory());
       reservation = 0;
-      measuredBytes.put(model.name() + "/" + version, loaded.memory().bytes());
+      measuredBytes.merge(model.name() + "/" + version, loaded.memory().bytes(), Math::min);
+      reportedBytes.put(model.name() + "/" + version, loaded.memory().reportedBytes());
       VersionMemory m = loaded.memory();
       log.info("loaded model '{}' version {} ({}, {} instance(s)) in {} ms: ok; memory {} ({}: files {}, resident growth {}, runtime {})",
           model.name(), version, loaded.runtimeName(), loaded.runners().size(), millisSince(t0), VersionMemory.human(m.bytes()),
@@ -896,12 +903,16 @@ public final class ModelManager implements AutoCloseable {
       budget.tryReserve(estimate);
       return estimate;
     }
-    if (estimate > budget.limit) {
+    // Refused up front only on figures that do not err: its files, and what its runtime reported.
+    long reported = reportedBytes.getOrDefault(model + "/" + version, -1L);
+    long certain = Math.max(files.bytes(), reported);
+    if (certain > budget.limit) {
       throw InferenceException.failedPrecondition(
           "model '%s' version %d needs at least %s (%s), more than the whole memory budget of %s", model, version,
-          VersionMemory.human(estimate), before != null ? "measured when it last loaded" : "the size of its files",
-          VersionMemory.human(budget.limit));
+          VersionMemory.human(certain), reported > files.bytes() ? "reported by its runtime when it last loaded"
+              : "the size of its files", VersionMemory.human(budget.limit));
     }
+    estimate = Math.min(estimate, budget.limit);
     long giveUpAt = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(options.drainTimeoutMillis()) + TimeUnit.SECONDS.toNanos(10);
     while (true) {
       if (budget.tryReserve(estimate)) {
@@ -1113,10 +1124,12 @@ public final class ModelManager implements AutoCloseable {
    */
   private void keepWithinBudget(String model, Collection<LoadedVersion> fresh) {
     long own = 0;
+    long certain = 0; // the figures that do not err: files, runtime reports
     for (LoadedVersion version : fresh) {
       own += version.memory().bytes();
+      certain += Math.max(version.memory().fileBytes(), version.memory().reportedBytes());
     }
-    boolean alone = own > budget.limit; // then evicting others would not help: nothing is evicted for it
+    boolean alone = certain > budget.limit; // then evicting others would not help: nothing is evicted for it
     boolean othersMoving = false;
     while (!alone && budget.overBy() > 0) {
       Evictions done = evictForRoom(model, budget.overBy(), EvictionCause.OVER_BUDGET_AFTER_LOAD, "model '" + model + "'");
@@ -1126,6 +1139,14 @@ public final class ModelManager implements AutoCloseable {
       }
     }
     if (budget.overBy() <= 0) {
+      return;
+    }
+    if (!alone && own > budget.limit) {
+      // Only its resident growth says it does not fit, and that figure includes what the allocator keeps
+      // after loading: it is kept (everything else evictable has gone) and is the first to go next time.
+      log.warn("model '{}' measured {} while loading (files {}), more than the memory budget of {}; kept, since its files "
+          + "and runtime report fit: the measurement includes memory the allocator keeps after loading",
+          model, VersionMemory.human(own), VersionMemory.human(certain), VersionMemory.human(budget.limit));
       return;
     }
     if (!alone && (othersMoving || othersLoading(model))) {
@@ -1188,11 +1209,14 @@ public final class ModelManager implements AutoCloseable {
    */
   private Evictions evictForRoom(String exclude, long need, EvictionCause cause, String forWhat) {
     List<Victim> candidates;
+    boolean[] busySkipped = new boolean[1];
     synchronized (budget) {
-      candidates = candidates(exclude);
+      candidates = candidates(exclude, busySkipped);
     }
     int evictedNow = 0;
-    boolean contended = false;
+    // Models skipped for a moment (loading, leaving, claimed, being handed to waiting requests) may be
+    // evictable shortly: the caller waits and tries again rather than giving up.
+    boolean contended = busySkipped[0];
     long freed = 0;
     for (Victim v : candidates) {
       if (freed >= need) {
@@ -1222,12 +1246,19 @@ public final class ModelManager implements AutoCloseable {
     return new Evictions(evictedNow, contended);
   }
 
-  /** Caller holds the budget's monitor. Every model that may be evicted, least recently used (idle before busy) first. */
-  private List<Victim> candidates(String exclude) {
+  /**
+   * Caller holds the budget's monitor. Every model that may be evicted, least recently used (idle
+   * before busy) first; {@code busySkipped[0]} is set when a model was passed over only for the moment.
+   */
+  private List<Victim> candidates(String exclude, boolean[] busySkipped) {
     List<Victim> candidates = new ArrayList<>();
     for (ModelRoute route : routes.values()) {
-      if (route.name.equals(exclude == null ? "" : exclude) || evictionClaims.contains(route.name) || optionPinned.contains(route.name)
-          || desiredPinned.contains(route.name) || !route.hasReady() || onDemand.hasWaiters(route.name)) {
+      if (route.name.equals(exclude == null ? "" : exclude) || optionPinned.contains(route.name)
+          || desiredPinned.contains(route.name) || !route.hasReady()) {
+        continue;
+      }
+      if (evictionClaims.contains(route.name) || onDemand.hasWaiters(route.name)) {
+        busySkipped[0] = true;
         continue;
       }
       long bytes = 0;
@@ -1235,8 +1266,12 @@ public final class ModelManager implements AutoCloseable {
       boolean busy = false;
       boolean eligible = true;
       for (Slot slot : route.slots) {
-        if (slot.state() == State.LOADING || slot.state() == State.UNLOADING
-            || (slot.loaded() != null && slot.loaded().pinnedByConfig())) {
+        if (slot.state() == State.LOADING || slot.state() == State.UNLOADING) {
+          busySkipped[0] = true;
+          eligible = false;
+          break;
+        }
+        if (slot.loaded() != null && slot.loaded().pinnedByConfig()) {
           eligible = false;
           break;
         }

@@ -34,6 +34,9 @@ final class VersionLoader {
   private final List<ModelRuntime> runtimes;
   private final SchedulerFactory schedulers;
   private final MemoryMeter meter;
+  // Runtimes that have opened an instance in this process: the first one's resident growth includes the
+  // runtime's own start (ONNX Runtime's environment: tens of MiB), so it is not charged to that version.
+  private final java.util.Set<String> started = java.util.concurrent.ConcurrentHashMap.newKeySet();
 
   VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers, MemoryMeter meter) {
     this.runtimes = runtimes;
@@ -76,6 +79,9 @@ final class VersionLoader {
         VersionWarmup.run(label, completed, signature, runners, dir);
       } finally {
         grown = measured.end();
+      }
+      if (started.add(runtime.name())) {
+        grown = -1; // the runtime's start-up, not this version's
       }
       long reported = -1;
       for (ModelRunner runner : runners) {

@@ -7,8 +7,9 @@ package io.quiver.lifecycle;
  *     resident-set growth, and never less than the files' size
  * @param fileBytes the size of the version's files (the floor: a runtime holds at least its weights)
  * @param residentGrowthBytes how much the process's resident set grew while the version's instances
- *     opened and warmed up; -1 when it could not be attributed (another load ran at the same time, or
- *     the platform has no {@code /proc/self/status})
+ *     opened and warmed up, less the JVM heap's and buffers' growth meanwhile; -1 when it could not be
+ *     attributed (another load ran at the same time, it was the runtime's first load in this process
+ *     and so included the runtime's own start, or the platform has no {@code /proc/self/status})
  * @param reportedBytes what the runtime says its instances hold ({@link
  *     io.quiver.core.spi.ModelRunner#memoryBytes()} summed); -1 when it does not say
  */

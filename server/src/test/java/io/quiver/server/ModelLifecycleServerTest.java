@@ -267,6 +267,13 @@ class ModelLifecycleServerTest {
       }
       assertThat(fixture.server.models().waitingRequests()).isZero();
       assertThat(ready(fixture, "simple")).isFalse(); // it loads on its first request
+      try {
+        fixture.stub().modelMetadata(io.quiver.proto.inference.ModelMetadataRequest.newBuilder().setName("simple").build());
+        throw new AssertionError("expected UNAVAILABLE");
+      } catch (StatusRuntimeException e) {
+        assertThat(e.getStatus().getCode()).isEqualTo(Status.Code.UNAVAILABLE);
+        assertThat(e.getStatus().getDescription()).contains("not resident; it loads on its first inference request");
+      }
       assertThat(toInts(fixture.stub().modelInfer(simpleRequest(2, 3)).getRawOutputContents(0))[0]).isEqualTo(5);
     }
   }

@@ -166,7 +166,6 @@ public final class LifecycleBench implements Runnable {
     @Override
     public void close() {
       manager.close();
-      LocalModelRepository.deleteTree(repository);
     }
   }
 
@@ -196,12 +195,12 @@ public final class LifecycleBench implements Runnable {
   // ---------------------------------------------------------------------------------------------
 
   @Command(name = "soak", mixinStandardHelpOptions = true,
-      description = "Load/evict cycles under a budget that holds two models of three: resident memory and file descriptors.")
+      description = "Load/evict cycles under a budget that holds one model of three: resident memory and file descriptors.")
   static final class Soak implements java.util.concurrent.Callable<Integer> {
     @Option(names = "--cycles", defaultValue = "1000", description = "Load/evict cycles (default ${DEFAULT-VALUE}).")
     int cycles;
 
-    @Option(names = "--hidden", defaultValue = "65536", description = "Dense width of each model (36 B per unit; default ${DEFAULT-VALUE} = 2.3 MB).")
+    @Option(names = "--hidden", defaultValue = "262144", description = "Dense width of each model (36 B per unit; default ${DEFAULT-VALUE} = 9.4 MB).")
     int hidden;
 
     @Option(names = "--sample-every", defaultValue = "50", description = "Cycles between samples (default ${DEFAULT-VALUE}).")
@@ -217,8 +216,9 @@ public final class LifecycleBench implements Runnable {
         ExampleModels.writeOffsetModel(repo, "m" + i, i, hidden);
       }
       long modelBytes = Files.size(repo.resolve("m0/1/model.onnx"));
-      // Two models fit, not three: each request for the next model in turn loads it and evicts the least recently used.
-      long budget = 2 * 3 * modelBytes + (modelBytes / 2);
+      // One model fits, not two (ONNX Runtime holds about 1.7 times the file once loaded, give or take a few
+      // MiB of measurement noise): each request for the next model in turn loads it and evicts the previous one.
+      long budget = (long) (2.5 * modelBytes);
       List<long[]> samples = new ArrayList<>(); // cycle, rss, fds, used
       long t0 = System.nanoTime();
       try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY)
@@ -251,7 +251,8 @@ public final class LifecycleBench implements Runnable {
           lateFd.add((double) samples.get(i)[2]);
         }
         try (PrintStream out = out(outFile)) {
-          out.printf(Locale.ROOT, "soak: %d cycles (%d on-demand loads, %d evictions) in %d s; model file %s MiB, budget %s MiB%n",
+          out.printf(Locale.ROOT, "soak: %d cycles (%d on-demand loads, %d evictions) in %d s; three models of %s MiB (files)"
+                  + " requested in turn, budget %s MiB (one of them)%n",
               cycles, bench.loads.sum(), bench.evictions.sum(), seconds, mib(modelBytes), mib(budget));
           out.printf(Locale.ROOT, "rss median, cycles %d-%d: %s MiB; cycles %d-%d: %s MiB; growth %+.1f MiB (%+.1f KiB per cycle)%n",
               samples.get(q)[0], samples.get(2 * q - 1)[0], mib((long) median(early)), samples.get(samples.size() - q)[0],
@@ -263,6 +264,8 @@ public final class LifecycleBench implements Runnable {
               mib(samples.stream().mapToLong(s -> s[1]).min().orElse(-1)), mib(samples.stream().mapToLong(s -> s[1]).max().orElse(-1)),
               mib(samples.get(0)[1]));
         }
+      } finally {
+        LocalModelRepository.deleteTree(repo);
       }
       return 0;
     }
@@ -327,6 +330,8 @@ public final class LifecycleBench implements Runnable {
           }
           out.printf(Locale.ROOT, "(%d cold starts per size, sizes rotated every repeat; load1 at the end %.1f)%n", repeats, load1());
         }
+      } finally {
+        LocalModelRepository.deleteTree(repo);
       }
       return 0;
     }
@@ -343,8 +348,14 @@ public final class LifecycleBench implements Runnable {
     @Option(names = "--cold", defaultValue = "40", description = "Cold-tail models (default ${DEFAULT-VALUE}).")
     int cold;
 
-    @Option(names = "--concurrency", defaultValue = "8", description = "Hot requests in flight (default ${DEFAULT-VALUE}).")
+    @Option(names = "--concurrency", defaultValue = "8",
+        description = "Closed loop: hot requests in flight; open loop: the most in flight (default ${DEFAULT-VALUE}).")
     int concurrency;
+
+    @Option(names = "--hot-rate", defaultValue = "0",
+        description = "Open loop: hot requests per second at constant intervals, latency from each request's intended send "
+            + "time (coordinated omission corrected); 0 = closed loop at --concurrency (default).")
+    double hotRate;
 
     @Option(names = "--cold-rate", defaultValue = "5", description = "Cold-tail requests per second in the churn phases (default ${DEFAULT-VALUE}).")
     double coldRate;
@@ -386,9 +397,10 @@ public final class LifecycleBench implements Runnable {
           (churnFirst ? quiet : churn).add(b);
         }
         try (PrintStream out = out(outFile)) {
-          out.printf(Locale.ROOT, "hot-cold: %d hot models at concurrency %d, %d cold models at %.1f req/s in churn phases; "
-                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated%n", hot, concurrency, cold, coldRate,
-              mib(fileBytes), mib(budget), phaseSeconds, pairs);
+          out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
+                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; load1 %.1f%n", hot,
+              hotRate > 0 ? String.format(Locale.ROOT, "open loop at %.0f req/s", hotRate) : "closed loop at concurrency " + concurrency,
+              cold, coldRate, mib(fileBytes), mib(budget), phaseSeconds, pairs, load1());
           out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %8s %8s%n", "phase", "hot req/s", "p50 us", "p99 us",
               "p99.9 us", "cold ok", "loads", "evict");
           for (int p = 0; p < pairs; p++) {
@@ -403,6 +415,8 @@ public final class LifecycleBench implements Runnable {
               ratios.stream().map(r -> String.format(Locale.ROOT, "%.2f", r)).toList(), median(ratios),
               median(quiet.stream().map(x -> x[0]).toList()), median(churn.stream().map(x -> x[0]).toList()));
         }
+      } finally {
+        LocalModelRepository.deleteTree(repo);
       }
       return 0;
     }
@@ -449,11 +463,21 @@ public final class LifecycleBench implements Runnable {
         coldSender.start();
       }
       long t0 = System.nanoTime();
+      long intervalNanos = hotRate > 0 ? (long) (1e9 / hotRate) : 0;
+      long intended = t0;
       while (System.nanoTime() < end) {
+        if (intervalNanos > 0) {
+          intended += intervalNanos;
+          long wait = intended - System.nanoTime();
+          if (wait > 0) {
+            java.util.concurrent.locks.LockSupport.parkNanos(wait);
+          }
+        }
         slots.acquire();
         int m = random.nextInt(hot);
         float x = random.nextInt(1000);
-        long sent = System.nanoTime();
+        // Open loop: latency counts from when the request was due, so a stall delaying sends is not hidden.
+        long sent = intervalNanos > 0 ? intended : System.nanoTime();
         bench.infer("m" + m, x).whenComplete((out, e) -> {
           long micros = (System.nanoTime() - sent) / 1000;
           synchronized (latency) {
