@@ -31,7 +31,7 @@ public final class DesiredStateStore {
   private static final Logger log = LoggerFactory.getLogger(DesiredStateStore.class);
   private static final int MAX_MANIFEST_BYTES = 4 << 20;
 
-  private final WritableModelRepository repository; // null: in memory only
+  private WritableModelRepository repository; // null: in memory only (also after the repository refused a write)
   private DesiredState current = DesiredState.getDefaultInstance();
   private String tag;
 
@@ -45,11 +45,16 @@ public final class DesiredStateStore {
 
   /** A store beside {@code repository} when it can be written, else one kept in memory. */
   public static DesiredStateStore forRepository(ModelRepository repository) {
-    return repository instanceof WritableModelRepository w ? new DesiredStateStore(w) : new DesiredStateStore();
+    return forRepository(repository, true);
+  }
+
+  /** With {@code persist} false, a store kept in memory whatever the repository (it is never written). */
+  public static DesiredStateStore forRepository(ModelRepository repository, boolean persist) {
+    return persist && repository instanceof WritableModelRepository w ? new DesiredStateStore(w) : new DesiredStateStore();
   }
 
   /** Whether the state is written beside the repository (false: in memory only). */
-  public boolean isPersistent() {
+  public synchronized boolean isPersistent() {
     return repository != null;
   }
 
@@ -106,6 +111,15 @@ public final class DesiredStateStore {
       } catch (InvalidProtocolBufferException e) {
         throw InferenceException.internal("cannot print the desired state: " + e, e);
       } catch (InferenceException e) {
+        if (isReadOnly(e)) {
+          // A read-only repository (KServe mounts /mnt/models read-only): keep the state here from now on.
+          log.warn("desired state: {} cannot be written ({}); it is kept in memory from now on",
+              repository.location(), e.getMessage());
+          repository = null;
+          current = next;
+          tag = null;
+          return next;
+        }
         log.warn("desired state: could not write {}: {}", repository.location(), e.getMessage());
         throw e;
       }
@@ -113,6 +127,23 @@ public final class DesiredStateStore {
       tag = null; // our own write: the next refresh reads it once and then compares tags again
     }
     return next;
+  }
+
+  /** A refusal that retrying will not change: no permission, or a read-only file system or bucket policy. */
+  static boolean isReadOnly(InferenceException e) {
+    if (e.code() == io.quiver.core.ErrorCode.FAILED_PRECONDITION) {
+      return true; // S3: access denied
+    }
+    for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+      if (t instanceof java.nio.file.AccessDeniedException || t instanceof java.nio.file.ReadOnlyFileSystemException) {
+        return true;
+      }
+      if (t instanceof java.nio.file.FileSystemException f && f.getReason() != null
+          && f.getReason().toLowerCase(java.util.Locale.ROOT).contains("read-only")) {
+        return true;
+      }
+    }
+    return false;
   }
 
   static DesiredState parse(byte[] bytes) {

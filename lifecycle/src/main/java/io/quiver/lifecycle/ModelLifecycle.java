@@ -60,7 +60,7 @@ public final class ModelLifecycle implements AutoCloseable {
   public ModelLifecycle(ModelManager manager, LifecycleOptions options) {
     this.manager = Objects.requireNonNull(manager, "manager");
     this.options = Objects.requireNonNull(options, "options");
-    this.desired = DesiredStateStore.forRepository(manager.repository());
+    this.desired = DesiredStateStore.forRepository(manager.repository(), options.persistDesiredState());
     boolean poll = manager.options().controlMode() == ControlMode.POLL;
     this.poller = options.pollIntervalMillis() > 0
         ? new RepositoryPoller(manager, desired, this::converge, poll, options.pollIntervalMillis())

@@ -98,6 +98,12 @@ public final class Main implements Runnable {
         description = "A model never evicted under the memory budget, and loaded at start in lazy mode (repeatable).")
     List<String> pinModels = new ArrayList<>();
 
+    @Option(names = "--desired-state", defaultValue = "repository", paramLabel = "repository|memory",
+        description = "Where the desired state (loads, unloads, policies, traffic, pins) is kept: beside the models in the "
+            + "repository, so restarts and replicas converge (default), or in memory only (a repository mounted read-only, "
+            + "as KServe's /mnt/models). A repository that refuses the write falls back to memory by itself.")
+    String desiredState;
+
     @Option(names = "--model-load-queue-size", defaultValue = "256",
         description = "Requests that may wait for one model's on-demand load; more are refused with RESOURCE_EXHAUSTED and a retry hint (default ${DEFAULT-VALUE}).")
     int loadQueueSize;
@@ -341,6 +347,12 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--model-load-queue-size must be between 1 and "
             + io.quiver.lifecycle.ModelManagerOptions.MAX_ON_DEMAND_QUEUE_LIMIT + "; was " + loadQueueSize);
       }
+      boolean persistDesiredState = switch (desiredState.toLowerCase(java.util.Locale.ROOT)) {
+        case "repository" -> true;
+        case "memory" -> false;
+        default -> throw new CommandLine.ParameterException(new CommandLine(this),
+            "--desired-state must be 'repository' or 'memory'; was '" + desiredState + "'");
+      };
       for (String name : pinModels) {
         String problem = io.quiver.registry.ModelNames.problem(name);
         if (problem != null) {
@@ -395,7 +407,8 @@ public final class Main implements Runnable {
               .withMemoryBudget(budgetBytes, List.copyOf(pinModels))
               .withOnDemandQueueLimit(loadQueueSize)
               .withPollIntervalMillis(controlPollMillis)
-              .withModelCacheDir(cache))
+              .withModelCacheDir(cache)
+              .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
           .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));

@@ -120,7 +120,7 @@ public final class QuiverServer implements AutoCloseable {
             .withMemoryBudgetBytes(settings.memoryBudgetBytes()).withPinnedModels(settings.pinnedModels())
             .withOnDemandQueueLimit(settings.onDemandQueueLimit()));
     this.lifecycle = new ModelLifecycle(models, new LifecycleOptions(settings.pollIntervalMillis(), null)
-        .withModelCacheDir(settings.modelCacheDir()));
+        .withModelCacheDir(settings.modelCacheDir()).withPersistDesiredState(settings.persistDesiredState()));
     models.setListener(new LifecycleMetrics(metrics.registry(), models));
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));

@@ -68,9 +68,11 @@ public record ServerOptions(
    * @param pollIntervalMillis how often the desired state (and in poll mode the repository, in lazy mode its
    *     list of models) is read again; 0 = never
    * @param modelCacheDir the model cache directory: S3 versions are fetched there, uploads are staged under it
+   * @param persistDesiredState whether the desired state is written beside the repository; false keeps it in
+   *     memory (a repository mounted read-only, as KServe's)
    */
   public record Lifecycle(long memoryBudgetBytes, List<String> pinnedModels, int onDemandQueueLimit,
-      long pollIntervalMillis, Path modelCacheDir) {
+      long pollIntervalMillis, Path modelCacheDir, boolean persistDesiredState) {
     public Lifecycle {
       pinnedModels = List.copyOf(pinnedModels);
       modelCacheDir = modelCacheDir != null ? modelCacheDir : io.quiver.lifecycle.LifecycleOptions.defaultCacheDir();
@@ -79,23 +81,27 @@ public record ServerOptions(
     /** No budget, no pins, the default queue bound, a 10 s poll, the default cache directory. */
     public static Lifecycle defaults() {
       return new Lifecycle(0, List.of(), io.quiver.lifecycle.ModelManagerOptions.DEFAULT_ON_DEMAND_QUEUE_LIMIT,
-          io.quiver.lifecycle.LifecycleOptions.DEFAULT_POLL_INTERVAL_MILLIS, null);
+          io.quiver.lifecycle.LifecycleOptions.DEFAULT_POLL_INTERVAL_MILLIS, null, true);
     }
 
     public Lifecycle withMemoryBudget(long bytes, List<String> pinned) {
-      return new Lifecycle(bytes, pinned, onDemandQueueLimit, pollIntervalMillis, modelCacheDir);
+      return new Lifecycle(bytes, pinned, onDemandQueueLimit, pollIntervalMillis, modelCacheDir, persistDesiredState);
     }
 
     public Lifecycle withPollIntervalMillis(long millis) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, millis, modelCacheDir);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, millis, modelCacheDir, persistDesiredState);
     }
 
     public Lifecycle withOnDemandQueueLimit(int limit) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, limit, pollIntervalMillis, modelCacheDir);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, limit, pollIntervalMillis, modelCacheDir, persistDesiredState);
     }
 
     public Lifecycle withModelCacheDir(Path dir) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, dir);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, dir, persistDesiredState);
+    }
+
+    public Lifecycle withPersistDesiredState(boolean persist) {
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, modelCacheDir, persist);
     }
   }
 
