@@ -98,11 +98,15 @@ public final class Main implements Runnable {
         description = "A model never evicted under the memory budget, and loaded at start in lazy mode (repeatable).")
     List<String> pinModels = new ArrayList<>();
 
-    @Option(names = "--desired-state", defaultValue = "repository", paramLabel = "repository|memory",
+    @Option(names = "--desired-state", paramLabel = "repository|memory",
         description = "Where the desired state (loads, unloads, policies, traffic, pins) is kept: beside the models in the "
-            + "repository, so restarts and replicas converge (default), or in memory only (a repository mounted read-only, "
-            + "as KServe's /mnt/models). A repository that refuses the write falls back to memory by itself.")
+            + "repository, so restarts and replicas converge (the default of 'quiver serve'), or in memory only (the "
+            + "default when started as 'tritonserver', which writes nothing into its model store, as Triton does; and "
+            + "for a repository mounted read-only). A repository that refuses the write falls back to memory by itself.")
     String desiredState;
+
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec; // to tell 'serve' from 'tritonserver'
 
     @Option(names = "--model-load-queue-size", defaultValue = "256",
         description = "Requests that may wait for one model's on-demand load; more are refused with RESOURCE_EXHAUSTED and a retry hint (default ${DEFAULT-VALUE}).")
@@ -347,7 +351,8 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--model-load-queue-size must be between 1 and "
             + io.quiver.lifecycle.ModelManagerOptions.MAX_ON_DEMAND_QUEUE_LIMIT + "; was " + loadQueueSize);
       }
-      boolean persistDesiredState = switch (desiredState.toLowerCase(java.util.Locale.ROOT)) {
+      boolean persistDesiredState = switch ((desiredState != null ? desiredState
+          : startedAsTritonserver() ? "memory" : "repository").toLowerCase(java.util.Locale.ROOT)) {
         case "repository" -> true;
         case "memory" -> false;
         default -> throw new CommandLine.ParameterException(new CommandLine(this),
@@ -412,6 +417,23 @@ public final class Main implements Runnable {
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
           .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));
+    }
+
+    /** Whether the command line named this command {@code tritonserver} (Triton's drop-in). */
+    private boolean startedAsTritonserver() {
+      CommandLine.ParseResult parsed = spec == null ? null : spec.commandLine().getParseResult();
+      if (parsed == null) {
+        return false;
+      }
+      for (String arg : parsed.originalArgs()) {
+        if (arg.equals("tritonserver")) {
+          return true;
+        }
+        if (arg.equals("serve")) {
+          return false;
+        }
+      }
+      return false;
     }
 
     private TracingOptions.Exporter tracingExporter() {

@@ -18,7 +18,10 @@ import java.util.List;
  * away) makes the request be dropped instead of submitted. A cancel after the request was submitted
  * no longer reaches it (the answer is then discarded by the transport).
  *
- * <p>Allocated only on this cold path; its methods run once, on a lifecycle thread.
+ * <p>Threading: made on the transport thread that received the request; when that is an event loop,
+ * the request is resumed (submitted, or answered with its failure) back on that loop, as every answer
+ * of a connection is handled there; otherwise on the lifecycle thread that calls it. Allocated only
+ * on this cold path; its methods run once.
  */
 final class OnDemandRequest implements ResidentWaiter {
   private static final Tensor[] NO_TENSORS = {};
@@ -44,6 +47,7 @@ final class OnDemandRequest implements ResidentWaiter {
   private final long startNanos;
   private final long waitDeadlineNanos;
   private final InferRequest placeholder;
+  private final io.quiver.core.spi.TransportExecutor transport; // the event loop it came from; null elsewhere
 
   OnDemandRequest(DataPlane plane, String model, String id, List<Tensor> decoded, List<String> requestedOutputs,
       int priority, long timeoutMicros, long deadlineNanos, DataPlane.Completion completion, String protocol, Span span,
@@ -65,6 +69,21 @@ final class OnDemandRequest implements ResidentWaiter {
         : byTimeout == InferRequest.NO_DEADLINE || deadlineNanos - byTimeout < 0 ? deadlineNanos : byTimeout;
     this.placeholder = new InferRequest(model, 0, id, NO_TENSORS, NO_OUTPUTS, 1, priority, timeoutMicros, deadlineNanos,
         NEVER_RUN);
+    this.transport = EventLoopTransports.current();
+  }
+
+  /** Runs {@code task} on the request's event loop (at once when already there); false when the loop is gone. */
+  private boolean onTransport(Runnable task) {
+    if (transport == null || transport.inTransportThread()) {
+      task.run();
+      return true;
+    }
+    try {
+      transport.execute(task);
+      return true;
+    } catch (RuntimeException e) {
+      return false; // the server is shutting down: the connection is gone with its loop
+    }
   }
 
   /** When the wait ends at the latest ({@link InferRequest#NO_DEADLINE} when the caller set none). */
@@ -84,6 +103,13 @@ final class OnDemandRequest implements ResidentWaiter {
 
   @Override
   public void resident(LoadedVersion version) {
+    if (!onTransport(() -> submit(version))) {
+      version.release();
+      plane.failSpan(span, InferenceException.unavailable("the server is shutting down"));
+    }
+  }
+
+  private void submit(LoadedVersion version) {
     try {
       // From here on it is an ordinary request: submitTo owns the hold, the span and the metrics.
       plane.submitTo(version, id, decoded, requestedOutputs, priority, timeoutMicros, transportDeadlineNanos, completion,
@@ -99,6 +125,6 @@ final class OnDemandRequest implements ResidentWaiter {
   @Override
   public void failed(InferenceException error) {
     plane.failSpan(span, error);
-    completion.failed(placeholder, error);
+    onTransport(() -> completion.failed(placeholder, error));
   }
 }

@@ -277,4 +277,31 @@ class ModelLifecycleServerTest {
       assertThat(toInts(fixture.stub().modelInfer(simpleRequest(2, 3)).getRawOutputContents(0))[0]).isEqualTo(5);
     }
   }
+
+  @Test
+  void lazyMode_overRest_theFirstRequestsLoadTheModel_andAreAnsweredInOrder() throws Exception {
+    ExampleModels.writeOffsetModel(repository, "offset_007", 7, 0);
+    ServerOptions rest = new ServerOptions("127.0.0.1", 0, repository, ControlMode.LAZY, List.of(),
+        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, ServerOptions.DISABLED, 1024 * 1024, false)
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0).withModelCacheDir(cache));
+    try (ServerFixture fixture = new ServerFixture(rest)) {
+      assertThat(ready(fixture, "offset_007")).isFalse();
+      HttpClient http = HttpClient.newHttpClient();
+      List<java.util.concurrent.CompletableFuture<HttpResponse<String>>> answers = new ArrayList<>();
+      for (int i = 0; i < 8; i++) {
+        String body = "{\"id\":\"r" + i + "\",\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\",\"shape\":[1,4],"
+            + "\"data\":[" + i + "," + i + "," + i + "," + i + "]}]}";
+        answers.add(http.sendAsync(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + fixture.server.httpPort()
+            + "/v2/models/offset_007/infer")).POST(HttpRequest.BodyPublishers.ofString(body)).build(),
+            HttpResponse.BodyHandlers.ofString()));
+      }
+      for (int i = 0; i < 8; i++) {
+        HttpResponse<String> answer = answers.get(i).get(60, TimeUnit.SECONDS);
+        assertThat(answer.statusCode()).as(answer.body()).isEqualTo(200);
+        float expected = i + 7;
+        assertThat(answer.body()).contains("\"id\":\"r" + i + "\"").contains("[" + expected + "," + expected);
+      }
+      assertThat(ready(fixture, "offset_007")).isTrue();
+    }
+  }
 }

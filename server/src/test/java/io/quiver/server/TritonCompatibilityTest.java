@@ -68,6 +68,20 @@ class TritonCompatibilityTest {
   }
 
   @Test
+  void desiredState_isKeptInMemoryWhenStartedAsTritonserver_andBesideTheModelsForServe() {
+    assertThat(Main.serveOptions("serve", "--model-repository=/m").lifecycle().persistDesiredState()).isTrue();
+    assertThat(Main.serveOptions("tritonserver", "--model-store=/m").lifecycle().persistDesiredState())
+        .as("Triton writes nothing into its model store").isFalse();
+    assertThat(Main.serveOptions("tritonserver", "--model-store=/m", "--desired-state=repository").lifecycle()
+        .persistDesiredState()).isTrue();
+    assertThat(Main.serveOptions("serve", "--model-repository=/m", "--desired-state=MEMORY").lifecycle()
+        .persistDesiredState()).isFalse();
+    // A value that happens to be the other command's name does not change the default.
+    assertThat(Main.serveOptions("serve", "--model-repository=tritonserver").lifecycle().persistDesiredState()).isTrue();
+    assertRefused("--desired-state must be 'repository' or 'memory'; was 'disk'", "serve", "--desired-state=disk");
+  }
+
+  @Test
   void unsupportedTritonFlags_areRefusedByName() {
     assertRefused("'--backend-directory' is a tritonserver flag that Quiver does not support",
         "tritonserver", "--model-store=/m", "--backend-directory=/opt/tritonserver/backends");
