@@ -76,6 +76,15 @@ class ModelLifecycleTest {
     @Override public String readConfigText(String model) { return local.readConfigText(model); }
     @Override public void writeConfigText(String model, String text) { local.writeConfigText(model, text); }
     @Override public StoredObject readDesiredState(String knownTag) { return local.readDesiredState(knownTag); }
+    @Override public StoredObject readState(String name) { return local.readState(name); }
+    @Override public void writeState(String name, byte[] contents) { local.writeState(name, contents); }
+    @Override public List<String> listState(String prefix) { return local.listState(prefix); }
+    @Override public StoredObject readVersionAttachment(String model, long version, String name, String knownTag) {
+      return local.readVersionAttachment(model, version, name, knownTag);
+    }
+    @Override public void writeVersionAttachment(String model, long version, String name, byte[] contents) {
+      local.writeVersionAttachment(model, version, name, contents);
+    }
 
     @Override
     public void writeDesiredState(byte[] contents) {

@@ -95,7 +95,8 @@ class MonitoringEndToEndTest {
 
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, 0, 16 << 20, false)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0));
     fixture = new ServerFixture(options);
     http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
     control = NettyChannelBuilder.forAddress("127.0.0.1", fixture.server.controlPort()).usePlaintext().build();

@@ -57,7 +57,8 @@ class BatchJobsS3Test {
       ServerOptions options = new ServerOptions("127.0.0.1", 0, local.resolve("cache"), ControlMode.NONE, List.of(),
           ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, -1, -1, 1024 * 1024, false)
           .withS3(s3.options("s3://models/repo", local.resolve("cache")))
-          .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+          .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+          .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0));
       JobsOptions jobsOptions = JobsOptions.of(List.of("s3://data/in"), List.of("s3://data/out"))
           .withS3(s3.options("s3://data", local.resolve("unused")));
       try (QuiverServer server = new QuiverServer(options).withJobs(jobsOptions).start()) {

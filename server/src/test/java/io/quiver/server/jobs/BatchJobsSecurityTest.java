@@ -76,7 +76,8 @@ class BatchJobsSecurityTest {
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 2_000, 0, -1, 1024 * 1024, false)
         .withSecurityConfig(security)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0));
     HttpClient http = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
     try (QuiverServer server = new QuiverServer(options)
         .withJobs(JobsOptions.of(List.of(data.toString()), List.of(out.toString()))).start()) {

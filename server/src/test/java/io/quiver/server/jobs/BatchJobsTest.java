@@ -71,7 +71,8 @@ class BatchJobsTest {
     modelFile = ExampleModels.writeMlpClassifier(repository).resolve("1/model.onnx");
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 2, 5_000, 0, -1, 1024 * 1024, false)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0));
     server = new QuiverServer(options)
         .withJobs(JobsOptions.of(List.of(data.toString()), List.of(outputs.toString())))
         .start();
