@@ -66,6 +66,8 @@ class KServeTest {
     assertThat(options.modelRepository()).isEqualTo(Path.of("/mnt/models"));
     assertThat(options.grpcPort()).isEqualTo(9000);
     assertThat(options.httpPort()).isEqualTo(8080);
+    assertThat(options.lifecycle().persistDesiredState())
+        .as("started as tritonserver: no desired-state manifest in the (read-only) model store").isFalse();
     assertThat(String.valueOf(options.metricsPort()))
         .isEqualTo(runtime.path("spec").path("annotations").path("prometheus.kserve.io/port").asText());
     // What KServe appends for multi-model serving (no storageUri): explicit mode.

@@ -107,7 +107,7 @@ class UploadInterruptedTest {
     Child first = new Child("first");
     ManagedChannel channel = NettyChannelBuilder.forAddress("127.0.0.1", first.controlPort).usePlaintext().build();
     try {
-      // An upload that sends 2 MiB of a 64 MiB file and then stalls, as a client cut off mid-transfer.
+      // An upload that sends 2 MiB of a model file and then stalls, as a client cut off mid-transfer.
       StreamObserver<UploadModelRequest> upload = ModelControlGrpc.newStub(channel).uploadModel(new StreamObserver<>() {
         @Override public void onNext(UploadModelResponse value) {}
         @Override public void onError(Throwable t) {}
