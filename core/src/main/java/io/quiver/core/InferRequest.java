@@ -1,6 +1,7 @@
 package io.quiver.core;
 
 import io.quiver.core.spi.TransportExecutor;
+import java.util.function.BooleanSupplier;
 
 /**
  * One validated inference request on its way through a scheduler to a runner.
@@ -35,6 +36,9 @@ public final class InferRequest {
   private final InferCallback callback;
   private final TransportExecutor transport; // null: answered on the finishing thread
   private volatile boolean cancelled;
+  // Set once before the request is submitted (published to the scheduler with it): a request made on
+  // behalf of another (an ensemble step) is cancelled when that one is.
+  private BooleanSupplier cancelledWith;
   private long enqueueNanos;
   // Written by the scheduler on the completing thread before the success callback runs (on that thread,
   // or on a transport thread that the callback task is published to): plain fields suffice.
@@ -133,7 +137,17 @@ public final class InferRequest {
   }
 
   public boolean isCancelled() {
-    return cancelled;
+    return cancelled || (cancelledWith != null && cancelledWith.getAsBoolean());
+  }
+
+  /**
+   * Makes this request count as cancelled whenever {@code source} says so (an ensemble's step request
+   * follows the ensemble request and the ensemble run). Call before submitting it; the supplier must be
+   * thread-safe and cheap, since schedulers ask while forming batches.
+   */
+  public InferRequest cancelledWith(BooleanSupplier source) {
+    this.cancelledWith = source;
+    return this;
   }
 
   /** Set by the scheduler when it accepts the request, before publishing it to other threads. */

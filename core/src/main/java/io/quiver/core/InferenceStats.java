@@ -35,6 +35,8 @@ public final class InferenceStats {
   private final Duration computeInput = new Duration();
   private final Duration computeInfer = new Duration();
   private final Duration computeOutput = new Duration();
+  private final Duration cacheHit = new Duration();
+  private final Duration cacheMiss = new Duration();
   private final LongAdder inferenceCount = new LongAdder();
   private final LongAdder executionCount = new LongAdder();
   private final AtomicLong lastInferenceMillis = new AtomicLong();
@@ -55,6 +57,20 @@ public final class InferenceStats {
     computeInput.record(inputNanos);
     computeInfer.record(inferNanos);
     computeOutput.record(outputNanos);
+  }
+
+  /**
+   * A request was answered from the response cache (Triton's cache_hit): {@code lookupNanos} to find and
+   * read the entry. It also counts as a success (Triton counts hits in success, not in executions).
+   */
+  public void recordCacheHit(long lookupNanos, long totalNanos) {
+    cacheHit.record(lookupNanos);
+    success.record(totalNanos);
+  }
+
+  /** The response cache had no entry for a request (Triton's cache_miss): lookup plus insertion time. */
+  public void recordCacheMiss(long nanos) {
+    cacheMiss.record(nanos);
   }
 
   /** A request failed after it was accepted (timeout, cancellation, runtime error). */
@@ -82,6 +98,8 @@ public final class InferenceStats {
   public Duration computeInput() { return computeInput; }
   public Duration computeInfer() { return computeInfer; }
   public Duration computeOutput() { return computeOutput; }
+  public Duration cacheHit() { return cacheHit; }
+  public Duration cacheMiss() { return cacheMiss; }
   public long inferenceCount() { return inferenceCount.sum(); }
   public long executionCount() { return executionCount.sum(); }
   public long lastInferenceMillis() { return lastInferenceMillis.get(); }

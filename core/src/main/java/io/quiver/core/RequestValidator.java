@@ -87,6 +87,15 @@ public final class RequestValidator {
     return indices;
   }
 
+  /**
+   * Checks one tensor against the signature's input at {@code index} (datatype, shape, byte size, BYTES
+   * framing), as {@link #validateInputs} does for each named input: for callers that already hold the
+   * inputs in signature order (an ensemble handing one model's outputs to the next).
+   */
+  public static void checkInput(String model, ModelSignature signature, int index, Tensor tensor) {
+    checkTensor(model, signature, signature.inputs().get(index), tensor);
+  }
+
   private static void checkTensor(String model, ModelSignature signature, TensorSpec spec, Tensor tensor) {
     String name = tensor.name();
     if (tensor.dataType() != spec.dataType()) {

@@ -3,6 +3,7 @@ package io.quiver.lifecycle;
 import io.quiver.core.InferenceStats;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.spi.InferenceScheduler;
+import io.quiver.core.spi.ModelHandle;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.proto.inference.ModelConfig;
 import java.lang.invoke.MethodHandles;
@@ -23,7 +24,7 @@ import java.util.concurrent.atomic.AtomicInteger;
  * not allocate. Each acquire also stamps {@link #lastUsedNanos()}, the recency the memory budget's
  * least-recently-used eviction goes by.
  */
-public final class LoadedVersion {
+public final class LoadedVersion implements ModelHandle {
   private static final VarHandle LAST_USED;
 
   static {
@@ -75,28 +76,34 @@ public final class LoadedVersion {
     LAST_USED.setOpaque(this, System.nanoTime()); // a fresh version counts as just used
   }
 
+  @Override
   public String name() {
     return name;
   }
 
+  @Override
   public long version() {
     return version;
   }
 
   /** The version as the protocol writes it ("3"), made once so responses need not format it. */
+  @Override
   public String versionLabel() {
     return versionLabel;
   }
 
   /** The completed config: what the runtime filled in, instance groups made explicit. */
+  @Override
   public ModelConfig config() {
     return config;
   }
 
+  @Override
   public ModelSignature signature() {
     return signature;
   }
 
+  @Override
   public InferenceScheduler scheduler() {
     return scheduler;
   }
@@ -131,6 +138,7 @@ public final class LoadedVersion {
   }
 
   /** Ends one request's hold; call exactly once per successful {@link ModelManager#acquire}. */
+  @Override
   public void release() {
     int left = inFlight.decrementAndGet();
     if (left == 0 && retired) {

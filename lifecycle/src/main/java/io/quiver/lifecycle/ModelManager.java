@@ -227,28 +227,34 @@ public final class ModelManager implements AutoCloseable {
     };
     wanted.removeAll(operatorUnloaded);
     List<String> names = new ArrayList<>(wanted);
-    required.addAll(names);
-    List<ReentrantLock> held = lockAll(names);
+    // Ensembles load after the models their steps call (which load with them in explicit and lazy mode).
+    List<List<String>> waves = EnsembleVersions.loadWaves(repository, names);
+    List<String> loading = new ArrayList<>();
+    waves.forEach(loading::addAll);
+    required.addAll(loading);
+    List<ReentrantLock> held = lockAll(loading);
     try {
       ensureOpen();
-      List<LoadPlan> plans = new ArrayList<>(names.size());
-      for (String name : names) {
-        plans.add(prepare(name, true, true));
-      }
       int ready = 0;
-      for (LoadPlan plan : plans) {
-        try {
-          finish(plan);
-        } catch (InferenceException e) {
-          // Recorded in the table and logged by finish(); the other models keep loading.
+      for (List<String> wave : waves) {
+        List<LoadPlan> plans = new ArrayList<>(wave.size());
+        for (String name : wave) {
+          plans.add(prepare(name, true, true));
         }
-        ModelRoute route = routes.get(plan.name);
-        ready += route != null && route.hasReady() ? 1 : 0;
+        for (LoadPlan plan : plans) {
+          try {
+            finish(plan);
+          } catch (InferenceException e) {
+            // Recorded in the table and logged by finish(); the other models keep loading.
+          }
+          ModelRoute route = routes.get(plan.name);
+          ready += route != null && route.hasReady() ? 1 : 0;
+        }
       }
       rebalanceAfterStart();
       log.info("model manager started ({} mode, repository {}{}): {} of {} models ready in {} ms{}",
           options.controlMode(), repository.location(),
-          budget.enabled() ? ", memory budget " + VersionMemory.human(budget.limit) : "", ready, names.size(),
+          budget.enabled() ? ", memory budget " + VersionMemory.human(budget.limit) : "", ready, loading.size(),
           millisSince(t0), options.controlMode() == ControlMode.LAZY
               ? "; " + listed.size() + " model(s) in the repository load on their first request" : "");
     } finally {
@@ -273,6 +279,7 @@ public final class ModelManager implements AutoCloseable {
    */
   public LoadResult load(String model) {
     ModelNames.requireValid(model);
+    loadStepModels(model, new java.util.HashSet<>());
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
@@ -289,6 +296,7 @@ public final class ModelManager implements AutoCloseable {
    */
   public LoadResult load(String model, ModelVersionPolicy policy) {
     ModelNames.requireValid(model);
+    loadStepModels(model, new java.util.HashSet<>());
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
@@ -307,6 +315,9 @@ public final class ModelManager implements AutoCloseable {
    * @return whether a load ran
    */
   boolean loadOnDemand(String model) {
+    if (!isReady(model, "")) {
+      loadStepModels(model, new java.util.HashSet<>()); // an ensemble's steps first, outside its lock
+    }
     ReentrantLock lock = lockFor(model);
     lock.lock();
     try {
@@ -333,6 +344,33 @@ public final class ModelManager implements AutoCloseable {
       policyOverrides.remove(model);
     } else {
       policyOverrides.put(model, policy);
+    }
+  }
+
+  /**
+   * For an ensemble: loads the models its steps call (transitively) that have no READY version, before
+   * the ensemble and outside any model lock, as Triton loads an ensemble's composing models with it. A
+   * step model that fails to load is logged; the ensemble's own load then fails naming that step.
+   */
+  private void loadStepModels(String model, java.util.Set<String> visited) {
+    if (!visited.add(model)) {
+      return;
+    }
+    for (String step : EnsembleVersions.stepModels(repository, model)) {
+      if (isReady(step, "") || visited.contains(step) || ModelNames.problem(step) != null) {
+        continue;
+      }
+      loadStepModels(step, visited);
+      ReentrantLock lock = lockFor(step);
+      lock.lock();
+      try {
+        ensureOpen();
+        finish(prepare(step, false, false));
+      } catch (InferenceException e) {
+        log.warn("model '{}' (a step of ensemble '{}') did not load: {}", step, model, e.getMessage());
+      } finally {
+        lock.unlock();
+      }
     }
   }
 

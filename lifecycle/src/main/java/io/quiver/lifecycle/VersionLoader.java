@@ -54,6 +54,9 @@ final class VersionLoader {
   LoadedVersion load(RepositoryModel model, long version, Path dir, VersionFiles files) {
     String label = "model '" + model.name() + "' version " + version;
     ModelConfig declared = model.declaredConfig();
+    if (ModelConfigValidator.isEnsemble(declared)) {
+      return EnsembleVersions.load(model, version, schedulers, files);
+    }
     ModelRuntime runtime = pickRuntime(declared, dir, label);
     String fileName = declared.getDefaultModelFilename().isEmpty()
         ? runtime.defaultModelFilename()

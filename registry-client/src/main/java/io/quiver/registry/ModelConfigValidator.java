@@ -3,6 +3,7 @@ package io.quiver.registry;
 import io.quiver.core.InferenceException;
 import io.quiver.proto.inference.ModelConfig;
 import io.quiver.proto.inference.ModelDynamicBatching;
+import io.quiver.proto.inference.ModelEnsembling;
 import io.quiver.proto.inference.ModelInput;
 import io.quiver.proto.inference.ModelInstanceGroup;
 import io.quiver.proto.inference.ModelOutput;
@@ -26,6 +27,10 @@ public final class ModelConfigValidator {
   public static final long MAX_PRIORITY_LEVELS = 1024;
   /** Most tensor dimensions accepted in a config. */
   public static final int MAX_DIMS = 32;
+  /** The platform of an ensemble (Triton's): its steps run other models; it has no model file. */
+  public static final String ENSEMBLE_PLATFORM = "ensemble";
+  /** Most steps one ensemble may have. */
+  public static final int MAX_ENSEMBLE_STEPS = 64;
 
   private ModelConfigValidator() {}
 
@@ -73,7 +78,107 @@ public final class ModelConfigValidator {
     for (int i = 0; i < config.getModelWarmupCount(); i++) {
       checkWarmup(config.getModelWarmup(i), i, maxBatch, out);
     }
+    checkEnsemble(config, modelName, out);
     return out;
+  }
+
+  /** Whether the config describes an ensemble (platform "ensemble" or an ensemble_scheduling block). */
+  public static boolean isEnsemble(ModelConfig config) {
+    return ENSEMBLE_PLATFORM.equals(config.getPlatform()) || config.hasEnsembleScheduling();
+  }
+
+  /**
+   * What an ensemble config must say on its own (the graph against its step models is checked at load,
+   * when they are known): platform and ensemble_scheduling together, complete inputs and outputs (nothing
+   * can fill them in), no fields about instances or files, and well-formed steps.
+   */
+  private static void checkEnsemble(ModelConfig config, String modelName, List<String> out) {
+    boolean platform = ENSEMBLE_PLATFORM.equals(config.getPlatform());
+    if (!platform && !config.hasEnsembleScheduling()) {
+      return;
+    }
+    if (!platform) {
+      out.add("ensemble_scheduling needs platform \"ensemble\"; was '" + ModelNames.printable(config.getPlatform()) + "'");
+    } else if (!config.hasEnsembleScheduling()) {
+      out.add("platform \"ensemble\" needs an ensemble_scheduling block with its steps");
+    }
+    if (!config.getBackend().isEmpty()) {
+      out.add("backend must be empty for an ensemble; was '" + ModelNames.printable(config.getBackend()) + "'");
+    }
+    if (config.getInstanceGroupCount() > 0) {
+      out.add("instance_group is not allowed for an ensemble: its steps run on their own models' instances");
+    }
+    if (config.getModelWarmupCount() > 0) {
+      out.add("model_warmup is not allowed for an ensemble (warm up its step models instead)");
+    }
+    if (!config.getDefaultModelFilename().isEmpty()) {
+      out.add("default_model_filename is not allowed for an ensemble: it has no model file");
+    }
+    if (config.hasOptimization()) {
+      out.add("optimization is not allowed for an ensemble");
+    }
+    if (config.getInputCount() == 0) {
+      out.add("an ensemble must declare its inputs");
+    }
+    if (config.getOutputCount() == 0) {
+      out.add("an ensemble must declare its outputs");
+    }
+    Set<String> inputNames = new HashSet<>();
+    for (ModelInput input : config.getInputList()) {
+      inputNames.add(input.getName());
+      if (input.getDataType() == io.quiver.proto.inference.DataType.TYPE_INVALID) {
+        out.add(tensorLabel("input", 0, input.getName()) + ".data_type must be set for an ensemble");
+      }
+    }
+    for (ModelOutput output : config.getOutputList()) {
+      if (output.getDataType() == io.quiver.proto.inference.DataType.TYPE_INVALID) {
+        out.add(tensorLabel("output", 0, output.getName()) + ".data_type must be set for an ensemble");
+      }
+      if (inputNames.contains(output.getName())) {
+        out.add("ensemble tensor '" + output.getName() + "' is both an input and an output of the ensemble");
+      }
+    }
+    if (!config.hasEnsembleScheduling()) {
+      return;
+    }
+    List<ModelEnsembling.Step> steps = config.getEnsembleScheduling().getStepList();
+    if (steps.isEmpty()) {
+      out.add("ensemble_scheduling must have at least one step");
+    } else if (steps.size() > MAX_ENSEMBLE_STEPS) {
+      out.add("ensemble_scheduling has " + steps.size() + " steps; at most " + MAX_ENSEMBLE_STEPS + " are allowed");
+    }
+    for (int i = 0; i < steps.size(); i++) {
+      ModelEnsembling.Step step = steps.get(i);
+      String where = "ensemble_scheduling.step[" + i + "]";
+      String problem = ModelNames.problem(step.getModelName());
+      if (step.getModelName().isEmpty()) {
+        out.add(where + ".model_name must not be empty");
+      } else if (problem != null) {
+        out.add(where + ".model_name: " + problem);
+      } else if (step.getModelName().equals(modelName) || step.getModelName().equals(config.getName())) {
+        out.add(where + ".model_name must not be the ensemble itself ('" + step.getModelName() + "')");
+      }
+      if (step.getModelVersion() < -1) {
+        out.add(where + ".model_version must be -1 (the routed version) or a version number; was " + step.getModelVersion());
+      }
+      if (step.getInputMapCount() == 0) {
+        out.add(where + ".input_map must map at least one input of model '" + step.getModelName() + "'");
+      }
+      if (step.getOutputMapCount() == 0) {
+        out.add(where + ".output_map must map at least one output of model '" + step.getModelName() + "'");
+      }
+      checkTensorMap(where + ".input_map", step.getInputMapMap(), out);
+      checkTensorMap(where + ".output_map", step.getOutputMapMap(), out);
+    }
+  }
+
+  private static void checkTensorMap(String where, Map<String, String> map, List<String> out) {
+    for (Map.Entry<String, String> e : map.entrySet()) {
+      if (e.getKey().isEmpty() || e.getValue().isEmpty()) {
+        out.add(where + " must not have an empty tensor name; was '" + ModelNames.printable(e.getKey()) + "' -> '"
+            + ModelNames.printable(e.getValue()) + "'");
+      }
+    }
   }
 
   private static void checkInputs(ModelConfig config, List<String> out) {
