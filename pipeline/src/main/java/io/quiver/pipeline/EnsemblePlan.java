@@ -324,9 +324,6 @@ final class EnsemblePlan {
             + ", but " + writerLabel + " writes shape " + Arrays.toString(shapes.get(t)));
       }
     }
-    if (!problems.isEmpty()) {
-      throw invalid(label, problems);
-    }
 
     EnsemblePlan plan = new EnsemblePlan(name, version, signature, names, types, shapes, producers, steps, outputTensor);
     for (Step step : steps) {

@@ -457,7 +457,9 @@ public final class DataPlane {
               .setQueue(duration(stats.queue()))
               .setComputeInput(duration(stats.computeInput()))
               .setComputeInfer(duration(stats.computeInfer()))
-              .setComputeOutput(duration(stats.computeOutput())));
+              .setComputeOutput(duration(stats.computeOutput()))
+              .setCacheHit(duration(stats.cacheHit()))
+              .setCacheMiss(duration(stats.cacheMiss())));
       for (int rows = 1; rows <= stats.maxBatchRows(); rows++) {
         long count = stats.batchCount(rows);
         if (count == 0) {

@@ -185,6 +185,12 @@ public final class Main implements Runnable {
             + " (no thread hand-off); 0 = never. A model's parameter quiver.inline_max_us overrides it (default ${DEFAULT-VALUE}).")
     long inlineMaxMicros;
 
+    @Option(names = "--cache-config", paramLabel = "local,size=BYTES|redis,host=H[,port=P,...]",
+        description = "The response cache that models with response_cache { enable: true } use (Triton's syntax,"
+            + " repeatable): local,size=268435456 (in-process, bounded in bytes) or redis,host=...,port=... (shared"
+            + " by every replica; keys in docs/cache.md). Default: none.")
+    List<String> cacheConfig = new ArrayList<>();
+
     @Option(names = "--shutdown-grace-ms", defaultValue = "30000",
         description = "On SIGTERM, how long in-flight requests may take to finish (default ${DEFAULT-VALUE}).")
     long shutdownGraceMillis;
@@ -398,6 +404,12 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tracing-endpoint needs --tracing otlp");
       }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
+      io.quiver.cache.CacheOptions cache;
+      try {
+        cache = io.quiver.cache.CacheOptions.parse(cacheConfig);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
+      }
       return new ServerOptions(host, grpcPort, repository, mode, List.copyOf(startupModels),
           maxMessageBytes, eventLoopThreads, triton.shutdownGraceMillis(shutdownGraceMillis), triton.httpPort(httpPort),
           triton.metricsPort(metricsPort), maxHttpBodyBytes, accessLog,
@@ -416,7 +428,7 @@ public final class Main implements Runnable {
               .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
-          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, cache));
     }
 
     /** Whether the command line named this command {@code tritonserver} (Triton's drop-in). */

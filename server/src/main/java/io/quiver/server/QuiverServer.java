@@ -20,6 +20,9 @@ import io.quiver.batching.DynamicBatcherFactory;
 import io.quiver.batching.NanoClock;
 import io.quiver.lifecycle.LifecycleOptions;
 import io.quiver.lifecycle.ModelLifecycle;
+import io.quiver.cache.CachingSchedulerFactory;
+import io.quiver.cache.ResponseCache;
+import io.quiver.pipeline.PipelineSchedulerFactory;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ModelManagerOptions;
 import io.quiver.lifecycle.ModelVersionStatus;
@@ -85,6 +88,7 @@ public final class QuiverServer implements AutoCloseable {
   private final ServerTracing tracing; // null = tracing off
   private final DynamicBatcherFactory batchers; // owns the compute pool every model version shares
   private final ModelMonitoring monitoring;
+  private final ResponseCache cache; // null: no --cache-config
   private RestServer restServer;
   private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
@@ -114,14 +118,26 @@ public final class QuiverServer implements AutoCloseable {
     this.batchers = new DynamicBatcherFactory(computePool(options.execution(), workers),
         TimeUnit.MICROSECONDS.toNanos(options.execution().inlineMaxMicros()), NanoClock.SYSTEM);
     ServerOptions.Lifecycle settings = options.lifecycle();
+    // Schedulers, outermost first: monitoring (quiver.monitoring; the request path finds it with one type
+    // check), the response cache (response_cache), ensembles and the admission limit, the batcher.
+    // Ensemble steps and ensemble cache keys route through the manager.
+    this.cache = options.execution().cache() == null ? null
+        : ResponseCache.open(options.execution().cache(), metrics.pipeline().cacheMetrics(options.execution().cache().kind()
+            == io.quiver.cache.CacheOptions.Kind.LOCAL ? "local" : "redis"));
+    metrics.pipeline().bind(cache);
+    PipelineSchedulerFactory pipelines = new PipelineSchedulerFactory(new MetricsSchedulerFactory(batchers, metrics),
+        metrics.pipeline()::stepListener);
+    CachingSchedulerFactory caching = new CachingSchedulerFactory(pipelines, cache);
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
-        new MonitoringSchedulerFactory(new MetricsSchedulerFactory(batchers, metrics), monitoring),
+        new MonitoringSchedulerFactory(caching, monitoring),
         ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels())
             .withMemoryBudgetBytes(settings.memoryBudgetBytes()).withPinnedModels(settings.pinnedModels())
             .withOnDemandQueueLimit(settings.onDemandQueueLimit()));
     this.lifecycle = new ModelLifecycle(models, new LifecycleOptions(settings.pollIntervalMillis(), null)
         .withModelCacheDir(settings.modelCacheDir()).withPersistDesiredState(settings.persistDesiredState()));
     models.setListener(new LifecycleMetrics(metrics.registry(), models));
+    pipelines.routeThrough(models::acquire);
+    caching.routeThrough(models::acquire);
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
       workerGroup = new EpollEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
@@ -387,6 +403,9 @@ public final class QuiverServer implements AutoCloseable {
     lifecycle.close(); // stops the poller; completes every accepted request, REST ones included
     batchers.close(); // after the models: their batchers ran on its pool until the last request
     monitoring.close();
+    if (cache != null) {
+      cache.close();
+    }
     if (restServer != null) {
       restServer.close();
     }

@@ -106,13 +106,15 @@ public record ServerOptions(
   }
 
   /**
-   * Where model batches run.
+   * Where model batches run, and the response cache in front of them.
    *
    * @param computeThreads threads of the shared compute pool; 0 = one per usable core
    * @param inlineMaxMicros the default inline bound: a batch predicted to take at most this long runs on
    *     the event loop that formed it (0 = never); a model's {@code quiver.inline_max_us} overrides it
+   * @param cache the response cache models with {@code response_cache { enable: true }} use
+   *     ({@code --cache-config}, docs/cache.md); null = none
    */
-  public record Execution(int computeThreads, long inlineMaxMicros) {
+  public record Execution(int computeThreads, long inlineMaxMicros, io.quiver.cache.CacheOptions cache) {
     public static final long DEFAULT_INLINE_MAX_MICROS = 50;
 
     public Execution {
@@ -122,8 +124,18 @@ public record ServerOptions(
       }
     }
 
+    /** Without a response cache. */
+    public Execution(int computeThreads, long inlineMaxMicros) {
+      this(computeThreads, inlineMaxMicros, null);
+    }
+
     public static Execution defaults() {
       return new Execution(0, DEFAULT_INLINE_MAX_MICROS);
+    }
+
+    /** The same, with this response cache (null = none). */
+    public Execution withCache(io.quiver.cache.CacheOptions options) {
+      return new Execution(computeThreads, inlineMaxMicros, options);
     }
   }
 

@@ -52,7 +52,7 @@ final class TritonFlags {
   /** The Triton spellings Quiver understands (its own options plus this mixin's), for error messages. */
   static final List<String> SUPPORTED = List.of("--model-repository", "--model-store", "--grpc-port", "--http-port",
       "--metrics-port", "--allow-grpc", "--allow-http", "--allow-metrics", "--model-control-mode", "--load-model",
-      "--strict-model-config", "--log-verbose", "--exit-timeout-secs");
+      "--strict-model-config", "--log-verbose", "--exit-timeout-secs", "--cache-config");
 
   @Spec(Spec.Target.MIXEE)
   CommandSpec mixee;

@@ -57,7 +57,113 @@ public final class ExampleModels {
     names.add(name(writeIdentityBytes(repo)));
     names.add(name(writeMlpClassifier(repo)));
     names.add(name(writeIdentityInt64NoConfig(repo)));
+    names.addAll(writeEnsembleExamples(repo));
     return names;
+  }
+
+  /**
+   * The ensemble examples (docs/ensembles.md) and the models their steps call: {@code preprocess_scale}
+   * and {@code linear_score} (with {@code mlp_classifier}, written by {@link #writeMlpClassifier}), the
+   * pipeline {@code mlp_pipeline} and the fan-out {@code classify_and_score}. Returns the names written.
+   */
+  public static List<String> writeEnsembleExamples(Path repo) throws IOException {
+    writeMlpClassifier(repo);
+    return List.of(name(writePreprocessScale(repo)), name(writeLinearScore(repo)), name(writeMlpPipeline(repo)),
+        name(writeClassifyAndScore(repo)));
+  }
+
+  /**
+   * {@code preprocess_scale}: raw UINT8 [-1,16] (say, pixel values) → Cast to FP32 → (x / 255 − 0.5) × 4 →
+   * features FP32 [-1,16], in [-2, 2]: the preprocessing step in front of {@code mlp_classifier}.
+   */
+  public static Path writePreprocessScale(Path repo) throws IOException {
+    String name = "preprocess_scale";
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("raw", TensorProto.DataType.UINT8, -1, 16)
+        .output("features", TensorProto.DataType.FLOAT, -1, 16)
+        .floatInitializer("inv255", new long[] {1}, new float[] {1f / 255f})
+        .floatInitializer("half", new long[] {1}, new float[] {0.5f})
+        .floatInitializer("four", new long[] {1}, new float[] {4f})
+        .node("Cast", "raw", "rawf", intAttribute("to", TensorProto.DataType.FLOAT.getNumber()))
+        .node("Mul", new String[] {"rawf", "inv255"}, new String[] {"unit"})
+        .node("Sub", new String[] {"unit", "half"}, new String[] {"centered"})
+        .node("Mul", new String[] {"centered", "four"}, new String[] {"features"});
+    Config config = new Config(name, 64)
+        .input("raw", "TYPE_UINT8", 16)
+        .output("features", "TYPE_FP32", 16)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /** {@code linear_score}: features FP32 [-1,16] → Gemm 16×1 → score FP32 [-1,1]; a second head beside {@code mlp_classifier}. */
+  public static Path writeLinearScore(Path repo) throws IOException {
+    String name = "linear_score";
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 3);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("features", TensorProto.DataType.FLOAT, -1, 16)
+        .output("score", TensorProto.DataType.FLOAT, -1, 1);
+    dense(graph, random, "features", "score", "head", 16, 1, false);
+    Config config = new Config(name, 64)
+        .input("features", "TYPE_FP32", 16)
+        .output("score", "TYPE_FP32", 1)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /** {@code mlp_pipeline}: an ensemble of two steps, raw → {@code preprocess_scale} → features → {@code mlp_classifier} → probabilities. */
+  public static Path writeMlpPipeline(Path repo) throws IOException {
+    return writeEnsemble(repo, "mlp_pipeline", 64,
+        List.of(tensor("raw", "TYPE_UINT8", 16)),
+        List.of(tensor("probabilities", "TYPE_FP32", 4)),
+        List.of(step("preprocess_scale", "raw", "raw", "features", "features"),
+            step("mlp_classifier", "features", "features", "probabilities", "probabilities")));
+  }
+
+  /**
+   * {@code classify_and_score}: an ensemble that fans out: raw → {@code preprocess_scale} → features, then
+   * {@code mlp_classifier} (probabilities) and {@code linear_score} (score) on the same features, at the same time.
+   */
+  public static Path writeClassifyAndScore(Path repo) throws IOException {
+    return writeEnsemble(repo, "classify_and_score", 64,
+        List.of(tensor("raw", "TYPE_UINT8", 16)),
+        List.of(tensor("probabilities", "TYPE_FP32", 4), tensor("score", "TYPE_FP32", 1)),
+        List.of(step("preprocess_scale", "raw", "raw", "features", "features"),
+            step("mlp_classifier", "features", "features", "probabilities", "probabilities"),
+            step("linear_score", "features", "features", "score", "score")));
+  }
+
+  /**
+   * One step of an ensemble config, in protobuf text: the model (version -1, the routed one) and one
+   * {@code model input ← ensemble tensor} and one {@code model output → ensemble tensor} mapping.
+   */
+  public static String step(String model, String modelInput, String fromTensor, String modelOutput, String toTensor) {
+    return "    {\n      model_name: \"" + model + "\"\n      model_version: -1\n"
+        + "      input_map { key: \"" + modelInput + "\" value: \"" + fromTensor + "\" }\n"
+        + "      output_map { key: \"" + modelOutput + "\" value: \"" + toTensor + "\" }\n    }";
+  }
+
+  /** One input or output of a config, in protobuf text. */
+  public static String tensor(String name, String type, long... dims) {
+    return Config.tensor(name, type, dims);
+  }
+
+  /**
+   * Writes an ensemble ({@code platform: "ensemble"}): config.pbtxt with its inputs, outputs and steps,
+   * and an empty version directory {@code 1/} (holding only {@code .keep}, so that git keeps it).
+   */
+  public static Path writeEnsemble(Path repo, String name, int maxBatchSize, List<String> inputs, List<String> outputs,
+      List<String> steps) throws IOException {
+    Path dir = repo.resolve(name);
+    Files.createDirectories(dir.resolve(VERSION));
+    Files.write(dir.resolve(VERSION).resolve(".keep"), new byte[0]);
+    String text = "name: \"" + name + "\"\n"
+        + "platform: \"ensemble\"\n"
+        + "max_batch_size: " + maxBatchSize + "\n"
+        + "input [\n" + String.join(",\n", inputs) + "\n]\n"
+        + "output [\n" + String.join(",\n", outputs) + "\n]\n"
+        + "ensemble_scheduling {\n  step [\n" + String.join(",\n", steps) + "\n  ]\n}\n";
+    Files.writeString(dir.resolve(CONFIG_FILE), text);
+    return dir;
   }
 
   /**
@@ -420,7 +526,7 @@ public final class ExampleModels {
       return text.toString();
     }
 
-    private static String tensor(String tensor, String type, long[] dims) {
+    static String tensor(String tensor, String type, long[] dims) {
       List<String> dimText = new ArrayList<>(dims.length);
       for (long dim : dims) {
         dimText.add(Long.toString(dim));

@@ -735,6 +735,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         duration(gen, "compute_input", m.getInferenceStats().getComputeInput());
         duration(gen, "compute_infer", m.getInferenceStats().getComputeInfer());
         duration(gen, "compute_output", m.getInferenceStats().getComputeOutput());
+        duration(gen, "cache_hit", m.getInferenceStats().getCacheHit());
+        duration(gen, "cache_miss", m.getInferenceStats().getCacheMiss());
         gen.writeEndObject();
         gen.writeArrayFieldStart("batch_stats");
         for (InferBatchStatistics b : m.getBatchStatsList()) {

@@ -83,6 +83,7 @@ public final class ServerMetrics implements AutoCloseable {
   private final ConcurrentHashMap<String, ConcurrentHashMap<Long, VersionMetrics>> versions = new ConcurrentHashMap<>();
   private volatile ModelManager models;
   private HTTPServer exporter;
+  private final PipelineMetrics pipeline;
 
   public ServerMetrics() {
     success = Counter.builder().name("quiver_inference_success")
@@ -126,6 +127,11 @@ public final class ServerMetrics implements AutoCloseable {
         "Cumulative compute-infer time charged to requests (Triton's compute_infer.ns)", s -> s.computeInfer().nanos(), 1e-9);
     statsCounter("quiver_compute_output_duration_seconds",
         "Cumulative compute-output time charged to requests (Triton's compute_output.ns)", s -> s.computeOutput().nanos(), 1e-9);
+    statsCounter("quiver_cache_hit_count", "Requests answered from the response cache (Triton's cache_hit.count)",
+        s -> s.cacheHit().count(), 1);
+    statsCounter("quiver_cache_miss_count", "Response cache lookups that found nothing (Triton's cache_miss.count)",
+        s -> s.cacheMiss().count(), 1);
+    pipeline = new PipelineMetrics(registry);
     GaugeWithCallback.builder().name("quiver_pending_requests")
         .help("Requests accepted by a model version's scheduler and not yet started").labelNames("model", "version")
         .callback(cb -> forEachReady((v, s) -> cb.call(s.queuedRequests(), v.name(), v.versionLabel())))
@@ -252,6 +258,11 @@ public final class ServerMetrics implements AutoCloseable {
   /** Lets the scrape-time collectors read the models. Call once, before the models start. */
   public void bind(ModelManager manager) {
     this.models = manager;
+  }
+
+  /** Ensemble step and response cache metrics. */
+  public PipelineMetrics pipeline() {
+    return pipeline;
   }
 
   /** The registry (tests and custom exporters). */

@@ -58,7 +58,15 @@ final class TritonMetrics implements MultiCollector {
       new StatsCounter(COMPUTE_INFER_DURATION, "Cumulative compute inference duration in microseconds",
           s -> s.computeInfer().nanos() / 1000),
       new StatsCounter(COMPUTE_OUTPUT_DURATION, "Cumulative inference compute output duration in microseconds",
-          s -> s.computeOutput().nanos() / 1000));
+          s -> s.computeOutput().nanos() / 1000),
+      new StatsCounter("nv_cache_num_hits_per_model", "Number of cache hits per model",
+          s -> s.cacheHit().count()),
+      new StatsCounter("nv_cache_num_misses_per_model", "Number of cache misses per model",
+          s -> s.cacheMiss().count()),
+      new StatsCounter("nv_cache_hit_duration_per_model", "Total cache hit duration per model, in microseconds",
+          s -> s.cacheHit().nanos() / 1000),
+      new StatsCounter("nv_cache_miss_duration_per_model", "Total cache miss (lookup and insertion) duration per model,"
+          + " in microseconds", s -> s.cacheMiss().nanos() / 1000));
 
   private final ServerMetrics metrics;
 
