@@ -13,6 +13,7 @@ import io.quiver.registry.VersionPolicies;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 /**
@@ -75,8 +76,9 @@ final class EnsembleVersions {
    * naming the step).
    */
   static List<List<String>> loadWaves(ModelRepository repository, List<String> names) {
+    Set<String> present = null; // listed once, only if an ensemble names a model not asked for
     List<String> all = new ArrayList<>();
-    java.util.Map<String, List<String>> dependencies = new java.util.HashMap<>();
+    Map<String, List<String>> dependencies = new java.util.HashMap<>();
     java.util.ArrayDeque<String> toVisit = new java.util.ArrayDeque<>(names);
     while (!toVisit.isEmpty()) {
       String name = toVisit.poll();
@@ -86,7 +88,20 @@ final class EnsembleVersions {
       List<String> steps = stepModels(repository, name);
       dependencies.put(name, steps);
       all.add(name);
-      toVisit.addAll(steps);
+      for (String step : steps) {
+        if (!names.contains(step)) {
+          if (present == null) {
+            present = new java.util.HashSet<>(repository.modelNames());
+          }
+          if (!present.contains(step)) {
+            continue; // not in the repository: the ensemble's load names the missing step
+          }
+        }
+        toVisit.add(step);
+      }
+    }
+    for (Map.Entry<String, List<String>> e : dependencies.entrySet()) {
+      e.setValue(e.getValue().stream().filter(dependencies::containsKey).toList());
     }
     List<List<String>> waves = new ArrayList<>();
     Set<String> placed = new java.util.HashSet<>();

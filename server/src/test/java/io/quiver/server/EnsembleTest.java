@@ -91,6 +91,19 @@ class EnsembleTest {
     Files.writeString(repository.resolve("slow_pipeline/config.pbtxt"),
         "parameters { key: \"quiver.max_inflight_requests\" value { string_value: \"1\" } }\n",
         java.nio.file.StandardOpenOption.APPEND);
+    // A fan-out over two such slow steps: both must hold the request at the same time.
+    for (String branch : List.of("slow_left", "slow_right")) {
+      Files.createDirectories(repository.resolve(branch + "/1"));
+      Files.writeString(repository.resolve(branch + "/config.pbtxt"),
+          Files.readString(repository.resolve("slow_identity/config.pbtxt")).replace("slow_identity", branch)
+              .replace("600000", "1500000"));
+      Files.copy(repository.resolve("datatype_fp32/1/model.onnx"), repository.resolve(branch + "/1/model.onnx"));
+    }
+    ExampleModels.writeEnsemble(repository, "slow_fan", 8,
+        List.of(ExampleModels.tensor("x", "TYPE_FP32", 4)),
+        List.of(ExampleModels.tensor("l", "TYPE_FP32", 4), ExampleModels.tensor("r", "TYPE_FP32", 4)),
+        List.of(ExampleModels.step("slow_left", "INPUT0", "x", "OUTPUT0", "l"),
+            ExampleModels.step("slow_right", "INPUT0", "x", "OUTPUT0", "r")));
     // An ensemble of an ensemble: raw → mlp_pipeline → probabilities.
     ExampleModels.writeEnsemble(repository, "nested_pipeline", 64,
         List.of(ExampleModels.tensor("pixels", "TYPE_UINT8", 16)), List.of(ExampleModels.tensor("p", "TYPE_FP32", 4)),
@@ -236,6 +249,36 @@ class EnsembleTest {
         });
   }
 
+  static int queued(String model) {
+    var version = fixture.server.models().acquire(model, "");
+    try {
+      return version.scheduler().queuedRequests();
+    } finally {
+      version.release();
+    }
+  }
+
+  @Test
+  void parallelBranches_bothStepModelsHoldTheRequestAtTheSameTime() throws Exception {
+    ModelInferRequest request = ModelInferRequest.newBuilder().setModelName("slow_fan")
+        .addInputs(input("x", "FP32", 1, 4)).addRawInputContents(Tensors.floats(1, 2, 3, 4)).build();
+    var call = io.quiver.proto.inference.GRPCInferenceServiceGrpc.newFutureStub(fixture.channel)
+        .withDeadlineAfter(30, TimeUnit.SECONDS).modelInfer(request);
+    // Each branch waits in its model's queue for a partner (1.5 s): run one after the other, they could
+    // never both be queued at once.
+    boolean both = false;
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    while (!both && !call.isDone() && System.nanoTime() < end) {
+      both = queued("slow_left") == 1 && queued("slow_right") == 1;
+      Thread.sleep(2);
+    }
+    assertThat(both).as("both branches queued at the same time").isTrue();
+    ModelInferResponse response = call.get(30, TimeUnit.SECONDS);
+    assertThat(response.getOutputsList()).extracting(o -> o.getName()).containsExactly("l", "r");
+    assertThat(toFloats(response.getRawOutputContents(0))).containsExactly(1, 2, 3, 4);
+    assertThat(toFloats(response.getRawOutputContents(1))).containsExactly(1, 2, 3, 4);
+  }
+
   @Test
   void admissionLimit_refusesTheSecondRequest_withRetryInfo_beforeAnyStepRuns() throws Exception {
     long firstStepBefore = stats("datatype_fp32").getInferenceStats().getSuccess().getCount();
@@ -330,6 +373,7 @@ class EnsembleTest {
     Map<String, String> states = new java.util.HashMap<>();
     index.getModelsList().forEach(m -> states.put(m.getName(), m.getState()));
     assertThat(states).containsEntry("mlp_pipeline", "READY").containsEntry("classify_and_score", "READY")
-        .containsEntry("nested_pipeline", "READY").containsEntry("slow_pipeline", "READY");
+        .containsEntry("nested_pipeline", "READY").containsEntry("slow_pipeline", "READY")
+        .containsEntry("slow_fan", "READY");
   }
 }
