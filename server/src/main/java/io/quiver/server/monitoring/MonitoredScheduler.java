@@ -4,14 +4,17 @@ import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceStats;
 import io.quiver.core.Tensor;
 import io.quiver.core.spi.InferenceScheduler;
+import io.quiver.core.spi.SchedulerDecorator;
 
 /**
  * The scheduler of a monitored model version: the batcher's scheduler, unchanged, carrying the
  * version's {@link VersionMonitor} so that the request path finds it with one type check (an
  * unmonitored version's scheduler is not wrapped at all). Closing it closes the scheduler, then the
- * monitor. Thread-safe as the scheduler it wraps.
+ * monitor. It is the outermost decorator of a version's scheduler (in front of the response cache, an
+ * ensemble, the admission limit), and a {@link SchedulerDecorator}, so what is behind it can be found.
+ * Thread-safe as the scheduler it wraps.
  */
-public final class MonitoredScheduler implements InferenceScheduler {
+public final class MonitoredScheduler implements InferenceScheduler, SchedulerDecorator {
   private final InferenceScheduler delegate;
   private final VersionMonitor monitor;
   private final ModelMonitoring monitoring;
@@ -46,6 +49,11 @@ public final class MonitoredScheduler implements InferenceScheduler {
   }
 
   InferenceScheduler delegate() {
+    return delegate;
+  }
+
+  @Override
+  public InferenceScheduler inner() {
     return delegate;
   }
 
