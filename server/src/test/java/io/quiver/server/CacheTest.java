@@ -41,12 +41,9 @@ class CacheTest {
 
   @TempDir Path repository;
 
-  /** The example repository with response_cache on mlp_classifier (two versions) and classify_and_score. */
+  /** The example repository with response_cache on mlp_classifier and classify_and_score. */
   void writeRepository() throws Exception {
     ExampleModels.writeExampleRepository(repository);
-    Path v2 = repository.resolve("mlp_classifier/2");
-    Files.createDirectories(v2);
-    Files.copy(repository.resolve("mlp_classifier/1/model.onnx"), v2.resolve("model.onnx"));
     for (String model : List.of("mlp_classifier", "classify_and_score")) {
       Files.writeString(repository.resolve(model + "/config.pbtxt"), "response_cache { enable: true }\n",
           StandardOpenOption.APPEND);
@@ -151,6 +148,9 @@ class CacheTest {
       assertThat(stats(fixture, "mlp_classifier", "1").getCacheHit().getCount()).isEqualTo(1);
       assertThat(stats(fixture, "classify_and_score", "1").getCacheHit().getCount()).isEqualTo(1);
 
+      Path versionTwo = repository.resolve("mlp_classifier/2"); // the same weights as a second version
+      Files.createDirectories(versionTwo);
+      Files.copy(repository.resolve("mlp_classifier/1/model.onnx"), versionTwo.resolve("model.onnx"));
       models.load("mlp_classifier", ModelVersionPolicy.newBuilder()
           .setSpecific(ModelVersionPolicy.Specific.newBuilder().addVersions(2)).build());
       assertThat(models.readyVersions("mlp_classifier")).containsExactly(2L);
