@@ -404,9 +404,9 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tracing-endpoint needs --tracing otlp");
       }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
-      io.quiver.cache.CacheOptions cache;
+      io.quiver.cache.CacheOptions responseCache;
       try {
-        cache = io.quiver.cache.CacheOptions.parse(cacheConfig);
+        responseCache = io.quiver.cache.CacheOptions.parse(cacheConfig);
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
       }
@@ -428,7 +428,7 @@ public final class Main implements Runnable {
               .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
-          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, cache));
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache));
     }
 
     /** Whether the command line named this command {@code tritonserver} (Triton's drop-in). */
