@@ -15,6 +15,7 @@ import io.grpc.ServerMethodDefinition;
 import io.grpc.ServerServiceDefinition;
 import io.grpc.ServiceDescriptor;
 import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
 import io.quiver.core.InferenceException;
 import java.io.IOException;
 import java.io.InputStream;
@@ -42,8 +43,9 @@ import org.slf4j.LoggerFactory;
  *   <li><b>Unsent answers are bounded</b> (with an {@link AnswerBudget}): an answer still queued in the
  *       transport after its send is charged to the connection and credited when the stream drains or the
  *       call ends; while the connection is over its bound, message requests of its calls are held back
- *       (its streams are not read) and new calls get RESOURCE_EXHAUSTED with RetryInfo before their
- *       message is parsed.</li>
+ *       (its streams are not read), new calls get RESOURCE_EXHAUSTED with RetryInfo before their message
+ *       is parsed, and an answer about to be sent is dropped and its call reset with RESOURCE_EXHAUSTED
+ *       (so requests read before the bound was reached cannot push it further than one answer).</li>
  *   <li>An exception escaping a handler is INTERNAL with the exception's class only (rate-limited log),
  *       never UNKNOWN.</li>
  * </ul>
@@ -342,6 +344,7 @@ public final class CallGuard {
     private final GrpcConnection connection;
     private final AnswerBudget budget;
     private volatile long charged;
+    private volatile boolean reset; // closed by the guard; the handler's later sends and close are dropped
     private int heldRequests; // guarded by this
     private boolean awaiting; // guarded by this
     private final Runnable resume = this::resume;
@@ -354,12 +357,32 @@ public final class CallGuard {
 
     @Override
     public void sendMessage(R message) {
+      if (reset) {
+        return; // this call was reset for its connection's unread answers: nothing more goes out
+      }
+      if (connection.pendingAnswerBytes.get() > budget.perConnection()) {
+        // The connection already holds more unread answers than allowed: this answer is dropped and its
+        // call reset, rather than queued after the others (the bound holds whatever was read before).
+        reset = true;
+        StatusRuntimeException refusal = GrpcErrors.toStatus(InferenceException.resourceExhausted(BUDGET_RETRY_NANOS,
+            "this connection holds %d bytes of answers its client has not read (limit %d); the answer was dropped",
+            connection.pendingAnswerBytes(), budget.perConnection()));
+        super.close(refusal.getStatus(), refusal.getTrailers() == null ? new Metadata() : refusal.getTrailers());
+        return;
+      }
       long size = sizeOf(message); // before the send: a stream answer is drained by it
       super.sendMessage(message);
       // Still ready: the transport holds less than its on-ready threshold for this stream; nothing to charge.
       if (size > 0 && !isReady()) {
         CHARGED.addAndGet(this, size);
         budget.charge(connection, size);
+      }
+    }
+
+    @Override
+    public void close(Status status, Metadata trailers) {
+      if (!reset) {
+        super.close(status, trailers);
       }
     }
 
