@@ -123,7 +123,9 @@ class RestApiTest {
     assertThat(get("/v2/health/live").statusCode()).isEqualTo(200);
     assertThat(get("/v2/health/ready").statusCode()).isEqualTo(200);
     assertThat(get("/v2/nothing").statusCode()).isEqualTo(404);
-    assertThat(post("/v2/health/live", "{}").statusCode()).isEqualTo(501);
+    HttpResponse<byte[]> wrongMethod = post("/v2/health/live", "{}");
+    assertThat(wrongMethod.statusCode()).isEqualTo(405); // HTTP's answer to a method the path does not serve
+    assertThat(wrongMethod.headers().firstValue("allow")).hasValue("GET");
   }
 
   @Test

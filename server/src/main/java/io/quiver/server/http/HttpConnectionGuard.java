@@ -75,6 +75,8 @@ final class HttpConnectionGuard {
   private long pendingSince;
   private boolean closing;
   private boolean writabilityCheckQueued;
+  /** Characters of the request line's method seen so far; negative once it has ended. */
+  private int methodChars = -1;
   private ChannelHandlerContext messagesContext;
   private ScheduledFuture<?> tick;
   private final Runnable tickTask = this::tick;
@@ -100,12 +102,51 @@ final class HttpConnectionGuard {
   private final class Bytes extends ChannelInboundHandlerAdapter {
     @Override
     public void channelRead(ChannelHandlerContext ctx, Object msg) {
-      if (phase == Phase.IDLE && msg instanceof ByteBuf buf && buf.isReadable()) {
-        phase = Phase.HEADERS; // the first byte of the next request: its clock starts
-        requestStart = System.nanoTime();
+      if (closing) {
+        ReferenceCountUtil.release(msg);
+        return;
+      }
+      if (msg instanceof ByteBuf buf && buf.isReadable()) {
+        if (phase == Phase.IDLE) {
+          phase = Phase.HEADERS; // the first byte of the next request: its clock starts
+          requestStart = System.nanoTime();
+          methodChars = 0;
+        }
+        if (methodChars >= 0 && !scanMethod(buf)) {
+          buf.release();
+          refuseRaw(ctx, "malformed request method: it must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~)");
+          return;
+        }
       }
       ctx.fireChannelRead(msg);
     }
+
+    /**
+     * Checks the method of the request line being read, byte by byte (Netty's decoder drops some control
+     * characters from it, so "GET\0" would pass as GET): false when a byte is not a token character.
+     */
+    private boolean scanMethod(ByteBuf buf) {
+      for (int i = buf.readerIndex(); i < buf.writerIndex() && methodChars >= 0; i++) {
+        char c = (char) (buf.getByte(i) & 0xff);
+        if (c == ' ') {
+          methodChars = methodChars == 0 ? -2 : -1; // done (an empty method is the decoder's to refuse)
+        } else if ((c == '\r' || c == '\n') && methodChars == 0) {
+          continue; // empty lines before a request line are allowed
+        } else if (!isTokenChar(c) || ++methodChars > 32) {
+          return false;
+        }
+      }
+      return true;
+    }
+  }
+
+  /** Refuses from before the codec: writes the answer's bytes itself, then closes. */
+  private void refuseRaw(ChannelHandlerContext ctx, String message) {
+    closing = true;
+    byte[] body = ("{\"error\":\"" + message + "\"}").getBytes(StandardCharsets.UTF_8);
+    byte[] head = ("HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: " + body.length
+        + "\r\nconnection: close\r\n\r\n").getBytes(StandardCharsets.US_ASCII);
+    ctx.writeAndFlush(Unpooled.wrappedBuffer(head, body)).addListener(ChannelFutureListener.CLOSE);
   }
 
   private final class Messages extends ChannelDuplexHandler {
