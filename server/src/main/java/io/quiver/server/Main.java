@@ -245,6 +245,10 @@ public final class Main implements Runnable {
         description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
 
+    /** Connection limits, timeouts and unsent-answer bounds (docs/hardening.md). */
+    @Mixin
+    ConnectionFlags connectionFlags;
+
     /** Triton's spellings of flags Quiver has under other names or not at all. */
     @Mixin
     TritonFlags triton;
@@ -398,6 +402,12 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--tracing-endpoint needs --tracing otlp");
       }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
+      io.quiver.transport.ConnectionOptions connections;
+      try {
+        connections = connectionFlags.options();
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
+      }
       return new ServerOptions(host, grpcPort, repository, mode, List.copyOf(startupModels),
           maxMessageBytes, eventLoopThreads, triton.shutdownGraceMillis(shutdownGraceMillis), triton.httpPort(httpPort),
           triton.metricsPort(metricsPort), maxHttpBodyBytes, accessLog,
@@ -416,7 +426,8 @@ public final class Main implements Runnable {
               .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
-          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros));
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros))
+          .withConnections(connections);
     }
 
     /** Whether the command line named this command {@code tritonserver} (Triton's drop-in). */
