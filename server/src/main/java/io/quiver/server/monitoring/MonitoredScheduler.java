@@ -55,6 +55,11 @@ public final class MonitoredScheduler implements InferenceScheduler {
   }
 
   @Override
+  public long admit(int priority) {
+    return delegate.admit(priority);
+  }
+
+  @Override
   public int queuedRequests() {
     return delegate.queuedRequests();
   }
