@@ -132,7 +132,7 @@ class SlowReaderTest {
         // Let the server read and answer what it will: (2 x streams + unary) answers of 1 MiB wait unread.
         // Then wait (bounded) until the attack is in its steady state: both processes nearly idle.
         Thread.sleep(3_000);
-        awaitQuiet(attacker);
+        awaitSettled(fixture, attacker);
         assertThat(attacker.isAlive()).as("the deaf client still holds its connection").isTrue();
         long during = memory();
         long[] attacked = p99(fixture, http);
@@ -153,6 +153,27 @@ class SlowReaderTest {
       long after = memory();
       System.out.printf("slow reader: after the client left %d MiB%n", after >> 20);
     }
+  }
+
+  /**
+   * Waits (bounded) until the model has nothing in flight three checks in a row, then until the processes
+   * are quiet (below). Not an assertion: it only waits.
+   */
+  static void awaitSettled(ServerFixture fixture, Process attacker) throws InterruptedException {
+    // Every request the server read has been worked off (answered, or its answer dropped): what is left
+    // is what the server holds for the deaf client, not requests still in the model's queue.
+    long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    int idleChecks = 0;
+    while (idleChecks < 3 && System.nanoTime() < until) {
+      io.quiver.lifecycle.LoadedVersion v = fixture.server.models().acquire("identity_bytes", "");
+      try {
+        idleChecks = v.scheduler().inFlightRequests() == 0 ? idleChecks + 1 : 0;
+      } finally {
+        v.release();
+      }
+      Thread.sleep(200);
+    }
+    awaitQuiet(attacker);
   }
 
   /**
