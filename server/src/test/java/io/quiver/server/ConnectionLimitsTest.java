@@ -60,7 +60,8 @@ class ConnectionLimitsTest {
   static ServerOptions options(ConnectionOptions connections) {
     return new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, -1, 1024 * 1024, false)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0))
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0))
         .withConnections(connections);
   }
 

@@ -76,7 +76,8 @@ class MalformedMessagesTest {
     ExampleModels.writeIdentityFp32(repository);
     ServerOptions options = new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
         ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, -1, -1, 1024 * 1024, false)
-        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1").withPollIntervalMillis(0));
+        .withControlPlane(ControlPlaneOptions.defaults().withPort(0).withBindAddress("127.0.0.1"))
+        .withLifecycle(ServerOptions.Lifecycle.defaults().withPollIntervalMillis(0));
     Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     ListAppender<ILoggingEvent> log = new ListAppender<>();
     log.start();
