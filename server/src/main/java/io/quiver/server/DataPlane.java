@@ -199,7 +199,10 @@ public final class DataPlane {
       String protocol) {
     long start = System.nanoTime();
     checkModelReference(model, versionString);
-    LoadedVersion version = models.acquire(model, versionString, id);
+    LoadedVersion version = models.tryAcquire(model, versionString, id);
+    if (version == null) {
+      return; // not resident, loads on demand (lazy mode, memory budget): submit parks it, bounded there
+    }
     try {
       long wait = version.scheduler().admit(priority);
       if (deadlineNanos != InferRequest.NO_DEADLINE) {

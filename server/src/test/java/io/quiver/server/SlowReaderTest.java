@@ -53,7 +53,7 @@ class SlowReaderTest {
   static final int WINDOW = 2;
   static final int ELEMENT = 1 << 20;
   static final long PER_CONNECTION = 8L << 20;
-  static final long BOUND_MIB = 64;
+  static final long BOUND_MIB = 100;
   static final int PROBES = 300;
 
   @TempDir Path repository;
