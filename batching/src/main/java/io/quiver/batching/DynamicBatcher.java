@@ -191,6 +191,46 @@ public final class DynamicBatcher implements InferenceScheduler {
     }
   }
 
+  /**
+   * {@inheritDoc}
+   *
+   * <p>Reads the level's count (one atomic read per level) and the measured batch time; the wait estimate
+   * is the time to work off the requests queued at this level and above, in full batches, spread over
+   * the instances.
+   */
+  @Override
+  public long admit(int priority) {
+    if (closing) {
+      rejected.incrementAndGet();
+      throw InferenceException.unavailable("model '%s' version %d is shutting down", modelName, version);
+    }
+    if (priority == UNKNOWN_PRIORITY) {
+      if (policy.priorityLevels() > 1) {
+        return 0; // which level is not known yet: submit decides
+      }
+      priority = 0;
+    }
+    int level = levelOf(priority);
+    int bound = policy.level(level + 1).maxQueueSize();
+    int queued = queuedPerLevel.get(level);
+    if (queued >= bound) {
+      rejected.incrementAndGet();
+      throw InferenceException.resourceExhausted(retryAfterNanos(),
+          "model '%s' version %d: queue for priority level %d is full (%d requests)", modelName, version, level + 1, bound);
+    }
+    int ahead = queued;
+    for (int l = 0; l < level; l++) {
+      ahead += queuedPerLevel.get(l); // higher levels go first
+    }
+    return expectedWaitNanos(ahead);
+  }
+
+  /** The time to work off {@code queued} requests in full batches over the instances; 0 before any batch ran. */
+  private long expectedWaitNanos(int queued) {
+    double batchNanos = former.averageBatchNanos();
+    return (long) (batchNanos * Math.ceil((double) queued / policy.maxBatchRows()) / instances.length);
+  }
+
   private boolean anyInstanceMaybeReady() {
     for (ModelInstance instance : instances) {
       if (instance.maybeReady()) {

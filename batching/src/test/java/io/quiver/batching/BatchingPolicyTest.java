@@ -58,6 +58,9 @@ class BatchingPolicyTest {
     assertInvalid(model(4).setDynamicBatching(ModelDynamicBatching.newBuilder().setPriorityLevels(2).setDefaultPriorityLevel(1)
         .putPriorityQueuePolicy(3, ModelQueuePolicy.getDefaultInstance())), "priority_queue_policy", "3");
     assertInvalid(model(-3), "max_batch_size", "-3");
+    // The same rules as the config validator's (SchedulingRules): 65 levels is refused by both.
+    assertInvalid(model(4).setDynamicBatching(ModelDynamicBatching.newBuilder().setPriorityLevels(65).setDefaultPriorityLevel(1)),
+        "priority_levels must be in [0, 64]", "65");
     assertInvalid(model(4).putParameters(BatchingPolicy.PARAM_LATENCY_TARGET_US,
         ModelParameter.newBuilder().setStringValue("soon").build()), BatchingPolicy.PARAM_LATENCY_TARGET_US, "soon");
     assertInvalid(model(4).putParameters(BatchingPolicy.PARAM_DEFAULT_MAX_QUEUE_SIZE,

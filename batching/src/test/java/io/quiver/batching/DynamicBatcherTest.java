@@ -187,7 +187,8 @@ class DynamicBatcherTest {
   @Test
   void modelWithoutBatchDimension_runsOneRequestPerBatch() {
     ArithmeticRunner runner = new ArithmeticRunner();
-    DynamicBatcher b = manual(config(0, db -> db.setMaxQueueDelayMicroseconds(1_000_000)), runner);
+    // No dynamic_batching: with max_batch_size 0 the config rules (SchedulingRules) allow none.
+    DynamicBatcher b = manual(config(0, null), runner);
     Result r0 = submit(b, new Req(0).values(1, 1, 2).unbatched());
     Result r1 = submit(b, new Req(1).values(1, 3, 4).unbatched());
     pumpUntil(b, () -> r0.isDone() && r1.isDone());

@@ -6,7 +6,11 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 
-/** Encoding and decoding of BYTES tensor data: each element a 4-byte little-endian length, then the bytes. */
+/**
+ * Encoding and decoding of BYTES tensor data: each element a 4-byte little-endian length, then the
+ * bytes. The one place that walks this framing: the validator, the data plane's limits and the
+ * runtimes all read it through here. Stateless.
+ */
 public final class BytesElements {
   private BytesElements() {}
 
@@ -36,6 +40,29 @@ public final class BytesElements {
   }
 
   /**
+   * The length of the first element longer than {@code maxLength}, or -1 when there is none. Stops
+   * quietly at malformed framing (a partial header, or a length running past the end): reporting that
+   * is {@link #count}'s job. Lengths are read unsigned, so a negative length counts as a huge one. No
+   * allocation; does not move the caller's buffer.
+   */
+  public static long firstLengthOver(ByteBuffer data, long maxLength) {
+    int pos = data.position();
+    int end = data.limit();
+    while (end - pos >= 4) {
+      long length = Integer.toUnsignedLong((data.get(pos) & 0xff) | (data.get(pos + 1) & 0xff) << 8
+          | (data.get(pos + 2) & 0xff) << 16 | (data.get(pos + 3) & 0xff) << 24);
+      if (length > maxLength) {
+        return length;
+      }
+      if (length > end - pos - 4) {
+        return -1;
+      }
+      pos += 4 + (int) length;
+    }
+    return -1;
+  }
+
+  /**
    * Returns the byte offset at which element {@code index} begins (or the end when index equals the
    * element count). The data must be well formed (see {@link #count}).
    */
@@ -46,6 +73,23 @@ public final class BytesElements {
       pos += 4 + view.getInt(pos);
     }
     return pos;
+  }
+
+  /**
+   * Views of the first {@code count} elements (no copy; each view shares the data's memory). The data
+   * must be well formed with at least that many elements (see {@link #count}). Allocates the array and
+   * one view per element.
+   */
+  public static ByteBuffer[] slices(ByteBuffer data, int count) {
+    ByteBuffer view = data.slice().order(ByteOrder.LITTLE_ENDIAN);
+    ByteBuffer[] out = new ByteBuffer[count];
+    int pos = 0;
+    for (int i = 0; i < count; i++) {
+      int length = view.getInt(pos);
+      out[i] = view.slice(pos + 4, length);
+      pos += 4 + length;
+    }
+    return out;
   }
 
   /** Serializes elements into a new little-endian heap buffer. */

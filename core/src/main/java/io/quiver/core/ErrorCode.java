@@ -2,7 +2,8 @@ package io.quiver.core;
 
 /**
  * The canonical outcome of a failed operation. Each code maps to one gRPC status code and one HTTP
- * status (the mappers live in the server module; the names here are gRPC's).
+ * status (the mappers: {@code io.quiver.transport.GrpcErrors} for every gRPC port, {@code
+ * io.quiver.server.http.HttpErrors} for REST; the names here are gRPC's).
  */
 public enum ErrorCode {
   INVALID_ARGUMENT,
@@ -14,5 +15,9 @@ public enum ErrorCode {
   DEADLINE_EXCEEDED,
   CANCELLED,
   UNIMPLEMENTED,
-  INTERNAL
+  INTERNAL,
+  /** No credential, or none that is valid (HTTP 401). */
+  UNAUTHENTICATED,
+  /** A valid credential whose roles do not allow the operation (HTTP 403). */
+  PERMISSION_DENIED
 }

@@ -80,6 +80,16 @@ public final class InferenceException extends RuntimeException {
     return new InferenceException(ErrorCode.UNIMPLEMENTED, fmt(format, args));
   }
 
+  /** UNAUTHENTICATED: no valid credential. The message says what was missing, never a secret. */
+  public static InferenceException unauthenticated(String format, Object... args) {
+    return new InferenceException(ErrorCode.UNAUTHENTICATED, fmt(format, args));
+  }
+
+  /** PERMISSION_DENIED: a valid credential whose roles do not allow the operation. */
+  public static InferenceException permissionDenied(String format, Object... args) {
+    return new InferenceException(ErrorCode.PERMISSION_DENIED, fmt(format, args));
+  }
+
   public static InferenceException internal(String message, Throwable cause) {
     return new InferenceException(ErrorCode.INTERNAL, message, null, 0L, cause);
   }

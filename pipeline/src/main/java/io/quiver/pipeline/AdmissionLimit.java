@@ -95,6 +95,19 @@ public final class AdmissionLimit implements InferenceScheduler, SchedulerDecora
     averageLatencyNanos = average == 0 ? latencyNanos : average + (latencyNanos - average) / 16;
   }
 
+  /**
+   * Early admission: refused here when the limit is reached now (submit would refuse too), else what the
+   * wrapped scheduler says. Never blocks.
+   */
+  @Override
+  public long admit(int priority) {
+    if (admitted.get() >= limit) {
+      throw InferenceException.resourceExhausted(retryAfterNanos(),
+          "%s has %d requests in flight, its limit (parameters %s); retry later", label, limit, PARAMETER);
+    }
+    return inner.admit(priority);
+  }
+
   @Override
   public int queuedRequests() {
     return inner.queuedRequests();

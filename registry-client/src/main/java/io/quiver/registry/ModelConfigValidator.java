@@ -1,8 +1,8 @@
 package io.quiver.registry;
 
 import io.quiver.core.InferenceException;
+import io.quiver.core.SchedulingRules;
 import io.quiver.proto.inference.ModelConfig;
-import io.quiver.proto.inference.ModelDynamicBatching;
 import io.quiver.proto.inference.ModelEnsembling;
 import io.quiver.proto.inference.ModelInput;
 import io.quiver.proto.inference.ModelInstanceGroup;
@@ -23,8 +23,6 @@ import java.util.Set;
 public final class ModelConfigValidator {
   /** Most instances (summed over instance groups) one model version may ask for. */
   public static final int MAX_INSTANCES = 256;
-  /** Most priority levels a dynamic batcher may be asked for. */
-  public static final long MAX_PRIORITY_LEVELS = 1024;
   /** Most tensor dimensions accepted in a config. */
   public static final int MAX_DIMS = 32;
   /** The platform of an ensemble (Triton's): its steps run other models; it has no model file. */
@@ -55,15 +53,11 @@ public final class ModelConfigValidator {
           + ModelNames.printable(config.getName()) + "'");
     }
     int maxBatch = config.getMaxBatchSize();
-    if (maxBatch < 0) {
-      out.add("max_batch_size must be >= 0; was " + maxBatch);
-    }
+    // max_batch_size, dynamic_batching and the quiver.* scheduling parameters: the batcher's own rules.
+    out.addAll(SchedulingRules.problems(config));
     checkInputs(config, out);
     checkOutputs(config, out);
     checkVersionPolicy(config, out);
-    if (config.hasDynamicBatching()) {
-      checkDynamicBatching(config.getDynamicBatching(), maxBatch, out);
-    }
     checkInstanceGroups(config, out);
     String file = config.getDefaultModelFilename();
     if (!file.isEmpty() && !isPlainFileName(file)) {
@@ -265,38 +259,6 @@ public final class ModelConfigValidator {
         }
       }
       case ALL, POLICYCHOICE_NOT_SET -> { }
-    }
-  }
-
-  private static void checkDynamicBatching(ModelDynamicBatching batching, int maxBatch, List<String> out) {
-    if (maxBatch == 0) {
-      out.add("dynamic_batching requires max_batch_size > 0; was 0");
-    }
-    for (int size : batching.getPreferredBatchSizeList()) {
-      if (size < 1) {
-        out.add("dynamic_batching.preferred_batch_size must be >= 1; was " + size);
-      } else if (maxBatch > 0 && size > maxBatch) {
-        out.add("dynamic_batching.preferred_batch_size must be <= max_batch_size " + maxBatch + "; was " + size);
-      }
-    }
-    long levels = batching.getPriorityLevels();
-    long defaultLevel = batching.getDefaultPriorityLevel();
-    // uint64 fields arrive as signed longs: compare unsigned so that a huge value is not read as negative.
-    if (Long.compareUnsigned(levels, MAX_PRIORITY_LEVELS) > 0) {
-      out.add("dynamic_batching.priority_levels must be <= " + MAX_PRIORITY_LEVELS + "; was "
-          + Long.toUnsignedString(levels));
-    } else if (levels == 0 && defaultLevel != 0) {
-      out.add("dynamic_batching.default_priority_level must be 0 when priority_levels is 0; was "
-          + Long.toUnsignedString(defaultLevel));
-    } else if (levels > 0 && (defaultLevel < 1 || Long.compareUnsigned(defaultLevel, levels) > 0)) {
-      out.add("dynamic_batching.default_priority_level must be between 1 and priority_levels " + levels + "; was "
-          + Long.toUnsignedString(defaultLevel));
-    }
-    for (long level : batching.getPriorityQueuePolicyMap().keySet()) {
-      if (level < 1 || Long.compareUnsigned(level, levels) > 0) {
-        out.add("dynamic_batching.priority_queue_policy key must be between 1 and priority_levels " + levels
-            + "; was " + Long.toUnsignedString(level));
-      }
     }
   }
 

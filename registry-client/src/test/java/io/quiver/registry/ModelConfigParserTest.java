@@ -148,11 +148,18 @@ class ModelConfigParserTest {
   @Test
   void parse_batchingInconsistencies_areRejected() {
     assertThat(parseError("max_batch_size: 8\ndynamic_batching { preferred_batch_size: [ 4, 16 ] }", "m").getMessage())
-        .contains("dynamic_batching.preferred_batch_size must be <= max_batch_size 8; was 16");
+        .contains("dynamic_batching.preferred_batch_size must be in [1, max_batch_size=8]; was 16");
     assertThat(parseError("max_batch_size: 0\ndynamic_batching { }", "m").getMessage())
         .contains("dynamic_batching requires max_batch_size > 0; was 0");
     assertThat(parseError("max_batch_size: 4\ndynamic_batching { priority_levels: 2 default_priority_level: 3 }", "m")
-        .getMessage()).contains("default_priority_level must be between 1 and priority_levels 2; was 3");
+        .getMessage()).contains("default_priority_level must be in [1, priority_levels=2]; was 3");
+    // The batcher's own rules (one home: SchedulingRules): what it cannot run is refused at parse time.
+    assertThat(parseError("max_batch_size: 4\ndynamic_batching { priority_levels: 65 default_priority_level: 1 }", "m")
+        .getMessage()).contains("dynamic_batching.priority_levels must be in [0, 64]; was 65");
+    assertThat(parseError("max_batch_size: 4\ndynamic_batching { default_queue_policy { max_queue_size: 2000000 } }", "m")
+        .getMessage()).contains("default_queue_policy.max_queue_size must be in [0, 1048576]; was 2000000");
+    assertThat(parseError("max_batch_size: 4\nparameters { key: \"quiver.latency_target_us\" value { string_value: \"soon\" } }",
+        "m").getMessage()).contains("quiver.latency_target_us").contains("soon");
   }
 
   @Test

@@ -200,6 +200,15 @@ public final class CachingScheduler implements InferenceScheduler, SchedulerDeco
     return true;
   }
 
+  /**
+   * Early admission never refuses here: a request may be answered from the cache however full the model's
+   * queue is, so only {@link #submit} (after the lookup) may refuse it.
+   */
+  @Override
+  public long admit(int priority) {
+    return 0;
+  }
+
   @Override
   public int queuedRequests() {
     return inner.queuedRequests();

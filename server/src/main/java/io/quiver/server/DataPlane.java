@@ -171,22 +171,11 @@ public final class DataPlane {
             limits.maxTensorElements());
       }
       if (t.dataType() == io.quiver.core.DataType.BYTES) {
-        java.nio.ByteBuffer data = t.data();
-        int p = data.position();
-        int end = data.limit();
-        while (end - p >= 4) {
-          // 4-byte little-endian length, then the bytes; malformed framing is the validator's to report.
-          long length = Integer.toUnsignedLong((data.get(p) & 0xff) | (data.get(p + 1) & 0xff) << 8
-              | (data.get(p + 2) & 0xff) << 16 | (data.get(p + 3) & 0xff) << 24);
-          if (length > limits.maxBytesElementLength()) {
-            throw InferenceException.invalidField("inputs[" + t.name() + "]",
-                "input '%s' has a BYTES element of %d bytes; the limit is %d", t.name(), length,
-                limits.maxBytesElementLength());
-          }
-          if (length > end - p - 4) {
-            break;
-          }
-          p += 4 + (int) length;
+        long length = io.quiver.core.BytesElements.firstLengthOver(t.data(), limits.maxBytesElementLength());
+        if (length >= 0) { // malformed framing is the validator's to report
+          throw InferenceException.invalidField("inputs[" + t.name() + "]",
+              "input '%s' has a BYTES element of %d bytes; the limit is %d", t.name(), length,
+              limits.maxBytesElementLength());
         }
       }
     }
@@ -194,6 +183,49 @@ public final class DataPlane {
 
   public boolean isReady() {
     return serverReady.getAsBoolean();
+  }
+
+  /**
+   * Early, cheap admission, before a request's tensors are decoded or validated: refuses at once what the
+   * version's queue would refuse (full: RESOURCE_EXHAUSTED with a retry hint; closing: UNAVAILABLE), and
+   * a request whose deadline has passed or will pass before its expected queue wait (DEADLINE_EXCEEDED,
+   * with that wait as the retry hint). Routes as {@link #submit} will (the same id lands on the same
+   * version). Never blocks; refusals are counted and logged like submit's.
+   *
+   * @param priority the request's priority (0 = default), or {@code InferenceScheduler.UNKNOWN_PRIORITY}
+   * @param deadlineNanos {@link System#nanoTime} deadline, or {@link InferRequest#NO_DEADLINE}
+   */
+  public void admit(String model, String versionString, String id, int priority, long deadlineNanos,
+      String protocol) {
+    long start = System.nanoTime();
+    checkModelReference(model, versionString);
+    LoadedVersion version = models.tryAcquire(model, versionString, id);
+    if (version == null) {
+      return; // not resident, loads on demand (lazy mode, memory budget): submit parks it, bounded there
+    }
+    try {
+      long wait = version.scheduler().admit(priority);
+      if (deadlineNanos != InferRequest.NO_DEADLINE) {
+        long left = deadlineNanos - start;
+        if (left <= 0) {
+          throw InferenceException.deadlineExceeded("model '%s': the request's deadline passed before it was admitted",
+              model);
+        }
+        if (left < wait) {
+          throw new InferenceException(io.quiver.core.ErrorCode.DEADLINE_EXCEEDED, String.format(java.util.Locale.ROOT,
+              "model '%s': the request's deadline (%d us away) would pass in the queue (expected wait %d us)", model,
+              left / 1000, wait / 1000), null, wait, null);
+        }
+      }
+    } catch (InferenceException e) {
+      metrics.forVersion(version.name(), version.version()).failed(e.code(), System.nanoTime() - start);
+      if (accessLog) {
+        access(protocol, model, version.versionLabel(), id, e.code().name(), System.nanoTime() - start);
+      }
+      throw e;
+    } finally {
+      version.release();
+    }
   }
 
   public String serverVersion() {

@@ -1,9 +1,8 @@
 package io.quiver.server;
 
 import io.quiver.server.DataPlane.Completion;
-import io.quiver.server.security.Permission;
-import io.quiver.server.security.SecurityDenial;
 import io.quiver.server.security.SecurityPolicy;
+import io.quiver.transport.GrpcErrors;
 
 import io.grpc.Context;
 import io.opentelemetry.api.trace.Span;
@@ -75,16 +74,26 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   private final DataPlane plane;
   private final ModelManager models;
   private final SecurityPolicy security;
+  /** ModelStreamInfer: most requests read from one stream and not yet answered. */
+  private final int streamWindow;
 
   InferenceServiceImpl(DataPlane plane) {
+    this(plane, io.quiver.transport.ConnectionOptions.DEFAULT_MAX_UNANSWERED_PER_STREAM);
+  }
+
+  InferenceServiceImpl(DataPlane plane, int streamWindow) {
+    this.streamWindow = streamWindow;
     this.plane = plane;
     this.models = plane.models();
     this.security = plane.security();
   }
 
-  /** The per-model authorization (and, for inference, the rate limit); a no-op when security is off. */
-  private void guard(Permission permission, String model, String method) {
-    GrpcSecurityInterceptor.check(security, permission, model, method);
+  /**
+   * The per-model authorization of {@code method} as {@code security.Operations} lists it (and, for
+   * inference, the rate limit); a no-op when security is off.
+   */
+  private void guard(String method, String model) {
+    GrpcSecurityInterceptor.check(security, method, model);
   }
 
   @Override
@@ -112,8 +121,8 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   @Override
   public void modelReady(ModelReadyRequest request, StreamObserver<ModelReadyResponse> out) {
     try {
-      guard(Permission.METADATA, request.getName(), "ModelReady");
-    } catch (SecurityDenial e) {
+      guard("ModelReady", request.getName());
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -126,9 +135,9 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelMetadata(ModelMetadataRequest request, StreamObserver<ModelMetadataResponse> out) {
     ModelMetadataResponse response;
     try {
-      guard(Permission.METADATA, request.getName(), "ModelMetadata");
+      guard("ModelMetadata", request.getName());
       response = plane.metadata(request.getName(), request.getVersion());
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -140,10 +149,10 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelConfig(ModelConfigRequest request, StreamObserver<ModelConfigResponse> out) {
     LoadedVersion version;
     try {
-      guard(Permission.METADATA, request.getName(), "ModelConfig");
+      guard("ModelConfig", request.getName());
       DataPlane.checkModelReference(request.getName(), request.getVersion());
       version = models.acquire(request.getName(), request.getVersion());
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -159,9 +168,9 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   public void modelStatistics(ModelStatisticsRequest request, StreamObserver<ModelStatisticsResponse> out) {
     ModelStatisticsResponse response;
     try {
-      guard(Permission.METADATA, request.getName().isEmpty() ? "*" : request.getName(), "ModelStatistics");
+      guard("ModelStatistics", request.getName().isEmpty() ? "*" : request.getName());
       response = plane.statistics(request.getName(), request.getVersion());
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     }
@@ -235,7 +244,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
     call.setOnCancelHandler(responder);
     try {
       responder.accepted(submit(request, responder, deadlineNanos()));
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       call.onError(GrpcErrors.toStatus(e));
     } catch (RuntimeException e) {
       plane.logFailure(request.getModelName(), request.getId(), e);
@@ -245,7 +254,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public StreamObserver<ModelInferRequest> modelStreamInfer(StreamObserver<ModelStreamInferResponse> out) {
-    return new StreamSession((ServerCallStreamObserver<ModelStreamInferResponse>) out);
+    return new StreamSession((ServerCallStreamObserver<ModelStreamInferResponse>) out, streamWindow);
   }
 
   /**
@@ -266,12 +275,15 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
     int priority;
     long timeoutMicros;
     try {
-      guard(Permission.INFER, request.getModelName(), "ModelInfer");
+      guard("ModelInfer", request.getModelName());
       KServeCodec.checkUnsupportedParameters(request);
-      decoded = KServeCodec.decodeInputs(request);
-      outputs = KServeCodec.requestedOutputs(request);
       priority = KServeCodec.priority(request);
       timeoutMicros = KServeCodec.timeoutMicros(request);
+      // Before the tensors are decoded or validated: a full queue or a deadline that the queue would
+      // outlast is refused for the price of a lookup (docs/hardening.md, "Early admission").
+      plane.admit(request.getModelName(), request.getModelVersion(), request.getId(), priority, deadlineNanos, "grpc");
+      decoded = KServeCodec.decodeInputs(request);
+      outputs = KServeCodec.requestedOutputs(request);
     } catch (RuntimeException e) {
       plane.failSpan(span, e); // from here on plane.submit owns the span
       throw e;
@@ -350,29 +362,58 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   }
 
   /**
-   * One ModelStreamInfer call. Requests arrive on the event loop; responses are sent from runner
-   * threads, so sends are serialized on this object. Errors travel in-band and keep the stream open;
-   * the stream completes once the client has half-closed and every accepted request is answered.
+   * One ModelStreamInfer call, flow-controlled: messages are requested from the transport only while the
+   * stream has fewer than {@code window} requests read and unanswered and its client reads its answers
+   * ({@code isReady}); otherwise the stream is not read and HTTP/2 flow control holds the client back.
+   * Requests arrive on the event loop; responses come from wherever requests complete, so state is
+   * guarded by this object. Errors travel in-band and keep the stream open; the stream completes once the
+   * client has half-closed and every accepted request is answered.
    */
-  private final class StreamSession implements StreamObserver<ModelInferRequest>, Completion {
+  private final class StreamSession implements StreamObserver<ModelInferRequest>, Completion, Runnable {
     private final ServerCallStreamObserver<ModelStreamInferResponse> out;
-    // Guarded by this: requests accepted and not yet answered, and whether the client half-closed.
+    private final int window;
+    // Guarded by this: requests read and not yet answered, messages asked of the transport and not yet
+    // received, whether the client half-closed.
     private int pending;
+    private int requested;
     private boolean halfClosed;
     private boolean finished;
 
-    StreamSession(ServerCallStreamObserver<ModelStreamInferResponse> out) {
+    StreamSession(ServerCallStreamObserver<ModelStreamInferResponse> out, int window) {
       this.out = out;
+      this.window = window;
+      out.disableAutoRequest();
+      out.setOnReadyHandler(this); // the client read enough: more requests may be read
+      pump();
+    }
+
+    /** The stream became ready (the transport's onReady). */
+    @Override
+    public void run() {
+      pump();
+    }
+
+    /** Asks the transport for as many messages as the window has room for, while the client reads. */
+    private synchronized void pump() {
+      if (finished || halfClosed) {
+        return;
+      }
+      int room = window - pending - requested;
+      if (room > 0 && out.isReady()) {
+        requested += room;
+        out.request(room);
+      }
     }
 
     @Override
     public void onNext(ModelInferRequest request) {
       synchronized (this) {
         pending++;
+        requested = Math.max(0, requested - 1);
       }
       try {
         submit(request, this, deadlineNanos());
-      } catch (InferenceException | SecurityDenial e) {
+      } catch (InferenceException e) {
         sendError(request.getModelName(), request.getId(), e.getMessage());
       } catch (RuntimeException e) {
         plane.logFailure(request.getModelName(), request.getId(), e);
@@ -409,6 +450,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
         log.debug("could not deliver stream response: {}", e.toString());
       }
       completeIfDone();
+      pump();
     }
 
     @Override

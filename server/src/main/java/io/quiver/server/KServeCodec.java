@@ -107,9 +107,15 @@ final class KServeCodec {
     return value;
   }
 
-  /** Rejects parameters that ask for features Quiver does not have, rather than ignoring them. */
+  /**
+   * Rejects parameters that ask for features Quiver does not have, rather than ignoring them, and unknown
+   * reserved keys ({@link io.quiver.core.RequestParameters}: custom keys are accepted, as Triton does).
+   */
   static void checkUnsupportedParameters(ModelInferRequest request) {
     Map<String, InferParameter> params = request.getParametersMap();
+    if (!params.isEmpty()) {
+      io.quiver.core.RequestParameters.checkKeys(params.keySet(), "parameters");
+    }
     InferParameter sequence = params.get(PARAM_SEQUENCE_ID);
     if (sequence != null && (sequence.getInt64Param() != 0 || sequence.getUint64Param() != 0
         || !sequence.getStringParam().isEmpty())) {

@@ -251,6 +251,10 @@ public final class Main implements Runnable {
         description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
 
+    /** Connection limits, timeouts and unsent-answer bounds (docs/hardening.md). */
+    @Mixin
+    ConnectionFlags connectionFlags;
+
     /** Triton's spellings of flags Quiver has under other names or not at all. */
     @Mixin
     TritonFlags triton;
@@ -405,8 +409,10 @@ public final class Main implements Runnable {
       }
       TlsOptions tls = tlsCert == null ? null : new TlsOptions(tlsCert, tlsKey, tlsClientCa, tlsReloadCheckMillis);
       io.quiver.cache.CacheOptions responseCache;
+      io.quiver.transport.ConnectionOptions connections;
       try {
         responseCache = io.quiver.cache.CacheOptions.parse(cacheConfig);
+        connections = connectionFlags.options();
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(new CommandLine(this), e.getMessage());
       }
@@ -428,7 +434,8 @@ public final class Main implements Runnable {
               .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
-          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache));
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache))
+          .withConnections(connections);
     }
 
     /** Whether the command line named this command {@code tritonserver} (Triton's drop-in). */

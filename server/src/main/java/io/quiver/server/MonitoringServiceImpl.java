@@ -5,8 +5,8 @@ import io.quiver.core.InferenceException;
 import io.quiver.proto.monitoring.v1.GetModelMonitoringRequest;
 import io.quiver.proto.monitoring.v1.ModelMonitoringReport;
 import io.quiver.proto.monitoring.v1.ModelMonitoringGrpc;
-import io.quiver.server.security.Permission;
-import io.quiver.server.security.SecurityDenial;
+import io.quiver.server.security.Operations;
+import io.quiver.transport.GrpcErrors;
 
 /**
  * {@code quiver.monitoring.v1.ModelMonitoring} on the data-plane port: the gRPC twin of REST's
@@ -24,7 +24,7 @@ final class MonitoringServiceImpl extends ModelMonitoringGrpc.ModelMonitoringImp
   @Override
   public void getModelMonitoring(GetModelMonitoringRequest request, StreamObserver<ModelMonitoringReport> out) {
     try {
-      GrpcSecurityInterceptor.check(plane.security(), Permission.METADATA, request.getName(), "GetModelMonitoring");
+      GrpcSecurityInterceptor.check(plane.security(), Operations.MONITORING_REPORT, request.getName());
       DataPlane.checkModelReference(request.getName(), request.getVersion());
       plane.monitoring().report(request.getName(), request.getVersion()).whenComplete((report, failure) -> {
         try {
@@ -38,7 +38,7 @@ final class MonitoringServiceImpl extends ModelMonitoringGrpc.ModelMonitoringImp
           // the call was cancelled meanwhile: nothing to answer
         }
       });
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
     }
   }

@@ -48,6 +48,10 @@ import io.quiver.server.security.ReloadingPemMaterial;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.security.TlsContexts;
 import io.quiver.server.tracing.ServerTracing;
+import io.quiver.transport.AnswerBudget;
+import io.quiver.transport.CallGuard;
+import io.quiver.transport.ConnectionLimiter;
+import io.quiver.transport.GrpcTransports;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.HashSet;
@@ -89,6 +93,10 @@ public final class QuiverServer implements AutoCloseable {
   private final DynamicBatcherFactory batchers; // owns the compute pool every model version shares
   private final ModelMonitoring monitoring;
   private final ResponseCache cache; // null: no --cache-config
+  /** Connection counts over every port (gRPC, REST, control plane). */
+  private final ConnectionLimiter limiter;
+  /** The bound on answers the gRPC data plane's connections hold unsent. */
+  private final AnswerBudget answers;
   private RestServer restServer;
   private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
@@ -107,7 +115,10 @@ public final class QuiverServer implements AutoCloseable {
    * the server closes it. Tests pass one over an in-memory exporter.
    */
   public QuiverServer(ServerOptions options, ServerTracing tracing) {
+    routeJavaUtilLogging();
     this.options = options;
+    this.limiter = ConnectionLimiter.of(options.connections());
+    this.answers = AnswerBudget.of(options.connections());
     this.tracing = tracing;
     this.repository = options.s3() != null
         ? S3ModelRepository.create(options.s3())
@@ -180,13 +191,13 @@ public final class QuiverServer implements AutoCloseable {
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
     DataPlane plane = new DataPlane(lifecycle, metrics, this::isReady, version(), repositoryOps,
         options.accessLog(), options.limits(), security, tracing, monitoring);
-    InferenceServiceImpl inference = new InferenceServiceImpl(plane);
+    InferenceServiceImpl inference = new InferenceServiceImpl(plane, options.connections().maxUnansweredPerStream());
     jobs = new JobManager(plane, jobsOptions,
         repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
-    if (tls != null) {
-      builder.sslContext(TlsContexts.forGrpcServer(tls));
-    }
+    // TLS, connection limits, handshake/idle/keep-alive timeouts (docs/hardening.md).
+    GrpcTransports.harden(builder, options.connections(), limiter, answers,
+        tls == null ? null : TlsContexts.forGrpcServer(tls), "gRPC");
     if (security != null) {
       builder.intercept(new GrpcSecurityInterceptor(security));
     }
@@ -201,11 +212,13 @@ public final class QuiverServer implements AutoCloseable {
         .maxInboundMetadataSize(64 * 1024)
         // Bounds HTTP/2 streams per connection: one client cannot open unbounded concurrent calls.
         .maxConcurrentCallsPerConnection(options.limits().maxConcurrentCallsPerConnection())
-        .addService(inferenceService(inference, tracing))
-        .addService(new MonitoringServiceImpl(plane))
-        .addService(health.getHealthService())
-        .addService(ProtoReflectionServiceV1.newInstance())
-        .addService(legacyReflection())
+        // Every service guarded: unparseable messages are INVALID_ARGUMENT, calls past their deadline are
+        // refused unread, and the inference service's unsent answers are bounded per connection.
+        .addService(CallGuard.guard(inferenceService(inference, tracing), answers))
+        .addService(CallGuard.guard(new MonitoringServiceImpl(plane).bindService()))
+        .addService(CallGuard.guard(health.getHealthService().bindService()))
+        .addService(CallGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()))
+        .addService(CallGuard.guard(legacyReflection().bindService()))
         .build()
         .start();
     if (options.httpPort() >= 0) {
@@ -215,7 +228,8 @@ public final class QuiverServer implements AutoCloseable {
             lifecycle.uploads());
       }
       restServer = new RestServer(plane, options.host(), options.httpPort(), options.maxHttpBodyBytes(), bossGroup,
-          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console)
+          workerGroup, channelType, tls == null ? null : TlsContexts.forHttpServer(tls), console, options.connections(),
+          limiter)
           .withRoutes("jobs", new JobsRestRoutes(jobs))
           .start();
     }
@@ -225,19 +239,17 @@ public final class QuiverServer implements AutoCloseable {
     if (options.controlPlane() != null) {
       var controlTls = tls == null ? null : TlsContexts.forGrpcServer(tls);
       controlPlane = new ControlPlaneServer(lifecycle, options.controlPlane(), monitoring).start(transport -> {
-        if (controlTls != null) {
-          transport.sslContext(controlTls);
-        }
+        GrpcTransports.harden(transport, options.connections(), limiter, null, controlTls, "control");
         if (security != null) {
           // Every control method needs the admin permission (the interceptor's rule for services
           // other than the inference service).
           transport.intercept(new GrpcSecurityInterceptor(security));
         }
         // Batch jobs share the control port (and its admin-only rule when security is on).
-        transport.addService(new BatchJobsService(jobs, () -> {
+        transport.addService(CallGuard.guard(new BatchJobsService(jobs, () -> {
           io.quiver.server.security.CallerPrincipal p = GrpcSecurityInterceptor.PRINCIPAL.get();
           return p == null ? io.quiver.server.security.CallerPrincipal.ANONYMOUS : p.name();
-        }).bind());
+        }).bind()));
         return transport;
       });
     }
@@ -290,6 +302,19 @@ public final class QuiverServer implements AutoCloseable {
    */
   static final boolean ALIASING_REQUEST_PARSING =
       !"false".equalsIgnoreCase(System.getProperty("quiver.grpc.aliasingParse"));
+
+  /**
+   * grpc-java logs through java.util.logging: routed into SLF4J (our JSON log), once per process. The
+   * levels follow logback's (LevelChangePropagator in logback.xml), so disabled levels cost nothing.
+   */
+  private static void routeJavaUtilLogging() {
+    synchronized (QuiverServer.class) {
+      if (!org.slf4j.bridge.SLF4JBridgeHandler.isInstalled()) {
+        org.slf4j.bridge.SLF4JBridgeHandler.removeHandlersForRootLogger();
+        org.slf4j.bridge.SLF4JBridgeHandler.install();
+      }
+    }
+  }
 
   @SuppressWarnings("deprecation")
   private static io.grpc.BindableService legacyReflection() {

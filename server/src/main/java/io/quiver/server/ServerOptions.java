@@ -5,6 +5,7 @@ import io.quiver.control.grpc.ControlPlaneOptions;
 import io.quiver.registry.s3.S3RepositoryOptions;
 import io.quiver.server.security.TlsOptions;
 import io.quiver.server.tracing.TracingOptions;
+import io.quiver.transport.ConnectionOptions;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -34,6 +35,9 @@ import java.util.List;
  * @param console whether the REST port also serves the operator's web console at /console/ (docs/console.md)
  * @param execution where batches run: the compute pool and the inline bound; null = sized for this machine
  * @param lifecycle memory budget, pins, on-demand queue bound, poll interval, model cache directory; null = defaults
+ * @param connections limits and timeouts of client connections on every port (connection counts,
+ *     handshake, header, request and idle timeouts, gRPC keep-alive and age, unsent-answer bounds);
+ *     null = {@link ConnectionOptions#defaults()} (docs/hardening.md)
  */
 public record ServerOptions(
     String host,
@@ -56,7 +60,8 @@ public record ServerOptions(
     TracingOptions tracing,
     boolean console,
     Execution execution,
-    Lifecycle lifecycle) {
+    Lifecycle lifecycle,
+    ConnectionOptions connections) {
 
   /**
    * How the model lifecycle runs, whatever ports are open (docs/lifecycle.md).
@@ -172,6 +177,25 @@ public record ServerOptions(
     tracing = tracing == null ? TracingOptions.off() : tracing;
     execution = execution == null ? Execution.defaults() : execution;
     lifecycle = lifecycle == null ? Lifecycle.defaults() : lifecycle;
+    connections = connections == null ? ConnectionOptions.defaults() : connections;
+  }
+
+  /** The form that predates the connection options (default limits and timeouts). */
+  public ServerOptions(String host, int grpcPort, Path modelRepository, ControlMode controlMode,
+      List<String> startupModels, int maxMessageBytes, int eventLoopThreads, long shutdownGraceMillis, int httpPort,
+      int metricsPort, int maxHttpBodyBytes, boolean accessLog, TlsOptions tls, Path securityConfig, Limits limits,
+      S3RepositoryOptions s3, ControlPlaneOptions controlPlane, TracingOptions tracing, boolean console,
+      Execution execution, Lifecycle lifecycle) {
+    this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
+        shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3,
+        controlPlane, tracing, console, execution, lifecycle, null);
+  }
+
+  /** Client connections with these limits and timeouts. */
+  public ServerOptions withConnections(ConnectionOptions options) {
+    return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
+        limits, s3, controlPlane, tracing, console, execution, lifecycle, options);
   }
 
   /** The form that predates the lifecycle settings (defaults). */
@@ -189,7 +213,7 @@ public record ServerOptions(
   public ServerOptions withLifecycle(Lifecycle settings) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, console, execution, settings);
+        limits, s3, controlPlane, tracing, console, execution, settings, connections);
   }
 
   /** The form that predates the execution options (sized for this machine). */
@@ -199,14 +223,14 @@ public record ServerOptions(
       S3RepositoryOptions s3, ControlPlaneOptions controlPlane, TracingOptions tracing, boolean console) {
     this(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes, eventLoopThreads,
         shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3,
-        controlPlane, tracing, console, null);
+        controlPlane, tracing, console, null, null);
   }
 
   /** Batches run with these execution options. */
   public ServerOptions withExecution(Execution options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, console, options, lifecycle);
+        limits, s3, controlPlane, tracing, console, options, lifecycle, connections);
   }
 
   /** The form that predates tracing (tracing off). */
@@ -233,14 +257,14 @@ public record ServerOptions(
   public ServerOptions withConsole(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, tracing, enabled, execution, lifecycle);
+        limits, s3, controlPlane, tracing, enabled, execution, lifecycle, connections);
   }
 
   /** Request tracing with these options. */
   public ServerOptions withTracing(TracingOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, controlPlane, options, console, execution, lifecycle);
+        limits, s3, controlPlane, options, console, execution, lifecycle, connections);
   }
 
   /** The form without TLS, security file or extra limits (plaintext, open, default limits). */
@@ -277,44 +301,44 @@ public record ServerOptions(
 
   public ServerOptions withGrpcPort(int port) {
     return new ServerOptions(host, port, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withControl(ControlMode mode, List<String> models) {
     return new ServerOptions(host, grpcPort, modelRepository, mode, List.copyOf(models), maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withMaxMessageBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, bytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   /** REST and metrics ports (0 = any free one, negative = off). */
   public ServerOptions withHttp(int restPort, int promPort) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, restPort, promPort, maxHttpBodyBytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withMaxHttpBodyBytes(int bytes) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, bytes, accessLog, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withAccessLog(boolean enabled) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, enabled, tls, securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withTls(TlsOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, options,
-        securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        securityConfig, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withSecurityConfig(Path file) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
-        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console, execution, lifecycle);
+        eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, file, limits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   /** The form without S3 and without the control plane. */
@@ -330,19 +354,19 @@ public record ServerOptions(
   public ServerOptions withS3(S3RepositoryOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, options, controlPlane, tracing, console, execution, lifecycle);
+        limits, options, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 
   /** The control plane with these options; null turns it off. */
   public ServerOptions withControlPlane(ControlPlaneOptions options) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        limits, s3, options, tracing, console, execution, lifecycle);
+        limits, s3, options, tracing, console, execution, lifecycle, connections);
   }
 
   public ServerOptions withLimits(Limits newLimits) {
     return new ServerOptions(host, grpcPort, modelRepository, controlMode, startupModels, maxMessageBytes,
         eventLoopThreads, shutdownGraceMillis, httpPort, metricsPort, maxHttpBodyBytes, accessLog, tls, securityConfig,
-        newLimits, s3, controlPlane, tracing, console, execution, lifecycle);
+        newLimits, s3, controlPlane, tracing, console, execution, lifecycle, connections);
   }
 }

@@ -52,7 +52,8 @@ final class TritonFlags {
   /** The Triton spellings Quiver understands (its own options plus this mixin's), for error messages. */
   static final List<String> SUPPORTED = List.of("--model-repository", "--model-store", "--grpc-port", "--http-port",
       "--metrics-port", "--allow-grpc", "--allow-http", "--allow-metrics", "--model-control-mode", "--load-model",
-      "--strict-model-config", "--log-verbose", "--exit-timeout-secs", "--cache-config");
+      "--strict-model-config", "--log-verbose", "--exit-timeout-secs", "--cache-config", "--grpc-keepalive-time",
+      "--grpc-keepalive-timeout", "--grpc-max-connection-age");
 
   @Spec(Spec.Target.MIXEE)
   CommandSpec mixee;

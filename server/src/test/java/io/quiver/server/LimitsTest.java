@@ -75,8 +75,9 @@ class LimitsTest {
         .setVersion("1/../../2").build()))).isEqualTo(Status.Code.INVALID_ARGUMENT);
     assertThat(code(() -> fixture.stub().modelMetadata(ModelMetadataRequest.newBuilder().setName("no_such_model").build())))
         .isEqualTo(Status.Code.NOT_FOUND);
-    // REST decodes the path before splitting it: an encoded '/' makes more segments, so no such route (404).
-    assertThat(restLoad("..%2Foutside%2Fidentity_fp32")).isEqualTo(404);
+    // REST splits the raw path, then decodes each segment once: an encoded '/' stays inside the model name,
+    // which is then refused for what it is (400), never a path outside the repository.
+    assertThat(restLoad("..%2Foutside%2Fidentity_fp32")).isEqualTo(400);
     assertThat(restLoad("..%5Coutside")).isEqualTo(400);
     assertThat(restLoad(".hidden")).isEqualTo(400);
     assertThat(fixture.server.models().index()).extracting(s -> s.name()).doesNotContain("../outside/identity_fp32");

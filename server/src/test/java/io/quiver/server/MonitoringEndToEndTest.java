@@ -355,7 +355,7 @@ class MonitoringEndToEndTest {
     assertThat(get("/v2/models/" + MODEL + "/versions/7/monitoring").statusCode()).isEqualTo(404);
     assertThat(http.send(HttpRequest.newBuilder(URI.create(base() + "/v2/models/" + MODEL + "/monitoring"))
         .POST(HttpRequest.BodyPublishers.ofString("{}")).build(), HttpResponse.BodyHandlers.ofString()).statusCode())
-        .isEqualTo(501);
+        .isEqualTo(405); // a method the path does not serve
     assertThatThrownBy(() -> ModelMonitoringGrpc.newBlockingStub(fixture.channel).withDeadlineAfter(30, TimeUnit.SECONDS)
         .getModelMonitoring(GetModelMonitoringRequest.newBuilder().setName("simple").build()))
         .isInstanceOfSatisfying(StatusRuntimeException.class,

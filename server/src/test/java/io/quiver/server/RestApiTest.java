@@ -123,7 +123,9 @@ class RestApiTest {
     assertThat(get("/v2/health/live").statusCode()).isEqualTo(200);
     assertThat(get("/v2/health/ready").statusCode()).isEqualTo(200);
     assertThat(get("/v2/nothing").statusCode()).isEqualTo(404);
-    assertThat(post("/v2/health/live", "{}").statusCode()).isEqualTo(501);
+    HttpResponse<byte[]> wrongMethod = post("/v2/health/live", "{}");
+    assertThat(wrongMethod.statusCode()).isEqualTo(405); // HTTP's answer to a method the path does not serve
+    assertThat(wrongMethod.headers().firstValue("allow")).hasValue("GET");
   }
 
   @Test
@@ -344,7 +346,14 @@ class RestApiTest {
     assertThat(post("/v2/models/" + model + "/infer",
         "{\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"INT64\",\"shape\":[1,8],\"data\":[1,2,3,4,5,6,7,8]}]}").statusCode())
         .isEqualTo(200);
+    // The server records a request's metrics just after its answer is written: scrape until they are in.
     Map<String, Double> after = scrape();
+    for (long until = System.nanoTime() + 10_000_000_000L; System.nanoTime() < until
+        && java.util.Objects.requireNonNullElse(sample(after, "quiver_request_duration_seconds_bucket", m, v,
+            "le=\"+Inf\""), 0.0) < sent + 2; ) {
+      Thread.sleep(20);
+      after = scrape();
+    }
     assertThat(sample(after, "quiver_inference_success_total", m, v)).isEqualTo(sent + 1);
     assertThat(sample(after, "quiver_request_duration_seconds_bucket", m, v, "le=\"+Inf\"")).isEqualTo(sent + 2);
     assertThat(sample(after, "quiver_batch_size_bucket", m, v, "le=\"1.0\"")).isEqualTo(sent + 1);

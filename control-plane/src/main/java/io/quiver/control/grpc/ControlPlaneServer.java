@@ -6,6 +6,7 @@ import io.grpc.ServerInterceptors;
 import io.grpc.inprocess.InProcessServerBuilder;
 import io.grpc.netty.NettyServerBuilder;
 import io.quiver.lifecycle.ModelLifecycle;
+import io.quiver.transport.CallGuard;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.ExecutorService;
@@ -71,7 +72,8 @@ public final class ControlPlaneServer implements AutoCloseable {
     server = transport.apply(NettyServerBuilder.forAddress(new InetSocketAddress(options.bindAddress(), options.port())))
         .executor(handlers) // handlers block on loads and I/O: keep them off the event loop
         .maxInboundMessageSize(ControlPlaneOptions.MAX_MESSAGE_BYTES)
-        .addService(ServerInterceptors.intercept(service, ControlPlaneService.peerInterceptor()))
+        // Unparseable messages are INVALID_ARGUMENT (not UNKNOWN plus a stack trace), like the data plane's.
+        .addService(CallGuard.guard(ServerInterceptors.intercept(service, ControlPlaneService.peerInterceptor())))
         .build()
         .start();
     log.info("control plane listening on {}:{} (repository {})", options.bindAddress(), server.getPort(),

@@ -39,6 +39,7 @@ import io.quiver.proto.control.v1.WatchModelsRequest;
 import io.quiver.proto.inference.ModelVersionPolicy;
 import io.quiver.registry.ModelConfigParser;
 import io.quiver.registry.ModelNames;
+import io.quiver.transport.GrpcErrors;
 import io.quiver.registry.WritableModelRepository;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -124,7 +125,7 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
       out.onNext(b.build());
       out.onCompleted();
     } catch (RuntimeException e) {
-      out.onError(ControlStatuses.toStatus(e).asRuntimeException());
+      out.onError(GrpcErrors.toStatus(e));
     }
   }
 
@@ -431,13 +432,13 @@ public final class ControlPlaneService extends ModelControlGrpc.ModelControlImpl
   // ---------------------------------------------------------------------------------------------
 
   private void fail(StreamObserver<?> out, String op, String model, String what, Exception e, long t0) {
-    Status status = ControlStatuses.toStatus(e);
+    io.grpc.StatusRuntimeException error = GrpcErrors.toStatus(e);
     if (!(e instanceof InferenceException)) {
       log.warn("{} '{}' failed", op, model, e);
     }
-    audit(op, model, what, status, t0);
+    audit(op, model, what, error.getStatus(), t0);
     try {
-      out.onError(status.asRuntimeException());
+      out.onError(error);
     } catch (IllegalStateException alreadyClosed) {
       // the call was already cancelled
     }

@@ -1,6 +1,5 @@
 package io.quiver.control.grpc;
 
-import io.grpc.Status;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.lifecycle.TrafficSplit;
@@ -14,34 +13,13 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Conversions for the control service: manager state to proto, errors to gRPC Status. The one place
+ * Conversions for the control service: manager state to proto (errors go through the one mapper,
+ * {@code io.quiver.transport.GrpcErrors}). The one place
  * where the manager's index becomes {@link ModelStatus}es: ListModels, WatchModels and the web
  * console's models page all read it here. Stateless.
  */
 public final class ControlStatuses {
   private ControlStatuses() {}
-
-  static Status toStatus(Throwable t) {
-    if (t instanceof InferenceException e) {
-      Status.Code code = switch (e.code()) {
-        case INVALID_ARGUMENT -> Status.Code.INVALID_ARGUMENT;
-        case NOT_FOUND -> Status.Code.NOT_FOUND;
-        case ALREADY_EXISTS -> Status.Code.ALREADY_EXISTS;
-        case FAILED_PRECONDITION -> Status.Code.FAILED_PRECONDITION;
-        case UNAVAILABLE -> Status.Code.UNAVAILABLE;
-        case RESOURCE_EXHAUSTED -> Status.Code.RESOURCE_EXHAUSTED;
-        case DEADLINE_EXCEEDED -> Status.Code.DEADLINE_EXCEEDED;
-        case CANCELLED -> Status.Code.CANCELLED;
-        case UNIMPLEMENTED -> Status.Code.UNIMPLEMENTED;
-        case INTERNAL -> Status.Code.INTERNAL;
-      };
-      return Status.fromCode(code).withDescription(e.getMessage());
-    }
-    if (t instanceof io.grpc.StatusRuntimeException s) {
-      return s.getStatus();
-    }
-    return Status.INTERNAL.withDescription(t.getClass().getSimpleName() + ": " + t.getMessage());
-  }
 
   /** Every model, grouped from the manager's index, with traffic weights and labels. */
   public static List<ModelStatus> all(ModelManager manager) {

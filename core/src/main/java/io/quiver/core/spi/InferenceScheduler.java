@@ -20,6 +20,25 @@ public interface InferenceScheduler extends AutoCloseable {
    */
   void submit(InferRequest request);
 
+  /**
+   * Early, cheap admission, asked before a request's tensors are decoded: would a request of this
+   * priority be queued now, and how long would it likely wait? Never blocks, allocates nothing unless it
+   * throws. {@link #submit} still decides; this only lets a transport refuse early what submit would
+   * refuse anyway, and refuse a request whose deadline would pass in the queue.
+   *
+   * @param priority the request's priority (0 = the default level), or {@link #UNKNOWN_PRIORITY} when the
+   *     transport does not know it yet (then only a condition true of every level refuses)
+   * @return the expected queue wait in nanoseconds (0 when none is expected or the scheduler cannot tell)
+   * @throws io.quiver.core.InferenceException RESOURCE_EXHAUSTED (with a retry hint) when the queue is
+   *     full, UNAVAILABLE when the scheduler is closing
+   */
+  default long admit(int priority) {
+    return 0;
+  }
+
+  /** {@link #admit}'s priority when the transport does not know the request's priority yet. */
+  int UNKNOWN_PRIORITY = -1;
+
   /** Requests accepted but not yet started. */
   int queuedRequests();
 

@@ -32,10 +32,10 @@ import io.quiver.proto.inference.ModelConfig;
 import io.quiver.proto.inference.ModelInstanceGroup;
 import io.quiver.registry.ModelNames;
 import io.quiver.server.http.HttpErrors;
+import io.quiver.server.http.ReadGate;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.metrics.VersionSample;
 import io.quiver.server.security.Permission;
-import io.quiver.server.security.SecurityDenial;
 import io.quiver.server.security.SecurityPolicy;
 import java.io.IOException;
 import java.lang.management.BufferPoolMXBean;
@@ -117,9 +117,6 @@ final class ConsoleApi {
       } else if (!method.equals(HttpMethod.GET)) {
         throw InferenceException.unimplemented("the console API answers GET and POST only; was %s", method);
       }
-    } catch (SecurityDenial e) {
-      deny(ctx, keepAlive, e);
-      return;
     } catch (InferenceException e) {
       ConsoleHttp.error(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage());
       return;
@@ -129,13 +126,11 @@ final class ConsoleApi {
     Map<String, List<String>> query = new QueryStringDecoder(request.uri()).parameters();
     Headers headers = new Headers(request.headers().get("x-quiver-path"), request.headers().get("x-quiver-last"),
         request.headers().get("x-quiver-sha256"));
-    ctx.channel().config().setAutoRead(false);
+    ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // resumed when the answer is written (ConsoleHttp.write)
     try {
       workers.execute(() -> {
         try {
           route(ctx, keepAlive, method, parts, query, body, headers, caller, operation);
-        } catch (SecurityDenial e) {
-          deny(ctx, keepAlive, e);
         } catch (InferenceException e) {
           ConsoleHttp.error(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage());
         } catch (IOException | RuntimeException e) {
@@ -639,7 +634,7 @@ final class ConsoleApi {
   private void checkSameOrigin(FullHttpRequest request, String peer) {
     String site = request.headers().get("Sec-Fetch-Site");
     if (site != null && !site.equals("same-origin") && !site.equals("none")) {
-      throw SecurityDenialFactory.forged(peer, "cross-site request refused (Sec-Fetch-Site: " + printable(site) + ")");
+      throw Forgery.forged(peer, "cross-site request refused (Sec-Fetch-Site: " + printable(site) + ")");
     }
     String origin = request.headers().get(HttpHeaderNames.ORIGIN);
     String host = request.headers().get(HttpHeaderNames.HOST);
@@ -652,31 +647,26 @@ final class ConsoleApi {
         originHost = null;
       }
       if (originHost == null || host == null || !originHost.equalsIgnoreCase(host)) {
-        throw SecurityDenialFactory.forged(peer, "cross-origin request refused (Origin " + printable(origin) + ")");
+        throw Forgery.forged(peer, "cross-origin request refused (Origin " + printable(origin) + ")");
       }
     } else if (origin != null) {
-      throw SecurityDenialFactory.forged(peer, "cross-origin request refused (Origin null)");
+      throw Forgery.forged(peer, "cross-origin request refused (Origin null)");
     }
     String token = request.headers().get(CSRF_HEADER);
     if (token == null || !MessageDigest.isEqual(token.getBytes(StandardCharsets.US_ASCII), csrfBytes)) {
-      throw SecurityDenialFactory.forged(peer, "missing or wrong " + CSRF_HEADER + " header: reload the console");
+      throw Forgery.forged(peer, "missing or wrong " + CSRF_HEADER + " header: reload the console");
     }
   }
 
   /** The 403 of a forged request, audited like a denial. */
-  private static final class SecurityDenialFactory {
-    static SecurityDenial forged(String peer, String message) {
+  private static final class Forgery {
+    static InferenceException forged(String peer, String message) {
       SecurityPolicy.AUDIT.atWarn()
           .addKeyValue("event", "console_request_refused")
           .addKeyValue("peer", peer)
           .log("console request from {} refused: {}", peer, message);
-      return new SecurityDenial(SecurityDenial.Kind.PERMISSION_DENIED, message);
+      return InferenceException.permissionDenied("%s", message);
     }
-  }
-
-  private static void deny(ChannelHandlerContext ctx, boolean keepAlive, SecurityDenial e) {
-    ConsoleHttp.error(ctx, keepAlive, e.kind() == SecurityDenial.Kind.UNAUTHENTICATED
-        ? HttpResponseStatus.UNAUTHORIZED : HttpResponseStatus.FORBIDDEN, e.getMessage());
   }
 
   private static void requireGet(boolean get, String operation) {

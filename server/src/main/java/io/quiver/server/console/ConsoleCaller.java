@@ -11,7 +11,6 @@ import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.quiver.server.security.CallerPrincipal;
 import io.quiver.server.security.Permission;
-import io.quiver.server.security.SecurityDenial;
 import io.quiver.server.security.SecurityPolicy;
 import java.net.SocketAddress;
 
@@ -49,7 +48,7 @@ final class ConsoleCaller {
    * The caller of one console request; with security on, authenticated through the same policy as REST
    * and gRPC (failures are audited there).
    *
-   * @throws SecurityDenial UNAUTHENTICATED
+   * @throws io.quiver.core.InferenceException UNAUTHENTICATED
    */
   static ConsoleCaller of(SecurityPolicy policy, HttpHeaders headers, String peer, String operation) {
     String authorization = headers.get(HttpHeaderNames.AUTHORIZATION);
@@ -70,7 +69,7 @@ final class ConsoleCaller {
    * Refuses unless the caller holds the permission; a refusal is audited by the policy. An allowed
    * check writes no line here: the operation it guards is audited where it runs.
    *
-   * @throws SecurityDenial PERMISSION_DENIED
+   * @throws io.quiver.core.InferenceException PERMISSION_DENIED
    */
   void require(Permission permission, String model, String operation) {
     if (!may(permission, model)) {

@@ -15,6 +15,7 @@ import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
+import io.quiver.server.http.ReadGate;
 import java.io.IOException;
 import java.io.OutputStream;
 
@@ -93,7 +94,7 @@ final class ConsoleHttp {
   static void write(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response) {
     protect(response.headers());
     HttpUtil.setContentLength(response, response.content().readableBytes());
-    ctx.channel().config().setAutoRead(true);
+    ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
     if (keepAlive) {
       response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
       ctx.writeAndFlush(response);

@@ -37,8 +37,8 @@ final class ControlClient implements AutoCloseable {
   /** The HTTP status of a failed control call: its gRPC code as HttpErrors maps the same code for REST. */
   static HttpResponseStatus httpStatus(Status status) {
     return switch (status.getCode()) {
-      case UNAUTHENTICATED -> HttpResponseStatus.UNAUTHORIZED;
-      case PERMISSION_DENIED -> HttpResponseStatus.FORBIDDEN;
+      case UNAUTHENTICATED -> HttpErrors.status(ErrorCode.UNAUTHENTICATED);
+      case PERMISSION_DENIED -> HttpErrors.status(ErrorCode.PERMISSION_DENIED);
       case OK -> HttpResponseStatus.OK;
       case INVALID_ARGUMENT -> HttpErrors.status(ErrorCode.INVALID_ARGUMENT);
       case NOT_FOUND -> HttpErrors.status(ErrorCode.NOT_FOUND);

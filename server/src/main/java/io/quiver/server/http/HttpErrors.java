@@ -5,8 +5,10 @@ import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 
 /**
- * The one place where Quiver's errors become HTTP statuses (the REST twin of GrpcErrors). Bodies
- * are {@code {"error": "<message>"}}; RESOURCE_EXHAUSTED is 429 with a Retry-After header. Stateless.
+ * The one place where Quiver's errors become HTTP statuses (the REST twin of
+ * {@code io.quiver.transport.GrpcErrors}). Bodies are {@code {"error": "<message>"}}; RESOURCE_EXHAUSTED
+ * is 429 with a Retry-After header; UNAUTHENTICATED is 401 (with {@code WWW-Authenticate: Bearer}),
+ * PERMISSION_DENIED 403. Stateless.
  */
 public final class HttpErrors {
   /** Nginx's "client closed request": only the log ever sees it, the client has gone. */
@@ -25,6 +27,8 @@ public final class HttpErrors {
       case CANCELLED -> CLIENT_CLOSED;
       case UNIMPLEMENTED -> HttpResponseStatus.NOT_IMPLEMENTED;
       case INTERNAL -> HttpResponseStatus.INTERNAL_SERVER_ERROR;
+      case UNAUTHENTICATED -> HttpResponseStatus.UNAUTHORIZED;
+      case PERMISSION_DENIED -> HttpResponseStatus.FORBIDDEN;
     };
   }
 

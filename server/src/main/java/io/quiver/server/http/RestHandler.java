@@ -32,6 +32,7 @@ import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http.QueryStringDecoder;
 import io.quiver.lifecycle.ModelVersionStatus;
 import io.quiver.core.InferRequest;
+import io.quiver.core.spi.InferenceScheduler;
 import io.quiver.core.InferenceException;
 import io.quiver.core.Tensor;
 import io.quiver.proto.inference.InferBatchStatistics;
@@ -41,8 +42,8 @@ import io.quiver.proto.inference.ModelStatisticsResponse;
 import io.quiver.proto.inference.StatisticDuration;
 import io.quiver.server.DataPlane;
 import io.quiver.server.security.CallerPrincipal;
+import io.quiver.server.security.Operations;
 import io.quiver.server.security.Permission;
-import io.quiver.server.security.SecurityDenial;
 import io.quiver.server.security.SecurityPolicy;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -64,7 +65,8 @@ import org.slf4j.LoggerFactory;
  * <p>HTTP/1.1 answers leave in request order: while an inference request of a connection is
  * outstanding, requests that a pipelining client sends behind it are held (at most
  * {@link #MAX_PIPELINED} per connection, and the connection stops reading while any are held) and
- * handled once the answer is out. A client that waits for each answer, the usual case, costs no
+ * handled once the answer is out, and only while the client reads its answers (the connection's write
+ * buffer is below its high-water mark). A client that waits for each answer, the usual case, costs no
  * change of the connection's read interest (no syscall per request).
  */
 @ChannelHandler.Sharable
@@ -120,7 +122,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
     Connection connection = connection(ctx);
-    if (connection.outstanding != null) {
+    // Behind an outstanding inference, or behind requests held until the client reads its answers.
+    if (connection.outstanding != null || !connection.held.isEmpty()) {
       if (connection.held.size() >= MAX_PIPELINED) {
         log.debug("REST connection {} pipelined more than {} requests; closing it", ctx.channel().remoteAddress(),
             MAX_PIPELINED);
@@ -128,7 +131,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         return;
       }
       connection.held.add(request.retain()); // answered in order, after the outstanding one
-      ctx.channel().config().setAutoRead(false); // and read no more until they are
+      ReadGate.pause(ctx.channel(), ReadGate.Reason.PIPELINED); // and read no more until they are
       return;
     }
     handle(ctx, request);
@@ -140,7 +143,15 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (connection.held.isEmpty()) {
       return;
     }
-    while (connection.outstanding == null && !connection.held.isEmpty()) {
+    handleHeld(ctx, connection);
+  }
+
+  /**
+   * Handles held requests while none is outstanding and the client reads its answers (a connection above
+   * its write buffer's high-water mark gets no more answers until it drains; see HttpConnectionGuard).
+   */
+  private void handleHeld(ChannelHandlerContext ctx, Connection connection) {
+    while (connection.outstanding == null && !connection.held.isEmpty() && ctx.channel().isWritable()) {
       FullHttpRequest next = connection.held.poll();
       try {
         handle(ctx, next);
@@ -149,8 +160,19 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       }
     }
     if (connection.held.isEmpty()) {
-      ctx.channel().config().setAutoRead(true);
+      ReadGate.resume(ctx.channel(), ReadGate.Reason.PIPELINED);
     }
+  }
+
+  @Override
+  public void channelWritabilityChanged(ChannelHandlerContext ctx) throws Exception {
+    if (ctx.channel().isWritable()) {
+      Connection connection = ctx.channel().attr(CONNECTION).get();
+      if (connection != null && connection.outstanding == null && !connection.held.isEmpty()) {
+        handleHeld(ctx, connection);
+      }
+    }
+    super.channelWritabilityChanged(ctx);
   }
 
   @Override
@@ -175,9 +197,15 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
       return;
     }
-    String path = new QueryStringDecoder(request.uri()).path();
+    // The raw path, each segment decoded once later: a bad percent-escape is the client's error (400).
+    String path = rawPath(request.uri());
+    String escapeProblem = percentEncodingProblem(path);
+    if (escapeProblem != null) {
+      sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, escapeProblem, -1);
+      return;
+    }
     if (extra != null && extra.matches(path)) {
-      extra.handle(ctx, request, path, keepAlive); // applies its own security
+      extra.handle(ctx, request, QueryStringDecoder.decodeComponent(path), keepAlive); // applies its own security
       return;
     }
     try {
@@ -189,8 +217,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         return;
       }
       route(ctx, request, keepAlive, path);
-    } catch (SecurityDenial e) {
-      sendDenial(ctx, keepAlive, e);
+    } catch (MethodNotAllowed e) {
+      sendError(ctx, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, e.getMessage(), -1, null, e.allow);
     } catch (InferenceException e) {
       sendError(ctx, keepAlive, e);
     } catch (RuntimeException e) {
@@ -199,44 +227,64 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
+  /** The request target's path, not decoded, without query or fragment. */
+  static String rawPath(String uri) {
+    int end = uri.length();
+    int query = uri.indexOf('?');
+    if (query >= 0) {
+      end = query;
+    }
+    int fragment = uri.indexOf('#');
+    if (fragment >= 0 && fragment < end) {
+      end = fragment;
+    }
+    return uri.substring(0, end);
+  }
+
+  /** Null when every '%' in the path starts a two-hex-digit escape; else what is wrong. */
+  static String percentEncodingProblem(String path) {
+    for (int i = path.indexOf('%'); i >= 0; i = path.indexOf('%', i + 1)) {
+      if (i + 2 >= path.length() || Character.digit(path.charAt(i + 1), 16) < 0 || Character.digit(path.charAt(i + 2), 16) < 0) {
+        return "malformed percent-encoding in the request path at offset " + i + ": '%' must be followed by two hex digits";
+      }
+    }
+    return null;
+  }
+
+  /** A method the path does not answer: HTTP's 405 with Allow (gRPC has no such case). No stack trace. */
+  static final class MethodNotAllowed extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+    final String allow;
+
+    MethodNotAllowed(HttpMethod method, String path, String allow) {
+      super("method " + method + " is not allowed on " + path + "; use " + allow, null, false, false);
+      this.allow = allow;
+    }
+  }
+
   /**
    * The REST twin of GrpcSecurityInterceptor + the handlers' per-model checks, through the same
-   * SecurityPolicy: /v2/health/* is open; everything else needs a credential; models need infer or
-   * metadata on the model; repository and logging need administration. No-op when security is off.
+   * SecurityPolicy and the same table ({@link Operations#rest}): /v2/health/* is open; everything else
+   * needs a credential; models need infer or metadata on the model; repository and logging need
+   * administration. No-op when security is off.
    */
   private CallerPrincipal authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path) {
     SecurityPolicy policy = plane.security();
     if (policy == null) {
       return null;
     }
-    String[] parts = segments(path);
-    Permission permission = Permission.AUTHENTICATED;
-    String model = "*";
-    if (parts.length >= 2 && parts[0].equals("v2")) {
-      switch (parts[1]) {
-        case "health" -> {
-          return null; // probes and load balancers
-        }
-        case "repository", "logging", "jobs" -> permission = Permission.ADMIN; // jobs: io.quiver.server.jobs
-        case "models" -> {
-          if (parts.length >= 3 && !(parts.length == 3 && parts[2].equals("stats"))) {
-            model = parts[2];
-            permission = parts[parts.length - 1].equals("infer") && request.method().equals(HttpMethod.POST)
-                ? Permission.INFER : Permission.METADATA;
-          } else {
-            permission = Permission.METADATA;
-          }
-        }
-        default -> { }
-      }
+    Operations.RestRule rest = Operations.rest(request.method().name(), segments(path));
+    Operations.Rule rule = rest.rule();
+    if (rule.scope() == Operations.Scope.OPEN) {
+      return null; // probes and load balancers
     }
     String operation = request.method() + " " + path;
     String peer = String.valueOf(ctx.channel().remoteAddress());
     CallerPrincipal principal = policy.authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
         request.headers().get(API_KEY_HEADER), operation, peer);
-    policy.authorize(principal, permission, model, operation, peer);
-    if (permission == Permission.INFER) {
-      policy.admitInference(principal, model, peer);
+    policy.authorize(principal, rule.permission(), rest.model(), operation, peer);
+    if (rule.permission() == Permission.INFER) {
+      policy.admitInference(principal, rest.model(), peer);
     }
     return principal;
   }
@@ -250,47 +298,26 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     String method = request.method().name();
     String who = principal == null ? CallerPrincipal.ANONYMOUS : principal.name();
     String peer = String.valueOf(ctx.channel().remoteAddress());
-    ctx.channel().config().setAutoRead(false); // one answer at a time, in order
+    ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // one answer at a time, in order
     try {
       routes.executor().execute(() -> {
         try {
           byte[] json = routes.handle(method, rest, query, body, who, peer);
-          ctx.channel().config().setAutoRead(true);
+          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
           send(ctx, keepAlive, HttpResponseStatus.OK, "application/json", io.netty.buffer.Unpooled.wrappedBuffer(json), -1);
-        } catch (SecurityDenial e) {
-          ctx.channel().config().setAutoRead(true);
-          sendDenial(ctx, keepAlive, e);
         } catch (InferenceException e) {
-          ctx.channel().config().setAutoRead(true);
+          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
           sendError(ctx, keepAlive, e);
         } catch (RuntimeException e) {
           log.error("REST {} /v2/{} failed", method, String.join("/", List.of(parts).subList(1, parts.length)), e);
-          ctx.channel().config().setAutoRead(true);
+          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
           sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
         }
       });
     } catch (java.util.concurrent.RejectedExecutionException e) {
-      ctx.channel().config().setAutoRead(true);
+      ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
       throw InferenceException.unavailable("too many %s requests are waiting; retry later", parts[1]);
     }
-  }
-
-  private static void sendDenial(ChannelHandlerContext ctx, boolean keepAlive, SecurityDenial e) {
-    boolean unauthenticated = e.kind() == SecurityDenial.Kind.UNAUTHENTICATED;
-    ByteBuf buf = ctx.alloc().buffer();
-    try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
-      gen.writeStartObject();
-      gen.writeStringField("error", e.getMessage());
-      gen.writeEndObject();
-    } catch (IOException io) {
-      throw new IllegalStateException(io); // writing to memory cannot fail
-    }
-    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1,
-        unauthenticated ? HttpResponseStatus.UNAUTHORIZED : HttpResponseStatus.FORBIDDEN, buf);
-    if (unauthenticated) {
-      response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
-    }
-    write(ctx, keepAlive, response, "application/json", -1);
   }
 
   private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
@@ -388,11 +415,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         requireMethod(method, HttpMethod.GET, path);
         DataPlane.checkModelReference(model, version);
         var report = plane.monitoring().report(model, version);
-        ctx.channel().config().setAutoRead(false); // answered later, as repository operations are
+        ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // answered later, as repository operations are
         report.whenComplete((r, failure) -> ctx.channel().eventLoop().execute(() -> {
-          if (connection(ctx).held.isEmpty()) {
-            ctx.channel().config().setAutoRead(true);
-          }
+          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
           try {
             if (failure != null) {
               sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
@@ -449,10 +474,10 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
               "repository load supports no parameters (config overrides, files) yet");
         }
       }
-      ctx.channel().config().setAutoRead(false);
+      ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING);
       // Blocks while the model loads or drains: on the repository executor, never on the event loop.
       plane.runRepositoryOperation(load ? () -> plane.load(model) : () -> plane.unload(model), failure -> {
-        ctx.channel().config().setAutoRead(true);
+        ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
         if (failure == null) {
           sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
         } else {
@@ -488,8 +513,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       String loggerName = loggerNode != null && loggerNode.isTextual() ? loggerNode.textValue() : org.slf4j.Logger.ROOT_LOGGER_NAME;
       context.getLogger(loggerName).setLevel(level);
       log.info("log level of '{}' set to {}", loggerName, level);
-    } else {
-      requireMethod(request.method(), HttpMethod.GET, path);
+    } else if (!request.method().equals(HttpMethod.GET)) {
+      throw new MethodNotAllowed(request.method(), path, "GET, POST");
     }
     sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
@@ -522,6 +547,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
             headerValue, total);
       }
     }
+    // Before the JSON is parsed: a full queue is refused for the price of a lookup (the priority is not
+    // known yet, so a model with several priority levels is checked by submit alone).
+    plane.admit(model, version, "", InferenceScheduler.UNKNOWN_PRIORITY, InferRequest.NO_DEADLINE, "http");
     Span span = plane.tracing() == null ? null
         : plane.startSpan(ServerTracing.extract(request.headers(), HEADER_GETTER), model, "", "http");
     SpanContext trace = span == null ? null : span.getSpanContext();
@@ -764,8 +792,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   private static void requireMethod(HttpMethod method, HttpMethod expected, String path) {
     if (!method.equals(expected)) {
-      throw new InferenceException(io.quiver.core.ErrorCode.UNIMPLEMENTED,
-          "method " + method + " is not supported on " + path + "; use " + expected);
+      throw new MethodNotAllowed(method, path, expected.name());
     }
   }
 
@@ -810,6 +837,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds, SpanContext trace) {
+    sendError(ctx, keepAlive, status, message, retryAfterSeconds, trace, null);
+  }
+
+  /** @param allow the Allow header of a 405; null = none */
+  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+      long retryAfterSeconds, SpanContext trace, String allow) {
     ByteBuf buf = ctx.alloc().buffer();
     try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       gen.writeStartObject();
@@ -821,6 +854,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
     if (retryAfterSeconds > 0) {
       response.headers().set(HttpHeaderNames.RETRY_AFTER, retryAfterSeconds);
+    }
+    if (status.code() == 401) {
+      response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
+    }
+    if (allow != null) {
+      response.headers().set(HttpHeaderNames.ALLOW, allow);
     }
     ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
     write(ctx, keepAlive, response, "application/json", -1);

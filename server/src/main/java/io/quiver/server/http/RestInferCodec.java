@@ -76,6 +76,7 @@ public final class RestInferCodec {
       if (!params.isObject()) {
         throw InferenceException.invalidField("parameters", "'parameters' must be an object");
       }
+      io.quiver.core.RequestParameters.checkKeys(params::fieldNames, "parameters");
       priority = (int) integerParam(params, "priority", Integer.MAX_VALUE);
       timeout = integerParam(params, "timeout", Long.MAX_VALUE);
       binaryAll = booleanParam(params, "binary_data_output", "parameters");

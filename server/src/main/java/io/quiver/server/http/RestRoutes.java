@@ -8,7 +8,7 @@ import java.util.concurrent.Executor;
  * A group of REST paths that lives outside {@link RestHandler} (batch jobs under {@code /v2/jobs}):
  * the handler authenticates and authorizes the call, then runs {@link #handle} on {@link #executor()}
  * (never on the event loop) and answers 200 with the returned JSON, or maps the exception like every
- * other path ({@link HttpErrors}; a {@code SecurityDenial} is 401/403). Implementations are thread-safe.
+ * other path ({@link HttpErrors}; UNAUTHENTICATED is 401, PERMISSION_DENIED 403). Implementations are thread-safe.
  */
 public interface RestRoutes {
   /** Where {@link #handle} runs; it may block. A rejected task is answered 503. */

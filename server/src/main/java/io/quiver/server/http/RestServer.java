@@ -11,8 +11,12 @@ import io.netty.channel.group.DefaultChannelGroup;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.handler.ssl.SslContext;
+import io.netty.handler.ssl.SslHandler;
 import io.netty.util.concurrent.GlobalEventExecutor;
 import io.quiver.server.DataPlane;
+import io.quiver.transport.ConnectionGate;
+import io.quiver.transport.ConnectionLimiter;
+import io.quiver.transport.ConnectionOptions;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
@@ -20,7 +24,9 @@ import java.util.concurrent.TimeUnit;
 /**
  * The REST v2 endpoint: HTTP/1.1 with keep-alive on the same Netty as grpc-netty (unshaded, one pinned version), sharing
  * the gRPC server's event loops. Request bodies are aggregated up to {@code maxBodyBytes} (larger ones
- * get 413 and the connection closes). Started and closed from one thread; close is idempotent.
+ * get 413 and the connection closes). Every connection is counted against the server's connection limits
+ * ({@link ConnectionGate}) and timed, read and paused by an {@link HttpConnectionGuard}. Started and
+ * closed from one thread; close is idempotent.
  */
 public final class RestServer implements AutoCloseable {
   private final DataPlane plane;
@@ -33,6 +39,8 @@ public final class RestServer implements AutoCloseable {
   private final SslContext ssl;
   private final HttpRoute extra;
   private final ChannelGroup connections = new DefaultChannelGroup("rest", GlobalEventExecutor.INSTANCE);
+  private final ConnectionOptions connectionOptions;
+  private final ConnectionLimiter limiter;
   private Channel serverChannel;
   private final java.util.Map<String, RestRoutes> extensions = new java.util.HashMap<>();
 
@@ -50,6 +58,19 @@ public final class RestServer implements AutoCloseable {
   /** @param extra paths served beside REST v2 (the web console), or null */
   public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
       EventLoopGroup workers, Class<? extends ServerChannel> channelType, SslContext ssl, HttpRoute extra) {
+    this(plane, host, port, maxBodyBytes, boss, workers, channelType, ssl, extra, ConnectionOptions.defaults(),
+        ConnectionLimiter.of(ConnectionOptions.defaults()));
+  }
+
+  /**
+   * @param connections timeouts and limits of every connection (docs/hardening.md)
+   * @param limiter the connection counts shared with the server's other ports
+   */
+  public RestServer(DataPlane plane, String host, int port, int maxBodyBytes, EventLoopGroup boss,
+      EventLoopGroup workers, Class<? extends ServerChannel> channelType, SslContext ssl, HttpRoute extra,
+      ConnectionOptions connections, ConnectionLimiter limiter) {
+    this.connectionOptions = connections;
+    this.limiter = limiter;
     this.ssl = ssl;
     this.extra = extra;
     this.plane = plane;
@@ -77,11 +98,18 @@ public final class RestServer implements AutoCloseable {
           @Override
           protected void initChannel(Channel ch) {
             connections.add(ch);
+            // First: counts the connection against the limits shared with the gRPC ports (or closes it).
+            ch.pipeline().addLast(new ConnectionGate(limiter, 0, "REST"));
             if (ssl != null) {
-              ch.pipeline().addLast(ssl.newHandler(ch.alloc()));
+              SslHandler tls = ssl.newHandler(ch.alloc());
+              tls.setHandshakeTimeoutMillis(connectionOptions.handshakeTimeoutMillis());
+              ch.pipeline().addLast(tls);
             }
+            HttpConnectionGuard guard = new HttpConnectionGuard(connectionOptions);
             ch.pipeline()
+                .addLast(guard.bytes())
                 .addLast(new HttpServerCodec())
+                .addLast(guard.messages()) // timeouts, backpressure, request-line checks
                 // Answers 100-continue and 413 for bodies over the limit.
                 .addLast(new HttpObjectAggregator(maxBodyBytes))
                 .addLast(handler);

@@ -19,8 +19,7 @@ import io.quiver.proto.jobs.v1.JobState;
 import io.quiver.proto.jobs.v1.ListJobsRequest;
 import io.quiver.proto.jobs.v1.ListJobsResponse;
 import io.quiver.proto.jobs.v1.SubmitJobRequest;
-import io.quiver.server.GrpcErrors;
-import io.quiver.server.security.SecurityDenial;
+import io.quiver.transport.GrpcErrors;
 import java.net.SocketAddress;
 import java.util.EnumSet;
 import java.util.Set;
@@ -97,7 +96,7 @@ public final class BatchJobsService extends BatchJobsGrpc.BatchJobsImplBase {
     T result;
     try {
       result = call.get();
-    } catch (InferenceException | SecurityDenial e) {
+    } catch (InferenceException e) {
       out.onError(GrpcErrors.toStatus(e));
       return;
     } catch (RuntimeException e) {

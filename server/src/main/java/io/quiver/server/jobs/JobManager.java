@@ -20,7 +20,6 @@ import io.quiver.registry.s3.S3ModelRepository;
 import io.quiver.registry.s3.S3Objects;
 import io.quiver.server.DataPlane;
 import io.quiver.server.metrics.ServerMetrics;
-import io.quiver.server.security.SecurityDenial;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -204,7 +203,7 @@ public final class JobManager implements AutoCloseable {
    * @param peer the caller's address (audit)
    * @throws InferenceException INVALID_ARGUMENT (naming the field), NOT_FOUND, UNAVAILABLE,
    *     ALREADY_EXISTS (output already used), FAILED_PRECONDITION (jobs not configured)
-   * @throws SecurityDenial PERMISSION_DENIED for a URI outside the configured roots
+   * @throws InferenceException PERMISSION_DENIED for a URI outside the configured roots
    */
   public Job submit(SubmitJobRequest request, String principal, String peer) {
     long t0 = System.nanoTime();
@@ -347,8 +346,8 @@ public final class JobManager implements AutoCloseable {
         return;
       }
     }
-    throw new SecurityDenial(SecurityDenial.Kind.PERMISSION_DENIED, field + " " + location
-        + " is outside the locations this server lets jobs use (" + flag + ")");
+    throw InferenceException.permissionDenied("%s %s is outside the locations this server lets jobs use (%s)", field,
+        location, flag);
   }
 
   private static InputFormat formatOf(SubmitJobRequest request, JobLocation input) {
@@ -657,9 +656,6 @@ public final class JobManager implements AutoCloseable {
   private static String outcome(RuntimeException e) {
     if (e instanceof InferenceException ie) {
       return ie.code().name() + " (" + ie.getMessage() + ")";
-    }
-    if (e instanceof SecurityDenial d) {
-      return d.kind().name() + " (" + d.getMessage() + ")";
     }
     return "INTERNAL (" + e + ")";
   }

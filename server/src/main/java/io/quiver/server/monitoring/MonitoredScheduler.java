@@ -63,6 +63,11 @@ public final class MonitoredScheduler implements InferenceScheduler, SchedulerDe
   }
 
   @Override
+  public long admit(int priority) {
+    return delegate.admit(priority);
+  }
+
+  @Override
   public int queuedRequests() {
     return delegate.queuedRequests();
   }

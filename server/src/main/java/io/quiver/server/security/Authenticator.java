@@ -1,6 +1,7 @@
 package io.quiver.server.security;
 
 import com.nimbusds.jose.JOSEException;
+import io.quiver.core.InferenceException;
 import com.nimbusds.jose.JWSAlgorithm;
 import com.nimbusds.jose.jwk.Curve;
 import com.nimbusds.jose.jwk.ECKey;
@@ -102,31 +103,36 @@ public final class Authenticator {
   /**
    * @param authorization the {@code authorization} header, or null
    * @param apiKey the {@code x-api-key} header, or null
-   * @throws SecurityDenial UNAUTHENTICATED when no credential is valid
+   * @throws InferenceException UNAUTHENTICATED when no credential is valid, or when both are sent
+   *     (ambiguous: a wrong key beside a valid token, or the reverse, must not pass on the other's strength)
    */
   public CallerPrincipal authenticate(String authorization, String apiKey) {
+    if (authorization != null && !authorization.isEmpty() && apiKey != null && !apiKey.isEmpty()) {
+      throw InferenceException.unauthenticated(
+          "send one credential: either 'authorization: Bearer <JWT>' or 'x-api-key', not both");
+    }
     if (authorization != null && !authorization.isEmpty()) {
       if (authorization.regionMatches(true, 0, BEARER, 0, BEARER.length())) {
         return bearer(authorization.substring(BEARER.length()).trim());
       }
-      throw SecurityDenial.unauthenticated("the authorization header must be 'Bearer <token>'");
+      throw InferenceException.unauthenticated("the authorization header must be 'Bearer <token>'");
     }
     if (apiKey != null && !apiKey.isEmpty()) {
       CallerPrincipal p = apiKeysBySha256.get(sha256(apiKey));
       if (p == null) {
-        throw SecurityDenial.unauthenticated("unknown API key");
+        throw InferenceException.unauthenticated("unknown API key");
       }
       return p;
     }
     if (anonymous != null) {
       return anonymous;
     }
-    throw SecurityDenial.unauthenticated("credentials required: send 'authorization: Bearer <JWT>' or 'x-api-key: <key>'");
+    throw InferenceException.unauthenticated("credentials required: send 'authorization: Bearer <JWT>' or 'x-api-key: <key>'");
   }
 
   private CallerPrincipal bearer(String token) {
     if (jwtProcessor == null) {
-      throw SecurityDenial.unauthenticated("bearer tokens are not accepted by this server (no 'jwt' in the security config)");
+      throw InferenceException.unauthenticated("bearer tokens are not accepted by this server (no 'jwt' in the security config)");
     }
     CallerPrincipal cached = tokenCache.get(token);
     if (cached != null) {
@@ -139,11 +145,11 @@ public final class Authenticator {
     try {
       claims = jwtProcessor.process(token, null);
     } catch (ParseException e) {
-      throw SecurityDenial.unauthenticated("malformed bearer token");
+      throw InferenceException.unauthenticated("malformed bearer token");
     } catch (BadJOSEException e) {
-      throw SecurityDenial.unauthenticated("invalid bearer token: " + e.getMessage());
+      throw InferenceException.unauthenticated("invalid bearer token: " + e.getMessage());
     } catch (JOSEException e) {
-      throw SecurityDenial.unauthenticated("bearer token could not be verified: " + e.getMessage());
+      throw InferenceException.unauthenticated("bearer token could not be verified: " + e.getMessage());
     }
     CallerPrincipal principal = new CallerPrincipal(claims.getSubject(), "jwt", roles(claims),
         claims.getExpirationTime().getTime());

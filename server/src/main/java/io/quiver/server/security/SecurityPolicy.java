@@ -64,12 +64,12 @@ public final class SecurityPolicy {
   /**
    * @param operation what was asked ("/inference.GRPCInferenceService/ModelInfer", "POST /v2/..."), for the audit log
    * @param peer the remote address, for the audit log
-   * @throws SecurityDenial UNAUTHENTICATED
+   * @throws InferenceException UNAUTHENTICATED
    */
   public CallerPrincipal authenticate(String authorization, String apiKey, String operation, String peer) {
     try {
       return authenticator.authenticate(authorization, apiKey);
-    } catch (SecurityDenial e) {
+    } catch (InferenceException e) {
       AUDIT.atWarn()
           .addKeyValue("event", "authentication_failed")
           .addKeyValue("operation", operation)
@@ -84,7 +84,7 @@ public final class SecurityPolicy {
 
   /**
    * @param model the model the operation is about; "*" = every model (statistics of all models)
-   * @throws SecurityDenial PERMISSION_DENIED
+   * @throws InferenceException PERMISSION_DENIED
    */
   public void authorize(CallerPrincipal principal, Permission permission, String model, String operation, String peer) {
     if (allowed(principal, permission, model)) {
@@ -110,7 +110,7 @@ public final class SecurityPolicy {
         .addKeyValue("operation", operation)
         .addKeyValue("peer", peer)
         .log("'{}' denied {} ({}) from {}", principal.name(), what, operation, peer);
-    throw SecurityDenial.permissionDenied("'" + principal.name() + "' may not perform " + what);
+    throw InferenceException.permissionDenied("'%s' may not perform %s", principal.name(), what);
   }
 
   /** Whether the principal's roles grant the permission on the model. */

@@ -61,6 +61,61 @@ class SecurityUnitTest {
   }
 
   @Test
+  void twoCredentials_areRefused_evenWhenOneIsValid() throws Exception {
+    ECKey key = new ECKeyGenerator(Curve.P_256).generate();
+    Files.writeString(dir.resolve("jwt2.pub.pem"), "-----BEGIN PUBLIC KEY-----\n"
+        + Base64.getMimeEncoder().encodeToString(key.toECPublicKey().getEncoded()) + "\n-----END PUBLIC KEY-----\n");
+    String apiKey = "the-right-key";
+    String sha = java.util.HexFormat.of().formatHex(java.security.MessageDigest.getInstance("SHA-256")
+        .digest(apiKey.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+    Authenticator auth = new Authenticator(SecurityConfig.parse("""
+        {"jwt": {"public_key_file": "jwt2.pub.pem", "issuer": "i", "audience": "a", "roles_claim": "scope"},
+         "api_keys": [{"name": "k", "sha256": "%s", "roles": ["reader"]}],
+         "roles": {"reader": {"models": {"*": ["metadata"]}}}}""".formatted(sha), dir));
+    SignedJWT jwt = new SignedJWT(new JWSHeader(JWSAlgorithm.ES256), new JWTClaimsSet.Builder().subject("s").issuer("i")
+        .audience("a").expirationTime(new Date(System.currentTimeMillis() + 60_000)).claim("scope", "reader").build());
+    jwt.sign(new ECDSASigner(key));
+    String bearer = "Bearer " + jwt.serialize();
+    // Each alone is accepted ...
+    assertThat(auth.authenticate(bearer, null).name()).isEqualTo("s");
+    assertThat(auth.authenticate(null, apiKey).name()).isEqualTo("k");
+    // ... together they are ambiguous, whichever is wrong (or neither): never the stronger one wins.
+    for (String[] pair : new String[][] {{bearer, "a-wrong-key"}, {"Bearer not.a.jwt", apiKey}, {bearer, apiKey}}) {
+      assertThatThrownBy(() -> auth.authenticate(pair[0], pair[1]))
+          .isInstanceOfSatisfying(io.quiver.core.InferenceException.class,
+              e -> assertThat(e.code()).isEqualTo(io.quiver.core.ErrorCode.UNAUTHENTICATED))
+          .hasMessageContaining("not both");
+    }
+  }
+
+  @Test
+  void operations_oneTableForEveryTransport_unlistedMethodsNeedAdmin() {
+    assertThat(Operations.grpc("inference.GRPCInferenceService/ServerLive").scope()).isEqualTo(Operations.Scope.OPEN);
+    assertThat(Operations.grpc("grpc.health.v1.Health/Check").scope()).isEqualTo(Operations.Scope.OPEN);
+    assertThat(Operations.grpc("inference.GRPCInferenceService/ModelInfer"))
+        .isEqualTo(new Operations.Rule(Operations.Scope.MODEL, Permission.INFER));
+    assertThat(Operations.grpc("inference.GRPCInferenceService/ModelStreamInfer").permission()).isEqualTo(Permission.INFER);
+    assertThat(Operations.grpc("inference.GRPCInferenceService/ModelMetadata").permission()).isEqualTo(Permission.METADATA);
+    assertThat(Operations.grpc(Operations.MONITORING_REPORT))
+        .isEqualTo(new Operations.Rule(Operations.Scope.MODEL, Permission.METADATA));
+    for (String adminOnly : List.of("inference.GRPCInferenceService/RepositoryModelLoad",
+        "quiver.control.v1.ModelControl/UploadModel", "quiver.jobs.v1.BatchJobs/SubmitJob",
+        "inference.GRPCInferenceService/SomeMethodAddedLater", "some.other.Service/Anything")) {
+      assertThat(Operations.grpc(adminOnly)).as(adminOnly).isEqualTo(new Operations.Rule(Operations.Scope.SERVER,
+          Permission.ADMIN));
+    }
+    assertThat(Operations.rest("GET", new String[] {"v2", "health", "ready"}).rule().scope()).isEqualTo(Operations.Scope.OPEN);
+    Operations.RestRule infer = Operations.rest("POST", new String[] {"v2", "models", "m", "versions", "2", "infer"});
+    assertThat(infer.rule().permission()).isEqualTo(Permission.INFER);
+    assertThat(infer.model()).isEqualTo("m");
+    assertThat(Operations.rest("GET", new String[] {"v2", "models", "m"}).rule().permission()).isEqualTo(Permission.METADATA);
+    for (String group : List.of("repository", "logging", "jobs")) {
+      assertThat(Operations.rest("POST", new String[] {"v2", group, "x"}).rule().permission()).as(group)
+          .isEqualTo(Permission.ADMIN);
+    }
+  }
+
+  @Test
   void config_errorsNameTheField() {
     assertThatThrownBy(() -> SecurityConfig.parse("{\"api_keys\": [{\"name\": \"k\", \"sha256\": \"abc\", \"roles\": [\"r\"]}],"
         + " \"roles\": {\"r\": {}}}", dir)).hasMessageContaining("api_keys['k'].sha256 must be 64 hex digits");

@@ -407,13 +407,10 @@ public final class OnnxRuntimeRunner implements ModelRunner {
           Arrays.toString(tensor.shape()), elements, count < 0 ? "malformed data" : Long.toString(count));
     }
     String[] strings = new String[(int) elements];
-    int pos = 0;
+    ByteBuffer[] views = BytesElements.slices(data, strings.length);
     for (int i = 0; i < strings.length; i++) {
-      int length = data.getInt(pos);
-      ByteBuffer element = data.slice(pos + 4, length);
-      pos += 4 + length;
       try {
-        CharBuffer chars = utf8.reset().decode(element);
+        CharBuffer chars = utf8.reset().decode(views[i]);
         strings[i] = chars.toString();
       } catch (CharacterCodingException e) {
         throw InferenceException.invalidField("inputs[" + inputNames[index] + "]",

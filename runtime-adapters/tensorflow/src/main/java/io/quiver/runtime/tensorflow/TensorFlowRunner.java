@@ -184,15 +184,7 @@ public final class TensorFlowRunner implements ModelRunner {
           "model '%s': input '%s' needs %d BYTES elements; got %s", modelName, inputNames[index], elements,
           count < 0 ? "malformed data" : Long.toString(count));
     }
-    byte[][] out = new byte[(int) elements][];
-    int pos = 0;
-    for (int i = 0; i < out.length; i++) {
-      int length = data.getInt(pos);
-      out[i] = new byte[length];
-      data.get(pos + 4, out[i]);
-      pos += 4 + length;
-    }
-    return out;
+    return BytesElements.decode(data).toArray(new byte[0][]);
   }
 
   private Tensor copyOutput(String name, DataType type, org.tensorflow.Tensor value) {

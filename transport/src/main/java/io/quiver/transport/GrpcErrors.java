@@ -1,22 +1,24 @@
-package io.quiver.server;
+package io.quiver.transport;
 
 import com.google.protobuf.Any;
 import com.google.rpc.BadRequest;
 import com.google.rpc.Code;
 import com.google.rpc.RetryInfo;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
 import io.quiver.core.InferenceException;
 
 /**
- * The one place where Quiver's errors become gRPC statuses: the canonical code, the message, and
- * google.rpc details where they help a client (RetryInfo on overload, BadRequest naming the field on
- * invalid input). Stateless. Public for the batch-job service (io.quiver.server.jobs).
+ * The one place where Quiver's errors become gRPC statuses, for every gRPC port (data plane, control
+ * plane): the canonical code, the message, and google.rpc details where they help a client (RetryInfo on
+ * overload, BadRequest naming the field on invalid input). Stateless.
  */
 public final class GrpcErrors {
   private GrpcErrors() {}
 
-  static StatusRuntimeException toStatus(InferenceException e) {
+  public static StatusRuntimeException toStatus(InferenceException e) {
     com.google.rpc.Status.Builder status = com.google.rpc.Status.newBuilder()
         .setCode(code(e).getNumber())
         .setMessage(e.getMessage() == null ? "" : e.getMessage());
@@ -39,8 +41,8 @@ public final class GrpcErrors {
   }
 
   /**
-   * Any throwable from a handler: InferenceExceptions keep their code, SecurityDenials are
-   * UNAUTHENTICATED or PERMISSION_DENIED; anything else is INTERNAL.
+   * Any throwable from a handler: InferenceExceptions keep their code, gRPC statuses stay as they are;
+   * anything else is INTERNAL naming only the exception's class (the log has the rest).
    */
   public static StatusRuntimeException toStatus(Throwable t) {
     if (t instanceof InferenceException e) {
@@ -49,10 +51,14 @@ public final class GrpcErrors {
     if (t instanceof StatusRuntimeException sre) {
       return sre;
     }
-    if (t instanceof io.quiver.server.security.SecurityDenial denial) {
-      return GrpcSecurityInterceptor.status(denial).asRuntimeException();
-    }
     return toStatus(InferenceException.internal("internal error: " + t.getClass().getSimpleName(), t));
+  }
+
+  /** Closes a call with the status (and its details) that {@link #toStatus(Throwable)} gives. */
+  public static void close(ServerCall<?, ?> call, Throwable error) {
+    StatusRuntimeException status = toStatus(error);
+    Metadata trailers = status.getTrailers();
+    call.close(status.getStatus(), trailers == null ? new Metadata() : trailers);
   }
 
   private static Code code(InferenceException e) {
@@ -67,6 +73,8 @@ public final class GrpcErrors {
       case CANCELLED -> Code.CANCELLED;
       case UNIMPLEMENTED -> Code.UNIMPLEMENTED;
       case INTERNAL -> Code.INTERNAL;
+      case UNAUTHENTICATED -> Code.UNAUTHENTICATED;
+      case PERMISSION_DENIED -> Code.PERMISSION_DENIED;
     };
   }
 }
