@@ -59,6 +59,7 @@ public final class ModelConfigValidator {
     if (config.hasDynamicBatching()) {
       checkDynamicBatching(config.getDynamicBatching(), maxBatch, out);
     }
+    out.addAll(io.quiver.core.SequenceBatchingSpec.problems(config));
     checkInstanceGroups(config, out);
     String file = config.getDefaultModelFilename();
     if (!file.isEmpty() && !isPlainFileName(file)) {
@@ -116,8 +117,10 @@ public final class ModelConfigValidator {
       if (output.getIsShapeTensor()) {
         out.add(where + ".is_shape_tensor is not supported");
       }
-      if (!output.getLabelFilename().isEmpty()) {
-        out.add(where + ".label_filename is not supported (no classification extension yet)");
+      String labels = output.getLabelFilename();
+      if (!labels.isEmpty() && !isPlainFileName(labels)) {
+        out.add(where + ".label_filename must be a plain file name in the model directory; was '"
+            + ModelNames.printable(labels) + "'");
       }
     }
   }
