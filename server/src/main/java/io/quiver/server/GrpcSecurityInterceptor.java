@@ -40,6 +40,13 @@ final class GrpcSecurityInterceptor implements ServerInterceptor {
       Map.entry("ModelStatistics", Permission.AUTHENTICATED),
       Map.entry("ModelInfer", Permission.AUTHENTICATED),
       Map.entry("ModelStreamInfer", Permission.AUTHENTICATED),
+      // A region belongs to whoever registered it (SharedMemoryRegistry checks the principal).
+      Map.entry("SystemSharedMemoryStatus", Permission.AUTHENTICATED),
+      Map.entry("SystemSharedMemoryRegister", Permission.AUTHENTICATED),
+      Map.entry("SystemSharedMemoryUnregister", Permission.AUTHENTICATED),
+      Map.entry("CudaSharedMemoryStatus", Permission.AUTHENTICATED),
+      Map.entry("CudaSharedMemoryRegister", Permission.AUTHENTICATED),
+      Map.entry("CudaSharedMemoryUnregister", Permission.AUTHENTICATED),
       Map.entry("RepositoryIndex", Permission.ADMIN),
       Map.entry("RepositoryModelLoad", Permission.ADMIN),
       Map.entry("RepositoryModelUnload", Permission.ADMIN));
