@@ -134,8 +134,8 @@ public final class OutputPlan {
         Tensor out = outputs[j];
         if (out.byteSize() > region.byteSize()) {
           throw InferenceException.invalidField("outputs[" + out.name() + "].parameters[shared_memory_byte_size]",
-              "shared memory size specified with the request for output '%s' (%d bytes) should be at least %d bytes"
-                  + " to hold the results", out.name(), region.byteSize(), out.byteSize());
+              "shared memory size specified with the request for output '%s' (shared_memory_byte_size %d) should be at"
+                  + " least %d bytes to hold the results", out.name(), region.byteSize(), out.byteSize());
         }
         out.copyTo(region.buffer(), 0); // the one copy: straight into the client's region
       }

@@ -151,9 +151,8 @@ public final class SharedMemoryRegistry implements AutoCloseable {
 
   /**
    * Unregisters one region, or every region the caller may see when {@code name} is empty. The region is
-   * unmapped once no request uses it.
-   *
-   * @throws InferenceException NOT_FOUND for an unknown name
+   * unmapped once no request uses it. A name that is not registered (or is another principal's) is not an
+   * error, as in Triton: clients unregister unconditionally when they clean up.
    */
   public void unregister(String name, String owner) {
     if (name == null || name.isEmpty()) {
@@ -164,7 +163,10 @@ public final class SharedMemoryRegistry implements AutoCloseable {
       }
       return;
     }
-    remove(visible(name, owner));
+    Region region = regions.get(name);
+    if (region != null && (owner == null || region.owner == null || owner.equals(region.owner))) {
+      remove(region);
+    }
   }
 
   private void remove(Region region) {
