@@ -358,7 +358,7 @@ public final class SequenceBatcher implements InferenceScheduler {
       if (sequence == null) {
         if (!control.start()) {
           fail(r, InferenceException.invalidField("parameters[sequence_start]", "inference request for sequence %s to"
-              + " model '%s' must specify the START flag on the first request of the sequence (the sequence is unknown:"
+              + " model '%s' must specify the START flag (sequence_start) on the first request of the sequence (the sequence is unknown:"
               + " never started, already ended, or released after %d ms idle)", control.describe(), modelName,
               TimeUnit.NANOSECONDS.toMillis(spec.maxSequenceIdleNanos())), now);
           continue;

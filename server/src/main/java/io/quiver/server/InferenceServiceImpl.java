@@ -399,7 +399,9 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       GrpcTracingInterceptor.CallTrace trace = GrpcTracingInterceptor.CALL_TRACE.get();
       if (trace != null) {
         span = plane.startSpan(trace.parent, request.getModelName(), request.getId(), "grpc");
-        trace.started(span.getSpanContext());
+        if (span != null) { // null: not sampled (TraceSetting's trace_level, trace_rate, trace_count)
+          trace.started(span.getSpanContext());
+        }
       }
     }
     List<Tensor> decoded;

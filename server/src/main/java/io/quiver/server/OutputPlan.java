@@ -104,7 +104,7 @@ public final class OutputPlan {
         if (!classifiable(type)) {
           throw InferenceException.invalidField("outputs[" + signature.outputs().get(outputIndices[j]).name()
               + "].parameters[classification]", "class result not available for output '%s' of model '%s' due to"
-              + " unsupported type '%s'", signature.outputs().get(outputIndices[j]).name(), model, type.wireName());
+              + " unsupported type '%s' (the classification parameter needs a numeric output)", signature.outputs().get(outputIndices[j]).name(), model, type.wireName());
         }
       }
     }

@@ -57,10 +57,10 @@ final class ContentDecoding {
       }
     } catch (ZipException | java.io.EOFException ex) {
       inflated.release();
-      throw InferenceException.invalidField("Content-Encoding", "the body is not valid %s data: %s", e, ex.getMessage());
+      throw InferenceException.invalidField("Content-Encoding", "the body is not valid %s data (Content-Encoding: %s): %s", e, encoding, ex.getMessage());
     } catch (IOException ex) {
       inflated.release();
-      throw InferenceException.invalidField("Content-Encoding", "the %s body could not be read: %s", e, ex.getMessage());
+      throw InferenceException.invalidField("Content-Encoding", "the %s body could not be read (Content-Encoding: %s): %s", e, encoding, ex.getMessage());
     } catch (RuntimeException ex) {
       inflated.release();
       throw ex;
