@@ -108,8 +108,10 @@ final class VersionLoader {
 
   /**
    * The lines of each output's {@code label_filename}, looked for in the model directory (Triton's place)
-   * and then in the version directory (where a remote repository's cache has it). A missing or oversized
-   * file fails the load, as in Triton.
+   * and then in the version directory (where a remote repository's cache has it: an S3 repository fetches
+   * a version's directory only). The name must stay inside the model directory (relative, no '..'); an
+   * oversized file fails the load. A file that is not there is a warning, not a load failure (Triton fails
+   * the load): the output's classification then answers "score:index" without labels.
    */
   static List<List<String>> labels(ModelConfig completed, ModelSignature signature, Path versionDir, String label) {
     List<List<String>> labels = null;
@@ -117,6 +119,11 @@ final class VersionLoader {
       String file = output.getLabelFilename();
       if (file.isEmpty()) {
         continue;
+      }
+      Path name = Path.of(file).normalize();
+      if (name.isAbsolute() || name.startsWith("..") || file.contains("\\")) {
+        throw InferenceException.invalidArgument("%s: label_filename '%s' of output '%s' must name a file inside the"
+            + " model directory", label, file, output.getName());
       }
       Path modelDir = versionDir.toAbsolutePath().getParent();
       Path path = modelDir != null && Files.isRegularFile(modelDir.resolve(file)) ? modelDir.resolve(file)
@@ -132,8 +139,9 @@ final class VersionLoader {
         }
         labels.set(signature.outputIndex(output.getName()), lines);
       } catch (java.io.IOException | java.io.UncheckedIOException e) {
-        throw InferenceException.invalidArgument("%s: cannot read label_filename '%s' of output '%s' (looked in %s and"
-            + " %s): %s", label, file, output.getName(), modelDir, versionDir, e.getMessage());
+        org.slf4j.LoggerFactory.getLogger(VersionLoader.class).warn("{}: cannot read label_filename '{}' of output '{}'"
+            + " (looked in {} and {}): {}; its classification answers carry no labels", label, file, output.getName(),
+            modelDir, versionDir, e.toString());
       }
     }
     return labels == null ? null : java.util.Collections.unmodifiableList(labels);
