@@ -300,10 +300,11 @@ public final class DataPlane {
     // lifecycle hands it an acquired version; the returned placeholder carries cancellation until then.
     if (version == null) {
       OnDemandRequest parked = new OnDemandRequest(this, model, id, decoded, requestedOutputs, priority, timeoutMicros,
-          deadlineNanos, completion, protocol, span, start);
+          deadlineNanos, completion, protocol, span, start, sequenceControl, plan);
       try {
         models.awaitResident(model, versionString, id, parked.deadlineNanos(), parked);
       } catch (RuntimeException e) {
+        plan.release();
         failSpan(span, e);
         throw e;
       }
@@ -311,7 +312,7 @@ public final class DataPlane {
     }
     // ---- end of the on-demand branch
     return submitTo(version, id, decoded, requestedOutputs, priority, timeoutMicros, deadlineNanos, completion, protocol,
-        span, start);
+        span, start, sequenceControl, plan);
   }
 
   /**
@@ -321,7 +322,7 @@ public final class DataPlane {
    */
   InferRequest submitTo(LoadedVersion version, String id, List<Tensor> decoded, List<String> requestedOutputs,
       int priority, long timeoutMicros, long deadlineNanos, Completion completion, String protocol, Span span,
-      long start) {
+      long start, SequenceControl sequenceControl, OutputPlan plan) {
     String model = version.name();
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
