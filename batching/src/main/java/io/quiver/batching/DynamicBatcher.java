@@ -100,8 +100,8 @@ public final class DynamicBatcher implements InferenceScheduler {
 
   private final AtomicBoolean dispatching = new AtomicBoolean();
   private volatile boolean dispatchAgain;
-  /** One dispatch-round task per transport thread seen (copy-on-write; a handful at most). */
-  private volatile RoundTask[] roundTasks = new RoundTask[0];
+  /** Dispatch rounds on the transport threads requests come from (one queued per thread at most). */
+  private final TransportRounds rounds = new TransportRounds(this::runRound, () -> dispatchHere(null));
   private long armedTimerNanos = Long.MAX_VALUE; // dispatch owner only: the earliest timer armed
   private volatile boolean closing;
   private final AtomicInteger closeOnce = new AtomicInteger();
@@ -315,32 +315,9 @@ public final class DynamicBatcher implements InferenceScheduler {
       return;
     }
     if (transport != null && transport.inTransportThread()) {
-      roundTaskFor(transport).schedule();
+      rounds.schedule(transport);
     } else {
       dispatchHere(null);
-    }
-  }
-
-  private RoundTask roundTaskFor(TransportExecutor transport) {
-    RoundTask[] tasks = roundTasks;
-    for (RoundTask t : tasks) {
-      if (t.transport == transport) {
-        return t;
-      }
-    }
-    synchronized (this) { // once per transport thread in the batcher's life
-      tasks = roundTasks;
-      for (RoundTask t : tasks) {
-        if (t.transport == transport) {
-          return t;
-        }
-      }
-      RoundTask task = new RoundTask(transport);
-      RoundTask[] grown = new RoundTask[tasks.length + 1];
-      System.arraycopy(tasks, 0, grown, 0, tasks.length);
-      grown[tasks.length] = task;
-      roundTasks = grown;
-      return task;
     }
   }
 
@@ -398,7 +375,7 @@ public final class DynamicBatcher implements InferenceScheduler {
       // New requests may have queued while it ran (from other transport threads): one more round,
       // after this thread's other work (fair to its connections).
       if (hasQueuedWork()) {
-        roundTaskFor(here).schedule();
+        rounds.schedule(here);
       }
     }
   }
@@ -704,33 +681,6 @@ public final class DynamicBatcher implements InferenceScheduler {
   /** Tests and metrics: whether the adaptive queue delay is sending without waiting now. Racy read. */
   boolean skippingQueueDelay() {
     return former.skippingQueueDelay();
-  }
-
-  /** A dispatch round on one transport thread; at most one queued there at a time. */
-  private final class RoundTask implements Runnable {
-    final TransportExecutor transport;
-    private final AtomicBoolean scheduled = new AtomicBoolean();
-
-    RoundTask(TransportExecutor transport) {
-      this.transport = transport;
-    }
-
-    void schedule() {
-      if (!scheduled.get() && scheduled.compareAndSet(false, true)) {
-        try {
-          transport.execute(this); // from its own thread: queued behind the current work, no wake-up
-        } catch (RejectedExecutionException e) {
-          scheduled.set(false);
-          dispatchHere(null);
-        }
-      }
-    }
-
-    @Override
-    public void run() {
-      scheduled.set(false); // before dispatching: a request queued during this round schedules the next
-      runRound(transport);
-    }
   }
 
   /** A queue-delay or deadline timer: one dispatch cycle on the thread it fires on. */

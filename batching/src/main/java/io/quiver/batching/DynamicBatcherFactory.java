@@ -10,8 +10,9 @@ import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 
 /**
- * Builds a {@link DynamicBatcher} for every loaded model version, batching or not (a model without
- * dynamic_batching gets batches of one through the same path), and owns what they share: the
+ * Builds the scheduler of every loaded model version: a {@link SequenceBatcher} when its config has
+ * sequence_batching, else a {@link DynamicBatcher}, batching or not (a model without dynamic_batching
+ * gets batches of one through the same path); and owns what they share: the
  * {@link ComputePool} and one timer thread for waits that no transport thread can time. Thread-safe;
  * also registered for {@link java.util.ServiceLoader} (then sized for this machine). {@link #close()}
  * after every batcher it built is closed.
@@ -52,6 +53,17 @@ public final class DynamicBatcherFactory implements SchedulerFactory, AutoClosea
   @Override
   public InferenceScheduler create(String modelName, long version, ModelConfig config, ModelSignature signature,
       List<ModelRunner> instances) {
+    if (config.hasSequenceBatching()) {
+      // Triton's sequence batcher: same compute pool, timer and inline bound.
+      return SequenceBatcher.builder()
+          .model(modelName, version, config, signature)
+          .runners(instances)
+          .clock(clock)
+          .compute(compute)
+          .timer(timer)
+          .inlineMaxNanos(inlineMaxNanos)
+          .build();
+    }
     return DynamicBatcher.builder()
         .model(modelName, version, config, signature)
         .runners(instances)

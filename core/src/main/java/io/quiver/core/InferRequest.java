@@ -35,6 +35,7 @@ public final class InferRequest {
   private final long deadlineNanos;
   private final InferCallback callback;
   private final TransportExecutor transport; // null: answered on the finishing thread
+  private final SequenceControl sequence; // null: not part of a sequence
   private volatile boolean cancelled;
   // Set once before the request is submitted (published to the scheduler with it): a request made on
   // behalf of another (an ensemble step) is cancelled when that one is.
@@ -70,6 +71,17 @@ public final class InferRequest {
   public InferRequest(String modelName, long modelVersion, String id, Tensor[] inputs, int[] outputIndices,
       int batchSize, int priority, long timeoutMicros, long deadlineNanos, InferCallback callback,
       TransportExecutor transport) {
+    this(modelName, modelVersion, id, inputs, outputIndices, batchSize, priority, timeoutMicros, deadlineNanos, callback,
+        transport, null);
+  }
+
+  /**
+   * @param sequence the request's sequence id and START/END flags (Triton's sequence batching), or null
+   */
+  public InferRequest(String modelName, long modelVersion, String id, Tensor[] inputs, int[] outputIndices,
+      int batchSize, int priority, long timeoutMicros, long deadlineNanos, InferCallback callback,
+      TransportExecutor transport, SequenceControl sequence) {
+    this.sequence = sequence;
     this.transport = transport;
     this.modelName = modelName;
     this.modelVersion = modelVersion;
@@ -129,6 +141,11 @@ public final class InferRequest {
   /** The transport thread that should run the callback, or null for "whichever thread finishes it". */
   public TransportExecutor transport() {
     return transport;
+  }
+
+  /** The sequence this request belongs to (id, START, END), or null when it names none. */
+  public SequenceControl sequence() {
+    return sequence;
   }
 
   /** Marks the request cancelled (client gone); a scheduler drops it before it runs. Any thread. */

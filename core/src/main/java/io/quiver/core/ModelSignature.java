@@ -27,13 +27,23 @@ public final class ModelSignature {
     this.outputs = List.copyOf(outputs);
     this.inputIndex = indexByName(this.inputs);
     this.outputIndex = indexByName(this.outputs);
-    this.allOutputIndices = new int[this.outputs.size()];
-    for (int i = 0; i < allOutputIndices.length; i++) {
-      allOutputIndices[i] = i;
+    int clientOutputs = 0;
+    for (TensorSpec output : this.outputs) {
+      clientOutputs += output.clientFacing() ? 1 : 0;
+    }
+    this.allOutputIndices = new int[clientOutputs];
+    int k = 0;
+    for (int i = 0; i < this.outputs.size(); i++) {
+      if (this.outputs.get(i).clientFacing()) {
+        allOutputIndices[k++] = i;
+      }
     }
   }
 
-  /** 0, 1, ..., outputs - 1: what a request that names no output gets. Shared: callers must not modify it. */
+  /**
+   * The positions of every client output (0, 1, ..., unless the model has sequence-state outputs):
+   * what a request that names no output gets. Shared: callers must not modify it.
+   */
   public int[] allOutputIndices() {
     return allOutputIndices;
   }
@@ -53,6 +63,21 @@ public final class ModelSignature {
       outputs.add(new TensorSpec(output.getName(), dataType(config, "output", output.getName(), output.getDataType()),
           toArray(output.getDimsList())));
     }
+    // Sequence batching: the inputs the server sets and the state outputs it reads come after the
+    // client's tensors (Triton keeps them out of the config's input and output lists).
+    SequenceBatchingSpec sequence = SequenceBatchingSpec.of(config);
+    if (sequence != null) {
+      for (SequenceBatchingSpec.Control control : sequence.controls()) {
+        inputs.add(new TensorSpec(control.inputName(), control.dataType(), new long[] {1}, false,
+            TensorSpec.Role.SEQUENCE_CONTROL));
+      }
+      for (SequenceBatchingSpec.State state : sequence.states()) {
+        inputs.add(new TensorSpec(state.inputName(), state.dataType(), state.dims().clone(), false,
+            TensorSpec.Role.SEQUENCE_STATE));
+        outputs.add(new TensorSpec(state.outputName(), state.dataType(), state.dims().clone(), false,
+            TensorSpec.Role.SEQUENCE_STATE));
+      }
+    }
     return new ModelSignature(config.getMaxBatchSize(), inputs, outputs);
   }
 
@@ -71,6 +96,16 @@ public final class ModelSignature {
 
   public List<TensorSpec> outputs() {
     return outputs;
+  }
+
+  /** Whether any input is set by the sequence batcher (the model has sequence_batching controls or states). */
+  public boolean hasServerInputs() {
+    for (TensorSpec input : inputs) {
+      if (!input.clientFacing()) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Position of the named input in {@link #inputs()}, or -1. */

@@ -35,6 +35,11 @@ public final class RequestValidator {
         throw InferenceException.invalidField("inputs", "input '%s' is given more than once", tensor.name());
       }
       TensorSpec spec = specs.get(index);
+      if (!spec.clientFacing()) {
+        throw InferenceException.invalidField("inputs", "input '%s' of model '%s' is a sequence_batching %s input that"
+            + " the server sets for each request; do not send it", tensor.name(), model,
+            spec.role() == TensorSpec.Role.SEQUENCE_CONTROL ? "control" : "state");
+      }
       checkTensor(model, signature, spec, tensor);
       if (signature.batches()) {
         long rows = tensor.shape()[0];
@@ -48,7 +53,7 @@ public final class RequestValidator {
       out[index] = tensor;
     }
     for (int i = 0; i < specs.size(); i++) {
-      if (out[i] == null && !specs.get(i).optional()) {
+      if (out[i] == null && !specs.get(i).optional() && specs.get(i).clientFacing()) {
         throw InferenceException.invalidField("inputs", "input '%s' is missing; model '%s' requires %s",
             specs.get(i).name(), model, names(specs));
       }
@@ -73,6 +78,10 @@ public final class RequestValidator {
     int[] indices = new int[requested.size()];
     for (int i = 0; i < indices.length; i++) {
       int index = signature.outputIndex(requested.get(i));
+      if (index >= 0 && !signature.outputs().get(index).clientFacing()) {
+        throw InferenceException.invalidField("outputs", "output '%s' of model '%s' is a sequence_batching state output"
+            + " that the server keeps between requests; it cannot be requested", requested.get(i), model);
+      }
       if (index < 0) {
         throw InferenceException.invalidField("outputs", "model '%s' has no output named '%s'; its outputs are %s",
             model, requested.get(i), names(signature.outputs()));
@@ -153,10 +162,15 @@ public final class RequestValidator {
     }
   }
 
+  /** The client-facing names, for messages (the sequence batcher's tensors are not the client's business). */
   private static String names(List<TensorSpec> specs) {
     StringBuilder sb = new StringBuilder("[");
-    for (int i = 0; i < specs.size(); i++) {
-      sb.append(i == 0 ? "" : ", ").append(specs.get(i).name());
+    boolean first = true;
+    for (TensorSpec spec : specs) {
+      if (spec.clientFacing()) {
+        sb.append(first ? "" : ", ").append(spec.name());
+        first = false;
+      }
     }
     return sb.append(']').toString();
   }

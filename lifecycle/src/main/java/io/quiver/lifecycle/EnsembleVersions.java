@@ -45,7 +45,7 @@ final class EnsembleVersions {
     }
     // No model file and no runtime: the version holds only its config (and the .keep file git needs).
     return new LoadedVersion(model.name(), version, declared, config, signature, scheduler, List.of(), RUNTIME,
-        VersionMemory.ofFiles(files.bytes()), files.fingerprint(), false);
+        VersionMemory.ofFiles(files.bytes()), files.fingerprint(), false, null);
   }
 
   /** The models an ensemble's steps call, in step order without repeats; empty for anything else. */

@@ -47,6 +47,7 @@ public final class LoadedVersion implements ModelHandle {
   private final VersionMemory memory;
   private final String filesFingerprint;
   private final boolean pinnedByConfig;
+  private final List<List<String>> outputLabels;
 
   // Written with opaque stores by every acquire (plain stores on x86: no fence on the hot path); read
   // by the eviction scan, which needs recency, not ordering.
@@ -60,7 +61,8 @@ public final class LoadedVersion implements ModelHandle {
 
   LoadedVersion(String name, long version, ModelConfig declaredConfig, ModelConfig config, ModelSignature signature,
       InferenceScheduler scheduler, List<ModelRunner> runners, String runtimeName, VersionMemory memory,
-      String filesFingerprint, boolean pinnedByConfig) {
+      String filesFingerprint, boolean pinnedByConfig, List<List<String>> outputLabels) {
+    this.outputLabels = outputLabels; // per signature output, its label_filename's lines (null entries: none); null: none
     this.name = name;
     this.version = version;
     this.versionLabel = Long.toString(version);
@@ -101,6 +103,15 @@ public final class LoadedVersion implements ModelHandle {
   @Override
   public ModelSignature signature() {
     return signature;
+  }
+
+  /**
+   * The class labels of each signature output (the lines of its config {@code label_filename}, read at
+   * load; Triton's classification extension names classes with them), or null when no output has any.
+   * Entries are null for outputs without labels. Immutable.
+   */
+  public List<List<String>> outputLabels() {
+    return outputLabels;
   }
 
   @Override

@@ -337,6 +337,28 @@ public final class ModelManager implements AutoCloseable {
     }
   }
 
+  /**
+   * Loads one model, blocking, from {@code source} instead of the repository's entry: Triton's
+   * RepositoryModelLoad with a {@code config} override (the repository's files, another config) or with
+   * {@code file:} contents (files staged by the caller). Every version the source's policy selects is
+   * loaded anew, even one already serving with the same config, and takes over as a reload does. Only this
+   * load uses the source: a later {@link #load(String)} (or a poll) reads the repository again.
+   *
+   * @throws InferenceException as {@link #load(String)}
+   */
+  public void load(String model, RepositoryModel source) {
+    ModelNames.requireValid(model);
+    java.util.Objects.requireNonNull(source, "source");
+    ReentrantLock lock = lockFor(model);
+    lock.lock();
+    try {
+      ensureOpen();
+      finish(prepare(model, false, false, source));
+    } finally {
+      lock.unlock();
+    }
+  }
+
   /** Sets the version policy used from the next load on, without loading; null returns to the config's. */
   public void setPolicyOverride(String model, ModelVersionPolicy policy) {
     ModelNames.requireValid(model);
@@ -831,9 +853,14 @@ public final class ModelManager implements AutoCloseable {
    * @param startup loads at start: under a budget they take room only where it is free (no eviction)
    */
   private LoadPlan prepare(String name, boolean recordMissing, boolean startup) {
+    return prepare(name, recordMissing, startup, null);
+  }
+
+  /** @param source the model to load instead of the repository's entry (every selected version reloads), or null */
+  private LoadPlan prepare(String name, boolean recordMissing, boolean startup, RepositoryModel source) {
     LoadPlan plan = new LoadPlan(name, startup);
     try {
-      plan.model = repository.model(name);
+      plan.model = source != null ? source : repository.model(name);
       ModelConfig declared = plan.model.declaredConfig();
       ModelVersionPolicy override = policyOverrides.get(name);
       plan.selection = VersionPolicies.select(override != null ? override
@@ -879,7 +906,7 @@ public final class ModelManager implements AutoCloseable {
       for (long version : selection.selected()) {
         Slot slot = slots.get(version);
         boolean ready = slot != null && slot.state() == State.READY;
-        if (ready && !plan.reloadReasons.containsKey(version)) {
+        if (ready && source == null && !plan.reloadReasons.containsKey(version)) {
           plan.unchanged.add(version);
           continue;
         }

@@ -69,6 +69,7 @@ final class VersionLoader {
     ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), model.name(), runtime);
     ModelConfigValidator.validate(completed, model.name(), "(completed by " + runtime.name() + ") of " + label);
     ModelSignature signature = ModelSignature.of(completed);
+    List<List<String>> labels = labels(completed, signature, dir, label);
     List<InstanceSpec> instances = instances(completed);
 
     List<ModelRunner> runners = new ArrayList<>(instances.size());
@@ -98,11 +99,55 @@ final class VersionLoader {
         throw InferenceException.internal(label + ": scheduler factory returned null", null);
       }
       return new LoadedVersion(model.name(), version, declared, completed, signature, scheduler, runners, runtime.name(),
-          VersionMemory.of(files.bytes(), grown, reported), files.fingerprint(), Boolean.TRUE.equals(pinned));
+          VersionMemory.of(files.bytes(), grown, reported), files.fingerprint(), Boolean.TRUE.equals(pinned), labels);
     } catch (RuntimeException | Error e) {
       closeQuietly(runners, e);
       throw e;
     }
+  }
+
+  /** Largest label file read, in bytes. */
+  static final long MAX_LABEL_FILE_BYTES = 16L << 20;
+
+  /**
+   * The lines of each output's {@code label_filename}, looked for in the model directory (Triton's place)
+   * and then in the version directory (where a remote repository's cache has it: an S3 repository fetches
+   * a version's directory only). The name must stay inside the model directory (relative, no '..'); an
+   * oversized file fails the load. A file that is not there is a warning, not a load failure (Triton fails
+   * the load): the output's classification then answers "score:index" without labels.
+   */
+  static List<List<String>> labels(ModelConfig completed, ModelSignature signature, Path versionDir, String label) {
+    List<List<String>> labels = null;
+    for (io.quiver.proto.inference.ModelOutput output : completed.getOutputList()) {
+      String file = output.getLabelFilename();
+      if (file.isEmpty()) {
+        continue;
+      }
+      Path name = Path.of(file).normalize();
+      if (name.isAbsolute() || name.startsWith("..") || file.contains("\\")) {
+        throw InferenceException.invalidArgument("%s: label_filename '%s' of output '%s' must name a file inside the"
+            + " model directory", label, file, output.getName());
+      }
+      Path modelDir = versionDir.toAbsolutePath().getParent();
+      Path path = modelDir != null && Files.isRegularFile(modelDir.resolve(file)) ? modelDir.resolve(file)
+          : versionDir.resolve(file);
+      try {
+        if (Files.size(path) > MAX_LABEL_FILE_BYTES) {
+          throw InferenceException.invalidArgument("%s: label_filename '%s' of output '%s' is over %d bytes", label, file,
+              output.getName(), MAX_LABEL_FILE_BYTES);
+        }
+        List<String> lines = List.copyOf(Files.readAllLines(path, java.nio.charset.StandardCharsets.UTF_8));
+        if (labels == null) {
+          labels = new ArrayList<>(java.util.Collections.nCopies(signature.outputs().size(), (List<String>) null));
+        }
+        labels.set(signature.outputIndex(output.getName()), lines);
+      } catch (java.io.IOException | java.io.UncheckedIOException e) {
+        org.slf4j.LoggerFactory.getLogger(VersionLoader.class).warn("{}: cannot read label_filename '{}' of output '{}'"
+            + " (looked in {} and {}): {}; its classification answers carry no labels", label, file, output.getName(),
+            modelDir, versionDir, e.toString());
+      }
+    }
+    return labels == null ? null : java.util.Collections.unmodifiableList(labels);
   }
 
   /**

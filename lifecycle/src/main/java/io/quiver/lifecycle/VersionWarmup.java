@@ -117,6 +117,20 @@ final class VersionWarmup {
       inputs[index] = new Tensor(entry.getKey(), type, shape, data);
     }
     for (int i = 0; i < inputs.length; i++) {
+      TensorSpec spec = signature.inputs().get(i);
+      if (inputs[i] == null && !spec.clientFacing()) {
+        // a sequence_batching control or state input: the server sets it, so the sample need not (zeros)
+        long[] shape = new long[spec.dims().length + (signature.batches() ? 1 : 0)];
+        int k = 0;
+        if (signature.batches()) {
+          shape[k++] = batch;
+        }
+        for (long d : spec.dims()) {
+          shape[k++] = Math.max(1, d);
+        }
+        inputs[i] = new Tensor(spec.name(), spec.dataType(), shape, filled(spec.dataType(), shape, false));
+        continue;
+      }
       if (inputs[i] == null && !signature.inputs().get(i).optional()) {
         throw InferenceException.invalidArgument("%s: model_warmup '%s' gives no data for input '%s'", label,
             sample.getName(), signature.inputs().get(i).name());

@@ -58,6 +58,7 @@ public final class ModelConfigValidator {
     checkInputs(config, out);
     checkOutputs(config, out);
     checkVersionPolicy(config, out);
+    out.addAll(io.quiver.core.SequenceBatchingSpec.problems(config));
     checkInstanceGroups(config, out);
     String file = config.getDefaultModelFilename();
     if (!file.isEmpty() && !isPlainFileName(file)) {
@@ -215,8 +216,10 @@ public final class ModelConfigValidator {
       if (output.getIsShapeTensor()) {
         out.add(where + ".is_shape_tensor is not supported");
       }
-      if (!output.getLabelFilename().isEmpty()) {
-        out.add(where + ".label_filename is not supported (no classification extension yet)");
+      String labels = output.getLabelFilename();
+      if (!labels.isEmpty() && !isPlainFileName(labels)) {
+        out.add(where + ".label_filename must be a plain file name in the model directory; was '"
+            + ModelNames.printable(labels) + "'");
       }
     }
   }

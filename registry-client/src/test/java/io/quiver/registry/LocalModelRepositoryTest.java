@@ -78,10 +78,10 @@ class LocalModelRepositoryTest {
   @Test
   void model_withUnknownConfigField_isInvalidArgumentNamingIt() throws Exception {
     version("seq", "1");
-    Files.writeString(root.resolve("seq/config.pbtxt"), "name: \"seq\"\nsequence_batching { }\n");
+    Files.writeString(root.resolve("seq/config.pbtxt"), "name: \"seq\"\nensemble_scheduling { }\n");
     assertThatThrownBy(() -> new LocalModelRepository(root).model("seq"))
         .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
-        .hasMessageContaining("sequence_batching")
+        .hasMessageContaining("ensemble_scheduling")
         .hasMessageContaining("config.pbtxt:2:");
   }
 

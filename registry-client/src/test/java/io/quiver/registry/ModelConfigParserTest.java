@@ -83,13 +83,13 @@ class ModelConfigParserTest {
     Path file = write("seq", """
         name: "seq"
         max_batch_size: 4
-        sequence_batching { max_sequence_idle_microseconds: 5000000 }
+        ensemble_scheduling { }
         """);
 
     assertThatThrownBy(() -> ModelConfigParser.parseFile(file, "seq"))
         .isInstanceOf(InferenceException.class)
         .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
-        .hasMessageContaining("'sequence_batching'")
+        .hasMessageContaining("'ensemble_scheduling'")
         .hasMessageContaining(file + ":3:")
         .hasMessageContaining("unsupported field");
   }
@@ -186,8 +186,60 @@ class ModelConfigParserTest {
   void parse_unsupportedSemantics_areNamedNotIgnored() {
     assertThat(parseError("input [ { name: \"A\" data_type: TYPE_FP32 dims: [4] reshape: { shape: [2, 2] } } ]", "m")
         .getMessage()).contains("input 'A'.reshape is not supported");
-    assertThat(parseError("output [ { name: \"Y\" data_type: TYPE_FP32 dims: [4] label_filename: \"l.txt\" } ]", "m")
-        .getMessage()).contains("output 'Y'.label_filename is not supported");
+    assertThat(parseError("output [ { name: \"Y\" data_type: TYPE_FP32 dims: [4] label_filename: \"../l.txt\" } ]", "m")
+        .getMessage()).contains("output 'Y'.label_filename must be a plain file name");
+  }
+
+  @Test
+  void parse_labelFilename_isAccepted() {
+    assertThat(ModelConfigParser.parse("output [ { name: \"Y\" data_type: TYPE_FP32 dims: [4] label_filename: \"labels.txt\" } ]",
+        "x", "m").getOutput(0).getLabelFilename()).isEqualTo("labels.txt");
+  }
+
+  @Test
+  void parse_sequenceBatching_withTritonsFields_isAccepted() {
+    ModelConfig config = ModelConfigParser.parse("""
+        max_batch_size: 4
+        sequence_batching {
+          max_sequence_idle_microseconds: 5000000
+          oldest { max_candidate_sequences: 4 preferred_batch_size: [ 2, 4 ] max_queue_delay_microseconds: 100 }
+          control_input [
+            { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },
+            { name: "READY" control [ { kind: CONTROL_SEQUENCE_READY fp32_false_true: [ 0, 1 ] } ] },
+            { name: "END" control [ { kind: CONTROL_SEQUENCE_END bool_false_true: [ false, true ] } ] },
+            { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_UINT64 } ] }
+          ]
+          state [ { input_name: "STATE_IN" output_name: "STATE_OUT" data_type: TYPE_INT32 dims: [ 1 ]
+                    initial_state: { data_type: TYPE_INT32 dims: [ 1 ] zero_data: true name: "zeros" } } ]
+        }
+        """, "x", "m");
+    assertThat(config.getSequenceBatching().getControlInputCount()).isEqualTo(4);
+    assertThat(config.getSequenceBatching().getOldest().getMaxCandidateSequences()).isEqualTo(4);
+  }
+
+  @Test
+  void parse_sequenceBatching_badControls_areNamed() {
+    String message = parseError("""
+        sequence_batching {
+          direct { minimum_slot_utilization: 1.5 }
+          control_input [
+            { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0 ] } ] },
+            { name: "S2" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] },
+            { name: "CORRID" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_FP32 } ] },
+            { name: "READY" control [ { kind: CONTROL_SEQUENCE_READY } ] }
+          ]
+          state [ { input_name: "S" output_name: "T" data_type: TYPE_FP32 dims: [ -1 ] } ]
+          iterative_sequence: true
+        }
+        """, "m").getMessage();
+    assertThat(message)
+        .contains("minimum_slot_utilization must be between 0 and 1")
+        .contains("must have exactly 2 entries")
+        .contains("more than one CONTROL_SEQUENCE_START control")
+        .contains("CORRID control must be TYPE_UINT64")
+        .contains("must give exactly one of int32_false_true")
+        .contains("variable state dims are not supported")
+        .contains("iterative_sequence is not supported");
   }
 
   @Test

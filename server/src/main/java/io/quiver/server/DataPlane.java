@@ -10,6 +10,8 @@ import io.quiver.core.InferenceException;
 import io.quiver.core.InferenceStats;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.RequestValidator;
+import io.quiver.core.SequenceControl;
+import io.quiver.server.shm.SharedMemoryRegistry;
 import io.quiver.core.Tensor;
 import io.quiver.proto.inference.InferBatchStatistics;
 import io.quiver.proto.inference.InferStatistics;
@@ -47,9 +49,12 @@ public final class DataPlane {
   static final Logger ACCESS = LoggerFactory.getLogger("quiver.access");
   /** The MDC key under which every log line about a request carries its id. */
   public static final String MDC_REQUEST_ID = "request_id";
-  /** Protocol extensions that this server really implements (reported in server metadata). */
-  public static final List<String> EXTENSIONS = List.of("model_configuration", "model_repository", "statistics",
-      "binary_tensor_data", "logging");
+  /**
+   * Protocol extensions every Quiver implements; {@link #extensions()} adds those that depend on the
+   * machine or the options (system shared memory, trace).
+   */
+  static final List<String> BASE_EXTENSIONS = List.of("model_configuration", "model_repository", "statistics",
+      "binary_tensor_data", "classification", "sequence", "logging");
 
   /**
    * How a finished request reaches its caller. Called once: on the event loop that submitted it when it
@@ -74,10 +79,37 @@ public final class DataPlane {
   private final ServerTracing tracing; // null = tracing off
   private final ModelMonitoring monitoring;
   private final AtomicLong sequence = new AtomicLong();
+  private final SharedMemoryRegistry sharedMemory; // null = not available here
+  private final TraceSettings traceSettings;
+  private final RepositoryLoads repositoryLoads;
+  private final List<String> extensions;
 
   DataPlane(ModelLifecycle lifecycle, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
       Executor repositoryExecutor, boolean accessLog, ServerOptions.Limits limits, SecurityPolicy security,
       ServerTracing tracing, ModelMonitoring monitoring) {
+    this(lifecycle, metrics, serverReady, serverVersion, repositoryExecutor, accessLog, limits, security, tracing,
+        monitoring, null, null);
+  }
+
+  /**
+   * @param sharedMemory the system shared memory regions, or null when the machine has none
+   * @param repositoryLoads RepositoryModelLoad's config overrides and files (null: the defaults' limits)
+   */
+  DataPlane(ModelLifecycle lifecycle, ServerMetrics metrics, BooleanSupplier serverReady, String serverVersion,
+      Executor repositoryExecutor, boolean accessLog, ServerOptions.Limits limits, SecurityPolicy security,
+      ServerTracing tracing, ModelMonitoring monitoring, SharedMemoryRegistry sharedMemory,
+      RepositoryLoads repositoryLoads) {
+    this.sharedMemory = sharedMemory;
+    this.traceSettings = new TraceSettings(tracing != null);
+    this.repositoryLoads = repositoryLoads != null ? repositoryLoads : RepositoryLoads.defaults();
+    List<String> ext = new java.util.ArrayList<>(BASE_EXTENSIONS);
+    if (sharedMemory != null) {
+      ext.add("system_shared_memory");
+    }
+    if (tracing != null) {
+      ext.add("trace");
+    }
+    this.extensions = List.copyOf(ext);
     this.tracing = tracing;
     this.monitoring = monitoring;
     this.limits = limits;
@@ -93,6 +125,21 @@ public final class DataPlane {
 
   public ModelManager models() {
     return models;
+  }
+
+  /** The protocol extensions that work on this server (ServerMetadata, GET /v2). */
+  public List<String> extensions() {
+    return extensions;
+  }
+
+  /** The system shared memory regions, or null when this machine has no POSIX shared memory. */
+  public SharedMemoryRegistry sharedMemory() {
+    return sharedMemory;
+  }
+
+  /** Triton's trace settings (TraceSetting, /v2/trace/setting) and the sampling they decide. */
+  public TraceSettings traceSettings() {
+    return traceSettings;
   }
 
   /** The security policy both transports ask, or null when security is off (no --security-config). */
@@ -116,7 +163,10 @@ public final class DataPlane {
    * @param parent the caller's trace context from the transport's headers
    */
   public Span startSpan(io.opentelemetry.context.Context parent, String model, String id, String protocol) {
-    return tracing == null ? null : tracing.startRequest(parent, model, id, protocol, System.nanoTime());
+    if (tracing == null || !traceSettings.sample(model)) {
+      return null;
+    }
+    return tracing.startRequest(parent, model, id, protocol, System.nanoTime());
   }
 
   /** Ends a span whose request failed before {@link #submit} took it; no-op for null. */
@@ -253,6 +303,18 @@ public final class DataPlane {
   public InferRequest submit(String model, String versionString, String id, List<Tensor> decoded,
       List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
       String protocol, Span span) {
+    return submit(model, versionString, id, decoded, requestedOutputs, priority, timeoutMicros, deadlineNanos,
+        completion, protocol, span, null, OutputPlan.PLAIN);
+  }
+
+  /**
+   * {@link #submit} with Triton's extras: the request's sequence (sequence batching; null for none) and its
+   * output plan (classification, shared memory; {@link OutputPlan#PLAIN} for none). This call owns the plan:
+   * it is released once the request is answered, or before an exception leaves.
+   */
+  public InferRequest submit(String model, String versionString, String id, List<Tensor> decoded,
+      List<String> requestedOutputs, int priority, long timeoutMicros, long deadlineNanos, Completion completion,
+      String protocol, Span span, SequenceControl sequenceControl, OutputPlan plan) {
     long start = System.nanoTime();
     LoadedVersion version;
     try {
@@ -261,6 +323,7 @@ public final class DataPlane {
       // The request id makes traffic-split routing sticky: a retry lands on the version that saw it first.
       version = models.tryAcquire(model, versionString, id);
     } catch (RuntimeException e) {
+      plan.release();
       failSpan(span, e);
       throw e;
     }
@@ -269,10 +332,11 @@ public final class DataPlane {
     // lifecycle hands it an acquired version; the returned placeholder carries cancellation until then.
     if (version == null) {
       OnDemandRequest parked = new OnDemandRequest(this, model, id, decoded, requestedOutputs, priority, timeoutMicros,
-          deadlineNanos, completion, protocol, span, start);
+          deadlineNanos, completion, protocol, span, start, sequenceControl, plan);
       try {
         models.awaitResident(model, versionString, id, parked.deadlineNanos(), parked);
       } catch (RuntimeException e) {
+        plan.release();
         failSpan(span, e);
         throw e;
       }
@@ -280,7 +344,7 @@ public final class DataPlane {
     }
     // ---- end of the on-demand branch
     return submitTo(version, id, decoded, requestedOutputs, priority, timeoutMicros, deadlineNanos, completion, protocol,
-        span, start);
+        span, start, sequenceControl, plan);
   }
 
   /**
@@ -290,7 +354,7 @@ public final class DataPlane {
    */
   InferRequest submitTo(LoadedVersion version, String id, List<Tensor> decoded, List<String> requestedOutputs,
       int priority, long timeoutMicros, long deadlineNanos, Completion completion, String protocol, Span span,
-      long start) {
+      long start, SequenceControl sequenceControl, OutputPlan plan) {
     String model = version.name();
     VersionMetrics versionMetrics = metrics.forVersion(version.name(), version.version());
     try {
@@ -298,6 +362,11 @@ public final class DataPlane {
       Tensor[] inputs = new Tensor[signature.inputs().size()];
       int batchSize = RequestValidator.validateInputs(version.name(), signature, decoded, inputs);
       int[] outputs = RequestValidator.resolveOutputs(version.name(), signature, requestedOutputs);
+      plan.check(version.name(), signature, outputs);
+      if (sequenceControl != null && !version.config().hasSequenceBatching()) {
+        throw InferenceException.invalidField("parameters[sequence_id]", "model '%s' has no sequence_batching: a"
+            + " request to it must not carry a sequence_id (was %s)", version.name(), sequenceControl.describe());
+      }
       if (span != null) {
         ServerTracing.routed(span, version.versionLabel(), batchSize);
       }
@@ -306,11 +375,14 @@ public final class DataPlane {
       // (in-process callers) it is given on the thread that finishes the request.
       InferRequest request = new InferRequest(version.name(), version.version(), id, inputs, outputs, batchSize,
           priority, timeoutMicros, deadlineNanos,
-          new VersionCallback(this, version, versionMetrics, completion, start, protocol, span),
-          EventLoopTransports.current());
+          new VersionCallback(this, version, versionMetrics, completion, start, protocol, span, plan),
+          EventLoopTransports.current(), sequenceControl);
       version.scheduler().submit(request);
       return request;
     } catch (RuntimeException e) {
+      plan.release();
+      // Triton counts a request the model refuses (invalid input, full queue) in its failure statistics.
+      version.scheduler().stats().recordFailure(System.nanoTime() - start);
       version.release();
       failSpan(span, e);
       InferenceException error = e instanceof InferenceException ie ? ie : null;
@@ -320,6 +392,27 @@ public final class DataPlane {
             System.nanoTime() - start);
       }
       throw e;
+    }
+  }
+
+  /**
+   * Counts a request that failed before {@link #submit} (its transport could not decode it) in the model's
+   * failure statistics, as Triton does, when the model is loaded and ready; otherwise does nothing.
+   */
+  public void countFailure(String model, String versionString, long nanos) {
+    if (model == null || model.isEmpty() || ModelNames.problem(model) != null || !models.isReady(model,
+        versionString == null ? "" : versionString)) {
+      return;
+    }
+    try {
+      LoadedVersion version = models.acquire(model, versionString == null ? "" : versionString);
+      try {
+        version.scheduler().stats().recordFailure(nanos);
+      } finally {
+        version.release();
+      }
+    } catch (InferenceException e) {
+      // unloaded meanwhile, or a version string that names nothing: nothing to count
     }
   }
 
@@ -378,15 +471,33 @@ public final class DataPlane {
    * model whose files changed is reloaded), blocking; records the load's duration and outcome.
    */
   public void load(String model) {
+    load(model, RepositoryLoads.Request.NONE);
+  }
+
+  /**
+   * Loads (or reloads) a model as RepositoryModelLoad asks, blocking: plainly, or with a config override
+   * and/or {@code file:} contents (see {@link RepositoryLoads}). Records the load's duration and outcome.
+   */
+  public void load(String model, RepositoryLoads.Request parameters) {
     checkModelReference(model, "");
     long t0 = System.nanoTime();
     boolean failed = true;
     try {
-      lifecycle.load(model);
+      if (parameters.isEmpty()) {
+        lifecycle.load(model);
+      } else {
+        // Triton's override is for this load only: the model manager loads it, the desired state is not changed.
+        repositoryLoads.load(models, model, parameters);
+      }
       failed = false;
     } finally {
       metrics.recordLoad(model, System.nanoTime() - t0, failed);
     }
+  }
+
+  /** RepositoryModelLoad's parameter rules and limits. */
+  public RepositoryLoads repositoryLoads() {
+    return repositoryLoads;
   }
 
   /**
@@ -521,9 +632,11 @@ public final class DataPlane {
     private final long startNanos;
     private final String protocol;
     private final Span span; // null when tracing is off
+    private final OutputPlan plan;
 
     VersionCallback(DataPlane plane, LoadedVersion version, VersionMetrics metrics, Completion completion,
-        long startNanos, String protocol, Span span) {
+        long startNanos, String protocol, Span span, OutputPlan plan) {
+      this.plan = plan;
       this.span = span;
       this.plane = plane;
       this.version = version;
@@ -535,12 +648,25 @@ public final class DataPlane {
 
     @Override
     public void onSuccess(InferRequest request, Tensor[] outputs) {
+      Tensor[] answer;
+      try {
+        // Classification and shared-memory outputs, while the runner's outputs are valid (this call).
+        answer = plan.apply(version.signature(), version.outputLabels(), request.outputIndices(), outputs);
+      } catch (InferenceException e) {
+        onFailure(request, e);
+        return;
+      }
       version.release();
       if (span != null) {
         // Ended before the answer is sent: a client holding the answer finds the span exported.
         plane.tracing.finish(span, request, null, System.nanoTime());
       }
-      completion.succeeded(request, version.versionLabel(), outputs);
+      try {
+        completion.succeeded(request, version.versionLabel(), answer);
+      } finally {
+        plan.release(); // the answer is encoded: the regions may go
+      }
+      // The model's own outputs (before classification), still valid in this call.
       MonitoredScheduler.sampleOutputs(version.scheduler(), request, outputs); // monitoring (issue 20): a type check when off
       long nanos = System.nanoTime() - startNanos;
       metrics.succeeded(nanos);
@@ -557,7 +683,11 @@ public final class DataPlane {
       if (span != null) {
         plane.tracing.finish(span, request, error, System.nanoTime());
       }
-      completion.failed(request, error);
+      try {
+        completion.failed(request, error);
+      } finally {
+        plan.release();
+      }
       long nanos = System.nanoTime() - startNanos;
       metrics.failed(error.code(), nanos);
       if (plane.accessLog) {

@@ -68,9 +68,6 @@ import org.slf4j.LoggerFactory;
 final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceServiceImplBase {
   private static final Logger log = LoggerFactory.getLogger(InferenceServiceImpl.class);
 
-  /** Protocol extensions that this server really implements (reported in ServerMetadata). */
-  static final List<String> EXTENSIONS = DataPlane.EXTENSIONS;
-
   private final DataPlane plane;
   private final ModelManager models;
   private final SecurityPolicy security;
@@ -113,7 +110,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
     out.onNext(ServerMetadataResponse.newBuilder()
         .setName("quiver")
         .setVersion(plane.serverVersion())
-        .addAllExtensions(EXTENSIONS)
+        .addAllExtensions(plane.extensions())
         .build());
     out.onCompleted();
   }
@@ -202,14 +199,158 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
 
   @Override
   public void repositoryModelLoad(RepositoryModelLoadRequest request, StreamObserver<RepositoryModelLoadResponse> out) {
-    if (!request.getRepositoryName().isEmpty() || !request.getParametersMap().isEmpty()) {
-      out.onError(GrpcErrors.toStatus(InferenceException.invalidField(
-          request.getRepositoryName().isEmpty() ? "parameters" : "repository_name",
-          "RepositoryModelLoad supports neither repository_name nor parameters (config overrides, files) yet")));
+    if (!request.getRepositoryName().isEmpty()) {
+      out.onError(GrpcErrors.toStatus(InferenceException.invalidField("repository_name",
+          "this server has one model repository; leave repository_name empty (was '%s')", request.getRepositoryName())));
       return;
     }
-    runRepositoryOperation(out, () -> plane.load(request.getModelName()),
+    RepositoryLoads.Request parameters;
+    try {
+      // config override and file: contents (Triton's); checked here, staged and loaded on the repository executor
+      parameters = plane.repositoryLoads().fromGrpc(request.getParametersMap());
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+      return;
+    }
+    runRepositoryOperation(out, () -> plane.load(request.getModelName(), parameters),
         RepositoryModelLoadResponse.getDefaultInstance());
+  }
+
+  // ---- Triton's system shared memory, CUDA shared memory, trace and log settings ----
+
+  /** The principal that owns shared-memory regions it registers (null when security is off). */
+  private String owner() {
+    if (security == null) {
+      return null;
+    }
+    io.quiver.server.security.CallerPrincipal principal = GrpcSecurityInterceptor.PRINCIPAL.get();
+    return principal == null ? null : principal.name();
+  }
+
+  private io.quiver.server.shm.SharedMemoryRegistry sharedMemory() {
+    io.quiver.server.shm.SharedMemoryRegistry shm = plane.sharedMemory();
+    if (shm == null) {
+      throw InferenceException.unimplemented("system shared memory is not available on this server (no %s)",
+          io.quiver.server.shm.SharedMemoryRegistry.DEFAULT_ROOT);
+    }
+    return shm;
+  }
+
+  @Override
+  public void systemSharedMemoryStatus(io.quiver.proto.inference.SystemSharedMemoryStatusRequest request,
+      StreamObserver<io.quiver.proto.inference.SystemSharedMemoryStatusResponse> out) {
+    try {
+      var response = io.quiver.proto.inference.SystemSharedMemoryStatusResponse.newBuilder();
+      for (var region : sharedMemory().status(request.getName(), owner())) {
+        response.putRegions(region.name(), io.quiver.proto.inference.SystemSharedMemoryStatusResponse.RegionStatus
+            .newBuilder().setName(region.name()).setKey(region.key()).setOffset(region.offset())
+            .setByteSize(region.byteSize()).build());
+      }
+      out.onNext(response.build());
+      out.onCompleted();
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
+  }
+
+  @Override
+  public void systemSharedMemoryRegister(io.quiver.proto.inference.SystemSharedMemoryRegisterRequest request,
+      StreamObserver<io.quiver.proto.inference.SystemSharedMemoryRegisterResponse> out) {
+    try {
+      // Opens and maps a tmpfs file: a few system calls, no disk I/O.
+      sharedMemory().register(request.getName(), request.getKey(), request.getOffset(), request.getByteSize(), owner());
+      out.onNext(io.quiver.proto.inference.SystemSharedMemoryRegisterResponse.getDefaultInstance());
+      out.onCompleted();
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
+  }
+
+  @Override
+  public void systemSharedMemoryUnregister(io.quiver.proto.inference.SystemSharedMemoryUnregisterRequest request,
+      StreamObserver<io.quiver.proto.inference.SystemSharedMemoryUnregisterResponse> out) {
+    try {
+      sharedMemory().unregister(request.getName(), owner());
+      out.onNext(io.quiver.proto.inference.SystemSharedMemoryUnregisterResponse.getDefaultInstance());
+      out.onCompleted();
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
+  }
+
+  /** CUDA shared memory: not offered until GPU paths are verified on a GPU (docs/triton-compatibility.md). */
+  static final String CUDA_SHM_UNSUPPORTED = "CUDA shared memory is not supported by Quiver yet (its GPU paths are not"
+      + " verified on a GPU); use system shared memory (SystemSharedMemoryRegister) or send tensors in the request";
+
+  @Override
+  public void cudaSharedMemoryStatus(io.quiver.proto.inference.CudaSharedMemoryStatusRequest request,
+      StreamObserver<io.quiver.proto.inference.CudaSharedMemoryStatusResponse> out) {
+    out.onError(GrpcErrors.toStatus(InferenceException.unimplemented("%s", CUDA_SHM_UNSUPPORTED)));
+  }
+
+  @Override
+  public void cudaSharedMemoryRegister(io.quiver.proto.inference.CudaSharedMemoryRegisterRequest request,
+      StreamObserver<io.quiver.proto.inference.CudaSharedMemoryRegisterResponse> out) {
+    out.onError(GrpcErrors.toStatus(InferenceException.unimplemented("%s", CUDA_SHM_UNSUPPORTED)));
+  }
+
+  @Override
+  public void cudaSharedMemoryUnregister(io.quiver.proto.inference.CudaSharedMemoryUnregisterRequest request,
+      StreamObserver<io.quiver.proto.inference.CudaSharedMemoryUnregisterResponse> out) {
+    out.onError(GrpcErrors.toStatus(InferenceException.unimplemented("%s", CUDA_SHM_UNSUPPORTED)));
+  }
+
+  @Override
+  public void traceSetting(io.quiver.proto.inference.TraceSettingRequest request,
+      StreamObserver<io.quiver.proto.inference.TraceSettingResponse> out) {
+    try {
+      String model = request.getModelName();
+      if (!model.isEmpty() && !models.isReady(model, "")) {
+        throw InferenceException.invalidField("model_name", "Request for unknown model : %s", model);
+      }
+      java.util.Map<String, List<String>> changes = new java.util.LinkedHashMap<>();
+      request.getSettingsMap().forEach((key, value) -> changes.put(key, value.getValueList()));
+      java.util.Map<String, List<String>> now = changes.isEmpty() ? plane.traceSettings().get(model)
+          : plane.traceSettings().update(model, changes);
+      var response = io.quiver.proto.inference.TraceSettingResponse.newBuilder();
+      now.forEach((key, values) -> response.putSettings(key,
+          io.quiver.proto.inference.TraceSettingResponse.SettingValue.newBuilder().addAllValue(values).build()));
+      out.onNext(response.build());
+      out.onCompleted();
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
+  }
+
+  @Override
+  public void logSettings(io.quiver.proto.inference.LogSettingsRequest request,
+      StreamObserver<io.quiver.proto.inference.LogSettingsResponse> out) {
+    try {
+      java.util.Map<String, Object> changes = new java.util.LinkedHashMap<>();
+      request.getSettingsMap().forEach((key, value) -> changes.put(key, switch (value.getParameterChoiceCase()) {
+        case BOOL_PARAM -> value.getBoolParam();
+        case UINT32_PARAM -> Integer.toUnsignedLong(value.getUint32Param());
+        case STRING_PARAM -> value.getStringParam();
+        default -> null;
+      }));
+      java.util.Map<String, Object> now = LogSettings.apply(changes);
+      var response = io.quiver.proto.inference.LogSettingsResponse.newBuilder();
+      now.forEach((key, value) -> {
+        var setting = io.quiver.proto.inference.LogSettingsResponse.SettingValue.newBuilder();
+        if (value instanceof Boolean b) {
+          setting.setBoolParam(b);
+        } else if (value instanceof Number n) {
+          setting.setUint32Param(n.intValue());
+        } else {
+          setting.setStringParam(String.valueOf(value));
+        }
+        response.putSettings(key, setting.build());
+      });
+      out.onNext(response.build());
+      out.onCompleted();
+    } catch (InferenceException e) {
+      out.onError(GrpcErrors.toStatus(e));
+    }
   }
 
   @Override
@@ -267,13 +408,19 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       GrpcTracingInterceptor.CallTrace trace = GrpcTracingInterceptor.CALL_TRACE.get();
       if (trace != null) {
         span = plane.startSpan(trace.parent, request.getModelName(), request.getId(), "grpc");
-        trace.started(span.getSpanContext());
+        if (span != null) { // null: not sampled (TraceSetting's trace_level, trace_rate, trace_count)
+          trace.started(span.getSpanContext());
+        }
       }
     }
     List<Tensor> decoded;
     List<String> outputs;
     int priority;
     long timeoutMicros;
+    io.quiver.core.SequenceControl sequence;
+    long start = System.nanoTime();
+    // A plan only when an extension is used (classification, shared memory): the usual request allocates none.
+    OutputPlan plan = usesExtensions(request) ? OutputPlan.forOutputs(request.getOutputsCount()) : OutputPlan.PLAIN;
     try {
       guard("ModelInfer", request.getModelName());
       KServeCodec.checkUnsupportedParameters(request);
@@ -282,14 +429,46 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       // Before the tensors are decoded or validated: a full queue or a deadline that the queue would
       // outlast is refused for the price of a lookup (docs/hardening.md, "Early admission").
       plane.admit(request.getModelName(), request.getModelVersion(), request.getId(), priority, deadlineNanos, "grpc");
-      decoded = KServeCodec.decodeInputs(request);
-      outputs = KServeCodec.requestedOutputs(request);
+      String owner = owner();
+      decoded = KServeCodec.decodeInputs(request, plane.sharedMemory(), owner, plan);
+      outputs = KServeCodec.requestedOutputs(request, plane.sharedMemory(), owner, plan);
+      sequence = KServeCodec.sequence(request);
     } catch (RuntimeException e) {
+      plan.release();
       plane.failSpan(span, e); // from here on plane.submit owns the span
+      if (e instanceof InferenceException) {
+        plane.countFailure(request.getModelName(), request.getModelVersion(), System.nanoTime() - start);
+      }
       throw e;
     }
+    if (completion instanceof Planned planned) {
+      planned.plan(plan);
+    }
     return plane.submit(request.getModelName(), request.getModelVersion(), request.getId(), decoded, outputs,
-        priority, timeoutMicros, deadlineNanos, completion, "grpc", span);
+        priority, timeoutMicros, deadlineNanos, completion, "grpc", span, sequence, plan);
+  }
+
+  /** Whether the request names shared memory or classification anywhere (a few map lookups). */
+  private static boolean usesExtensions(ModelInferRequest request) {
+    for (int i = 0; i < request.getInputsCount(); i++) {
+      if (request.getInputs(i).getParametersCount() > 0
+          && request.getInputs(i).getParametersMap().containsKey(KServeCodec.PARAM_SHM_REGION)) {
+        return true;
+      }
+    }
+    for (int i = 0; i < request.getOutputsCount(); i++) {
+      var params = request.getOutputs(i);
+      if (params.getParametersCount() > 0 && (params.getParametersMap().containsKey(KServeCodec.PARAM_SHM_REGION)
+          || params.getParametersMap().containsKey(KServeCodec.PARAM_CLASSIFICATION))) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A completion that encodes outputs the plan put in shared memory: told its request's plan before submit. */
+  private interface Planned {
+    void plan(OutputPlan plan);
   }
 
   /**
@@ -310,9 +489,15 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
   }
 
   /** Answers a unary call; as its cancel handler (event loop), it cancels the scheduled request. */
-  private static final class UnaryResponder implements Completion, Runnable {
+  private static final class UnaryResponder implements Completion, Runnable, Planned {
     private final ServerCallStreamObserver<ModelInferResponse> call;
     private volatile InferRequest request;
+    private OutputPlan plan = OutputPlan.PLAIN; // set on the event loop before submit; read when answering
+
+    @Override
+    public void plan(OutputPlan plan) {
+      this.plan = plan;
+    }
 
     UnaryResponder(ServerCallStreamObserver<ModelInferResponse> call) {
       this.call = call;
@@ -340,7 +525,7 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
       }
       try {
         // Written straight from the outputs (see InferResponseStream): the method's marshaller takes it.
-        responses(call).onNext(InferResponseStream.unary(request.modelName(), version, request.id(), outputs));
+        responses(call).onNext(InferResponseStream.unary(request.modelName(), version, request.id(), outputs, plan));
         call.onCompleted();
       } catch (RuntimeException e) {
         // The client went away between the check and the send; nothing more to deliver.
@@ -412,34 +597,45 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
         requested = Math.max(0, requested - 1);
       }
       try {
-        submit(request, this, deadlineNanos());
+        // A message using an extension (or naming a version, which an error answer echoes) gets its own
+        // completion with its plan; the usual message answers through the session itself (no allocation).
+        Completion completion = usesExtensions(request) || !request.getModelVersion().isEmpty()
+            ? new StreamRequest(this, request.getModelVersion()) : this;
+        submit(request, completion, deadlineNanos());
       } catch (InferenceException e) {
-        sendError(request.getModelName(), request.getId(), e.getMessage());
+        sendError(request.getModelName(), request.getModelVersion(), request.getId(), e.getMessage());
       } catch (RuntimeException e) {
         plane.logFailure(request.getModelName(), request.getId(), e);
-        sendError(request.getModelName(), request.getId(), "internal error: " + e.getClass().getSimpleName());
+        sendError(request.getModelName(), request.getModelVersion(), request.getId(),
+            "internal error: " + e.getClass().getSimpleName());
       }
     }
 
     @Override
     public void succeeded(InferRequest request, String version, Tensor[] outputs) {
-      send(InferResponseStream.streamed(request.modelName(), version, request.id(), outputs));
+      send(InferResponseStream.streamedFinal(request.modelName(), version, request.id(), outputs, OutputPlan.PLAIN));
     }
 
     @Override
     public void failed(InferRequest request, InferenceException error) {
-      sendError(request.modelName(), request.id(), error.getMessage());
+      sendError(request.modelName(), "", request.id(), error.getMessage());
     }
 
-    private void sendError(String model, String id, String message) {
+    /**
+     * An error answer as Triton's stream sends it: the message, and the request's id, model and version
+     * with {@code triton_final_response: true}.
+     */
+    void sendError(String model, String version, String id, String message) {
       send(ModelStreamInferResponse.newBuilder()
           .setErrorMessage(message == null ? "" : message)
-          .setInferResponse(ModelInferResponse.newBuilder().setModelName(model).setId(id))
+          .setInferResponse(ModelInferResponse.newBuilder().setModelName(model).setModelVersion(version).setId(id)
+              .putParameters(InferResponseStream.FINAL_RESPONSE,
+                  io.quiver.proto.inference.InferParameter.newBuilder().setBoolParam(true).build()))
           .build());
     }
 
     /** Sends a ModelStreamInferResponse, or an {@link InferResponseStream} that writes one. */
-    private synchronized void send(Object response) {
+    synchronized void send(Object response) {
       pending--;
       if (finished || out.isCancelled()) {
         return;
@@ -474,6 +670,33 @@ final class InferenceServiceImpl extends GRPCInferenceServiceGrpc.GRPCInferenceS
           log.debug("could not complete stream: {}", e.toString());
         }
       }
+    }
+  }
+
+  /** One message of a stream: answers through its session with its own output plan. */
+  private static final class StreamRequest implements Completion, Planned {
+    private final StreamSession session;
+    private final String requestedVersion;
+    private OutputPlan plan = OutputPlan.PLAIN;
+
+    StreamRequest(StreamSession session, String requestedVersion) {
+      this.session = session;
+      this.requestedVersion = requestedVersion;
+    }
+
+    @Override
+    public void plan(OutputPlan plan) {
+      this.plan = plan;
+    }
+
+    @Override
+    public void succeeded(InferRequest request, String version, Tensor[] outputs) {
+      session.send(InferResponseStream.streamedFinal(request.modelName(), version, request.id(), outputs, plan));
+    }
+
+    @Override
+    public void failed(InferRequest request, InferenceException error) {
+      session.sendError(request.modelName(), requestedVersion, request.id(), error.getMessage());
     }
   }
 }

@@ -4,6 +4,8 @@ import com.google.protobuf.ByteString;
 import io.quiver.core.DataType;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
+import io.quiver.core.SequenceControl;
+import io.quiver.server.shm.SharedMemoryRegistry;
 import io.quiver.core.Tensor;
 import io.quiver.proto.inference.InferParameter;
 import io.quiver.proto.inference.InferTensorContents;
@@ -25,20 +27,43 @@ final class KServeCodec {
   static final String PARAM_PRIORITY = "priority";
   static final String PARAM_TIMEOUT = "timeout";
   static final String PARAM_SEQUENCE_ID = "sequence_id";
+  static final String PARAM_SEQUENCE_START = "sequence_start";
+  static final String PARAM_SEQUENCE_END = "sequence_end";
+  static final String PARAM_CLASSIFICATION = "classification";
+  static final String PARAM_SHM_REGION = "shared_memory_region";
+  static final String PARAM_SHM_OFFSET = "shared_memory_offset";
+  static final String PARAM_SHM_BYTE_SIZE = "shared_memory_byte_size";
 
   private KServeCodec() {}
 
-  /** Decodes the request's inputs (not yet checked against a model: see RequestValidator). */
+  /** Decodes the request's inputs without shared memory (tests, benchmarks). */
   static List<Tensor> decodeInputs(ModelInferRequest request) {
+    return decodeInputs(request, null, null, OutputPlan.forOutputs(0));
+  }
+
+  /**
+   * Decodes the request's inputs (not yet checked against a model: see RequestValidator). Inputs with a
+   * {@code shared_memory_region} are views of the registered region (no copy); their leases go into
+   * {@code plan}, which the caller releases. {@code raw_input_contents} holds one entry per input that is
+   * not in shared memory, in input order (Triton's rule).
+   */
+  static List<Tensor> decodeInputs(ModelInferRequest request, SharedMemoryRegistry shm, String owner, OutputPlan plan) {
     int count = request.getInputsCount();
     int rawCount = request.getRawInputContentsCount();
     boolean raw = rawCount > 0;
-    if (raw && rawCount != count) {
+    int inShm = 0;
+    for (int i = 0; i < count; i++) {
+      if (request.getInputs(i).getParametersMap().containsKey(PARAM_SHM_REGION)) {
+        inShm++;
+      }
+    }
+    if (raw && rawCount != count - inShm) {
       throw InferenceException.invalidField("raw_input_contents",
-          "raw_input_contents has %d entries but the request has %d inputs; they must match one to one",
-          rawCount, count);
+          "raw_input_contents has %d entries but the request has %d inputs%s; they must match one to one",
+          rawCount, count - inShm, inShm > 0 ? " not in shared memory" : "");
     }
     List<Tensor> tensors = new ArrayList<>(count);
+    int rawIndex = 0;
     for (int i = 0; i < count; i++) {
       ModelInferRequest.InferInputTensor input = request.getInputs(i);
       String name = input.getName();
@@ -49,12 +74,21 @@ final class KServeCodec {
       }
       long[] shape = toShape(input.getShapeList());
       ByteBuffer data;
-      if (raw) {
+      SharedMemoryRef region = sharedMemory("input", name, input.getParametersMap());
+      if (region != null) {
+        if (input.hasContents() && hasAnyContents(input.getContents())) {
+          throw InferenceException.invalidField("inputs[" + name + "].contents", "unexpected 'content' provided when"
+              + " using shared memory for input tensor '%s' for model '%s'", name, request.getModelName());
+        }
+        SharedMemoryRegistry.Lease lease = lease(shm, owner, region, name);
+        plan.holdInput(lease);
+        data = lease.buffer();
+      } else if (raw) {
         if (input.hasContents() && hasAnyContents(input.getContents())) {
           throw InferenceException.invalidField("inputs[" + name + "].contents",
               "input '%s' has typed contents while the request uses raw_input_contents; use one or the other", name);
         }
-        data = request.getRawInputContents(i).asReadOnlyByteBuffer();
+        data = request.getRawInputContents(rawIndex++).asReadOnlyByteBuffer();
       } else {
         data = fromContents(name, type, shape, input.getContents());
       }
@@ -63,8 +97,17 @@ final class KServeCodec {
     return tensors;
   }
 
-  /** Names of the requested outputs, in request order (empty = all). */
+  /** Names of the requested outputs, in request order (empty = all); no extension may be asked (tests). */
   static List<String> requestedOutputs(ModelInferRequest request) {
+    return requestedOutputs(request, null, null, OutputPlan.forOutputs(request.getOutputsCount()));
+  }
+
+  /**
+   * Names of the requested outputs, in request order (empty = all), noting in {@code plan} those asked as
+   * classification ({@code classification}: an int64 k > 0) or into shared memory.
+   */
+  static List<String> requestedOutputs(ModelInferRequest request, SharedMemoryRegistry shm, String owner,
+      OutputPlan plan) {
     int n = request.getOutputsCount();
     if (n == 0) {
       return List.of();
@@ -72,13 +115,112 @@ final class KServeCodec {
     List<String> names = new ArrayList<>(n);
     for (int i = 0; i < n; i++) {
       ModelInferRequest.InferRequestedOutputTensor output = request.getOutputs(i);
-      if (output.getParametersMap().containsKey("classification")) {
-        throw InferenceException.invalidField("outputs[" + output.getName() + "].parameters",
-            "output '%s' asks for classification, which Quiver does not support", output.getName());
+      String name = output.getName();
+      Map<String, InferParameter> params = output.getParametersMap();
+      InferParameter classes = params.get(PARAM_CLASSIFICATION);
+      SharedMemoryRef region = sharedMemory("output", name, params);
+      if (classes != null && region != null) {
+        throw InferenceException.invalidField("outputs[" + name + "].parameters",
+            "output can't set both 'shared_memory_region' and 'classification'");
       }
-      names.add(output.getName());
+      if (classes != null) {
+        if (classes.getParameterChoiceCase() != InferParameter.ParameterChoiceCase.INT64_PARAM) {
+          throw InferenceException.invalidField("outputs[" + name + "].parameters[classification]",
+              "invalid value type for 'classification' parameter, expected int64_param");
+        }
+        long k = classes.getInt64Param();
+        if (k <= 0 || k > Integer.MAX_VALUE) {
+          throw InferenceException.invalidField("outputs[" + name + "].parameters[classification]",
+              "invalid value for 'classification' parameter, expected > 0; was %d", k);
+        }
+        plan.classify(i, (int) k);
+      }
+      if (region != null) {
+        plan.writeTo(i, lease(shm, owner, region, name));
+      }
+      names.add(name);
     }
     return names;
+  }
+
+  /** A tensor's shared-memory parameters: region, offset, byte size. */
+  record SharedMemoryRef(String region, long offset, long byteSize) {}
+
+  /** Triton's rules: a string region, int64 offset and byte size, the byte size required with the region. */
+  private static SharedMemoryRef sharedMemory(String kind, String tensor, Map<String, InferParameter> params) {
+    InferParameter region = params.get(PARAM_SHM_REGION);
+    InferParameter offset = params.get(PARAM_SHM_OFFSET);
+    InferParameter size = params.get(PARAM_SHM_BYTE_SIZE);
+    String field = kind + "s[" + tensor + "].parameters";
+    if (region == null) {
+      if (offset != null || size != null) {
+        throw InferenceException.invalidField(field, "'%s' can not be specified without 'shared_memory_region'"
+            + " parameter for tensor '%s'", offset != null ? PARAM_SHM_OFFSET : PARAM_SHM_BYTE_SIZE, tensor);
+      }
+      return null;
+    }
+    if (region.getParameterChoiceCase() != InferParameter.ParameterChoiceCase.STRING_PARAM) {
+      throw InferenceException.invalidField(field, "invalid value type for 'shared_memory_region' parameter for tensor"
+          + " '%s', expected string_param.", tensor);
+    }
+    if (size == null) {
+      throw InferenceException.invalidField(field, "'shared_memory_byte_size' must be specified along with"
+          + " 'shared_memory_region' parameter for tensor '%s'", tensor);
+    }
+    return new SharedMemoryRef(region.getStringParam(), offset == null ? 0 : int64(PARAM_SHM_OFFSET, tensor, field, offset),
+        int64(PARAM_SHM_BYTE_SIZE, tensor, field, size));
+  }
+
+  private static long int64(String param, String tensor, String field, InferParameter p) {
+    if (p.getParameterChoiceCase() != InferParameter.ParameterChoiceCase.INT64_PARAM) {
+      throw InferenceException.invalidField(field, "invalid value type for '%s' parameter for tensor '%s', expected"
+          + " int64_param.", param, tensor);
+    }
+    return p.getInt64Param();
+  }
+
+  /** A lease on a request's part of a region; UNIMPLEMENTED-like refusal when shared memory is off. */
+  static SharedMemoryRegistry.Lease lease(SharedMemoryRegistry shm, String owner, SharedMemoryRef ref, String tensor) {
+    if (shm == null) {
+      throw InferenceException.invalidField("parameters[shared_memory_region]", "tensor '%s' names shared memory region"
+          + " '%s', but system shared memory is not available on this server (no %s)", tensor, ref.region(),
+          SharedMemoryRegistry.DEFAULT_ROOT);
+    }
+    return shm.lease(ref.region(), ref.offset(), ref.byteSize(), owner, tensor);
+  }
+
+  /**
+   * The request's sequence (Triton's {@code sequence_id} as int64, uint64 or string, with the bool
+   * {@code sequence_start} and {@code sequence_end}), or null when it names none (absent, 0 or "").
+   */
+  static SequenceControl sequence(ModelInferRequest request) {
+    Map<String, InferParameter> params = request.getParametersMap();
+    InferParameter id = params.get(PARAM_SEQUENCE_ID);
+    boolean start = flag(params, PARAM_SEQUENCE_START);
+    boolean end = flag(params, PARAM_SEQUENCE_END);
+    if (id == null) {
+      return null;
+    }
+    return switch (id.getParameterChoiceCase()) {
+      case INT64_PARAM -> id.getInt64Param() == 0 ? null : SequenceControl.numeric(id.getInt64Param(), start, end);
+      case UINT64_PARAM -> id.getUint64Param() == 0 ? null : SequenceControl.numeric(id.getUint64Param(), start, end);
+      case STRING_PARAM -> id.getStringParam().isEmpty() ? null : SequenceControl.string(id.getStringParam(), start, end);
+      default -> throw InferenceException.invalidField("parameters[sequence_id]",
+          "sequence_id must be an integer (int64_param or uint64_param) or a string (string_param); was %s",
+          id.getParameterChoiceCase());
+    };
+  }
+
+  private static boolean flag(Map<String, InferParameter> params, String name) {
+    InferParameter p = params.get(name);
+    if (p == null) {
+      return false;
+    }
+    if (p.getParameterChoiceCase() != InferParameter.ParameterChoiceCase.BOOL_PARAM) {
+      throw InferenceException.invalidField("parameters[" + name + "]", "parameter '%s' must be a bool (bool_param);"
+          + " was %s", name, p.getParameterChoiceCase());
+    }
+    return p.getBoolParam();
   }
 
   /** The `priority` parameter: 0 (model default) when absent. */
@@ -108,19 +250,13 @@ final class KServeCodec {
   }
 
   /**
-   * Rejects parameters that ask for features Quiver does not have, rather than ignoring them, and unknown
-   * reserved keys ({@link io.quiver.core.RequestParameters}: custom keys are accepted, as Triton does).
+   * Rejects unknown reserved parameter keys ({@link io.quiver.core.RequestParameters}: custom keys are
+   * accepted, as Triton does).
    */
   static void checkUnsupportedParameters(ModelInferRequest request) {
     Map<String, InferParameter> params = request.getParametersMap();
     if (!params.isEmpty()) {
       io.quiver.core.RequestParameters.checkKeys(params.keySet(), "parameters");
-    }
-    InferParameter sequence = params.get(PARAM_SEQUENCE_ID);
-    if (sequence != null && (sequence.getInt64Param() != 0 || sequence.getUint64Param() != 0
-        || !sequence.getStringParam().isEmpty())) {
-      throw InferenceException.invalidField("parameters[sequence_id]",
-          "sequence batching is not supported: sequence_id must be absent or 0");
     }
   }
 

@@ -150,6 +150,12 @@ public final class Main implements Runnable {
     @Option(names = "--access-log", description = "Log one line per inference request (logger quiver.access).")
     boolean accessLog;
 
+    @Option(names = "--log-format", paramLabel = "json|text",
+        description = "Console log format: json (one JSON object per line, for collectors; the Kubernetes manifests' choice)"
+            + " or text (time, level, logger, request id, message); Triton's default and ISO8601 are text. Default: text"
+            + " when standard output is a terminal, json otherwise.")
+    String logFormat;
+
     @Option(names = "--tracing", defaultValue = "none", paramLabel = "none|logging|otlp",
         description = "Where request spans go (W3C traceparent continued from gRPC metadata and HTTP headers):"
             + " none (default; no tracing cost), logging (one log line per span), otlp (OTLP/HTTP to --tracing-endpoint).")
@@ -270,6 +276,7 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this),
             "--model-repository: '" + options.modelRepository() + "' is not a directory (nor an s3:// URL)");
       }
+      LogSettings.setFormat(logFormat == null ? LogSettings.Format.forConsole() : LogSettings.Format.parse(logFormat));
       triton.applyLogLevel();
       QuiverServer server = new QuiverServer(options).withJobs(jobsOptions(options));
       CountDownLatch stopped = new CountDownLatch(1);
@@ -323,6 +330,14 @@ public final class Main implements Runnable {
     /** The options this command line describes, checked; starts nothing. */
     ServerOptions options() {
       triton.check(unmatched);
+      if (logFormat != null) {
+        try {
+          LogSettings.Format.parse(logFormat);
+        } catch (io.quiver.core.InferenceException e) {
+          throw new CommandLine.ParameterException(new CommandLine(this),
+              "--log-format must be json or text (or Triton's default, ISO8601); was '" + logFormat + "'");
+        }
+      }
       List<String> startupModels = loadModels;
       String modeName = controlMode;
       if (startupModels.contains("*")) {

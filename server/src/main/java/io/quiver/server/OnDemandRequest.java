@@ -35,6 +35,8 @@ final class OnDemandRequest implements ResidentWaiter {
   };
 
   private final DataPlane plane;
+  private final io.quiver.core.SequenceControl sequenceControl; // null: none
+  private final OutputPlan plan; // released by submitTo, or here when the request never runs
   private final String id;
   private final List<Tensor> decoded;
   private final List<String> requestedOutputs;
@@ -51,7 +53,9 @@ final class OnDemandRequest implements ResidentWaiter {
 
   OnDemandRequest(DataPlane plane, String model, String id, List<Tensor> decoded, List<String> requestedOutputs,
       int priority, long timeoutMicros, long deadlineNanos, DataPlane.Completion completion, String protocol, Span span,
-      long startNanos) {
+      long startNanos, io.quiver.core.SequenceControl sequenceControl, OutputPlan plan) {
+    this.sequenceControl = sequenceControl;
+    this.plan = plan;
     this.plane = plane;
     this.id = id;
     this.decoded = decoded;
@@ -113,7 +117,7 @@ final class OnDemandRequest implements ResidentWaiter {
     try {
       // From here on it is an ordinary request: submitTo owns the hold, the span and the metrics.
       plane.submitTo(version, id, decoded, requestedOutputs, priority, timeoutMicros, transportDeadlineNanos, completion,
-          protocol, span, startNanos);
+          protocol, span, startNanos, sequenceControl, plan);
     } catch (InferenceException e) {
       completion.failed(placeholder, e);
     } catch (RuntimeException e) {
@@ -124,6 +128,7 @@ final class OnDemandRequest implements ResidentWaiter {
 
   @Override
   public void failed(InferenceException error) {
+    plan.release();
     plane.failSpan(span, error);
     onTransport(() -> completion.failed(placeholder, error));
   }

@@ -47,6 +47,7 @@ import io.quiver.server.monitoring.MonitoringSchedulerFactory;
 import io.quiver.server.security.ReloadingPemMaterial;
 import io.quiver.server.security.SecurityPolicy;
 import io.quiver.server.security.TlsContexts;
+import io.quiver.server.shm.SharedMemoryRegistry;
 import io.quiver.server.tracing.ServerTracing;
 import io.quiver.transport.AnswerBudget;
 import io.quiver.transport.CallGuard;
@@ -97,6 +98,7 @@ public final class QuiverServer implements AutoCloseable {
   private final ConnectionLimiter limiter;
   /** The bound on answers the gRPC data plane's connections hold unsent. */
   private final AnswerBudget answers;
+  private final SharedMemoryRegistry sharedMemory; // null when the machine has no POSIX shared memory
   private RestServer restServer;
   private Console console; // the web console on the REST port; null when off
   private volatile boolean ready;
@@ -160,6 +162,9 @@ public final class QuiverServer implements AutoCloseable {
     }
     // Before any connection: handlers find their loop's executor, and the batcher answers through it.
     EventLoopTransports.install(workerGroup);
+    // Triton's system shared memory extension, where the machine has POSIX shared memory (/dev/shm).
+    this.sharedMemory = SharedMemoryRegistry.supported(SharedMemoryRegistry.DEFAULT_ROOT)
+        ? new SharedMemoryRegistry(SharedMemoryRegistry.DEFAULT_ROOT) : null;
   }
 
   /**
@@ -189,8 +194,11 @@ public final class QuiverServer implements AutoCloseable {
     metrics.recordStartup(models, System.nanoTime() - began);
     SecurityPolicy security = options.securityConfig() == null ? null : SecurityPolicy.fromFile(options.securityConfig());
     ReloadingPemMaterial tls = options.tls() == null ? null : TlsContexts.material(options.tls());
+    // RepositoryModelLoad's file: contents follow the control plane's upload limit (staged in the temp directory).
+    RepositoryLoads loads = options.controlPlane() == null ? null
+        : new RepositoryLoads(options.controlPlane().maxUploadBytes(), null);
     DataPlane plane = new DataPlane(lifecycle, metrics, this::isReady, version(), repositoryOps,
-        options.accessLog(), options.limits(), security, tracing, monitoring);
+        options.accessLog(), options.limits(), security, tracing, monitoring, sharedMemory, loads);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane, options.connections().maxUnansweredPerStream());
     jobs = new JobManager(plane, jobsOptions,
         repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics);
@@ -268,7 +276,7 @@ public final class QuiverServer implements AutoCloseable {
       });
       console.started(new ServerFacts(version(), startedAtMillis, options.host(), port(), httpPort(), metricsPort(),
           controlPort(), tls == null ? "plaintext" : tls.options().mutual() ? "mutual TLS" : "TLS",
-          security == null ? "off" : "API keys / JWT (" + options.securityConfig() + ")", DataPlane.EXTENSIONS,
+          security == null ? "off" : "API keys / JWT (" + options.securityConfig() + ")", plane.extensions(),
           repository.location(), options.controlMode().name(), tracing != null), controlInProcess);
     }
     jobs.start(); // resumes the jobs a previous server left unfinished
@@ -430,6 +438,9 @@ public final class QuiverServer implements AutoCloseable {
     monitoring.close();
     if (cache != null) {
       cache.close();
+    }
+    if (sharedMemory != null) {
+      sharedMemory.close(); // every request is answered: the regions unmap now
     }
     if (restServer != null) {
       restServer.close();

@@ -1,11 +1,8 @@
 package io.quiver.server;
 
-import ch.qos.logback.classic.Level;
-import ch.qos.logback.classic.LoggerContext;
 import java.util.List;
 import java.util.Locale;
 import java.util.Set;
-import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -52,8 +49,8 @@ final class TritonFlags {
   /** The Triton spellings Quiver understands (its own options plus this mixin's), for error messages. */
   static final List<String> SUPPORTED = List.of("--model-repository", "--model-store", "--grpc-port", "--http-port",
       "--metrics-port", "--allow-grpc", "--allow-http", "--allow-metrics", "--model-control-mode", "--load-model",
-      "--strict-model-config", "--log-verbose", "--exit-timeout-secs", "--cache-config", "--grpc-keepalive-time",
-      "--grpc-keepalive-timeout", "--grpc-max-connection-age");
+      "--strict-model-config", "--log-verbose", "--log-format", "--exit-timeout-secs", "--cache-config",
+      "--grpc-keepalive-time", "--grpc-keepalive-timeout", "--grpc-max-connection-age");
 
   @Spec(Spec.Target.MIXEE)
   CommandSpec mixee;
@@ -137,8 +134,8 @@ final class TritonFlags {
 
   /** Applies {@code --log-verbose} (a process-wide side effect: call when the server really starts). */
   void applyLogLevel() {
-    if (logVerbose != null && logVerbose > 0 && LoggerFactory.getILoggerFactory() instanceof LoggerContext context) {
-      context.getLogger("io.quiver").setLevel(Level.DEBUG);
+    if (logVerbose != null && logVerbose > 0) {
+      LogSettings.setVerbose(logVerbose); // as LogSettings' log_verbose_level reports it
     }
   }
 

@@ -361,7 +361,7 @@ class EnsembleTest {
         loop.get(60, TimeUnit.SECONDS);
       }
       pool.shutdown();
-      fixture.server.models().load("mlp_classifier", null);
+      fixture.server.models().load("mlp_classifier", (ModelVersionPolicy) null);
     }
     assertThat(failures).isEmpty();
     assertThat(ok.get()).isGreaterThan(100);

@@ -346,11 +346,14 @@ class RestApiTest {
     assertThat(post("/v2/models/" + model + "/infer",
         "{\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"INT64\",\"shape\":[1,8],\"data\":[1,2,3,4,5,6,7,8]}]}").statusCode())
         .isEqualTo(200);
-    // The server records a request's metrics just after its answer is written: scrape until they are in.
+    // The answer can reach the client a moment before its figures are recorded (they are counted after the
+    // answer is handed to the transport): wait for them, never for a fixed time.
     Map<String, Double> after = scrape();
     for (long until = System.nanoTime() + 10_000_000_000L; System.nanoTime() < until
-        && java.util.Objects.requireNonNullElse(sample(after, "quiver_request_duration_seconds_bucket", m, v,
-            "le=\"+Inf\""), 0.0) < sent + 2; ) {
+        && !(sent + 1 == valueOr0(sample(after, "quiver_inference_success_total", m, v))
+            && sent + 1 == valueOr0(sample(after, "quiver_request_queue_duration_seconds_count", m, v))
+            && sent + 2 == valueOr0(sample(after, "quiver_request_duration_seconds_bucket", m, v, "le=\"+Inf\""))
+            && sent + 1 == valueOr0(sample(after, "quiver_batch_size_bucket", m, v, "le=\"1.0\""))); ) {
       Thread.sleep(20);
       after = scrape();
     }
@@ -361,6 +364,10 @@ class RestApiTest {
   }
 
   /** The value of the one sample of {@code name} whose labels include every given {@code label="value"}. */
+  static double valueOr0(Double value) {
+    return value == null ? 0 : value;
+  }
+
   static Double sample(Map<String, Double> samples, String name, String... labels) {
     Double found = null;
     for (Map.Entry<String, Double> e : samples.entrySet()) {

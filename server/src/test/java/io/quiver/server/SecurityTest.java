@@ -387,6 +387,50 @@ class SecurityTest {
     assertThat(SecurityPolicy.AUDIT.getName()).isEqualTo("quiver.audit");
   }
 
+  @Test
+  void sharedMemoryRegions_belongToThePrincipalThatRegisteredThem() throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(io.quiver.server.shm.SharedMemoryRegistry.supported(
+        io.quiver.server.shm.SharedMemoryRegistry.DEFAULT_ROOT));
+    Path object = io.quiver.server.shm.SharedMemoryRegistry.DEFAULT_ROOT.resolve(
+        "quiver-security-test-" + ProcessHandle.current().pid());
+    Files.write(object, new byte[64]);
+    try {
+      var register = io.quiver.proto.inference.SystemSharedMemoryRegisterRequest.newBuilder().setName("scorers")
+          .setKey("/" + object.getFileName()).setByteSize(64).build();
+      assertThat(code(() -> stub(null, null).systemSharedMemoryRegister(register)))
+          .isEqualTo(Status.Code.UNAUTHENTICATED);
+      apiKey("scorer-key").systemSharedMemoryRegister(register);
+      var all = io.quiver.proto.inference.SystemSharedMemoryStatusRequest.getDefaultInstance();
+      assertThat(apiKey("scorer-key").systemSharedMemoryStatus(all).getRegionsMap()).containsKey("scorers");
+      // Another principal neither sees nor uses nor removes it.
+      assertThat(apiKey("admin-key").systemSharedMemoryStatus(all).getRegionsMap()).doesNotContainKey("scorers");
+      ModelInferRequest viaRegion = ModelInferRequest.newBuilder().setModelName("identity_fp32")
+          .addInputs(input("INPUT0", "FP32", 1, 16).toBuilder()
+              .putParameters("shared_memory_region", io.quiver.proto.inference.InferParameter.newBuilder()
+                  .setStringParam("scorers").build())
+              .putParameters("shared_memory_byte_size", io.quiver.proto.inference.InferParameter.newBuilder()
+                  .setInt64Param(64).build()))
+          .build();
+      assertThat(code(() -> apiKey("admin-key").modelInfer(viaRegion))).isEqualTo(Status.Code.NOT_FOUND);
+      apiKey("admin-key").systemSharedMemoryUnregister(
+          io.quiver.proto.inference.SystemSharedMemoryUnregisterRequest.newBuilder().setName("scorers").build());
+      assertThat(apiKey("scorer-key").systemSharedMemoryStatus(all).getRegionsMap()).containsKey("scorers");
+      // REST: the same rule.
+      String base = "http://127.0.0.1:" + server.httpPort();
+      assertThat(send(base + "/v2/systemsharedmemory/region/scorers/status", null, "x-api-key", "admin-key")
+          .statusCode()).isEqualTo(404);
+      assertThat(send(base + "/v2/systemsharedmemory/region/scorers/status", null, "x-api-key", "scorer-key")
+          .statusCode()).isEqualTo(200);
+      // Its owner uses it, and removes it.
+      assertThat(apiKey("scorer-key").modelInfer(viaRegion).getOutputsCount()).isEqualTo(1);
+      apiKey("scorer-key").systemSharedMemoryUnregister(
+          io.quiver.proto.inference.SystemSharedMemoryUnregisterRequest.getDefaultInstance());
+      assertThat(apiKey("scorer-key").systemSharedMemoryStatus(all).getRegionsMap()).isEmpty();
+    } finally {
+      Files.deleteIfExists(object);
+    }
+  }
+
   static HttpResponse<String> send(String url, String body, String header, String value) throws Exception {
     HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(url));
     if (header != null) {

@@ -93,6 +93,7 @@ class TritonCompatibilityTest {
     assertRefused("--load-model=* must be the only --load-model", "serve", "--model-control-mode=explicit",
         "--load-model=*", "--load-model=a");
     assertRefused("Unknown option: '--no-such-flag=1'", "serve", "--no-such-flag=1");
+    assertRefused("--log-format must be json or text", "serve", "--log-format=xml");
   }
 
   private static void assertRefused(String message, String... args) {

@@ -190,7 +190,11 @@ public class ConfigCompleter {
           .setDataType(checkType(model, "input", input.getName(), input.getDataType(), tensor))
           .clearDims().addAllDims(checkDims(model, "input", input.getName(), input.getDimsList(), tensor, batches)));
     }
+    // The sequence batcher's inputs and state outputs stay out of the config's lists (as in Triton):
+    // they must be in the model with the configured types, and the client never sees them.
+    checkSequenceTensors(declared, inputsByName, outputsByName, inputNames, outputNames);
     Set<String> declaredInputs = new HashSet<>(inputNames);
+    declaredInputs.addAll(io.quiver.core.SequenceBatchingSpec.serverInputNames(declared));
     for (ModelTensor tensor : modelInputs) {
       if (declaredInputs.add(tensor.name())) {
         completed.addInput(ModelInput.newBuilder().setName(tensor.name()).setDataType(tensor.dataType().toConfig())
@@ -204,13 +208,14 @@ public class ConfigCompleter {
           .clearDims().addAllDims(checkDims(model, "output", output.getName(), output.getDimsList(), tensor, batches)));
     }
     Set<String> declaredOutputs = new HashSet<>(outputNames);
+    declaredOutputs.addAll(io.quiver.core.SequenceBatchingSpec.serverOutputNames(declared));
     for (ModelTensor tensor : modelOutputs) {
       if (declaredOutputs.add(tensor.name())) {
         completed.addOutput(ModelOutput.newBuilder().setName(tensor.name()).setDataType(tensor.dataType().toConfig())
             .addAllDims(configDims(tensor, batches)));
       }
     }
-    if (maxBatchSize > 1 && !declared.hasDynamicBatching()) {
+    if (maxBatchSize > 1 && !declared.hasDynamicBatching() && !declared.hasSequenceBatching()) {
       completed.setDynamicBatching(ModelDynamicBatching.getDefaultInstance());
     }
     return completed.build();
@@ -243,6 +248,39 @@ public class ConfigCompleter {
       }
     }
     return defaultMaxBatchSize;
+  }
+
+  private static void checkSequenceTensors(ModelConfig declared, Map<String, ModelTensor> inputs,
+      Map<String, ModelTensor> outputs, List<String> inputNames, List<String> outputNames) {
+    io.quiver.core.SequenceBatchingSpec spec = io.quiver.core.SequenceBatchingSpec.of(declared);
+    if (spec == null) {
+      return;
+    }
+    String model = declared.getName();
+    for (io.quiver.core.SequenceBatchingSpec.Control control : spec.controls()) {
+      checkServerTensor(model, "input", "control input", control.inputName(), control.dataType(), inputs, inputNames);
+    }
+    for (io.quiver.core.SequenceBatchingSpec.State state : spec.states()) {
+      checkServerTensor(model, "input", "state input", state.inputName(), state.dataType(), inputs, inputNames);
+      checkServerTensor(model, "output", "state output", state.outputName(), state.dataType(), outputs, outputNames);
+    }
+  }
+
+  private static void checkServerTensor(String model, String kind, String what, String name,
+      io.quiver.core.DataType type, Map<String, ModelTensor> tensors, List<String> declaredNames) {
+    if (declaredNames.contains(name)) {
+      throw InferenceException.invalidArgument("model '%s': sequence_batching %s '%s' must not also be listed in the"
+          + " config's %s list (the server sets it, the client never sees it)", model, what, name, kind);
+    }
+    ModelTensor tensor = tensors.get(name);
+    if (tensor == null) {
+      throw InferenceException.invalidArgument("model '%s': sequence_batching %s '%s' is not an %s of the model (the"
+          + " model has %s)", model, what, name, kind, tensors.keySet());
+    }
+    if (tensor.dataType() != type) {
+      throw InferenceException.invalidArgument("model '%s': sequence_batching %s '%s' is %s in the config but %s in"
+          + " the model", model, what, name, type.wireName(), tensor.dataType().wireName());
+    }
   }
 
   private static boolean spellsOutFullShape(int declaredDims, ModelTensor tensor) {

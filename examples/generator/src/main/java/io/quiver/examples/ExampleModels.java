@@ -57,6 +57,7 @@ public final class ExampleModels {
     names.add(name(writeIdentityBytes(repo)));
     names.add(name(writeMlpClassifier(repo)));
     names.add(name(writeIdentityInt64NoConfig(repo)));
+    names.add(name(writeAccumulator(repo)));
     names.addAll(writeEnsembleExamples(repo));
     return names;
   }
@@ -218,7 +219,7 @@ public final class ExampleModels {
   /**
    * {@code mlp_classifier}: features FP32 [-1,16] → Gemm 16×32 → Relu → Gemm 32×4 → Softmax →
    * probabilities FP32 [-1,4]; max_batch_size 64 (small rows batch up to the benchmarks' concurrency),
-   * dynamic batching.
+   * dynamic batching; class names in labels.txt ({@code label_filename}, for the classification extension).
    */
   public static Path writeMlpClassifier(Path repo) throws IOException {
     String name = "mlp_classifier";
@@ -231,10 +232,17 @@ public final class ExampleModels {
     graph.node("Softmax", "logits", "probabilities", intAttribute("axis", -1));
     Config config = new Config(name, 64)
         .input("features", "TYPE_FP32", 16)
-        .output("probabilities", "TYPE_FP32", 4)
+        .labelledOutput("probabilities", "TYPE_FP32", MLP_LABELS_FILE, 4)
         .dynamicBatching(100);
-    return write(repo, name, graph, config);
+    Path dir = write(repo, name, graph, config);
+    Files.writeString(dir.resolve(MLP_LABELS_FILE), String.join("\n", MLP_LABELS) + "\n");
+    return dir;
   }
+
+  /** The class names of {@code mlp_classifier}'s four outputs, one per line of its labels file. */
+  public static final List<String> MLP_LABELS = List.of("cat", "dog", "bird", "fish");
+  /** {@code mlp_classifier}'s label_filename (Triton's classification extension reads it). */
+  public static final String MLP_LABELS_FILE = "labels.txt";
 
   /** {@code identity_int64_noconfig}: INPUT0 INT64 [-1,8] copied to OUTPUT0, with no config.pbtxt. */
   public static Path writeIdentityInt64NoConfig(Path repo) throws IOException {
@@ -243,6 +251,97 @@ public final class ExampleModels {
         .output("OUTPUT0", TensorProto.DataType.INT64, -1, 8)
         .node("Identity", "INPUT0", "OUTPUT0");
     return write(repo, NO_CONFIG_MODEL, graph, null);
+  }
+
+  /**
+   * {@code accumulator}: a stateful model for Triton's sequence batcher. Per sequence (a client's
+   * {@code sequence_id}), OUTPUT is the running sum of INPUT: OUTPUT = STATE_IN × (1 − START) + INPUT × READY,
+   * STATE_OUT = OUTPUT. START and READY are control inputs the server sets; STATE_IN/STATE_OUT is implicit
+   * state the server carries between a sequence's requests. max_batch_size 8, direct strategy (a sequence
+   * keeps its batch row), sequences idle for 5 s are released.
+   */
+  public static Path writeAccumulator(Path repo) throws IOException {
+    String name = "accumulator";
+    OnnxGraphBuilder graph = accumulatorGraph(name, false);
+    String config = "name: \"" + name + "\"\n"
+        + "platform: \"onnxruntime_onnx\"\n"
+        + "max_batch_size: 8\n"
+        + "input [ { name: \"INPUT\" data_type: TYPE_INT32 dims: [ 1 ] } ]\n"
+        + "output [ { name: \"OUTPUT\" data_type: TYPE_INT32 dims: [ 1 ] } ]\n"
+        + "sequence_batching {\n"
+        + "  max_sequence_idle_microseconds: 5000000\n"
+        + "  direct { }\n"
+        + "  control_input [\n"
+        + "    { name: \"START\" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },\n"
+        + "    { name: \"READY\" control [ { kind: CONTROL_SEQUENCE_READY int32_false_true: [ 0, 1 ] } ] }\n"
+        + "  ]\n"
+        + "  state [ {\n"
+        + "    input_name: \"STATE_IN\" output_name: \"STATE_OUT\" data_type: TYPE_INT32 dims: [ 1 ]\n"
+        + "    initial_state: { name: \"zero\" data_type: TYPE_INT32 dims: [ 1 ] zero_data: true }\n"
+        + "  } ]\n"
+        + "}\n";
+    return writeWithConfigText(repo, name, graph, config);
+  }
+
+  /**
+   * {@code sequence_echo} (test fixture): the accumulator, plus END and CORRID (INT64) control inputs and
+   * an output CONTROLS INT64 [-1,4] = (START, END, READY, CORRID) of each row, so tests see what the
+   * sequence batcher set. {@code configBody} is the config after name and platform (tests choose the
+   * strategy); {@link #sequenceEchoConfig} gives Triton's usual one.
+   */
+  public static Path writeSequenceEcho(Path repo, String name, String configBody) throws IOException {
+    OnnxGraphBuilder graph = accumulatorGraph(name, true);
+    return writeWithConfigText(repo, name, graph,
+        "name: \"" + name + "\"\nplatform: \"onnxruntime_onnx\"\n" + configBody);
+  }
+
+  /** A sequence_echo config body: max_batch_size, then {@code strategy} (e.g. "direct { }") inside sequence_batching. */
+  public static String sequenceEchoConfig(int maxBatchSize, String strategy, long idleMicros) {
+    return "max_batch_size: " + maxBatchSize + "\n"
+        + "input [ { name: \"INPUT\" data_type: TYPE_INT32 dims: [ 1 ] } ]\n"
+        + "output [ { name: \"OUTPUT\" data_type: TYPE_INT32 dims: [ 1 ] },"
+        + " { name: \"CONTROLS\" data_type: TYPE_INT64 dims: [ 4 ] } ]\n"
+        + "sequence_batching {\n"
+        + "  max_sequence_idle_microseconds: " + idleMicros + "\n"
+        + "  " + strategy + "\n"
+        + "  control_input [\n"
+        + "    { name: \"START\" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] },\n"
+        + "    { name: \"END\" control [ { kind: CONTROL_SEQUENCE_END int32_false_true: [ 0, 1 ] } ] },\n"
+        + "    { name: \"READY\" control [ { kind: CONTROL_SEQUENCE_READY int32_false_true: [ 0, 1 ] } ] },\n"
+        + "    { name: \"CORRID\" control [ { kind: CONTROL_SEQUENCE_CORRID data_type: TYPE_INT64 } ] }\n"
+        + "  ]\n"
+        + "  state [ { input_name: \"STATE_IN\" output_name: \"STATE_OUT\" data_type: TYPE_INT32 dims: [ 1 ] } ]\n"
+        + "}\n";
+  }
+
+  /** OUTPUT = STATE_IN × (1 − START) + INPUT × READY; STATE_OUT = OUTPUT; with echo, CONTROLS too. */
+  private static OnnxGraphBuilder accumulatorGraph(String name, boolean echo) {
+    TensorProto.DataType i32 = TensorProto.DataType.INT32;
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT", i32, -1, 1)
+        .input("START", i32, -1, 1)
+        .input("READY", i32, -1, 1)
+        .input("STATE_IN", i32, -1, 1)
+        .output("OUTPUT", i32, -1, 1)
+        .output("STATE_OUT", i32, -1, 1)
+        .int32Initializer("one", new long[] {1}, new int[] {1})
+        .node("Sub", new String[] {"one", "START"}, new String[] {"keep"})
+        .node("Mul", new String[] {"STATE_IN", "keep"}, new String[] {"kept"})
+        .node("Mul", new String[] {"INPUT", "READY"}, new String[] {"added"})
+        .node("Add", new String[] {"kept", "added"}, new String[] {"OUTPUT"})
+        .node("Identity", "OUTPUT", "STATE_OUT");
+    if (echo) {
+      int int64 = TensorProto.DataType.INT64.getNumber();
+      graph.input("END", i32, -1, 1)
+          .input("CORRID", TensorProto.DataType.INT64, -1, 1)
+          .output("CONTROLS", TensorProto.DataType.INT64, -1, 4)
+          .node("Cast", "START", "start64", intAttribute("to", int64))
+          .node("Cast", "END", "end64", intAttribute("to", int64))
+          .node("Cast", "READY", "ready64", intAttribute("to", int64))
+          .node("Concat", new String[] {"start64", "end64", "ready64", "CORRID"}, new String[] {"CONTROLS"},
+              intAttribute("axis", 1));
+    }
+    return graph;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -481,6 +580,14 @@ public final class ExampleModels {
     return dir;
   }
 
+  private static Path writeWithConfigText(Path repo, String name, OnnxGraphBuilder graph, String config)
+      throws IOException {
+    Path dir = repo.resolve(name);
+    graph.write(dir.resolve(VERSION).resolve(MODEL_FILE));
+    Files.writeString(dir.resolve(CONFIG_FILE), config);
+    return dir;
+  }
+
   private static String name(Path modelDir) {
     return modelDir.getFileName().toString();
   }
@@ -505,6 +612,12 @@ public final class ExampleModels {
 
     Config output(String tensor, String type, long... dims) {
       outputs.add(tensor(tensor, type, dims));
+      return this;
+    }
+
+    Config labelledOutput(String tensor, String type, String labelFile, long... dims) {
+      String text = tensor(tensor, type, dims);
+      outputs.add(text.substring(0, text.length() - 4) + "\n    label_filename: \"" + labelFile + "\"\n  }");
       return this;
     }
 

@@ -89,6 +89,14 @@ public final class OnnxGraphBuilder {
     return initializer(name, TensorProto.DataType.INT64, dims, raw);
   }
 
+  /** Adds an INT32 initializer stored as little-endian raw data. */
+  public OnnxGraphBuilder int32Initializer(String name, long[] dims, int[] values) {
+    checkCount(name, dims, values.length);
+    ByteBuffer raw = ByteBuffer.allocate(values.length * Integer.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+    raw.asIntBuffer().put(values);
+    return initializer(name, TensorProto.DataType.INT32, dims, raw);
+  }
+
   /** The finished model. */
   public ModelProto build() {
     return ModelProto.newBuilder()

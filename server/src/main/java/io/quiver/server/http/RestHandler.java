@@ -5,7 +5,6 @@ import ch.qos.logback.classic.LoggerContext;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.google.protobuf.util.JsonFormat;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.buffer.ByteBufOutputStream;
@@ -74,8 +73,6 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   private static final Logger log = LoggerFactory.getLogger(RestHandler.class);
   static final String HEADER_LENGTH = "Inference-Header-Content-Length";
   static final String API_KEY_HEADER = "x-api-key";
-  private static final JsonFormat.Printer CONFIG_PRINTER = JsonFormat.printer().preservingProtoFieldNames()
-      .omittingInsignificantWhitespace();
 
   /** Requests held behind an outstanding inference on one connection before it is closed as abusive. */
   static final int MAX_PIPELINED = 32;
@@ -84,19 +81,22 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   private final DataPlane plane;
   private final HttpRoute extra; // the console's paths; null = none
   private final java.util.Map<String, RestRoutes> extensions; // path group under /v2 -> routes (batch jobs)
+  private final int maxBodyBytes;
 
   RestHandler(DataPlane plane, HttpRoute extra) {
-    this(plane, extra, java.util.Map.of());
+    this(plane, extra, java.util.Map.of(), Integer.MAX_VALUE - 8);
   }
 
   /**
    * @param extra paths beside REST v2 that apply their own security (the web console), or null
    * @param extensions JSON API groups under {@code /v2/<group>} (batch jobs), authorized here
+   * @param maxBodyBytes the most bytes a gzip or deflate body may inflate to
    */
-  RestHandler(DataPlane plane, HttpRoute extra, java.util.Map<String, RestRoutes> extensions) {
+  RestHandler(DataPlane plane, HttpRoute extra, java.util.Map<String, RestRoutes> extensions, int maxBodyBytes) {
     this.plane = plane;
     this.extra = extra;
     this.extensions = java.util.Map.copyOf(extensions);
+    this.maxBodyBytes = maxBodyBytes;
   }
 
   /**
@@ -208,22 +208,32 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       extra.handle(ctx, request, QueryStringDecoder.decodeComponent(path), keepAlive); // applies its own security
       return;
     }
+    FullHttpRequest inflated = null;
     try {
       CallerPrincipal principal = authorize(ctx, request, path);
+      String owner = principal == null ? null : principal.name(); // owns the shared memory regions it registers
+      // Content-Encoding gzip/deflate: inflated here (bounded by the body limit), read as any body below.
+      inflated = ContentDecoding.decode(request, maxBodyBytes);
       String[] parts = segments(path);
       RestRoutes routes = parts.length >= 2 && parts[0].equals("v2") ? extensions.get(parts[1]) : null;
       if (routes != null) {
-        routeExtension(ctx, request, keepAlive, parts, principal, routes);
+        routeExtension(ctx, inflated, keepAlive, parts, principal, routes); // copies the body before it returns
         return;
       }
-      route(ctx, request, keepAlive, path);
+      route(ctx, inflated, keepAlive, path, owner);
     } catch (MethodNotAllowed e) {
       sendError(ctx, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, e.getMessage(), -1, null, e.allow);
+    } catch (ContentDecoding.TooLarge e) {
+      sendError(ctx, false, HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, e.getMessage(), -1);
     } catch (InferenceException e) {
       sendError(ctx, keepAlive, e);
     } catch (RuntimeException e) {
       log.error("REST {} {} failed", request.method(), path, e);
       sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+    } finally {
+      if (inflated != null && inflated != request) {
+        inflated.release(); // every path reads the body synchronously (binary inputs are copied out)
+      }
     }
   }
 
@@ -320,7 +330,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
-  private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
+  private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+      String owner) {
     String[] parts = segments(path);
     HttpMethod method = request.method();
     if (parts.length == 0 || !parts[0].equals("v2")) {
@@ -333,7 +344,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         gen.writeStringField("name", "quiver");
         gen.writeStringField("version", plane.serverVersion());
         gen.writeArrayFieldStart("extensions");
-        for (String e : DataPlane.EXTENSIONS) {
+        for (String e : plane.extensions()) {
           gen.writeString(e);
         }
         gen.writeEndArray();
@@ -352,15 +363,23 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
           throw InferenceException.notFound("no such path: %s", path);
         }
       }
-      case "models" -> routeModel(ctx, request, keepAlive, path, parts);
+      case "models" -> routeModel(ctx, request, keepAlive, path, parts, owner);
       case "repository" -> routeRepository(ctx, request, keepAlive, path, parts);
       case "logging" -> logging(ctx, request, keepAlive, path);
+      case "trace" -> {
+        if (parts.length != 3 || !parts[2].equals("setting")) {
+          throw InferenceException.notFound("no such path: %s", path);
+        }
+        traceSetting(ctx, request, keepAlive, path, "");
+      }
+      case "systemsharedmemory" -> SharedMemoryRoutes.system(plane, ctx, request, keepAlive, path, parts, owner);
+      case "cudasharedmemory" -> SharedMemoryRoutes.cuda(request, path, parts);
       default -> throw InferenceException.notFound("no such path: %s", path);
     }
   }
 
   private void routeModel(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
-      String[] parts) {
+      String[] parts, String owner) {
     HttpMethod method = request.method();
     if (parts.length == 3 && parts[2].equals("stats")) { // Triton: statistics of every model
       requireMethod(method, HttpMethod.GET, path);
@@ -377,7 +396,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       version = parts[4];
       next = 5;
     }
-    String action = parts.length == next ? "" : parts.length == next + 1 ? parts[next] : null;
+    String action = parts.length == next ? "" : parts.length == next + 1 ? parts[next]
+        : parts.length == next + 2 && parts[next].equals("trace") && parts[next + 1].equals("setting") ? "trace/setting"
+        : null;
     if (action == null) {
       throw InferenceException.notFound("no such path: %s", path);
     }
@@ -394,14 +415,18 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       }
       case "config" -> {
         requireMethod(method, HttpMethod.GET, path);
-        String json;
-        try {
-          json = CONFIG_PRINTER.print(plane.config(model, version));
-        } catch (com.google.protobuf.InvalidProtocolBufferException e) {
-          throw InferenceException.internal("could not print the config as JSON", e);
+        // Triton's JSON: 64-bit integers as numbers ("dims": [16]), where protobuf's printer writes strings.
+        io.quiver.proto.inference.ModelConfig config = plane.config(model, version);
+        sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> ProtoJson.write(gen, config));
+      }
+      case "trace/setting" -> {
+        if (!version.isEmpty()) {
+          throw InferenceException.notFound("no such path: %s (trace settings are per model, not per version)", path);
         }
-        send(ctx, keepAlive, HttpResponseStatus.OK, "application/json",
-            ctx.alloc().buffer().writeBytes(json.getBytes(StandardCharsets.UTF_8)), -1);
+        if (!plane.models().isReady(model, "")) {
+          throw InferenceException.invalidField("model_name", "Request for unknown model : %s", model);
+        }
+        traceSetting(ctx, request, keepAlive, path, model);
       }
       case "stats" -> {
         requireMethod(method, HttpMethod.GET, path);
@@ -409,7 +434,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       }
       case "infer" -> {
         requireMethod(method, HttpMethod.POST, path);
-        infer(ctx, request, keepAlive, model, version);
+        infer(ctx, request, keepAlive, model, version, owner);
       }
       case "monitoring" -> { // model monitoring (issue 20): the report is built on the monitoring thread
         requireMethod(method, HttpMethod.GET, path);
@@ -466,17 +491,16 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (parts.length == 5 && parts[2].equals("models") && (parts[4].equals("load") || parts[4].equals("unload"))) {
       String model = parts[3];
       boolean load = parts[4].equals("load");
+      io.quiver.server.RepositoryLoads.Request parameters = io.quiver.server.RepositoryLoads.Request.NONE;
       if (load && request.content().isReadable()) {
+        // Triton's body: {"parameters": {"config": "<json>", "file:1/model.onnx": "<base64>"}}
         JsonNode body = parse(request.content(), request.content().readableBytes());
-        JsonNode params = body.get("parameters");
-        if (params != null && params.size() > 0) {
-          throw InferenceException.invalidField("parameters",
-              "repository load supports no parameters (config overrides, files) yet");
-        }
+        parameters = plane.repositoryLoads().fromJson(body.get("parameters"));
       }
+      io.quiver.server.RepositoryLoads.Request loadParameters = parameters;
       ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING);
       // Blocks while the model loads or drains: on the repository executor, never on the event loop.
-      plane.runRepositoryOperation(load ? () -> plane.load(model) : () -> plane.unload(model), failure -> {
+      plane.runRepositoryOperation(load ? () -> plane.load(model, loadParameters) : () -> plane.unload(model), failure -> {
         ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
         if (failure == null) {
           sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
@@ -490,48 +514,132 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   }
 
   /**
-   * GET: the root log level and the levels set on named loggers. POST {"level": "DEBUG", "logger":
-   * "io.quiver.batching"} sets a level at runtime ("logger" defaults to the root logger).
+   * Triton's logging extension: GET the settings; POST Triton's fields ({@code log_info},
+   * {@code log_warning}, {@code log_error} booleans, {@code log_verbose_level} an integer,
+   * {@code log_format} "default", "ISO8601" or Quiver's "json"; see {@link io.quiver.server.LogSettings}).
+   * Quiver's addition: {@code {"level": "DEBUG", "logger": "io.quiver.batching"}} sets one logger's level
+   * ("logger" defaults to the root); the answer lists such levels under {@code loggers}.
    */
   private void logging(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
     if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext context)) {
-      throw InferenceException.unimplemented("runtime log levels need logback as the SLF4J backend");
+      throw InferenceException.unimplemented("runtime log settings need logback as the SLF4J backend");
     }
     if (request.method().equals(HttpMethod.POST)) {
       JsonNode body = parse(request.content(), request.content().readableBytes());
-      JsonNode levelNode = body.get("level");
-      if (levelNode == null || !levelNode.isTextual()) {
-        throw InferenceException.invalidField("level", "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF");
+      java.util.Map<String, Object> triton = new java.util.LinkedHashMap<>();
+      String levelName = null;
+      String loggerName = org.slf4j.Logger.ROOT_LOGGER_NAME;
+      for (var it = body.fields(); it.hasNext(); ) {
+        var field = it.next();
+        JsonNode v = field.getValue();
+        switch (field.getKey()) {
+          case "level" -> {
+            if (!v.isTextual()) {
+              throw InferenceException.invalidField("level", "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF");
+            }
+            levelName = v.textValue();
+          }
+          case "logger" -> {
+            if (!v.isTextual()) {
+              throw InferenceException.invalidField("logger", "'logger' must be a logger name (a string)");
+            }
+            loggerName = v.textValue();
+          }
+          default -> triton.put(field.getKey(), v.isBoolean() ? (Object) v.booleanValue()
+              : v.isIntegralNumber() ? (Object) v.longValue() : v.isTextual() ? v.textValue() : null);
+        }
       }
-      String levelName = levelNode.textValue().toUpperCase(Locale.ROOT);
-      Level level = Level.toLevel(levelName, null);
-      if (level == null) {
-        throw InferenceException.invalidField("level", "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF; was '%s'",
-            levelNode.textValue());
+      Level level = null;
+      if (levelName != null) {
+        level = Level.toLevel(levelName.toUpperCase(Locale.ROOT), null);
+        if (level == null) {
+          throw InferenceException.invalidField("level",
+              "'level' must be one of TRACE, DEBUG, INFO, WARN, ERROR, OFF; was '%s'", levelName);
+        }
+      } else if (triton.isEmpty()) {
+        throw InferenceException.invalidField("", "the body names no log setting (Triton's log_info, log_warning,"
+            + " log_error, log_verbose_level, log_format; or Quiver's level and logger)");
       }
-      JsonNode loggerNode = body.get("logger");
-      String loggerName = loggerNode != null && loggerNode.isTextual() ? loggerNode.textValue() : org.slf4j.Logger.ROOT_LOGGER_NAME;
-      context.getLogger(loggerName).setLevel(level);
-      log.info("log level of '{}' set to {}", loggerName, level);
+      io.quiver.server.LogSettings.apply(triton); // checks everything before changing anything
+      if (level != null) {
+        context.getLogger(loggerName).setLevel(level);
+        log.info("log level of '{}' set to {}", loggerName, level);
+      }
     } else if (!request.method().equals(HttpMethod.GET)) {
       throw new MethodNotAllowed(request.method(), path, "GET, POST");
     }
+    java.util.Map<String, Object> settings = io.quiver.server.LogSettings.current();
     sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
+      for (var e : settings.entrySet()) {
+        if (e.getValue() instanceof Boolean b) {
+          gen.writeBooleanField(e.getKey(), b);
+        } else if (e.getValue() instanceof Number n) {
+          gen.writeNumberField(e.getKey(), n.longValue());
+        } else {
+          gen.writeStringField(e.getKey(), String.valueOf(e.getValue()));
+        }
+      }
       gen.writeStringField("level", context.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME).getLevel().toString());
       gen.writeObjectFieldStart("loggers");
-      for (ch.qos.logback.classic.Logger logger : context.getLoggerList()) {
-        if (logger.getLevel() != null && !logger.getName().equals(org.slf4j.Logger.ROOT_LOGGER_NAME)) {
-          gen.writeStringField(logger.getName(), logger.getLevel().toString());
-        }
+      for (var e : io.quiver.server.LogSettings.loggerLevels().entrySet()) {
+        gen.writeStringField(e.getKey(), e.getValue());
       }
       gen.writeEndObject();
       gen.writeEndObject();
     });
   }
 
+  /**
+   * Triton's trace extension over REST: GET the settings (of one model, or global), POST changes as
+   * {@code {"trace_rate": "10", "trace_level": ["TIMESTAMPS"], ...}} (values are strings or lists of
+   * strings, null clears a model's own value), answered with the settings now in force.
+   */
+  private void traceSetting(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+      String model) {
+    java.util.Map<String, List<String>> now;
+    if (request.method().equals(HttpMethod.POST)) {
+      JsonNode body = request.content().isReadable() ? parse(request.content(), request.content().readableBytes())
+          : RestInferCodec.JSON.createObjectNode();
+      java.util.Map<String, List<String>> changes = new java.util.LinkedHashMap<>();
+      for (var it = body.fields(); it.hasNext(); ) {
+        var field = it.next();
+        JsonNode v = field.getValue();
+        List<String> values = new ArrayList<>();
+        if (v.isArray()) {
+          for (JsonNode item : v) {
+            values.add(item.asText());
+          }
+        } else if (!v.isNull()) {
+          values.add(v.asText());
+        }
+        changes.put(field.getKey(), values);
+      }
+      now = changes.isEmpty() ? plane.traceSettings().get(model) : plane.traceSettings().update(model, changes);
+    } else {
+      requireMethod(request.method(), HttpMethod.GET, path);
+      now = plane.traceSettings().get(model);
+    }
+    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      gen.writeStartObject();
+      for (var e : now.entrySet()) {
+        if (e.getKey().equals(io.quiver.server.TraceSettings.LEVEL)) {
+          gen.writeArrayFieldStart(e.getKey());
+          for (String v : e.getValue()) {
+            gen.writeString(v);
+          }
+          gen.writeEndArray();
+        } else {
+          gen.writeStringField(e.getKey(), e.getValue().isEmpty() ? "" : e.getValue().get(0));
+        }
+      }
+      gen.writeEndObject();
+    });
+  }
+
   private void infer(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String model,
-      String version) {
+      String version, String owner) {
+    long start = System.nanoTime();
     ByteBuf body = request.content();
     int total = body.readableBytes();
     int headerLength = total;
@@ -557,9 +665,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     try {
       JsonNode header = parse(body, headerLength);
       ByteBuffer binary = body.nioBuffer(body.readerIndex() + headerLength, total - headerLength);
-      decoded = RestInferCodec.decode(header, binary);
+      decoded = RestInferCodec.decode(header, binary, plane.sharedMemory(), owner);
     } catch (RuntimeException e) {
       plane.failSpan(span, e);
+      if (e instanceof InferenceException) {
+        plane.countFailure(model, version, System.nanoTime() - start); // Triton counts invalid requests as failures
+      }
       if (trace != null && e instanceof InferenceException ie) {
         sendError(ctx, keepAlive, ie, trace);
         return;
@@ -575,7 +686,8 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     connection.outstanding = completion;
     try {
       InferRequest submitted = plane.submit(model, version, decoded.id(), decoded.inputs(), decoded.outputs(),
-          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http", span);
+          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http", span,
+          decoded.sequence(), decoded.plan());
       completion.accepted(submitted);
     } catch (RuntimeException e) {
       connection.outstanding = null;
@@ -600,7 +712,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   };
   private static final TextMapSetter<HttpHeaders> HEADER_SETTER = (carrier, key, value) -> carrier.set(key, value);
 
-  private static JsonNode parse(ByteBuf body, int length) {
+  static JsonNode parse(ByteBuf body, int length) {
     if (length == 0) {
       throw InferenceException.invalidField("", "the request body is empty; it must be a JSON object");
     }
@@ -790,7 +902,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     gen.writeEndObject();
   }
 
-  private static void requireMethod(HttpMethod method, HttpMethod expected, String path) {
+  static void requireMethod(HttpMethod method, HttpMethod expected, String path) {
     if (!method.equals(expected)) {
       throw new MethodNotAllowed(method, path, expected.name());
     }
@@ -806,11 +918,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     return out.toArray(new String[0]);
   }
 
-  private interface JsonWriter {
+  interface JsonWriter {
     void write(JsonGenerator gen) throws IOException;
   }
 
-  private static void sendJson(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, JsonWriter writer) {
+  static void sendJson(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, JsonWriter writer) {
     ByteBuf buf = ctx.alloc().buffer();
     try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       writer.write(gen);
@@ -865,7 +977,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     write(ctx, keepAlive, response, "application/json", -1);
   }
 
-  private static void sendEmpty(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status) {
+  static void sendEmpty(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status) {
     write(ctx, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, ctx.alloc().buffer(0)), null, -1);
   }
 

@@ -8,7 +8,10 @@ import io.quiver.core.BytesElements;
 import io.quiver.core.DataType;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
+import io.quiver.core.SequenceControl;
 import io.quiver.core.Tensor;
+import io.quiver.server.OutputPlan;
+import io.quiver.server.shm.SharedMemoryRegistry;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.math.BigInteger;
@@ -41,7 +44,13 @@ public final class RestInferCodec {
 
   /** A decoded inference request, not yet checked against a model (RequestValidator does that). */
   public record Decoded(String id, List<Tensor> inputs, List<String> outputs, List<Boolean> binaryOutputs,
-      boolean binaryAll, int priority, long timeoutMicros) {
+      boolean binaryAll, int priority, long timeoutMicros, SequenceControl sequence, OutputPlan plan) {
+    /** A request without a sequence and without classification or shared memory (batch jobs). */
+    public Decoded(String id, List<Tensor> inputs, List<String> outputs, List<Boolean> binaryOutputs,
+        boolean binaryAll, int priority, long timeoutMicros) {
+      this(id, inputs, outputs, binaryOutputs, binaryAll, priority, timeoutMicros, null, OutputPlan.PLAIN);
+    }
+
     /** Whether output {@code name} goes in the binary section. */
     public boolean binary(String name) {
       int i = outputs.indexOf(name);
@@ -52,11 +61,50 @@ public final class RestInferCodec {
     }
   }
 
+  /** Decodes without shared memory (batch jobs, tests). */
+  public static Decoded decode(JsonNode header, ByteBuffer binary) {
+    return decode(header, binary, null, null);
+  }
+
   /**
    * @param header the parsed JSON header
    * @param binary the bytes after the JSON header (empty when there are none)
+   * @param shm the shared memory regions (null when the server has none)
+   * @param owner the caller owning regions it registered (null when security is off)
    */
-  public static Decoded decode(JsonNode header, ByteBuffer binary) {
+  static Decoded decode(JsonNode header, ByteBuffer binary, SharedMemoryRegistry shm, String owner) {
+    OutputPlan plan = usesExtensions(header) ? OutputPlan.forOutputs(outputCount(header)) : OutputPlan.PLAIN;
+    try {
+      return decode(header, binary, shm, owner, plan);
+    } catch (RuntimeException e) {
+      plan.release();
+      throw e;
+    }
+  }
+
+  private static int outputCount(JsonNode header) {
+    JsonNode outputs = header.get("outputs");
+    return outputs != null && outputs.isArray() ? outputs.size() : 0;
+  }
+
+  /** Whether an input or output names shared memory or classification (then the request gets its own plan). */
+  private static boolean usesExtensions(JsonNode header) {
+    for (String field : new String[] {"inputs", "outputs"}) {
+      JsonNode list = header.get(field);
+      if (list != null && list.isArray()) {
+        for (JsonNode tensor : list) {
+          JsonNode p = tensor.get("parameters");
+          if (p != null && p.isObject() && (p.has("shared_memory_region") || p.has("classification"))) {
+            return true;
+          }
+        }
+      }
+    }
+    return false;
+  }
+
+  private static Decoded decode(JsonNode header, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
+      OutputPlan plan) {
     if (!header.isObject()) {
       throw InferenceException.invalidField("", "the request body must be a JSON object");
     }
@@ -72,6 +120,7 @@ public final class RestInferCodec {
     int priority = 0;
     long timeout = 0;
     boolean binaryAll = false;
+    SequenceControl sequence = null;
     if (params != null && !params.isNull()) {
       if (!params.isObject()) {
         throw InferenceException.invalidField("parameters", "'parameters' must be an object");
@@ -80,12 +129,7 @@ public final class RestInferCodec {
       priority = (int) integerParam(params, "priority", Integer.MAX_VALUE);
       timeout = integerParam(params, "timeout", Long.MAX_VALUE);
       binaryAll = booleanParam(params, "binary_data_output", "parameters");
-      JsonNode sequence = params.get("sequence_id");
-      if (sequence != null && !(sequence.isIntegralNumber() && sequence.longValue() == 0)
-          && !(sequence.isTextual() && sequence.textValue().isEmpty())) {
-        throw InferenceException.invalidField("parameters[sequence_id]",
-            "sequence batching is not supported: sequence_id must be absent or 0");
-      }
+      sequence = sequence(params);
     }
     JsonNode inputsNode = header.get("inputs");
     if (inputsNode == null || !inputsNode.isArray()) {
@@ -94,7 +138,7 @@ public final class RestInferCodec {
     List<Tensor> inputs = new ArrayList<>(inputsNode.size());
     ByteBuffer rest = binary.duplicate();
     for (JsonNode input : inputsNode) {
-      inputs.add(decodeInput(input, rest));
+      inputs.add(decodeInput(input, rest, shm, owner, plan));
     }
     if (rest.hasRemaining()) {
       throw InferenceException.invalidField("binary_data_size",
@@ -108,27 +152,115 @@ public final class RestInferCodec {
       if (!outputsNode.isArray()) {
         throw InferenceException.invalidField("outputs", "'outputs' must be an array");
       }
+      int j = 0;
       for (JsonNode output : outputsNode) {
         String name = text(output, "name", "outputs[].name");
         JsonNode p = output.get("parameters");
         Boolean binaryOut = null;
         if (p != null && p.isObject()) {
-          if (p.has("classification")) {
-            throw InferenceException.invalidField("outputs[" + name + "].parameters",
-                "output '%s' asks for classification, which Quiver does not support", name);
-          }
+          String field = "outputs[" + name + "].parameters";
           if (p.has("binary_data")) {
-            binaryOut = booleanParam(p, "binary_data", "outputs[" + name + "].parameters");
+            binaryOut = booleanParam(p, "binary_data", field);
+          }
+          KServeSharedMemory region = sharedMemory(p, name, field);
+          if (region != null) {
+            // Triton: shared memory excludes classification and binary data on the same output.
+            if (p.has("classification")) {
+              throw InferenceException.invalidField(field, "Output can't set both 'shared_memory_region' and"
+                  + " 'classification'");
+            }
+            if (Boolean.TRUE.equals(binaryOut)) {
+              throw InferenceException.invalidField(field, "Output can't set both 'shared_memory_region' and"
+                  + " 'binary_data'");
+            }
+            plan.writeTo(j, lease(shm, owner, region, name));
+          }
+          if (p.has("classification")) {
+            JsonNode k = p.get("classification");
+            if (!k.isIntegralNumber() || !k.canConvertToInt() || k.intValue() <= 0) {
+              throw InferenceException.invalidField(field + "[classification]",
+                  "Unable to set 'classification': it must be an integer > 0; was %s", abbreviate(k));
+            }
+            plan.classify(j, k.intValue());
           }
         }
         outputs.add(name);
         binaryOutputs.add(binaryOut);
+        j++;
       }
     }
-    return new Decoded(id, inputs, outputs, binaryOutputs, binaryAll, priority, timeout);
+    return new Decoded(id, inputs, outputs, binaryOutputs, binaryAll, priority, timeout, sequence, plan);
   }
 
-  private static Tensor decodeInput(JsonNode input, ByteBuffer binary) {
+  /** Triton's sequence parameters: sequence_id a number or a string, sequence_start and sequence_end booleans. */
+  private static SequenceControl sequence(JsonNode params) {
+    JsonNode id = params.get("sequence_id");
+    boolean start = booleanParam(params, "sequence_start", "parameters");
+    boolean end = booleanParam(params, "sequence_end", "parameters");
+    if (id == null || id.isNull()) {
+      return null;
+    }
+    if (id.isIntegralNumber()) {
+      java.math.BigInteger v = id.bigIntegerValue();
+      if (v.signum() < 0 || v.compareTo(UINT64_MAX) > 0) {
+        throw InferenceException.invalidField("parameters[sequence_id]",
+            "sequence_id must be an unsigned 64-bit integer or a string; was %s", abbreviate(id));
+      }
+      return v.signum() == 0 ? null : SequenceControl.numeric(v.longValue(), start, end);
+    }
+    if (id.isTextual()) {
+      return id.textValue().isEmpty() ? null : SequenceControl.string(id.textValue(), start, end);
+    }
+    throw InferenceException.invalidField("parameters[sequence_id]",
+        "sequence_id must be an unsigned 64-bit integer or a string; was %s", abbreviate(id));
+  }
+
+  /** A tensor's shared-memory parameters. */
+  record KServeSharedMemory(String region, long offset, long byteSize) {}
+
+  /** Triton's REST rules: region a string, offset and byte size unsigned integers, byte size required. */
+  private static KServeSharedMemory sharedMemory(JsonNode p, String tensor, String field) {
+    JsonNode region = p.get("shared_memory_region");
+    JsonNode offset = p.get("shared_memory_offset");
+    JsonNode size = p.get("shared_memory_byte_size");
+    if (region == null) {
+      if (offset != null || size != null) {
+        throw InferenceException.invalidField(field, "'%s' can not be specified without 'shared_memory_region' parameter"
+            + " for tensor '%s'", offset != null ? "shared_memory_offset" : "shared_memory_byte_size", tensor);
+      }
+      return null;
+    }
+    if (!region.isTextual()) {
+      throw InferenceException.invalidField(field, "Unable to parse 'shared_memory_region' of tensor '%s': a string is"
+          + " expected", tensor);
+    }
+    if (size == null) {
+      throw InferenceException.invalidField(field, "'shared_memory_byte_size' must be specified along with"
+          + " 'shared_memory_region' parameter for tensor '%s'", tensor);
+    }
+    return new KServeSharedMemory(region.textValue(), offset == null ? 0 : unsigned(offset, "shared_memory_offset", field),
+        unsigned(size, "shared_memory_byte_size", field));
+  }
+
+  private static long unsigned(JsonNode v, String name, String field) {
+    if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
+      throw InferenceException.invalidField(field, "Unable to parse '%s': a non-negative integer is expected; was %s",
+          name, abbreviate(v));
+    }
+    return v.longValue();
+  }
+
+  private static SharedMemoryRegistry.Lease lease(SharedMemoryRegistry shm, String owner, KServeSharedMemory ref,
+      String tensor) {
+    if (shm == null) {
+      throw InferenceException.invalidField("parameters[shared_memory_region]", "tensor '%s' names shared memory region"
+          + " '%s', but system shared memory is not available on this server", tensor, ref.region());
+    }
+    return shm.lease(ref.region(), ref.offset(), ref.byteSize(), owner, tensor);
+  }
+
+  private static Tensor decodeInput(JsonNode input, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
+      OutputPlan plan) {
     if (!input.isObject()) {
       throw InferenceException.invalidField("inputs", "each entry of 'inputs' must be an object");
     }
@@ -154,6 +286,18 @@ public final class RestInferCodec {
     }
     JsonNode params = input.get("parameters");
     JsonNode sizeNode = params == null ? null : params.get("binary_data_size");
+    KServeSharedMemory region = params == null || !params.isObject() ? null
+        : sharedMemory(params, name, "inputs[" + name + "].parameters");
+    if (region != null) {
+      if (sizeNode != null || input.has("data")) {
+        throw InferenceException.invalidField("inputs[" + name + "]", "Input must set only one of the following fields:"
+            + " 'data', 'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. But set%s%s"
+            + " 'shared_memory_region'", input.has("data") ? " 'data'" : "", sizeNode != null ? " 'binary_data_size'" : "");
+      }
+      SharedMemoryRegistry.Lease lease = lease(shm, owner, region, name);
+      plan.holdInput(lease);
+      return new Tensor(name, type, shape, lease.buffer()); // a view of the region: no copy
+    }
     if (sizeNode != null) {
       if (!sizeNode.isIntegralNumber() || sizeNode.longValue() < 0) {
         throw InferenceException.invalidField("inputs[" + name + "].parameters[binary_data_size]",
@@ -362,6 +506,19 @@ public final class RestInferCodec {
           gen.writeNumber(dim);
         }
         gen.writeEndArray();
+        String region = decoded.plan().sharedMemoryRegion(i);
+        if (region != null) {
+          // Written into the client's region: described, not carried.
+          gen.writeObjectFieldStart("parameters");
+          gen.writeStringField("shared_memory_region", region);
+          gen.writeNumberField("shared_memory_byte_size", t.byteSize());
+          if (decoded.plan().sharedMemoryOffset(i) != 0) {
+            gen.writeNumberField("shared_memory_offset", decoded.plan().sharedMemoryOffset(i));
+          }
+          gen.writeEndObject();
+          gen.writeEndObject();
+          continue;
+        }
         binary[i] = decoded.binary(t.name());
         if (binary[i]) {
           anyBinary = true;
@@ -403,8 +560,18 @@ public final class RestInferCodec {
     ByteBuffer d = t.data();
     switch (t.dataType()) {
       case BYTES -> {
+        java.nio.charset.CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
+            .onMalformedInput(java.nio.charset.CodingErrorAction.REPORT)
+            .onUnmappableCharacter(java.nio.charset.CodingErrorAction.REPORT);
         for (byte[] element : BytesElements.decode(d)) {
-          gen.writeString(new String(element, StandardCharsets.UTF_8));
+          try {
+            gen.writeString(utf8.decode(ByteBuffer.wrap(element)).toString());
+          } catch (java.nio.charset.CharacterCodingException e) {
+            // JSON strings are text: binary elements would be mangled, so refuse and say how to get them.
+            throw InferenceException.invalidField("outputs[" + t.name() + "].parameters[binary_data]",
+                "output '%s' holds BYTES that are not valid UTF-8 text, which JSON cannot carry; ask for it in the"
+                    + " binary section (\"binary_data\": true on the output, or \"binary_data_output\": true)", t.name());
+          }
         }
       }
       case BOOL -> { while (d.hasRemaining()) gen.writeBoolean(d.get() != 0); }

@@ -89,7 +89,7 @@ public final class RestServer implements AutoCloseable {
   }
 
   public RestServer start() throws IOException {
-    RestHandler handler = new RestHandler(plane, extra, extensions);
+    RestHandler handler = new RestHandler(plane, extra, extensions, maxBodyBytes);
     ServerBootstrap bootstrap = new ServerBootstrap()
         .group(boss, workers)
         .channel(channelType)

@@ -120,6 +120,11 @@ final class JsonlRecordSource implements RecordSource {
     String ownId = idNode != null && idNode.isTextual() && !idNode.textValue().isEmpty() ? idNode.textValue() : null;
     try {
       RestInferCodec.Decoded decoded = RestInferCodec.decode(node, NO_BINARY);
+      if (decoded.sequence() != null || !decoded.plan().isPlain()) {
+        // A job's records run independently, in no set order: no sequences; answers are JSON lines.
+        throw InferenceException.invalidField(decoded.sequence() != null ? "parameters[sequence_id]" : "outputs",
+            "line %d: batch job records cannot use sequence_id or classification", lineNumber);
+      }
       String id = decoded.id().isEmpty() ? fallbackId : decoded.id();
       return new InputRecord(i, lineNumber, end, id, decoded, null);
     } catch (InferenceException e) {

@@ -50,6 +50,14 @@ public final class Operations {
       Map.entry(INFERENCE + "ModelStatistics", Rule.MODEL_METADATA),
       Map.entry(INFERENCE + "ModelInfer", Rule.MODEL_INFER),
       Map.entry(INFERENCE + "ModelStreamInfer", Rule.MODEL_INFER),
+      // A shared-memory region belongs to whoever registered it (SharedMemoryRegistry checks the principal).
+      Map.entry(INFERENCE + "SystemSharedMemoryStatus", Rule.ANY_CALLER),
+      Map.entry(INFERENCE + "SystemSharedMemoryRegister", Rule.ANY_CALLER),
+      Map.entry(INFERENCE + "SystemSharedMemoryUnregister", Rule.ANY_CALLER),
+      Map.entry(INFERENCE + "CudaSharedMemoryStatus", Rule.ANY_CALLER),
+      Map.entry(INFERENCE + "CudaSharedMemoryRegister", Rule.ANY_CALLER),
+      Map.entry(INFERENCE + "CudaSharedMemoryUnregister", Rule.ANY_CALLER),
+      // LogSettings and TraceSetting are not listed: administration, as everything not listed.
       Map.entry(INFERENCE + "RepositoryIndex", Rule.ADMIN),
       Map.entry(INFERENCE + "RepositoryModelLoad", Rule.ADMIN),
       Map.entry(INFERENCE + "RepositoryModelUnload", Rule.ADMIN),
@@ -86,10 +94,14 @@ public final class Operations {
     }
     return switch (segments[1]) {
       case "health" -> new RestRule(Rule.OPEN, "*");
-      case "repository", "logging", "jobs" -> new RestRule(Rule.ADMIN, "*"); // jobs: io.quiver.server.jobs
+      case "repository", "logging", "trace", "jobs" -> new RestRule(Rule.ADMIN, "*"); // jobs: io.quiver.server.jobs
+      case "systemsharedmemory", "cudasharedmemory" -> new RestRule(Rule.ANY_CALLER, "*"); // owner checked by the registry
       case "models" -> {
         if (segments.length < 3 || (segments.length == 3 && segments[2].equals("stats"))) {
           yield new RestRule(Rule.ALL_METADATA, "*"); // statistics of every model
+        }
+        if (segments.length >= 4 && segments[3].equals("trace")) {
+          yield new RestRule(Rule.ADMIN, segments[2]); // a model's trace settings (Triton's trace extension)
         }
         boolean infer = segments[segments.length - 1].equals("infer") && method.equals("POST");
         yield new RestRule(infer ? Rule.MODEL_INFER : Rule.MODEL_METADATA, segments[2]);

@@ -73,5 +73,39 @@ final class OnnxConfigCompleter extends ConfigCompleter {
             config.getName(), input.getName(), input.getDataType());
       }
     }
+    io.quiver.core.SequenceBatchingSpec sequence = io.quiver.core.SequenceBatchingSpec.of(config);
+    if (sequence != null) {
+      for (io.quiver.core.SequenceBatchingSpec.Control control : sequence.controls()) {
+        if (OrtTypes.inputJavaType(control.dataType()) == null) {
+          throw InferenceException.invalidArgument(
+              "model '%s': sequence_batching control input '%s' (%s) is %s, which ONNX Runtime's Java API cannot create"
+                  + " tensors of; use TYPE_INT64 (or TYPE_INT32, TYPE_STRING) for the CORRID control",
+              config.getName(), control.inputName(), control.kind(), control.dataType().wireName());
+        }
+      }
+      for (io.quiver.core.SequenceBatchingSpec.State state : sequence.states()) {
+        if (OrtTypes.inputJavaType(state.dataType()) == null) {
+          throw InferenceException.invalidArgument("model '%s': sequence_batching state input '%s' is %s, which ONNX"
+              + " Runtime's Java API cannot create tensors of", config.getName(), state.inputName(),
+              state.dataType().wireName());
+        }
+      }
+    }
+  }
+
+  /**
+   * The inputs a model takes as ONNX string tensors (BYTES, including a string CORRID control): ONNX
+   * Runtime's Java API creates string tensors only from Java Strings, which its native side encodes as
+   * modified UTF-8, so such inputs carry text, not arbitrary bytes. Said once at load (a warning naming
+   * them); requests whose elements would not reach the model byte for byte are refused.
+   */
+  static java.util.List<String> stringInputs(ModelConfig config) {
+    java.util.List<String> names = new java.util.ArrayList<>();
+    for (io.quiver.core.TensorSpec spec : io.quiver.core.ModelSignature.of(config).inputs()) {
+      if (spec.dataType() == DataType.BYTES) {
+        names.add(spec.name());
+      }
+    }
+    return names;
   }
 }

@@ -93,7 +93,18 @@ public final class OnnxRuntime implements ModelRuntime {
       try (OrtSession session = open(model, modelFile, options)) {
         List<ModelTensor> inputs = describe(model, "input", session.getInputInfo());
         List<ModelTensor> outputs = describe(model, "output", session.getOutputInfo());
-        return OnnxConfigCompleter.INSTANCE.complete(named, inputs, outputs);
+        ModelConfig completed = OnnxConfigCompleter.INSTANCE.complete(named, inputs, outputs);
+        List<String> strings = OnnxConfigCompleter.stringInputs(completed);
+        if (!strings.isEmpty()) {
+          // Said once per load, so the operator knows before any request: BYTES are text for this runtime.
+          LOG.warn("model '{}': BYTES input(s) {} are ONNX string tensors; ONNX Runtime's Java API takes them only as"
+              + " text (its native side encodes Java strings as modified UTF-8), so each element must be valid UTF-8"
+              + " and binary elements are refused with INVALID_ARGUMENT; inside the model NUL is C0 80 and characters"
+              + " outside the Basic Multilingual Plane (emoji) are 6-byte surrogate pairs. For binary data declare"
+              + " the input UINT8, or serve the model with the TensorFlow runtime (docs/triton-compatibility.md)",
+              model, strings);
+        }
+        return completed;
       }
     } catch (OrtException e) {
       throw new InferenceException(ErrorCode.INTERNAL,

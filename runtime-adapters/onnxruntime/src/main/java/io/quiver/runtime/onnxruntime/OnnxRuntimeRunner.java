@@ -51,8 +51,11 @@ import org.slf4j.LoggerFactory;
  *       OnnxTensor built over it is reused: no JNI tensor creation per batch. A heap buffer is copied
  *       once here.
  *   <li>BYTES inputs: ONNX Runtime Java 1.23 offers string tensors only from {@code String[]} (there
- *       is no byte[]-based string tensor API), so each element is decoded as strict UTF-8; an element
- *       that is not valid UTF-8 is INVALID_ARGUMENT.
+ *       is no byte[]-based string tensor API, and its JNI side copies each String with
+ *       {@code GetStringUTFChars}, i.e. as modified UTF-8: U+0000 becomes C0 80 and characters outside the
+ *       Basic Multilingual Plane become 6-byte surrogate pairs inside the model; outputs are decoded the
+ *       same way, so text round-trips), so each element is decoded as strict UTF-8 and an element that is
+ *       not valid UTF-8 (binary data) is INVALID_ARGUMENT. The model load says so once (OnnxRuntime).
  *   <li>Outputs of a shape known before the run (fixed dims, not BYTES): ONNX Runtime writes them into
  *       this runner's own direct buffers (pinned outputs), two sets used in turn, so the outputs of a
  *       run stay valid until the second following run (the {@link ModelRunner} contract) and a run
@@ -414,7 +417,9 @@ public final class OnnxRuntimeRunner implements ModelRunner {
         strings[i] = chars.toString();
       } catch (CharacterCodingException e) {
         throw InferenceException.invalidField("inputs[" + inputNames[index] + "]",
-            "model '%s': input '%s' element %d is not valid UTF-8; ONNX Runtime's Java API takes string tensors as text only",
+            "model '%s': input '%s' element %d is not valid UTF-8; ONNX Runtime's Java API takes string tensors as"
+                + " text only, so BYTES elements of ONNX models must be UTF-8 text (binary data: declare the input"
+                + " UINT8, or serve the model with TensorFlow)",
             modelName, inputNames[index], i);
       }
     }
