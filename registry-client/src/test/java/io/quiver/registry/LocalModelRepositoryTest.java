@@ -78,10 +78,10 @@ class LocalModelRepositoryTest {
   @Test
   void model_withUnknownConfigField_isInvalidArgumentNamingIt() throws Exception {
     version("seq", "1");
-    Files.writeString(root.resolve("seq/config.pbtxt"), "name: \"seq\"\nensemble_scheduling { }\n");
+    Files.writeString(root.resolve("seq/config.pbtxt"), "name: \"seq\"\nmodel_transaction_policy { decoupled: true }\n");
     assertThatThrownBy(() -> new LocalModelRepository(root).model("seq"))
         .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
-        .hasMessageContaining("ensemble_scheduling")
+        .hasMessageContaining("model_transaction_policy")
         .hasMessageContaining("config.pbtxt:2:");
   }
 

@@ -83,13 +83,13 @@ class ModelConfigParserTest {
     Path file = write("seq", """
         name: "seq"
         max_batch_size: 4
-        ensemble_scheduling { }
+        model_transaction_policy { decoupled: true }
         """);
 
     assertThatThrownBy(() -> ModelConfigParser.parseFile(file, "seq"))
         .isInstanceOf(InferenceException.class)
         .hasFieldOrPropertyWithValue("code", ErrorCode.INVALID_ARGUMENT)
-        .hasMessageContaining("'ensemble_scheduling'")
+        .hasMessageContaining("'model_transaction_policy'")
         .hasMessageContaining(file + ":3:")
         .hasMessageContaining("unsupported field");
   }
