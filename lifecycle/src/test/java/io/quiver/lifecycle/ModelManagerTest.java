@@ -312,15 +312,15 @@ class ModelManagerTest {
 
   @Test
   void load_configWithUnknownField_failsNamingTheField() throws Exception {
-    model("seq", "name: \"seq\"\nensemble_scheduling { }\n", 1);
+    model("seq", "name: \"seq\"\nmodel_transaction_policy { decoupled: true }\n", 1);
     manager(ModelManagerOptions.defaults()).start();
 
     ModelVersionStatus row = status(manager.index(), "seq", "");
     assertThat(row.state()).isEqualTo(State.UNAVAILABLE);
-    assertThat(row.reason()).contains("ensemble_scheduling").contains("config.pbtxt:2:");
+    assertThat(row.reason()).contains("model_transaction_policy").contains("config.pbtxt:2:");
     InferenceException e = thrown(() -> manager.load("seq"));
     assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT);
-    assertThat(e.getMessage()).contains("'ensemble_scheduling'");
+    assertThat(e.getMessage()).contains("'model_transaction_policy'");
   }
 
   @ParameterizedTest
