@@ -441,12 +441,13 @@ public final class Report {
     int[] bound = new int[2];
     // run.sh runs two rates per repeat, in order: 50% then 80% of that repeat's Quiver saturation, against
     // Quiver and against the echo at the same absolute rates. A row the client could not generate
-    // measures the client's backlog: it gives no ratio.
+    // measures the client's backlog: it gives no ratio. Neither does a rate the echo itself could not be
+    // served at within the client's in-flight limit: the floor the ratio divides by is then the client's.
     for (int r = 0; r < Math.min(tails.size(), echoTails.size()); r++) {
       List<Value> q = tails.get(r);
       List<Value> e = echoTails.get(r);
       for (int i = 0; i < Math.min(2, Math.min(q.size(), e.size())); i++) {
-        if (clientBound(q.get(i)) || clientBound(e.get(i))) {
+        if (clientBound(q.get(i)) || clientBound(e.get(i)) || Json.bool(e.get(i), "inflight_limited")) {
           bound[i]++;
           continue;
         }
