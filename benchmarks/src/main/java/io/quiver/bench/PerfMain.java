@@ -99,10 +99,14 @@ public final class PerfMain implements Callable<Integer> {
   long serverPid;
 
   @Option(names = "--client-warmup", defaultValue = "0", paramLabel = "MS",
-      description = "Before the first level, run closed loop (concurrency 8) this long, unmeasured, to warm the client's JIT.")
+      description = "Before the first level, run closed loop (concurrency 8) this long, unmeasured, to warm the client's JIT;"
+          + " with --request-rate-range, then as long again open loop at half the first rate.")
   long clientWarmupMs;
 
-  @Option(names = "--max-inflight", defaultValue = "4096", description = "Open loop: most requests in flight.")
+  @Option(names = "--max-inflight", defaultValue = "1000",
+      description = "Open loop: most requests in flight (default below the 1,024 streams a Quiver connection allows:"
+          + " streams past a server's limit are queued inside the client's HTTP/2 layer, at a cost per request"
+          + " that makes a client behind its schedule fall further behind).")
   int maxInflight;
 
   @Option(names = "--streams", defaultValue = "1", description = "Open loop with --streaming: streams to spread requests over.")
@@ -210,6 +214,12 @@ public final class PerfMain implements Callable<Integer> {
           streamCount, seed, settings.drainTimeoutNanos());
       try (LoadGenerator warmer = generators.open(warm)) {
         warmer.runClosed(8);
+        if (rateRange != null) {
+          // The open-loop sender's own paths compile too: unwarmed, its first level stalls for JIT
+          // compilation, falls behind and, at the in-flight limit, never catches up. Half the first
+          // rate, so a range that starts in overload does not leave a backlog behind.
+          warmer.runOpen(LoadRange.parse(rateRange).values().get(0) / 2, spacing);
+        }
       }
     }
     try (LoadGenerator generator = generators.open(settings)) {

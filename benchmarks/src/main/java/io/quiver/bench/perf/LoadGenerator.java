@@ -69,8 +69,6 @@ public final class LoadGenerator implements AutoCloseable {
   private static final long PROGRESS_INTERVAL_NS = TimeUnit.SECONDS.toNanos(1);
   /** Open loop: most sends per event-loop task before I/O gets a turn. */
   private static final int MAX_BURST = 64;
-  /** Open loop: how soon to look again when the in-flight limit is reached. */
-  private static final long FULL_RETRY_NS = TimeUnit.MICROSECONDS.toNanos(20);
 
   private final EventLoop eventLoop;
   private final GRPCInferenceServiceGrpc.GRPCInferenceServiceStub asyncStub;
@@ -101,6 +99,8 @@ public final class LoadGenerator implements AutoCloseable {
   private final LongAdder inflightStalls = new LongAdder();
   /** Open loop: the running level's pacer (null in closed loop); its frontier is read at window edges. */
   private volatile OpenLoopPacer pacer;
+  /** The open-loop sender of the level running now (null in closed loop). */
+  private volatile OpenSender openSender;
   private Recorder recorder;
   private Histogram total;
 
@@ -187,6 +187,7 @@ public final class LoadGenerator implements AutoCloseable {
     OpenSender sender = new OpenSender(new ArrivalSchedule(distribution, rate, settings.seed()));
     sender.idle.addAll(pool);
     pacer = sender.pacer;
+    openSender = sender;
     sender.start();
     List<Stop> stops = new ArrayList<>();
     stops.add(sender::stop);
@@ -245,6 +246,7 @@ public final class LoadGenerator implements AutoCloseable {
     rejected.reset();
     inflightStalls.reset();
     pacer = null;
+    openSender = null;
     outstanding.set(0);
     firstError.set("");
     recorder = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
@@ -428,7 +430,16 @@ public final class LoadGenerator implements AutoCloseable {
   private void recordSuccess(long latencyNanos) {
     recorder.recordValue(Math.max(0, latencyNanos));
     completed.increment();
+    released();
+  }
+
+  /** One request fewer in flight; wakes an open-loop sender waiting for room. */
+  private void released() {
     outstanding.decrementAndGet();
+    OpenSender sender = openSender;
+    if (sender != null) {
+      sender.resume();
+    }
   }
 
   private void recordError(Throwable t) {
@@ -436,7 +447,7 @@ public final class LoadGenerator implements AutoCloseable {
       rejected.increment(); // before errors: a window edge never sees more rejections than errors
     }
     errors.increment();
-    outstanding.decrementAndGet();
+    released();
     noteError(t);
   }
 
@@ -462,7 +473,7 @@ public final class LoadGenerator implements AutoCloseable {
       rejected.increment();
     }
     errors.increment();
-    outstanding.decrementAndGet();
+    released();
     noteError(error);
   }
 
@@ -649,8 +660,9 @@ public final class LoadGenerator implements AutoCloseable {
    * The open-loop sender, run as tasks on the client's event loop. Each run asks the pacer for every
    * request whose intended time has come and sends them in one burst (at most {@value #MAX_BURST},
    * so I/O is not starved; fewer when the in-flight limit leaves less room), then schedules one
-   * task for the next intended time. One timer task per wake-up, not per request, and no allocation
-   * per send beyond the call itself. Confined to the event loop thread.
+   * task for the next intended time; at the in-flight limit it sleeps until an answer frees a slot.
+   * One timer task per wake-up, not per request, and no allocation per send beyond the call itself.
+   * Runs on the event loop thread; {@link #resume} may be called from any thread.
    */
   private final class OpenSender implements Runnable, java.util.function.LongConsumer {
     private final OpenLoopPacer pacer;
@@ -663,6 +675,8 @@ public final class LoadGenerator implements AutoCloseable {
     final java.util.ArrayDeque<HttpEndpoint.Connection> idle = new java.util.ArrayDeque<>();
     private long seq;
     private volatile boolean finished;
+    /** Set while the sender waits for the in-flight limit to leave room; cleared by {@link #resume}. */
+    private final java.util.concurrent.atomic.AtomicBoolean waitingForRoom = new java.util.concurrent.atomic.AtomicBoolean();
 
     OpenSender(ArrivalSchedule schedule) {
       this.capacity = Integer.highestOneBit(Math.max(1, settings.maxInflight() - 1)) << 1;
@@ -711,8 +725,14 @@ public final class LoadGenerator implements AutoCloseable {
         if (sentNow == room && room == MAX_BURST) {
           eventLoop.execute(this); // behind schedule: continue after pending I/O
         } else {
+          // At the in-flight limit: the next answer (or failure) resumes the sender. Polling for room
+          // instead cost the client core a timer wake-up every few µs, exactly when it was busiest,
+          // and kept a client that had reached the limit there (PROFILE.md).
           inflightStalls.increment();
-          eventLoop.schedule(this, FULL_RETRY_NS, TimeUnit.NANOSECONDS);
+          waitingForRoom.set(true);
+          if (room(1) > 0 && waitingForRoom.compareAndSet(true, false)) {
+            eventLoop.execute(this); // room appeared meanwhile
+          }
         }
         return;
       }
@@ -733,6 +753,13 @@ public final class LoadGenerator implements AutoCloseable {
         }
       }
       return Math.max(0, room);
+    }
+
+    /** A request left the in-flight count: restarts a sender that was waiting for room. Any thread. */
+    void resume() {
+      if (waitingForRoom.get() && waitingForRoom.compareAndSet(true, false)) {
+        eventLoop.execute(this);
+      }
     }
 
     /** Sends the next request, intended for {@code intended} (called by the pacer). */
@@ -819,7 +846,7 @@ public final class LoadGenerator implements AutoCloseable {
         recordSuccess(correctedLatencyNanos(intended, System.nanoTime()));
       } else {
         errors.increment();
-        outstanding.decrementAndGet();
+        released();
         noteError(error);
       }
     }
@@ -833,7 +860,7 @@ public final class LoadGenerator implements AutoCloseable {
         if (inFlight >= 0 && streams[(int) (inFlight % streams.length)] == stream
             && slotSeq.compareAndSet(slot, inFlight, -1)) {
           errors.increment();
-          outstanding.decrementAndGet();
+          released();
         }
       }
     }

@@ -53,11 +53,16 @@ class LoadGeneratorRunTest {
   }
 
   private static PointResult run(int port, boolean streaming, double openRate, int concurrency) throws Exception {
+    return run(port, streaming, openRate, concurrency, 64);
+  }
+
+  private static PointResult run(int port, boolean streaming, double openRate, int concurrency, int maxInflight)
+      throws Exception {
     try (GrpcEndpoint endpoint = GrpcEndpoint.open("127.0.0.1:" + port)) {
       endpoint.awaitModelReady("identity_fp32", "", TimeUnit.SECONDS.toNanos(10));
       ModelMetadataResponse metadata = endpoint.metadata("identity_fp32", "");
       ModelInferRequest request = InputData.random(metadata, "identity_fp32", "", 2, Map.of(), 1, 16);
-      try (LoadGenerator generator = new LoadGenerator(endpoint, List.of(request), 2, settings(streaming, 64), null)) {
+      try (LoadGenerator generator = new LoadGenerator(endpoint, List.of(request), 2, settings(streaming, maxInflight), null)) {
         return openRate > 0 ? generator.runOpen(openRate, Distribution.POISSON) : generator.runClosed(concurrency);
       }
     }
@@ -97,6 +102,21 @@ class LoadGeneratorRunTest {
   @Test
   void openLoopStreaming_againstEcho_countsAddUp() throws Exception {
     assertCountsAddUp(run(echo.port(), true, 400, 0));
+  }
+
+  /**
+   * An offered rate far above what one request in flight allows: the sender reaches its in-flight
+   * limit, sleeps, and is resumed by each answer (no polling), so the level still completes, the
+   * counts add up and the point says it was held back by the limit.
+   */
+  @Test
+  void openLoop_atTheInflightLimit_isResumedByAnswers() throws Exception {
+    for (boolean streaming : new boolean[] {false, true}) {
+      PointResult r = run(echo.port(), streaming, 50_000, 0, 1);
+      assertCountsAddUp(r);
+      assertThat(r.inflightLimited()).as("streaming=%s: the limit held the sender back", streaming).isTrue();
+      assertThat(r.clientBound()).as("a window held back by the limit is not client-bound").isFalse();
+    }
   }
 
   @Test
