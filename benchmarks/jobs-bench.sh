@@ -78,11 +78,16 @@ for r in $(seq 1 "$REPEATS"); do
   perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --json "$WORK/sat-$r.json" >/dev/null
   SAT=$(json_field "$WORK/sat-$r.json" throughput_rps)
   RATE=$(awk -v s="$SAT" 'BEGIN { printf "%d", s / 2 }')
-  perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --json "$WORK/no-$r.json" >/dev/null
+  # Each open-loop client first warms its JIT (4 s closed loop, 4 s open loop at half the rate; a cold
+  # client on one core stalls and its own backlog would be the p99), then 2 s of warm-up, then the windows.
+  OPEN=(-u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000)
+  perf "${OPEN[@]}" --json "$WORK/no-$r.json" >/dev/null
   P99_NO+=("$(json_field "$WORK/no-$r.json" p99_us)")
+  perf "${OPEN[@]}" --json "$WORK/job-$r.json" >/dev/null &
+  PERF_PID=$!
+  sleep 9 # the client is at the end of its JIT warm-up: the job runs through its warm-up and windows
   id=$(jobs_cli submit mlp_classifier --input "$WORK/data/500k.jsonl" --output "$WORK/out/online-$r" | awk '{print $1}')
-  sleep 2 # the job is running: its reader and committer are busy
-  perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --json "$WORK/job-$r.json" >/dev/null
+  wait "$PERF_PID"
   P99_JOB+=("$(json_field "$WORK/job-$r.json" p99_us)")
   RATIOS+=("$(awk -v a="${P99_JOB[-1]}" -v b="${P99_NO[-1]}" 'BEGIN { printf "%.2f", a / b }')")
   echo "repeat $r: saturation $SAT req/s, open loop at $RATE req/s: p99 without job ${P99_NO[-1]} us, with job ${P99_JOB[-1]} us (x${RATIOS[-1]}); job after the window: $(jobs_cli status "$id" | head -1); load $(cut -d' ' -f1 /proc/loadavg)"

@@ -235,10 +235,10 @@ for r in $(seq 1 "$REPEATS"); do
   # --client-warmup: a fresh client JVM compiles for seconds on its one core; unwarmed, the first
   # rate is client-bound (quiver perf flags such rows and Report gives them no verdict).
   c_quiver() { perf_run "c-tails-r$r" -m identity_fp32 -u "localhost:$QUIVER_PORT" --request-rate-range "$R50,$R80" \
-    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 3000; }
+    --request-distribution poisson --seed "$r" --server-pid "$QUIVER_PID" --client-warmup 8000; }
   # The echo at the same absolute rates, the same client: its p99 is the floor the client sets.
   c_echo() { perf_run "c-tails-echo-r$r" -m identity_fp32 -u "localhost:$ECHO_PORT" --request-rate-range "$R50,$R80" \
-    --request-distribution poisson --seed "$r" --server-pid "$ECHO_PID" --client-warmup 3000; }
+    --request-distribution poisson --seed "$r" --server-pid "$ECHO_PID" --client-warmup 8000; }
   if [ $((r % 2)) = 1 ]; then c_quiver; c_echo; else c_echo; c_quiver; fi
   # (d) batching on vs off, mlp_784 at concurrency 64. "Off" is max_batch_size 0 (a config that only
   # drops dynamic_batching gets an empty one back from auto-complete and still batches).

@@ -103,6 +103,8 @@ public final class LoadGenerator implements AutoCloseable {
   private volatile OpenSender openSender;
   private Recorder recorder;
   private Histogram total;
+  /** Time from send to answer of the requests the server refused for load (gRPC and REST, unary). */
+  private Recorder rejections;
 
   /**
    * @param endpoint the connection and its event loop (not owned: the caller closes it)
@@ -250,6 +252,7 @@ public final class LoadGenerator implements AutoCloseable {
     outstanding.set(0);
     firstError.set("");
     recorder = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
+    rejections = new Recorder(LatencyStats.SIGNIFICANT_DIGITS);
     total = LatencyStats.newHistogram();
     running = true;
   }
@@ -261,6 +264,7 @@ public final class LoadGenerator implements AutoCloseable {
       restartScheduleIfBehind();
       Snapshot before = snapshot(); // its histogram holds the warm-up's latencies
       total.add(before.latencies);
+      rejections.reset(); // the warm-up's
       List<WindowResult> windows = new ArrayList<>();
       boolean stable = false;
       while (windows.size() < settings.maxWindows() && !stable) {
@@ -271,6 +275,7 @@ public final class LoadGenerator implements AutoCloseable {
         before = after;
         stable = WindowStability.isStable(windows, settings.stabilityTolerance());
       }
+      Histogram refused = rejections.getIntervalHistogram(); // every measured window's
       running = false;
       for (Stop stop : stops) {
         stop.run();
@@ -279,7 +284,8 @@ public final class LoadGenerator implements AutoCloseable {
       total.add(recorder.getIntervalHistogram());
       List<WindowResult> last = windows.subList(Math.max(0, windows.size() - WindowStability.WINDOWS), windows.size());
       return new PointResult(mode, load, distribution, settings.streaming(), WindowResult.merge(last), windows.size(),
-          stable, sent.sum(), completed.sum(), errors.sum(), rejected.sum(), total.getTotalCount(), firstError.get());
+          stable, sent.sum(), completed.sum(), errors.sum(), rejected.sum(), total.getTotalCount(), firstError.get(),
+          refused);
     } finally {
       running = false;
       pacer = null;
@@ -443,7 +449,15 @@ public final class LoadGenerator implements AutoCloseable {
   }
 
   private void recordError(Throwable t) {
+    recordError(t, -1);
+  }
+
+  /** @param sentNanos when the request was sent ({@code System.nanoTime()}), or -1: times a rejection */
+  private void recordError(Throwable t, long sentNanos) {
     if (isRejection(Status.fromThrowable(t).getCode())) {
+      if (sentNanos >= 0) {
+        rejections.recordValue(Math.max(0, System.nanoTime() - sentNanos));
+      }
       rejected.increment(); // before errors: a window edge never sees more rejections than errors
     }
     errors.increment();
@@ -464,12 +478,16 @@ public final class LoadGenerator implements AutoCloseable {
     return status == 429 || status == 503;
   }
 
-  private void recordHttp(int status, String error, long latencyNanos) {
+  /** @param sentNanos when the request was sent, or -1: times a rejection */
+  private void recordHttp(int status, String error, long latencyNanos, long sentNanos) {
     if (status == 200) {
       recordSuccess(latencyNanos);
       return;
     }
     if (isHttpRejection(status)) {
+      if (sentNanos >= 0) {
+        rejections.recordValue(Math.max(0, System.nanoTime() - sentNanos));
+      }
       rejected.increment();
     }
     errors.increment();
@@ -508,7 +526,7 @@ public final class LoadGenerator implements AutoCloseable {
 
     @Override
     public void done(int status, String error) {
-      recordHttp(status, error, System.nanoTime() - startNanos);
+      recordHttp(status, error, System.nanoTime() - startNanos, startNanos);
       if (connection.usable()) {
         fire();
       } else {
@@ -576,7 +594,7 @@ public final class LoadGenerator implements AutoCloseable {
 
     @Override
     public void onError(Throwable t) {
-      recordError(t);
+      recordError(t, startNanos);
       // An error may be delivered inside the call that failed: retrying inline could recurse.
       eventLoop.schedule(this::fire, 1, TimeUnit.MILLISECONDS);
     }
@@ -869,6 +887,7 @@ public final class LoadGenerator implements AutoCloseable {
   /** One open-loop REST request; gives its connection back to the pool when answered (or replaces it). */
   private final class OpenHttpCall implements HttpEndpoint.Callback {
     private final long intendedNanos;
+    private final long sentNanos = System.nanoTime(); // created just before the request is written
     private final HttpEndpoint.Connection connection;
     private final OpenSender sender;
 
@@ -880,7 +899,7 @@ public final class LoadGenerator implements AutoCloseable {
 
     @Override
     public void done(int status, String error) {
-      recordHttp(status, error, correctedLatencyNanos(intendedNanos, System.nanoTime()));
+      recordHttp(status, error, correctedLatencyNanos(intendedNanos, System.nanoTime()), sentNanos);
       if (connection.usable()) {
         sender.idle.push(connection);
         return;
@@ -905,6 +924,7 @@ public final class LoadGenerator implements AutoCloseable {
 
   private final class OpenUnaryCall implements StreamObserver<ModelInferResponse> {
     private final long intendedNanos;
+    private final long sentNanos = System.nanoTime(); // created just before the call is started
 
     OpenUnaryCall(long intendedNanos) {
       this.intendedNanos = intendedNanos;
@@ -915,7 +935,7 @@ public final class LoadGenerator implements AutoCloseable {
 
     @Override
     public void onError(Throwable t) {
-      recordError(t);
+      recordError(t, sentNanos);
     }
 
     @Override

@@ -12,10 +12,19 @@ package io.quiver.bench.perf;
  * @param stable whether the last windows agreed within the tolerance
  * @param rejected the part of {@code errors} refused for load (RESOURCE_EXHAUSTED, UNAVAILABLE)
  * @param firstError the first error seen (status and description), or empty
+ * @param rejectionNanos over every measured window, time from send to answer of the unary requests the
+ *     server refused for load (client-side: the server's own time plus the network and the client's
+ *     read); empty when none were refused. Not corrected to the intended send time: it times how fast
+ *     a refusal comes back, not the schedule.
  */
 public record PointResult(String mode, double load, String distribution, boolean streaming, WindowResult measured,
     int windows, boolean stable, long sent, long completed, long errors, long rejected, long latencyCount,
-    String firstError) {
+    String firstError, org.HdrHistogram.Histogram rejectionNanos) {
+
+  /** Latency of refusals ({@link #rejectionNanos}); NaN figures when there were none. */
+  public LatencyStats rejectionLatency() {
+    return LatencyStats.of(rejectionNanos);
+  }
 
   public double throughput() {
     return measured.throughput();

@@ -53,6 +53,8 @@ public final class ResultFiles {
     row.put("rejected", r.rejected());
     row.put("offered_rps", r.measured().offeredRate());
     row.put("rejected_rps", r.measured().rejectedRate());
+    row.put("rejection_p50_us", r.rejectionLatency().p50Us());
+    row.put("rejection_p99_us", r.rejectionLatency().p99Us());
     row.put("server_cpu_us_per_req", r.serverCpuMicrosPerRequest());
     row.put("server_alloc_bytes_per_req", r.serverAllocatedBytesPerRequest());
     row.put("server_cs_per_req", r.serverContextSwitchesPerRequest());

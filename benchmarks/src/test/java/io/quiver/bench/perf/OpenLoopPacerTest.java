@@ -87,12 +87,26 @@ class OpenLoopPacerTest {
     assertThat(merged.clientBound()).isTrue();
     assertThat(merged.sendRateRatio()).isEqualTo(0.85);
     assertThat(merged.sendLagNanos()).isEqualTo(300 * MS);
-    PointResult r = new PointResult("rate", 1000, "poisson", false, merged, 2, true, 1700, 1700, 0, 0, 1700, "");
+    PointResult r = new PointResult("rate", 1000, "poisson", false, merged, 2, true, 1700, 1700, 0, 0, 1700, "", latencies(0));
     assertThat(ResultFiles.row("", r)).containsEntry("client_bound", true).containsEntry("send_rate_ratio", 0.85);
     PointResult closed = new PointResult("concurrency", 4, "", false,
-        new WindowResult(1000 * MS, 10, 10, 0, 0, latencies(10), -1, 5, -1, -1, 1), 1, true, 10, 10, 0, 0, 10, "");
+        new WindowResult(1000 * MS, 10, 10, 0, 0, latencies(10), -1, 5, -1, -1, 1), 1, true, 10, 10, 0, 0, 10, "", latencies(0));
     assertThat(closed.clientBound()).isFalse();
     assertThat(closed.measured().sendRateRatio()).isNaN();
+  }
+
+  @Test
+  void rejectionLatency_isReportedInTheRow_andUnknownWithoutRejections() {
+    WindowResult window = new WindowResult(1000 * MS, 30, 10, 20, 20, latencies(10), -1, 5, -1, -1, 1);
+    Histogram refused = LatencyStats.newHistogram();
+    for (int i = 1; i <= 20; i++) {
+      refused.recordValue(i * 100_000L); // 0.1 .. 2 ms
+    }
+    PointResult r = new PointResult("rate", 30, "poisson", false, window, 1, true, 30, 10, 20, 20, 10, "", refused);
+    assertThat(r.rejectionLatency().count()).isEqualTo(20);
+    assertThat((Double) ResultFiles.row("", r).get("rejection_p99_us")).isCloseTo(2000.0, org.assertj.core.data.Offset.offset(5.0));
+    PointResult none = new PointResult("rate", 30, "poisson", false, window, 1, true, 30, 10, 20, 20, 10, "", latencies(0));
+    assertThat((Double) ResultFiles.row("", none).get("rejection_p99_us")).isNaN();
   }
 
   private static Histogram latencies(int n) {
