@@ -70,6 +70,10 @@ jobs_cli() { "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" 
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; pinned: ${SERVER_PIN[*]:-no}; $(date -u)"
 perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 3000 >/dev/null
+# One job run to completion first: the server's job path (reader, JSON parsing, encoding, commits) is
+# then compiled, as on any server that has run a job before. Without it the first measured job window
+# is the JIT compiling that path on the server's one core (C2 at nice 0 beside the event loop).
+jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/warm-up" --wait >/dev/null
 
 # Each repeat measures saturation first (the machine is shared: capacity moves), then one window at
 # half of it without a job and one with a job running.

@@ -109,6 +109,13 @@ public final class PerfMain implements Callable<Integer> {
           + " that makes a client behind its schedule fall further behind).")
   int maxInflight;
 
+  @Option(names = "--busy-poll", negatable = true,
+      description = "The client's event loop polls without sleeping (default: on with --request-rate-range, off in"
+          + " closed loop). An open-loop client otherwise spends most of its core on a wake-up per send and per"
+          + " answer at a few thousand requests a second; busy-polling takes the whole core instead, so the"
+          + " client CPU column then means nothing.")
+  Boolean busyPoll;
+
   @Option(names = "--streams", defaultValue = "1", description = "Open loop with --streaming: streams to spread requests over.")
   int streams;
 
@@ -177,7 +184,7 @@ public final class PerfMain implements Callable<Integer> {
     if (rest) {
       return callRest(out, spacing, shapeOverrides);
     }
-    try (GrpcEndpoint endpoint = GrpcEndpoint.open(url)) {
+    try (GrpcEndpoint endpoint = GrpcEndpoint.open(url, busyPoll())) {
       endpoint.awaitModelReady(model, version, TimeUnit.SECONDS.toNanos(waitReadySeconds));
       ModelMetadataResponse metadata = endpoint.metadata(model, version);
       List<ModelInferRequest> requests = inputData.equals("random")
@@ -252,11 +259,16 @@ public final class PerfMain implements Callable<Integer> {
     return errors > 0 ? 2 : 0;
   }
 
+  /** Whether the client's event loop busy-polls: as asked, else in open loop only. */
+  private boolean busyPoll() {
+    return busyPoll != null ? busyPoll : rateRange != null;
+  }
+
   /** -i http: the same levels over REST v2 (HTTP/1.1 keep-alive connections on one event loop). */
   private int callRest(PrintStream out, ArrivalSchedule.Distribution spacing, Map<String, long[]> shapeOverrides)
       throws Exception {
-    GrpcEndpoint grpc = grpcUrl == null ? null : GrpcEndpoint.open(grpcUrl);
-    try (HttpEndpoint endpoint = HttpEndpoint.open(url, grpc, httpConnections)) {
+    GrpcEndpoint grpc = grpcUrl == null ? null : GrpcEndpoint.open(grpcUrl, busyPoll());
+    try (HttpEndpoint endpoint = HttpEndpoint.open(url, grpc, httpConnections, busyPoll())) {
       ModelMetadataResponse metadata;
       long readyNanos = TimeUnit.SECONDS.toNanos(waitReadySeconds);
       if (grpc != null) {

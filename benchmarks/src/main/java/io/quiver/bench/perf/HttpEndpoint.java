@@ -66,6 +66,12 @@ public final class HttpEndpoint implements AutoCloseable {
    * @param openLoopConnections connections an open-loop level sends over (its in-flight limit too)
    */
   public static HttpEndpoint open(String target, GrpcEndpoint shareLoopWith, int openLoopConnections) {
+    return open(target, shareLoopWith, openLoopConnections, false);
+  }
+
+  /** @param busyPoll without {@code shareLoopWith}: an event loop that never sleeps (see GrpcEndpoint) */
+  public static HttpEndpoint open(String target, GrpcEndpoint shareLoopWith, int openLoopConnections,
+      boolean busyPoll) {
     int colon = target.lastIndexOf(':');
     if (colon <= 0) {
       throw new IllegalArgumentException("--url must be HOST:PORT; was '" + target + "'");
@@ -75,7 +81,7 @@ public final class HttpEndpoint implements AutoCloseable {
     }
     String host = target.substring(0, colon);
     int port = Integer.parseInt(target.substring(colon + 1));
-    EventLoopGroup group = shareLoopWith == null ? GrpcEndpoint.newEventLoopGroup() : shareLoopWith.eventLoopGroup();
+    EventLoopGroup group = shareLoopWith == null ? GrpcEndpoint.newEventLoopGroup(busyPoll) : shareLoopWith.eventLoopGroup();
     return new HttpEndpoint(host, port, group, shareLoopWith == null, openLoopConnections);
   }
 
