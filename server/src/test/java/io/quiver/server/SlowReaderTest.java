@@ -40,8 +40,9 @@ import org.junit.jupiter.api.io.TempDir;
  * ModelStreamInfer streams, each sending {@value #WINDOW} 1 MiB requests, and {@value #UNARY} unary calls
  * to identity_bytes, and never reads a byte of an answer; a REST connection pipelines
  * {@value #REST_REQUESTS} such requests and never reads either. Unbounded, the server would hold over
- * 100 MiB of answers; with the connection's bound (8 MiB here) its heap after GC plus its direct memory
- * grow by less than {@value #BOUND_MIB} MiB, and a well-behaved client on other connections keeps getting
+ * 100 MiB of answers; with the connection's bound (8 MiB here) the memory it holds for the attacker (heap
+ * after GC plus direct memory, during the attack minus after the attacker left) stays under
+ * {@value #BOUND_MIB} MiB, and a well-behaved client on other connections keeps getting
  * correct answers (gRPC inference of 1 MiB and 64 bytes, REST readiness). The well-behaved client's p99
  * before and during the attack is printed, not asserted: speed is the benchmarks' business on a shared
  * machine.
@@ -53,7 +54,12 @@ class SlowReaderTest {
   static final int WINDOW = 2;
   static final int ELEMENT = 1 << 20;
   static final long PER_CONNECTION = 8L << 20;
-  static final long BOUND_MIB = 100;
+  /**
+   * What the server may hold for the attacker: the 8 MiB answer bound plus one answer, the REST
+   * connection's water mark, answer and held requests, and the request bytes the client sent within
+   * HTTP/2 flow control; measured 29-39 MiB. Unbounded, the answers alone are 120 MiB.
+   */
+  static final long BOUND_MIB = 64;
   static final int PROBES = 300;
 
   @TempDir Path repository;
@@ -124,6 +130,7 @@ class SlowReaderTest {
 
       Process attacker = DeafClient.start(fixture.server.port());
       Socket restAttacker = new Socket("127.0.0.1", fixture.server.httpPort());
+      long during;
       try {
         Thread restSender = new Thread(() -> pipeline(restAttacker), "rest-attacker");
         restSender.setDaemon(true);
@@ -134,14 +141,16 @@ class SlowReaderTest {
         Thread.sleep(3_000);
         awaitSettled(fixture, attacker);
         assertThat(attacker.isAlive()).as("the deaf client still holds its connection").isTrue();
-        long during = memory();
+        during = memory();
         long[] attacked = p99(fixture, http);
         long grewMib = (during - before) >> 20;
-        System.out.printf("slow reader: memory %d -> %d MiB (+%d, bound %d; unbounded it would hold > %d MiB of answers);"
+        System.out.printf("slow reader: memory %d -> %d MiB (+%d; unbounded it would hold > %d MiB of answers);"
             + " p99 gRPC %d -> %d us, REST %d -> %d us (printed, not asserted)%n", before >> 20, during >> 20, grewMib,
-            BOUND_MIB, (2L * STREAMS + UNARY) * ELEMENT >> 20, baseline[0] / 1000, attacked[0] / 1000,
+            (2L * STREAMS + UNARY) * ELEMENT >> 20, baseline[0] / 1000, attacked[0] / 1000,
             baseline[1] / 1000, attacked[1] / 1000);
-        assertThat(grewMib).as("server memory growth (MiB) while the client holds its answers unread").isLessThan(BOUND_MIB);
+        // The assertion is on what the server lets go when the attacker leaves (below), not on the growth:
+        // the growth also counts memory not given back after the peak (41-64 MiB seen, most likely the
+        // capacity of Netty's buffer pools), which is there before and after the attacker leaves.
         // The server still answers big requests to a client that reads.
         assertThat(fixture.stub().withDeadlineAfter(30, TimeUnit.SECONDS).modelInfer(big).getRawOutputContents(0))
             .isEqualTo(big.getRawInputContents(0));
@@ -150,8 +159,13 @@ class SlowReaderTest {
         restAttacker.close();
       }
       // The connection's answers were dropped with it: memory comes back.
+      Thread.sleep(500); // the server sees both connections close
       long after = memory();
-      System.out.printf("slow reader: after the client left %d MiB%n", after >> 20);
+      long heldMib = (during - after) >> 20;
+      System.out.printf("slow reader: after the client left %d MiB: %d MiB were held for it (bound %d), %d MiB not"
+          + " given back%n", after >> 20, heldMib, BOUND_MIB, (after - before) >> 20);
+      assertThat(heldMib).as("memory (MiB) the server held for a client that never read, freed when it left")
+          .isLessThan(BOUND_MIB);
     }
   }
 
