@@ -57,7 +57,7 @@ class SlowReaderTest {
   /**
    * What the server may hold for the attacker: the 8 MiB answer bound plus one answer, the REST
    * connection's water mark, answer and held requests, and the request bytes the client sent within
-   * HTTP/2 flow control; measured 29-39 MiB. Unbounded, the answers alone are 120 MiB.
+   * HTTP/2 flow control; measured 27-41 MiB. Unbounded, the answers alone are 120 MiB.
    */
   static final long BOUND_MIB = 64;
   static final int PROBES = 300;
