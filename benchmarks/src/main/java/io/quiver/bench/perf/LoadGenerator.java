@@ -455,10 +455,7 @@ public final class LoadGenerator implements AutoCloseable {
   /** @param sentNanos when the request was sent ({@code System.nanoTime()}), or -1: times a rejection */
   private void recordError(Throwable t, long sentNanos) {
     if (isRejection(Status.fromThrowable(t).getCode())) {
-      if (sentNanos >= 0) {
-        rejections.recordValue(Math.max(0, System.nanoTime() - sentNanos));
-      }
-      rejected.increment(); // before errors: a window edge never sees more rejections than errors
+      recordRejection(sentNanos);
     }
     errors.increment();
     released();
@@ -478,6 +475,17 @@ public final class LoadGenerator implements AutoCloseable {
     return status == 429 || status == 503;
   }
 
+  /**
+   * Counts a refusal for load and, when its send time is known (not -1), times it. Called before the
+   * error is counted: a window edge never sees more rejections than errors.
+   */
+  private void recordRejection(long sentNanos) {
+    if (sentNanos >= 0) {
+      rejections.recordValue(Math.max(0, System.nanoTime() - sentNanos));
+    }
+    rejected.increment();
+  }
+
   /** @param sentNanos when the request was sent, or -1: times a rejection */
   private void recordHttp(int status, String error, long latencyNanos, long sentNanos) {
     if (status == 200) {
@@ -485,10 +493,7 @@ public final class LoadGenerator implements AutoCloseable {
       return;
     }
     if (isHttpRejection(status)) {
-      if (sentNanos >= 0) {
-        rejections.recordValue(Math.max(0, System.nanoTime() - sentNanos));
-      }
-      rejected.increment();
+      recordRejection(sentNanos);
     }
     errors.increment();
     released();
