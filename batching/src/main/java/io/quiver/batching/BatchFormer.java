@@ -170,7 +170,11 @@ final class BatchFormer {
       BatchingPolicy.LevelPolicy lp = policy.level(l + 1);
       PendingRing ring = rings[2 * l];
       for (int i = 0; i < DRAIN_LIMIT; i++) {
-        InferRequest r = q.poll();
+        // relaxedPoll, not poll: poll spins while a producer that has claimed the head slot has not yet
+        // stored into it, and a producer may be a nice-19 job thread preempted right there; the owner
+        // (an event loop or a compute thread) would then spin on its core until that thread runs again.
+        // Stopping at such a slot loses nothing: the producer kicks a dispatch after its offer completes.
+        InferRequest r = q.relaxedPoll();
         if (r == null) {
           break;
         }

@@ -130,10 +130,13 @@ public final class ComputePool implements Executor, AutoCloseable {
   private void runLoop() {
     Thread self = Thread.currentThread();
     while (true) {
-      Runnable task = tasks.poll();
+      // relaxedPoll throughout: poll would spin on a slot whose producer (any dispatching thread, a nice-19
+      // job thread among them) was preempted between claiming and filling it. Reading it as empty is safe:
+      // that producer wakes a parked thread after its offer completes (execute's offer-then-read).
+      Runnable task = tasks.relaxedPoll();
       if (task == null && idleMode == IdleMode.SPIN_THEN_PARK) {
         long spinUntil = System.nanoTime() + SPIN_NS;
-        while ((task = tasks.poll()) == null && System.nanoTime() < spinUntil && !closing) {
+        while ((task = tasks.relaxedPoll()) == null && System.nanoTime() < spinUntil && !closing) {
           Thread.onSpinWait();
         }
       }
@@ -145,7 +148,7 @@ public final class ComputePool implements Executor, AutoCloseable {
         synchronized (parkedStack) {
           parkedStack[parkedTop++] = self;
         }
-        task = tasks.poll(); // re-check after announcing: pairs with execute()'s offer-then-read
+        task = tasks.relaxedPoll(); // re-check after announcing: pairs with execute()'s offer-then-read
         if (task == null && !closing) {
           LockSupport.parkNanos(this, MAX_PARK_NS);
         }
