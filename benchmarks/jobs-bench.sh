@@ -50,7 +50,8 @@ gen() { # N FILE
     for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$2"
 }
 gen 100000 "$WORK/data/100k.jsonl"
-gen 500000 "$WORK/data/500k.jsonl"
+# Large enough to outlast the measured windows at ≈ 100k records/s (the job is cancelled after them).
+gen 2000000 "$WORK/data/2m.jsonl"
 
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve --model-repository "$WORK/models" \
   --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" --metrics-port -1 --control-port "$CONTROL" \
@@ -90,7 +91,7 @@ for r in $(seq 1 "$REPEATS"); do
   perf "${OPEN[@]}" --json "$WORK/job-$r.json" >/dev/null &
   PERF_PID=$!
   sleep 9 # the client is at the end of its JIT warm-up: the job runs through its warm-up and windows
-  id=$(jobs_cli submit mlp_classifier --input "$WORK/data/500k.jsonl" --output "$WORK/out/online-$r" | awk '{print $1}')
+  id=$(jobs_cli submit mlp_classifier --input "$WORK/data/2m.jsonl" --output "$WORK/out/online-$r" | awk '{print $1}')
   wait "$PERF_PID"
   P99_JOB+=("$(json_field "$WORK/job-$r.json" p99_us)")
   RATIOS+=("$(awk -v a="${P99_JOB[-1]}" -v b="${P99_NO[-1]}" 'BEGIN { printf "%.2f", a / b }')")
