@@ -348,7 +348,9 @@ public final class SequenceBatcher implements InferenceScheduler {
   /** Owner: moves newly submitted requests to their sequences; unknown sequences fail here. */
   private void drain(long now) {
     for (int i = 0; i < DRAIN_LIMIT; i++) {
-      InferRequest r = incoming.poll();
+      // relaxedPoll: never spin on a slot a preempted producer claimed but has not filled (it kicks a
+      // dispatch once its offer completes); the same reason as BatchFormer.drain.
+      InferRequest r = incoming.relaxedPoll();
       if (r == null) {
         return;
       }
