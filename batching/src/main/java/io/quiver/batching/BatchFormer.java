@@ -173,7 +173,8 @@ final class BatchFormer {
         // relaxedPoll, not poll: poll spins while a producer that has claimed the head slot has not yet
         // stored into it, and a producer may be a nice-19 job thread preempted right there; the owner
         // (an event loop or a compute thread) would then spin on its core until that thread runs again.
-        // Stopping at such a slot loses nothing: the producer kicks a dispatch after its offer completes.
+        // Stopping at such a slot loses nothing: once its offer completes, the producer kicks a dispatch,
+        // or, finding every instance busy, leaves it to the one that finishes (DynamicBatcher.submit's fence).
         InferRequest r = q.relaxedPoll();
         if (r == null) {
           break;

@@ -7,6 +7,7 @@ import io.quiver.core.ModelSignature;
 import io.quiver.core.spi.InferenceScheduler;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.TransportExecutor;
+import java.lang.invoke.VarHandle;
 import java.util.List;
 import java.util.concurrent.Executor;
 import java.util.concurrent.RejectedExecutionException;
@@ -185,7 +186,11 @@ public final class DynamicBatcher implements InferenceScheduler {
       throw InferenceException.resourceExhausted(retryAfterNanos(), "model '%s': queue full", modelName);
     }
     // After the offer: if every instance is busy, the one that finishes dispatches (it reads the queue
-    // after clearing its busy bit); if one is idle, nobody else will, so kick a dispatch.
+    // after clearing its busy bit); if one is idle, nobody else will, so kick a dispatch. The fence keeps
+    // the read of the busy bits after the element's store (Dekker with the finisher's clear-then-drain):
+    // the drain uses relaxedPoll, which does not wait for a claimed slot's store, so without it a store
+    // still in this core's buffer could be missed by the finisher while this read saw it busy.
+    VarHandle.fullFence();
     if (anyInstanceMaybeReady()) {
       kick(request.transport());
     }
