@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Overload (issue 12, item 4): cnn_small with a 64-deep queue, open loop at 2x and 3x its saturation.
+# Overload (issue 12, item 4): cnn_16px with a 64-deep queue, open loop at 2x and 3x its saturation.
 # Writes docs/benchmarks/overload.md (or the file given with --out).
 #
-#   benchmarks/overload.sh [--repeats N] [--queue N] [--window-ms MS] [--no-build] [--out FILE]
+#   benchmarks/overload.sh [--repeats N] [--queue N] [--window-ms MS] [--model cnn_16px|cnn_small]
+#                          [--client-warmup-ms MS] [--no-build] [--out FILE]
 #
 # One server JVM pinned to CPU 1 (taskset), the client pinned to CPU 0, as benchmarks/run.sh does.
-# cnn_small (a slow model: ~13 MFLOP per row) so that one client core can offer 3x what one server core
-# computes. Each repeat measures saturation closed loop at concurrency = the queue bound (the most the
+# cnn_16px (≈100 MFLOP per row for a 3 KiB request) so that one client core can offer 3x what one server
+# core computes; cnn_small (≈13 MFLOP for 48 KiB) is the earlier choice, whose requests one client core
+# cannot send fast enough. Each repeat measures saturation closed loop at concurrency = the queue bound (the most the
 # server can batch without rejecting), then offers 2x and 3x that rate open loop (Poisson arrivals,
 # latency from the intended send time, so coordinated omission is counted). Per point: goodput (answers
 # per second) against the repeat's own saturation, the admitted requests' p99 against saturation's, and
@@ -14,15 +16,17 @@
 # send to refusal, timed by the client).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-REPEATS=3 QUEUE=64 WINDOW_MS=3000 BUILD=1 OUT="$ROOT/docs/benchmarks/overload.md"
+REPEATS=3 QUEUE=64 WINDOW_MS=3000 BUILD=1 BASE_MODEL=cnn_16px CLIENT_WARMUP_MS=6000 OUT="$ROOT/docs/benchmarks/overload.md"
 while [ $# -gt 0 ]; do
   case "$1" in
     --repeats) REPEATS="$2"; shift 2 ;;
     --queue) QUEUE="$2"; shift 2 ;;
     --window-ms) WINDOW_MS="$2"; shift 2 ;;
+    --model) BASE_MODEL="$2"; shift 2 ;;
+    --client-warmup-ms) CLIENT_WARMUP_MS="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "overload.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -50,16 +54,22 @@ cleanup() {
 trap cleanup EXIT
 
 "$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/generated" > /dev/null
-MODEL=cnn_small_q$QUEUE
-cp -r "$WORK/generated/batching/cnn_small" "$WORK/models/$MODEL"
+case "$BASE_MODEL" in
+  cnn_16px) SOURCE="$WORK/generated/overload-cnn/cnn_16px" ;;
+  cnn_small) SOURCE="$WORK/generated/batching/cnn_small" ;;
+  *) echo "overload.sh: --model is cnn_16px or cnn_small" >&2; exit 64 ;;
+esac
+MODEL=${BASE_MODEL}_q$QUEUE
+cp -r "$SOURCE" "$WORK/models/$MODEL"
 # The generated config with its name changed and a bounded default queue inside dynamic_batching.
-sed -i "s/name: \"cnn_small\"/name: \"$MODEL\"/; s/^dynamic_batching {/dynamic_batching {\n  default_queue_policy { max_queue_size: $QUEUE }/" \
+sed -i "s/name: \"$BASE_MODEL\"/name: \"$MODEL\"/; s/^dynamic_batching {/dynamic_batching {\n  default_queue_policy { max_queue_size: $QUEUE }/" \
   "$WORK/models/$MODEL/config.pbtxt"
 grep -q "max_queue_size: $QUEUE" "$WORK/models/$MODEL/config.pbtxt" || { echo "overload.sh: could not bound the queue" >&2; exit 1; }
 
 PORT=$(( ${BENCH_PORT_BASE:-18500} + 1 ))
+METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 2 ))
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/dist/server/quiver-server.jar" serve \
-  --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port -1 --control-port -1 \
+  --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" --control-port -1 \
   > "$WORK/logs/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
@@ -71,8 +81,16 @@ perf() { # json-name args...
     -u "127.0.0.1:$PORT" -p "$WINDOW_MS" --warmup 2000 --max-windows 4 --wait-ready 120 --server-pid "$SERVER_PID"
     --json "$WORK/results/$out.json" --label "$out" "$@")
   [[ "$out" == *-r1 ]] && COMMANDS+=("$(printf '%s ' "${cmd[@]}" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g")")
-  "${cmd[@]}" >> "$WORK/logs/perf.out" 2>> "$WORK/logs/perf.err" \
-    || { echo "overload.sh: perf $out saw errors (expected under overload: rejections)" >&2; }
+  # The server's own call-time histogram, scraped once the client is past its warm-up (closed loop, then
+  # open loop at half rate, each CLIENT_WARMUP_MS, then the 2 s level warm-up) and again at the end: the
+  # difference is the point's measured part. A cold client sends a call's message long after its headers,
+  # which the server's headers-to-close time would count.
+  "${cmd[@]}" >> "$WORK/logs/perf.out" 2>> "$WORK/logs/perf.err" &
+  local client=$!
+  sleep "$(( (2 * CLIENT_WARMUP_MS + 2000) / 1000 + 1 ))"
+  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/results/$out.before.prom" || true
+  wait "$client" || echo "overload.sh: perf $out saw errors (expected under overload: rejections)" >&2
+  curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/results/$out.after.prom" || true
 }
 # JIT warm-up, not reported (a cold JVM pinned to one core compiles for tens of seconds).
 perf warm-up --concurrency-range "$QUEUE" -p 8000 --max-windows 1
@@ -83,17 +101,22 @@ for r in $(seq 1 "$REPEATS"); do
   SAT=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/results/sat-r$r.json")
   for x in 2 3; do
     perf "x$x-r$r" --request-rate-range "$((x * SAT))" --request-distribution poisson --request-timeout 2000 \
-      --max-inflight 4096 --client-warmup 2000
+      --max-inflight 4096 --client-warmup "$CLIENT_WARMUP_MS"
   done
 done
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$WORK/results" "$OUT" "$REPEATS" "$QUEUE" "$WINDOW_MS" "$LOAD_START" "$LOAD_END" "$(nproc)" \
-  "$("$JAVA_BIN" -version 2>&1 | head -1)" "${JVM_FLAGS[*]}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" \
-  "${COMMANDS[@]}" <<'EOF'
+  "$("$JAVA_BIN" -version 2>&1 | head -1)" "${JVM_FLAGS[*]}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$BASE_MODEL" \
+  "$CLIENT_WARMUP_MS" "${COMMANDS[@]}" <<'EOF'
 import json, statistics, sys, datetime
-res, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree = sys.argv[1:12]
-commands = sys.argv[12:]
+res, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree, model, client_warmup = sys.argv[1:14]
+commands = sys.argv[14:]
+shapes = {
+    "cnn_16px": "INPUT0 FP32 [-1,3,16,16], 3 KiB a row; Conv 3→96, Conv 96→96 twice, MaxPool, Conv 96→128, MaxPool, "
+                "Gemm 2048→10, ≈100 MFLOP a row",
+    "cnn_small": "INPUT0 FP32 [-1,3,64,64], 48 KiB a row; Conv-Relu-MaxPool twice, Gemm 8192→10, ≈13 MFLOP a row",
+}
 repeats = int(repeats)
 
 def row(name):
@@ -104,20 +127,52 @@ def row(name):
 def num(v):
     return float("nan") if v is None else float(v)
 
+CALLS = "quiver_grpc_server_call_duration_seconds_bucket"
+
+def buckets(path):
+    """ModelInfer refusals (RESOURCE_EXHAUSTED, UNAVAILABLE) by upper bound, from one scrape."""
+    found = {}
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        if not line.startswith(CALLS + "{") or 'method="ModelInfer"' not in line:
+            continue
+        if 'code="RESOURCE_EXHAUSTED"' not in line and 'code="UNAVAILABLE"' not in line:
+            continue
+        labels, value = line.rsplit(" ", 1)
+        le = labels.split('le="', 1)[1].split('"', 1)[0]
+        bound = float("inf") if le == "+Inf" else float(le)
+        found[bound] = found.get(bound, 0.0) + float(value)
+    return found
+
+def server_refusals(name):
+    """This point's refusals in the server's own histogram: (count, share within 5 ms, p99 upper bound in ms)."""
+    before, after = buckets(f"{res}/{name}.before.prom"), buckets(f"{res}/{name}.after.prom")
+    cumulative = sorted((b, after[b] - before.get(b, 0.0)) for b in after)
+    if not cumulative or cumulative[-1][1] <= 0:
+        return 0, float("nan"), float("nan")
+    total = cumulative[-1][1]
+    within5 = next((c for b, c in cumulative if b >= 0.005), total) / total
+    p99 = next(b for b, c in cumulative if c >= 0.99 * total)
+    return total, within5, p99 * 1000
+
 table = []
 per = {"2": [], "3": []}
 for r in range(1, repeats + 1):
     sat = row(f"sat-r{r}")
     s_rps, s_p99 = num(sat["throughput_rps"]), num(sat["p99_us"])
-    table.append(f"| {r} | saturation (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | 1.00 | 0 | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} |")
+    table.append(f"| {r} | saturation (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | 1.00 | 0 | - | - | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} |")
     for x in ("2", "3"):
         p = row(f"x{x}-r{r}")
         good, p99 = num(p["throughput_rps"]), num(p["p99_us"])
         g, l = good / s_rps, p99 / s_p99
         rej99 = num(p.get("rejection_p99_us"))
-        per[x].append((g, l, num(p["rejected_rps"]), num(p["send_rate_ratio"]), rej99))
+        n, within5, srv99 = server_refusals(f"x{x}-r{r}")
+        per[x].append((g, l, num(p["rejected_rps"]), num(p["send_rate_ratio"]), rej99, within5, srv99))
         table.append(f"| {r} | {x}x open loop (Poisson) | {num(p['offered_rps']):.0f} | {good:.0f} | {g:.2f} | "
-                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} |")
+                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {within5*100:.2f}% | <= {srv99:g} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} |")
 
 def med(values):
     return statistics.median(values)
@@ -131,11 +186,12 @@ for x in ("2", "3"):
     l = [v[1] for v in per[x]]
     s = [v[3] for v in per[x]]
     j = [v[4] / 1000 for v in per[x]]
+    w = [v[5] * 100 for v in per[x]]
     summary.append(f"| {x}x | {med(g):.2f} ({spread(g)}) | >= 0.9 | {med(l):.2f} ({spread(l)}) | <= 2 | "
-                   f"{med(j):.2f} ({spread(j)}) | <= 5 | {med(s):.2f} |")
+                   f"{med(w):.2f}% ({min(w):.2f}-{max(w):.2f}) | >= 99% | {med(j):.2f} ({spread(j)}) | {med(s):.2f} |")
 
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-text = f"""# Overload: cnn_small at 2x and 3x saturation
+text = f"""# Overload: {model} at 2x and 3x saturation
 
 Issue 12, item 4: when a model's queue is full a request is refused before its tensors are decoded,
 and a request whose deadline the queue would outlast is refused at admission (docs/hardening.md,
@@ -145,33 +201,39 @@ Machine: a {cores}-core VM; load average {load0} at the start, {load1} at the en
 two JVMs account for about 2; more means something else ran). Ratios are within one run. Server pinned to CPU 1, client to CPU 0; {jdk}; JVM flags `{flags}`. Tree: `{tree}`.
 Run on {now}: {repeats} repeats, {window} ms windows.
 
-Model: cnn_small (INPUT0 FP32 [-1,3,64,64], Conv-Relu-MaxPool-Gemm, dynamic batching) with
+Model: {model} ({shapes[model]}; dynamic batching) with
 `default_queue_policy {{ max_queue_size: {queue} }}`. Each repeat measures saturation closed loop at
 concurrency {queue} (the queue bound), then offers 2x and 3x that rate open loop with Poisson arrivals
-and a 2 s client timeout. Goodput = answered requests per second; p99 is of the admitted (answered)
+and a 2 s client timeout; each open-loop client first warms its own JIT, unmeasured ({client_warmup} ms
+closed loop, {client_warmup} ms open loop at half the rate, then the 2 s level warm-up: a client that starts
+cold on its one core sends late and slowly for its first seconds). Goodput = answered requests per second; p99 is of the admitted (answered)
 requests, measured from the intended send time (coordinated omission counted); both are compared with
 the same repeat's saturation run.
 
 ## Summary (median of {repeats} repeats, spread in brackets)
 
-| offered | goodput / saturation | target | admitted p99 / saturation p99 | target | rejection p99 ms | target | client send-rate ratio |
-|---|---|---|---|---|---|---|---|
+| offered | goodput / saturation | target | admitted p99 / saturation p99 | target | refusals within 5 ms, server time | target | rejection p99 ms, client-measured | client send-rate ratio |
+|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(summary) + """
 
-Rejection p99: time from send to the RESOURCE_EXHAUSTED answer of refused requests, measured by the
-client (`quiver perf`'s `rejection_p99_us`), so the server's own time plus loopback and the client's
-read: an upper bound of the server time the issue's target (5 ms) is about. A send-rate ratio below 1
+Refusal times, two ways. *Server time* is the server's own histogram
+`quiver_grpc_server_call_duration_seconds{method="ModelInfer",code="RESOURCE_EXHAUSTED"|"UNAVAILABLE"}`
+(docs/metrics.md), scraped before and after each point: from the transport reading the call's headers to
+its stream closing, so it leaves out the time a request waited in the kernel's socket buffer before the
+event loop read it; its p99 is the upper bound of the histogram bucket it falls in. *Client-measured* is
+`quiver perf`'s `rejection_p99_us`, from the send to the RESOURCE_EXHAUSTED answer: everything, the
+client's own event loop included, so an upper bound of the server's time. A send-rate ratio below 1
 means the client core could not offer the intended rate, so the point offered less than its label says.
 
 ## Every point
 
-| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms | p99 ms | p99 / sat p99 | mean batch |
-|---|---|---|---|---|---|---|---|---|---|
+| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms (client) | refusals within 5 ms (server) | refusal p99 ms (server, bucket bound) | p99 ms | p99 / sat p99 | mean batch |
+|---|---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(table) + """
 
 ## Commands
 
-`benchmarks/overload.sh --repeats """ + str(repeats) + """` ran (first repeat's commands; `$WORK` is its temp dir):
+`benchmarks/overload.sh --repeats """ + str(repeats) + " --model " + model + " --client-warmup-ms " + client_warmup + """` ran (first repeat's commands; `$WORK` is its temp dir):
 
 ```
 """ + "\n".join(commands) + """

@@ -1,5 +1,6 @@
 package io.quiver.batching;
 
+import io.quiver.core.ErrorCode;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.InferenceStats;
@@ -91,6 +92,8 @@ public final class DynamicBatcher implements InferenceScheduler {
   private final InferenceStats stats;
   private final MpscArrayQueue<InferRequest>[] queues;
   private final AtomicIntegerArray queuedPerLevel;
+  /** Per level, the refusal's message: made once, since under overload a full queue refuses thousands a second. */
+  private final String[] queueFullMessages;
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicInteger rejected = new AtomicInteger();
   private final ModelInstance[] instances;
@@ -125,7 +128,11 @@ public final class DynamicBatcher implements InferenceScheduler {
     int levels = policy.queueLevels(); // the configured levels, then the background level
     this.queues = new MpscArrayQueue[levels];
     this.queuedPerLevel = new AtomicIntegerArray(levels);
+    this.queueFullMessages = new String[levels];
     for (int l = 0; l < levels; l++) {
+      queueFullMessages[l] = String.format(java.util.Locale.ROOT,
+          "model '%s' version %d: queue for priority level %d is full (%d requests)", modelName, version, l + 1,
+          policy.level(l + 1).maxQueueSize());
       // Capacity rounds up to a power of two; the exact bound is enforced by queuedPerLevel.
       queues[l] = new MpscArrayQueue<>(Math.max(2, policy.level(l + 1).maxQueueSize()));
     }
@@ -174,8 +181,7 @@ public final class DynamicBatcher implements InferenceScheduler {
       queuedPerLevel.decrementAndGet(level);
       inFlight.decrementAndGet();
       rejected.incrementAndGet();
-      throw InferenceException.resourceExhausted(retryAfterNanos(),
-          "model '%s' version %d: queue for priority level %d is full (%d requests)", modelName, version, level + 1, bound);
+      throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, queueFullMessages[level], null, retryAfterNanos(), null);
     }
     request.setEnqueueNanos(clock.nanoTime());
     // Cannot fail: the counter above admits at most `bound` requests, the queue holds at least that many.
@@ -220,8 +226,7 @@ public final class DynamicBatcher implements InferenceScheduler {
     int queued = queuedPerLevel.get(level);
     if (queued >= bound) {
       rejected.incrementAndGet();
-      throw InferenceException.resourceExhausted(retryAfterNanos(),
-          "model '%s' version %d: queue for priority level %d is full (%d requests)", modelName, version, level + 1, bound);
+      throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, queueFullMessages[level], null, retryAfterNanos(), null);
     }
     int ahead = queued;
     for (int l = 0; l < level; l++) {

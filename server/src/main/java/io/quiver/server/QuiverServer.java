@@ -2,6 +2,7 @@ package io.quiver.server;
 
 import io.grpc.Server;
 import io.grpc.ServerInterceptors;
+import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.netty.NettyServerBuilder;
 import io.netty.channel.EventLoopGroup;
@@ -38,6 +39,7 @@ import io.quiver.server.jobs.BatchJobsService;
 import io.quiver.server.jobs.JobManager;
 import io.quiver.server.jobs.JobsOptions;
 import io.quiver.server.jobs.JobsRestRoutes;
+import io.quiver.server.metrics.GrpcCallMetrics;
 import io.quiver.server.metrics.LifecycleMetrics;
 import io.quiver.server.metrics.MetricsSchedulerFactory;
 import io.quiver.server.metrics.ServerMetrics;
@@ -53,6 +55,7 @@ import io.quiver.transport.AnswerBudget;
 import io.quiver.transport.CallGuard;
 import io.quiver.transport.ConnectionLimiter;
 import io.quiver.transport.GrpcTransports;
+import java.util.List;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.util.HashSet;
@@ -209,6 +212,17 @@ public final class QuiverServer implements AutoCloseable {
     if (security != null) {
       builder.intercept(new GrpcSecurityInterceptor(security));
     }
+    // Every service guarded: unparseable messages are INVALID_ARGUMENT, calls past their deadline are
+    // refused unread, and the inference service's unsent answers are bounded per connection.
+    List<ServerServiceDefinition> services = List.of(
+        CallGuard.guard(inferenceService(inference, tracing), answers),
+        CallGuard.guard(new MonitoringServiceImpl(plane).bindService()),
+        CallGuard.guard(health.getHealthService().bindService()),
+        CallGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()),
+        CallGuard.guard(legacyReflection().bindService()));
+    services.forEach(builder::addService);
+    // The server's time per call by method and code (how fast refusals leave under overload).
+    builder.addStreamTracerFactory(new GrpcCallMetrics(metrics.registry(), services));
     grpcServer = builder
         .channelType(channelType)
         .bossEventLoopGroup(bossGroup)
@@ -220,13 +234,6 @@ public final class QuiverServer implements AutoCloseable {
         .maxInboundMetadataSize(64 * 1024)
         // Bounds HTTP/2 streams per connection: one client cannot open unbounded concurrent calls.
         .maxConcurrentCallsPerConnection(options.limits().maxConcurrentCallsPerConnection())
-        // Every service guarded: unparseable messages are INVALID_ARGUMENT, calls past their deadline are
-        // refused unread, and the inference service's unsent answers are bounded per connection.
-        .addService(CallGuard.guard(inferenceService(inference, tracing), answers))
-        .addService(CallGuard.guard(new MonitoringServiceImpl(plane).bindService()))
-        .addService(CallGuard.guard(health.getHealthService().bindService()))
-        .addService(CallGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()))
-        .addService(CallGuard.guard(legacyReflection().bindService()))
         .build()
         .start();
     if (options.httpPort() >= 0) {

@@ -6,16 +6,26 @@ import com.google.rpc.Code;
 import com.google.rpc.RetryInfo;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
+import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.protobuf.StatusProto;
+import io.grpc.protobuf.ProtoUtils;
 import io.quiver.core.InferenceException;
 
 /**
  * The one place where Quiver's errors become gRPC statuses, for every gRPC port (data plane, control
  * plane): the canonical code, the message, and google.rpc details where they help a client (RetryInfo on
  * overload, BadRequest naming the field on invalid input). Stateless.
+ *
+ * <p>The exceptions it makes carry no stack trace: they only carry a status to the transport (the
+ * handler that failed is logged where it fails), and under overload a server refuses thousands of
+ * requests a second on its event loops, where filling in a trace of some fifty frames per refusal
+ * would cost more than the rest of the refusal (RefusalBenchmark).
  */
 public final class GrpcErrors {
+  /** The trailer clients read rich errors from (the key grpc-java's {@code StatusProto} uses). */
+  private static final Metadata.Key<com.google.rpc.Status> STATUS_DETAILS = Metadata.Key.of(
+      "grpc-status-details-bin", ProtoUtils.metadataMarshaller(com.google.rpc.Status.getDefaultInstance()));
+
   private GrpcErrors() {}
 
   public static StatusRuntimeException toStatus(InferenceException e) {
@@ -37,7 +47,10 @@ public final class GrpcErrors {
               .setDescription(e.getMessage() == null ? "" : e.getMessage()))
           .build()));
     }
-    return StatusProto.toStatusRuntimeException(status.build());
+    com.google.rpc.Status details = status.build();
+    Metadata trailers = new Metadata();
+    trailers.put(STATUS_DETAILS, details);
+    return new Untraced(Status.fromCodeValue(details.getCode()).withDescription(details.getMessage()), trailers);
   }
 
   /**
@@ -59,6 +72,20 @@ public final class GrpcErrors {
     StatusRuntimeException status = toStatus(error);
     Metadata trailers = status.getTrailers();
     call.close(status.getStatus(), trailers == null ? new Metadata() : trailers);
+  }
+
+  /** A status on its way to the transport; a stack trace would only say which handler threw it. */
+  private static final class Untraced extends StatusRuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    Untraced(Status status, Metadata trailers) {
+      super(status, trailers);
+    }
+
+    @Override
+    public synchronized Throwable fillInStackTrace() {
+      return this;
+    }
   }
 
   private static Code code(InferenceException e) {

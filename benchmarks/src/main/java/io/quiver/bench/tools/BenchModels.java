@@ -21,7 +21,9 @@ import java.util.regex.Pattern;
  *       the target: {@code mlp_784_fixed} and {@code mlp_784_target}, both with a throughput-tuned
  *       {@value #RAMP_DELAY_US} µs queue delay, the second with {@code quiver.latency_target_us};
  *   <li>{@code DIR/overload/}: {@code mlp_784_bounded}, mlp_784 with {@code max_queue_size}
- *       {@value #OVERLOAD_QUEUE} for the overload case (f).
+ *       {@value #OVERLOAD_QUEUE} for the overload case (f);
+ *   <li>{@code DIR/overload-cnn/}: {@code cnn_16px} as generated, the model benchmarks/overload.sh bounds
+ *       and overloads (slow per byte sent).
  * </ul>
  */
 public final class BenchModels {
@@ -61,9 +63,11 @@ public final class BenchModels {
     copyAs(ExampleModels.writeMlp784(overload), "mlp_784_bounded", c -> withDynamicBatching(c,
         "dynamic_batching {\n  max_queue_delay_microseconds: 100\n  default_queue_policy { max_queue_size: "
             + OVERLOAD_QUEUE + " }\n}\n"));
+    Path overloadCnn = dir.resolve("overload-cnn");
+    ExampleModels.writeCnn16px(overloadCnn);
     System.out.println("wrote " + batching + " (identity_fp32, mlp_784, cnn_small), " + noBatching
-        + " (mlp_784, max_batch_size 0), " + adaptive + " (mlp_784_fixed, mlp_784_target) and " + overload
-        + " (mlp_784_bounded)");
+        + " (mlp_784, max_batch_size 0), " + adaptive + " (mlp_784_fixed, mlp_784_target), " + overload
+        + " (mlp_784_bounded) and " + overloadCnn + " (cnn_16px)");
   }
 
   private interface Edit {

@@ -502,12 +502,38 @@ public final class ExampleModels {
     OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
         .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, 64, 64)
         .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
-    conv(graph, random, "INPUT0", "pool1", "conv1", 3, 16);
-    conv(graph, random, "pool1", "pool2", "conv2", 16, 32);
+    conv(graph, random, "INPUT0", "pool1", "conv1", 3, 16, true);
+    conv(graph, random, "pool1", "pool2", "conv2", 16, 32, true);
     graph.node("Flatten", "pool2", "flat", intAttribute("axis", 1));
     dense(graph, random, "flat", "OUTPUT0", "fc", 32 * 16 * 16, 10, false);
     Config config = new Config(name, 64)
         .input("INPUT0", "TYPE_FP32", 3, 64, 64)
+        .output("OUTPUT0", "TYPE_FP32", 10)
+        .dynamicBatching(100);
+    return write(repo, name, graph, config);
+  }
+
+  /**
+   * {@code cnn_16px}: INPUT0 FP32 [-1,3,16,16] (3 KiB a row) → Conv 3→96 → Relu → Conv 96→96 → Relu →
+   * Conv 96→96 → Relu → MaxPool 2 → Conv 96→128 → Relu → MaxPool 2 → Flatten → Gemm 2048→10 → OUTPUT0
+   * FP32 [-1,10] (convolutions 3×3, pad 1). About 100 MFLOP per sample for a request of 3 KiB: a model
+   * slow per byte sent, so that one client core can offer three times what one server core computes (the
+   * overload benchmark); max_batch_size 64, dynamic batching.
+   */
+  public static Path writeCnn16px(Path repo) throws IOException {
+    String name = "cnn_16px";
+    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 3);
+    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, 16, 16)
+        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
+    conv(graph, random, "INPUT0", "act1", "conv1", 3, 96, false);
+    conv(graph, random, "act1", "act2", "conv2", 96, 96, false);
+    conv(graph, random, "act2", "pool3", "conv3", 96, 96, true);
+    conv(graph, random, "pool3", "pool4", "conv4", 96, 128, true);
+    graph.node("Flatten", "pool4", "flat", intAttribute("axis", 1));
+    dense(graph, random, "flat", "OUTPUT0", "fc", 128 * 4 * 4, 10, false);
+    Config config = new Config(name, 64)
+        .input("INPUT0", "TYPE_FP32", 3, 16, 16)
         .output("OUTPUT0", "TYPE_FP32", 10)
         .dynamicBatching(100);
     return write(repo, name, graph, config);
@@ -527,15 +553,19 @@ public final class ExampleModels {
     }
   }
 
-  /** Conv 3×3 pad 1 → Relu → MaxPool 2×2 stride 2. */
+  /** Conv 3×3 pad 1 → Relu (→ MaxPool 2×2 stride 2 when {@code pool}). */
   private static void conv(OnnxGraphBuilder graph, SplittableRandom random, String input, String output,
-      String prefix, int inChannels, int outChannels) {
+      String prefix, int inChannels, int outChannels, boolean pool) {
     int fanIn = inChannels * 9;
     graph.floatInitializer(prefix + ".weight", new long[] {outChannels, inChannels, 3, 3},
         uniform(random, outChannels * fanIn, Math.sqrt(6.0 / (fanIn + outChannels * 9))));
     graph.floatInitializer(prefix + ".bias", new long[] {outChannels}, uniform(random, outChannels, 0.1));
     graph.node("Conv", new String[] {input, prefix + ".weight", prefix + ".bias"}, new String[] {prefix + ".out"},
         intsAttribute("kernel_shape", 3, 3), intsAttribute("pads", 1, 1, 1, 1), intsAttribute("strides", 1, 1));
+    if (!pool) {
+      graph.node("Relu", prefix + ".out", output);
+      return;
+    }
     graph.node("Relu", prefix + ".out", prefix + ".relu");
     graph.node("MaxPool", prefix + ".relu", output, intsAttribute("kernel_shape", 2, 2), intsAttribute("strides", 2, 2));
   }

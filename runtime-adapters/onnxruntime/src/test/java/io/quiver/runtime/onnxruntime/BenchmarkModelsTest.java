@@ -22,6 +22,7 @@ class BenchmarkModelsTest {
   @BeforeAll
   static void generateModels() throws IOException {
     ExampleModels.writeBenchmarkModels(root);
+    ExampleModels.writeCnn16px(root);
     repo = new TestRepository(root);
   }
 
@@ -43,6 +44,17 @@ class BenchmarkModelsTest {
     try (ModelRunner runner = repo.runner("cnn_small")) {
       Tensor out = runner.run(new Tensor[] {floats("INPUT0", new long[] {2, 3, 64, 64}, ramp(2 * 3 * 64 * 64))}, new int[] {0})[0];
       assertThat(out.shape()).containsExactly(2, 10);
+      assertFinite(floatValues(out));
+    }
+  }
+
+  @Test
+  void cnn16px_runsAtBatch5() {
+    ModelConfig completed = repo.completed("cnn_16px");
+    assertThat(completed.getInput(0).getDimsList()).containsExactly(3L, 16L, 16L);
+    try (ModelRunner runner = repo.runner("cnn_16px")) {
+      Tensor out = runner.run(new Tensor[] {floats("INPUT0", new long[] {5, 3, 16, 16}, ramp(5 * 3 * 16 * 16))}, new int[] {0})[0];
+      assertThat(out.shape()).containsExactly(5, 10);
       assertFinite(floatValues(out));
     }
   }
