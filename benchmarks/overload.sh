@@ -92,8 +92,14 @@ perf() { # json-name args...
   wait "$client" || echo "overload.sh: perf $out saw errors (expected under overload: rejections)" >&2
   curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/results/$out.after.prom" || true
 }
-# JIT warm-up, not reported (a cold JVM pinned to one core compiles for tens of seconds).
-perf warm-up --concurrency-range "$QUEUE" -p 8000 --max-windows 1
+# Warm-up, not reported (a cold JVM pinned to one core compiles for tens of seconds). With only the closed
+# loop (8 s, then 20 s), the first repeat's saturation run came out 20-40% low in four runs of four.
+perf warm-up --concurrency-range "$QUEUE" -p 20000 --max-windows 1
+# And the overload path itself (full batches, refusals), open loop at twice a closed-loop rate measured here.
+perf warm-up-rate --concurrency-range "$QUEUE"
+WARM_RATE=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/results/warm-up-rate.json")
+perf warm-up-open --request-rate-range "$((2 * WARM_RATE))" --request-distribution poisson --request-timeout 2000 \
+  --max-inflight 4096 --client-warmup 2000 --max-windows 1
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$REPEATS"); do
   echo "overload.sh: repeat $r/$REPEATS (load $(cut -d' ' -f1 /proc/loadavg))" >&2
@@ -218,7 +224,8 @@ the same repeat's saturation run.
 
 Refusal times, two ways. *Server time* is the server's own histogram
 `quiver_grpc_server_call_duration_seconds{method="ModelInfer",code="RESOURCE_EXHAUSTED"|"UNAVAILABLE"}`
-(docs/metrics.md), scraped before and after each point: from the transport reading the call's headers to
+(docs/metrics.md), scraped once the point's client is past its warm-up and again at its end: from the
+transport reading the call's headers to
 its stream closing, so it leaves out the time a request waited in the kernel's socket buffer before the
 event loop read it; its p99 is the upper bound of the histogram bucket it falls in. *Client-measured* is
 `quiver perf`'s `rejection_p99_us`, from the send to the RESOURCE_EXHAUSTED answer: everything, the
