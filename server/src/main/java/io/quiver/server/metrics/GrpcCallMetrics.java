@@ -11,13 +11,15 @@ import io.prometheus.metrics.model.registry.PrometheusRegistry;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
  * The server's own time per gRPC call, by method and status code: from the moment the transport read
  * the call's headers to the moment its stream closed (the trailers handed to the socket). It is the
  * figure for "how fast does an overloaded server refuse" (RESOURCE_EXHAUSTED, UNAVAILABLE,
- * DEADLINE_EXCEEDED), as the server sees it: what it does not contain is time in the kernel's socket
- * buffers before the event loop read the request, and the client's own time.
+ * DEADLINE_EXCEEDED), as the server sees it. It does not contain the time a request waited in the
+ * kernel's socket buffer before the event loop read it; it does contain the time a slow client takes
+ * to send a call's message after its headers (a unary call is handled once its message is complete).
  *
  * <p>Labels are bounded: the method label is one of the bare method names of the services given at
  * construction, or {@code other} (a client chooses the method name it sends, so unknown names must not
@@ -30,9 +32,12 @@ import java.util.Map;
 public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
   private static final String OTHER = "other";
   private final Histogram duration;
-  /** Full method name → its label children, by status code ordinal (filled lazily; racy fill is harmless). */
-  private final Map<String, DistributionDataPoint[]> byMethod;
-  private final DistributionDataPoint[] other;
+  /**
+   * Full method name → its label children, by status code ordinal, filled on first use. Two threads may
+   * fill a slot at once; both store the same child ({@code labelValues} returns the one it keeps).
+   */
+  private final Map<String, AtomicReferenceArray<DistributionDataPoint>> byMethod;
+  private final AtomicReferenceArray<DistributionDataPoint> other;
   private final Map<String, String> bareNames;
 
   /** Registers {@code quiver_grpc_server_call_duration_seconds} for the methods of {@code services}. */
@@ -42,32 +47,32 @@ public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
             + " its stream (refusals under overload are the RESOURCE_EXHAUSTED/UNAVAILABLE codes)")
         .labelNames("method", "code").classicOnly().classicUpperBounds(ServerMetrics.LATENCY_BUCKETS_SECONDS)
         .register(registry);
-    Map<String, DistributionDataPoint[]> methods = new HashMap<>();
+    Map<String, AtomicReferenceArray<DistributionDataPoint>> methods = new HashMap<>();
     Map<String, String> names = new HashMap<>();
     for (ServerServiceDefinition service : services) {
       for (var method : service.getMethods()) {
         MethodDescriptor<?, ?> descriptor = method.getMethodDescriptor();
-        methods.put(descriptor.getFullMethodName(), new DistributionDataPoint[Status.Code.values().length]);
+        methods.put(descriptor.getFullMethodName(), new AtomicReferenceArray<>(Status.Code.values().length));
         names.put(descriptor.getFullMethodName(), descriptor.getBareMethodName());
       }
     }
     byMethod = Map.copyOf(methods);
     bareNames = Map.copyOf(names);
-    other = new DistributionDataPoint[Status.Code.values().length];
+    other = new AtomicReferenceArray<>(Status.Code.values().length);
   }
 
   @Override
   public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
-    DistributionDataPoint[] cells = byMethod.get(fullMethodName);
+    AtomicReferenceArray<DistributionDataPoint> cells = byMethod.get(fullMethodName);
     return cells == null ? new CallTimer(other, OTHER) : new CallTimer(cells, bareNames.get(fullMethodName));
   }
 
   private final class CallTimer extends ServerStreamTracer {
     private final long startNanos = System.nanoTime();
-    private final DistributionDataPoint[] cells;
+    private final AtomicReferenceArray<DistributionDataPoint> cells;
     private final String method;
 
-    CallTimer(DistributionDataPoint[] cells, String method) {
+    CallTimer(AtomicReferenceArray<DistributionDataPoint> cells, String method) {
       this.cells = cells;
       this.method = method;
     }
@@ -76,10 +81,10 @@ public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
     public void streamClosed(Status status) {
       long nanos = System.nanoTime() - startNanos;
       int code = status.getCode().ordinal();
-      DistributionDataPoint cell = cells[code];
+      DistributionDataPoint cell = cells.get(code);
       if (cell == null) {
         cell = duration.labelValues(method, status.getCode().name());
-        cells[code] = cell;
+        cells.set(code, cell);
       }
       cell.observe(nanos * 1e-9);
     }
