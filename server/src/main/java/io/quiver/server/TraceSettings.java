@@ -16,8 +16,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * many traces (-1: no limit), and {@code trace_mode} is {@code opentelemetry}. Settings are global, or
  * per model (a model's own value wins; an empty value list clears it back to the global one), as in
  * Triton. {@code trace_file} and {@code log_frequency} belong to Triton's own trace files and cannot be
- * set over the network (Triton refuses {@code trace_file} too); {@code trace_level} TENSORS (tensor
- * contents in traces) is not implemented.
+ * set over the network (Triton refuses {@code trace_file} too). {@code trace_level} TENSORS is refused
+ * (UNIMPLEMENTED): Triton records tensor contents only in its own trace files ({@code trace_mode}
+ * triton); in {@code opentelemetry} mode, the one Quiver has, Triton records none either and logs an
+ * error per tensor activity (its src/tracer.cc), so refusing up front is the clearer answer.
  *
  * <p>Thread-safe: settings are immutable records swapped in a concurrent map; {@link #sample} (every
  * request while tracing is on) reads one and updates two atomics.
@@ -129,7 +131,8 @@ public final class TraceSettings {
                 case "TIMESTAMPS" -> on = true;
                 case "OFF" -> throw InferenceException.invalidField(LEVEL, "Expect only one trace level 'OFF' is specified");
                 case "TENSORS" -> throw new InferenceException(ErrorCode.UNIMPLEMENTED, "trace_level TENSORS (tensor"
-                    + " contents in traces) is not supported; TIMESTAMPS gives each request's spans");
+                    + " contents in traces) is not supported in trace_mode opentelemetry, as in Triton; TIMESTAMPS"
+                    + " gives each request's spans");
                 default -> throw InferenceException.invalidField(LEVEL, "trace_level must be OFF, TIMESTAMPS or TENSORS;"
                     + " was '%s'", level);
               }

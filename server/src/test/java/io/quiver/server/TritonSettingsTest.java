@@ -208,6 +208,9 @@ class TritonSettingsTest {
         .putSettings("trace_level", value("LOUD")).build()), Status.Code.INVALID_ARGUMENT, "trace_level");
     assertGrpc(() -> traced.stub().traceSetting(TraceSettingRequest.newBuilder()
         .putSettings("trace_file", value("/tmp/t.json")).build()), Status.Code.UNIMPLEMENTED, "trace file");
+    // Triton's OpenTelemetry mode records no tensors either; Quiver says so instead of accepting it.
+    assertGrpc(() -> traced.stub().traceSetting(TraceSettingRequest.newBuilder()
+        .putSettings("trace_level", value("TENSORS")).build()), Status.Code.UNIMPLEMENTED, "trace_mode opentelemetry");
     assertGrpc(() -> traced.stub().traceSetting(TraceSettingRequest.newBuilder()
         .putSettings("trace_sampler", value("x")).build()), Status.Code.INVALID_ARGUMENT, "trace_sampler");
     assertGrpc(() -> traced.stub().traceSetting(TraceSettingRequest.newBuilder().setModelName("no_such_model")
