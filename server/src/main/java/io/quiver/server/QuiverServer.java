@@ -221,8 +221,11 @@ public final class QuiverServer implements AutoCloseable {
         CallGuard.guard(ProtoReflectionServiceV1.newInstance().bindService()),
         CallGuard.guard(legacyReflection().bindService()));
     services.forEach(builder::addService);
-    // The server's time per call by method and code (how fast refusals leave under overload).
-    builder.addStreamTracerFactory(new GrpcCallMetrics(metrics.registry(), services));
+    // The server's time per call by method and code (how fast refusals leave under overload): only
+    // where someone can read it, since it costs every call a tracer.
+    if (options.metricsPort() >= 0) {
+      builder.addStreamTracerFactory(new GrpcCallMetrics(metrics.registry(), services));
+    }
     grpcServer = builder
         .channelType(channelType)
         .bossEventLoopGroup(bossGroup)

@@ -342,6 +342,16 @@ class RestApiTest {
     assertThat(sample(before, "quiver_pending_requests", m, v)).isEqualTo(0);
     assertThat(before.get("quiver_model_versions{state=\"READY\"}")).isGreaterThan(5);
     assertThat(before.keySet()).anyMatch(k -> k.startsWith("jvm_gc_collection_seconds_count"));
+    // Data-plane gRPC calls are timed by method and code (the ModelStatistics call above). A call's close
+    // is recorded once its trailers are written, which can come a moment after the client has the answer.
+    String calls = "quiver_grpc_server_call_duration_seconds_count";
+    Map<String, Double> timed = before;
+    for (long until = System.nanoTime() + 10_000_000_000L; System.nanoTime() < until
+        && valueOr0(sample(timed, calls, "code=\"OK\"", "method=\"ModelStatistics\"")) < 1; ) {
+      Thread.sleep(20);
+      timed = scrape();
+    }
+    assertThat(sample(timed, calls, "code=\"OK\"", "method=\"ModelStatistics\"")).isGreaterThanOrEqualTo(1);
 
     assertThat(post("/v2/models/" + model + "/infer",
         "{\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"INT64\",\"shape\":[1,8],\"data\":[1,2,3,4,5,6,7,8]}]}").statusCode())
