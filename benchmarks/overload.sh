@@ -100,13 +100,14 @@ perf() { # json-name args...
   fi
 }
 # Warm-up, not reported (a cold JVM pinned to one core compiles for tens of seconds). With only the closed
-# loop (8 s, then 20 s), the first repeat's saturation run came out 20-40% low in four runs of four.
+# loop (8 s, then 20 s), the first repeat's saturation run came out 20-40% low in four runs of four;
+# with a 3 s open-loop warm-up too, 10-20% low in two runs of three; with 15 s, in line (one run).
 perf warm-up --concurrency-range "$QUEUE" -p 20000 --max-windows 1
 # And the overload path itself (full batches, refusals), open loop at twice a closed-loop rate measured here.
 perf warm-up-rate --concurrency-range "$QUEUE"
 WARM_RATE=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/results/warm-up-rate.json")
 perf warm-up-open --request-rate-range "$((2 * WARM_RATE))" --request-distribution poisson --request-timeout 2000 \
-  --max-inflight 4096 --client-warmup 2000 --max-windows 1
+  --max-inflight 4096 --client-warmup 2000 --max-windows 1 -p 15000
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 for r in $(seq 1 "$REPEATS"); do
   echo "overload.sh: repeat $r/$REPEATS (load $(cut -d' ' -f1 /proc/loadavg))" >&2
