@@ -497,20 +497,7 @@ public final class ExampleModels {
    * About 13 MFLOP per sample (3.5 + 9.4 in the convolutions); max_batch_size 64, dynamic batching.
    */
   public static Path writeCnnSmall(Path repo) throws IOException {
-    String name = "cnn_small";
-    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 2);
-    OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
-        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, 64, 64)
-        .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
-    conv(graph, random, "INPUT0", "pool1", "conv1", 3, 16, true);
-    conv(graph, random, "pool1", "pool2", "conv2", 16, 32, true);
-    graph.node("Flatten", "pool2", "flat", intAttribute("axis", 1));
-    dense(graph, random, "flat", "OUTPUT0", "fc", 32 * 16 * 16, 10, false);
-    Config config = new Config(name, 64)
-        .input("INPUT0", "TYPE_FP32", 3, 64, 64)
-        .output("OUTPUT0", "TYPE_FP32", 10)
-        .dynamicBatching(100);
-    return write(repo, name, graph, config);
+    return writeCnn(repo, "cnn_small", WEIGHT_SEED + 2, 64, new ConvLayer(16, true), new ConvLayer(32, true));
   }
 
   /**
@@ -521,19 +508,38 @@ public final class ExampleModels {
    * overload benchmark); max_batch_size 64, dynamic batching.
    */
   public static Path writeCnn16px(Path repo) throws IOException {
-    String name = "cnn_16px";
-    SplittableRandom random = new SplittableRandom(WEIGHT_SEED + 3);
+    return writeCnn(repo, "cnn_16px", WEIGHT_SEED + 3, 16, new ConvLayer(96, false), new ConvLayer(96, false),
+        new ConvLayer(96, true), new ConvLayer(128, true));
+  }
+
+  /** One layer of {@link #writeCnn}: a 3×3 convolution to {@code channels}, Relu, and a 2×2 max-pool if {@code pool}. */
+  private record ConvLayer(int channels, boolean pool) {}
+
+  /**
+   * A CNN classifier: INPUT0 FP32 [-1,3,side,side] → the layers → Flatten → Gemm → OUTPUT0 FP32 [-1,10];
+   * max_batch_size 64, dynamic batching. Layer i's output is {@code pool<i>} or {@code act<i>} (from 1),
+   * and the Gemm's width follows from the last layer's channels and the pools.
+   */
+  private static Path writeCnn(Path repo, String name, long seed, int side, ConvLayer... layers) throws IOException {
+    SplittableRandom random = new SplittableRandom(seed);
     OnnxGraphBuilder graph = new OnnxGraphBuilder(name)
-        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, 16, 16)
+        .input("INPUT0", TensorProto.DataType.FLOAT, -1, 3, side, side)
         .output("OUTPUT0", TensorProto.DataType.FLOAT, -1, 10);
-    conv(graph, random, "INPUT0", "act1", "conv1", 3, 96, false);
-    conv(graph, random, "act1", "act2", "conv2", 96, 96, false);
-    conv(graph, random, "act2", "pool3", "conv3", 96, 96, true);
-    conv(graph, random, "pool3", "pool4", "conv4", 96, 128, true);
-    graph.node("Flatten", "pool4", "flat", intAttribute("axis", 1));
-    dense(graph, random, "flat", "OUTPUT0", "fc", 128 * 4 * 4, 10, false);
+    String input = "INPUT0";
+    int channels = 3;
+    int size = side;
+    for (int i = 0; i < layers.length; i++) {
+      ConvLayer layer = layers[i];
+      String output = (layer.pool() ? "pool" : "act") + (i + 1);
+      conv(graph, random, input, output, "conv" + (i + 1), channels, layer.channels(), layer.pool());
+      input = output;
+      channels = layer.channels();
+      size = layer.pool() ? size / 2 : size;
+    }
+    graph.node("Flatten", input, "flat", intAttribute("axis", 1));
+    dense(graph, random, "flat", "OUTPUT0", "fc", channels * size * size, 10, false);
     Config config = new Config(name, 64)
-        .input("INPUT0", "TYPE_FP32", 3, 16, 16)
+        .input("INPUT0", "TYPE_FP32", 3, side, side)
         .output("OUTPUT0", "TYPE_FP32", 10)
         .dynamicBatching(100);
     return write(repo, name, graph, config);

@@ -30,15 +30,20 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * and finished on transport threads; the exporter reads on its own.
  */
 public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
-  private static final String OTHER = "other";
   private final Histogram duration;
+  /** Full method name → its label and label children; methods no service has share {@link #other}. */
+  private final Map<String, MethodCells> byMethod;
+  private final MethodCells other = new MethodCells("other");
+
   /**
-   * Full method name → its label children, by status code ordinal, filled on first use. Two threads may
-   * fill a slot at once; both store the same child ({@code labelValues} returns the one it keeps).
+   * One method's label and its label children by status code ordinal, filled on first use. Two threads
+   * may fill a slot at once; both store the same child ({@code labelValues} returns the one it keeps).
    */
-  private final Map<String, AtomicReferenceArray<DistributionDataPoint>> byMethod;
-  private final AtomicReferenceArray<DistributionDataPoint> other;
-  private final Map<String, String> bareNames;
+  private record MethodCells(String label, AtomicReferenceArray<DistributionDataPoint> byCode) {
+    MethodCells(String label) {
+      this(label, new AtomicReferenceArray<>(Status.Code.values().length));
+    }
+  }
 
   /** Registers {@code quiver_grpc_server_call_duration_seconds} for the methods of {@code services}. */
   public GrpcCallMetrics(PrometheusRegistry registry, List<ServerServiceDefinition> services) {
@@ -47,33 +52,26 @@ public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
             + " its stream (refusals under overload are the RESOURCE_EXHAUSTED/UNAVAILABLE codes)")
         .labelNames("method", "code").classicOnly().classicUpperBounds(ServerMetrics.LATENCY_BUCKETS_SECONDS)
         .register(registry);
-    Map<String, AtomicReferenceArray<DistributionDataPoint>> methods = new HashMap<>();
-    Map<String, String> names = new HashMap<>();
+    Map<String, MethodCells> methods = new HashMap<>();
     for (ServerServiceDefinition service : services) {
       for (var method : service.getMethods()) {
         MethodDescriptor<?, ?> descriptor = method.getMethodDescriptor();
-        methods.put(descriptor.getFullMethodName(), new AtomicReferenceArray<>(Status.Code.values().length));
-        names.put(descriptor.getFullMethodName(), descriptor.getBareMethodName());
+        methods.put(descriptor.getFullMethodName(), new MethodCells(descriptor.getBareMethodName()));
       }
     }
     byMethod = Map.copyOf(methods);
-    bareNames = Map.copyOf(names);
-    other = new AtomicReferenceArray<>(Status.Code.values().length);
   }
 
   @Override
   public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
-    AtomicReferenceArray<DistributionDataPoint> cells = byMethod.get(fullMethodName);
-    return cells == null ? new CallTimer(other, OTHER) : new CallTimer(cells, bareNames.get(fullMethodName));
+    return new CallTimer(byMethod.getOrDefault(fullMethodName, other));
   }
 
   private final class CallTimer extends ServerStreamTracer {
     private final long startNanos = System.nanoTime();
-    private final AtomicReferenceArray<DistributionDataPoint> cells;
-    private final String method;
+    private final MethodCells method;
 
-    CallTimer(AtomicReferenceArray<DistributionDataPoint> cells, String method) {
-      this.cells = cells;
+    CallTimer(MethodCells method) {
       this.method = method;
     }
 
@@ -81,10 +79,10 @@ public final class GrpcCallMetrics extends ServerStreamTracer.Factory {
     public void streamClosed(Status status) {
       long nanos = System.nanoTime() - startNanos;
       int code = status.getCode().ordinal();
-      DistributionDataPoint cell = cells.get(code);
+      DistributionDataPoint cell = method.byCode().get(code);
       if (cell == null) {
-        cell = duration.labelValues(method, status.getCode().name());
-        cells.set(code, cell);
+        cell = duration.labelValues(method.label(), status.getCode().name());
+        method.byCode().set(code, cell);
       }
       cell.observe(nanos * 1e-9);
     }
