@@ -305,6 +305,78 @@ class DispatchTest {
   }
 
   @Test
+  void adaptiveQueueDelay_endsAWaitWhenArrivalsStop() {
+    ManualClock clock = new ManualClock();
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = manualBatcher(batching(8, 1000), clock, runner);
+    // A client's burst: three requests within 2 µs, then nothing (a closed loop waiting for its answers).
+    List<Result> burst = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      burst.add(submitPlain(b, i));
+      b.doWork();
+      clock.advanceMicros(1);
+    }
+    clock.advanceMicros(BatchFormer.QUIET_FLOOR_NS / 1000 - 2); // 19 µs after the last arrival
+    b.doWork();
+    assertThat(burst).noneMatch(Result::isDone);
+    clock.advanceMicros(1); // 20 µs of quiet: the batch goes, 980 µs before the queue delay would send it
+    TestSupport.pumpUntil(b, () -> burst.stream().allMatch(Result::isDone));
+    assertThat(runner.batchRows).containsExactly(3);
+  }
+
+  @Test
+  void adaptiveQueueDelay_quietMeansSeveralTimesTheMeanGap_soASteadyStreamKeepsFillingTheBatch() {
+    ManualClock clock = new ManualClock();
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = manualBatcher(batching(8, 1000), clock, runner);
+    // One request every 10 µs: a gap of 39 µs is part of the stream, 40 µs (4 × the mean gap) ends it.
+    List<Result> stream = new ArrayList<>();
+    for (int i = 0; i < 5; i++) {
+      stream.add(submitPlain(b, i));
+      b.doWork();
+      clock.advanceMicros(i < 4 ? 10 : 0);
+    }
+    clock.advanceMicros(BatchFormer.QUIET_GAP_FACTOR * 10 - 1);
+    b.doWork();
+    assertThat(stream).noneMatch(Result::isDone);
+    stream.add(submitPlain(b, 5)); // arrives within the stream's rhythm: the batch keeps waiting for it
+    b.doWork();
+    clock.advanceMicros(BatchFormer.QUIET_GAP_FACTOR * 10L);
+    b.doWork();
+    assertThat(stream).noneMatch(Result::isDone); // 6 arrivals over 79 µs: quiet is now 4 × 15.8 µs
+    clock.advanceMicros(25);
+    TestSupport.pumpUntil(b, () -> stream.stream().allMatch(Result::isDone));
+    assertThat(runner.batchRows).containsExactly(6);
+  }
+
+  @Test
+  void adaptiveQueueDelay_turnedOff_waitsTheFullDelayAfterABurst() {
+    ManualClock clock = new ManualClock();
+    ModelConfig config = batching(8, 1000).toBuilder().putParameters(BatchingPolicy.PARAM_ADAPTIVE_QUEUE_DELAY,
+        ModelParameter.newBuilder().setStringValue("false").build()).build();
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = manualBatcher(config, clock, runner);
+    List<Result> burst = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      burst.add(submitPlain(b, i));
+    }
+    b.doWork();
+    clock.advanceMicros(999);
+    b.doWork();
+    assertThat(burst).noneMatch(Result::isDone);
+    clock.advanceMicros(1);
+    TestSupport.pumpUntil(b, () -> burst.stream().allMatch(Result::isDone));
+    assertThat(runner.batchRows).containsExactly(3);
+  }
+
+  private DynamicBatcher manualBatcher(ModelConfig config, ManualClock clock, ArithmeticRunner runner) {
+    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config, TestSupport.identitySignature(8, 2))
+        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
+    toClose.add(b);
+    return b;
+  }
+
+  @Test
   void adaptiveQueueDelay_canBeTurnedOff() {
     ManualClock clock = new ManualClock();
     ModelConfig config = batching(8, 1000).toBuilder().putParameters(BatchingPolicy.PARAM_ADAPTIVE_QUEUE_DELAY,
