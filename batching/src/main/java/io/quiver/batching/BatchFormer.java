@@ -28,16 +28,6 @@ final class BatchFormer {
   static final int FRUITLESS_WAITS_TO_SKIP = 4;
   /** While the delay is skipped, one formation in this many still waits (a probe). */
   static final int SKIP_PROBE_PERIOD = 128;
-  /**
-   * A wait also ends when requests stop arriving: no arrival for this many times the wait's mean gap
-   * between arrivals (a Poisson stream has such a gap with probability e^-4 ≈ 2% per arrival; a client's
-   * burst that has ended has it at once).
-   */
-  static final int QUIET_GAP_FACTOR = 4;
-  /** ... and for at least this long, in clock nanos (timer resolution; one read's requests arrive within it). */
-  static final long QUIET_FLOOR_NS = 20_000L;
-  /** Live requests a wait needs before its gaps mean anything (a lone request is the skipping rule's case). */
-  static final int QUIET_MIN_REQUESTS = 3;
   private static final long NO_WAIT = Long.MIN_VALUE;
 
   private final DynamicBatcher batcher;
@@ -324,10 +314,8 @@ final class BatchFormer {
     Tensor[] reference = null;
     int rows = 0;
     int taken = 0;
-    int live = 0;
     int preferredTaken = 0;
     long oldest = Long.MAX_VALUE;
-    long newest = Long.MIN_VALUE;
     boolean closed = false;
     outer:
     for (int s = 0; s < rings.length; s++) {
@@ -349,9 +337,7 @@ final class BatchFormer {
         }
         rows += n;
         taken++;
-        live++;
         oldest = Math.min(oldest, r.enqueueNanos());
-        newest = Math.max(newest, r.enqueueNanos());
         if (isPreferred(rows)) {
           preferredTaken = taken;
         }
@@ -375,20 +361,11 @@ final class BatchFormer {
       return taken; // waiting has not gained a partner lately: send now (see sent())
     }
     formationsSinceProbe = 0;
-    long wake = saturatedAdd(oldest, effectiveDelayNanos);
-    if (adaptiveDelay && live >= QUIET_MIN_REQUESTS) {
-      long quiet = Math.max(QUIET_FLOOR_NS, QUIET_GAP_FACTOR * ((newest - oldest) / (live - 1)));
-      if (now - newest >= quiet) { // the requests stopped coming: waiting longer gains nothing
-        sent(oldest, rows);
-        return taken;
-      }
-      wake = Math.min(wake, saturatedAdd(newest, quiet));
-    }
     if (waitKey != oldest) { // a new wait: remember what it started with
       waitKey = oldest;
       waitStartRows = rows;
     }
-    nextWakeNanos = wake;
+    nextWakeNanos = saturatedAdd(oldest, effectiveDelayNanos);
     return 0;
   }
 
