@@ -43,7 +43,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CORES="1,2,4,8" OL_CLIENTS=4 WINDOWS=2 WINDOW_MS=3000 WARMUP_MS=12000 DIST="" BUILD=1 OUT=""
-WARM_MIN_S=4 WARM_MAX_S=20
+WARM_MIN_S=4 WARM_MAX_S=20 OL_CLIENT_WARMUP_MS=5000 OL_WARMUP_MS=2000
 while [ $# -gt 0 ]; do
   case "$1" in
     --cores) CORES="$2"; shift ;;
@@ -146,7 +146,8 @@ thread_ticks() {
 }
 
 # clients NAME PORT SECONDS-UNTIL-MEASURED CPU... -- PERF-ARGS...: one client JVM per CPU, all at once; reads
-# the server's CPU over the middle of the measured windows into $RES/NAME.cpu ("ticks hz seconds").
+# the server's CPU over the middle of the measured windows into $RES/NAME.cpu ("ticks hz seconds") and,
+# by thread group, into $RES/NAME.threads ("cpu-seconds name").
 clients() {
   local name="$1" port="$2" lead="$3"; shift 3
   local cpus=() i=0 pids=()
@@ -169,10 +170,14 @@ clients() {
   sleep "$measure_s"
   t1=$(date +%s.%N) c1=$(cpu_ticks "$SERVER_PID")
   thread_ticks "$SERVER_PID" > "$RES/$name.threads1"
-  echo "$((c1 - c0)) $(getconf CLK_TCK) $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" > "$RES/$name.cpu"
-  # Server CPU by thread group over the same interval (thread names with their trailing numbers dropped).
-  awk 'NR == FNR {before[$1] = $2; next} {d = $2 - before[$1]; if (d > 0) {n = $3; sub(/[-_#]?[0-9]+$/, "", n); sum[n] += d}}
-    END {for (n in sum) print sum[n], n}' "$RES/$name.threads0" "$RES/$name.threads1" | sort -rn > "$RES/$name.threads"
+  local hz
+  hz=$(getconf CLK_TCK)
+  echo "$((c1 - c0)) $hz $(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')" > "$RES/$name.cpu"
+  # Server CPU seconds by thread group over the same interval (thread names without their trailing numbers).
+  awk -v hz="$hz" 'NR == FNR {before[$1] = $2; next}
+    {d = $2 - before[$1]; if (d > 0) {n = $3; sub(/[-_#]?[0-9]+$/, "", n); sum[n] += d}}
+    END {for (n in sum) printf "%.2f %s\n", sum[n] / hz, n}' "$RES/$name.threads0" "$RES/$name.threads1" \
+    | sort -rn > "$RES/$name.threads"
   rm -f "$RES/$name.threads0" "$RES/$name.threads1"
   local failed=0
   for p in "${pids[@]}"; do wait "$p" || failed=1; done
@@ -198,22 +203,14 @@ wait_ready() { # port: a short closed-loop call until the server answers (exclud
   wait "$probe" || { echo "scaling.sh: the server on port $1 never answered" >&2; exit 1; }
 }
 
-# CPU ticks of the server's JIT compiler threads.
-jit_ticks() {
-  local total=0 t
-  for t in /proc/"$1"/task/*; do
-    case "$(cat "$t/comm" 2>/dev/null)" in
-      "C1 Compiler"*|"C2 Compiler"*) total=$((total + $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0))) ;;
-    esac
-  done
-  echo "$total"
-}
+# CPU ticks of the server's JIT compiler threads ("C1 CompilerThre", "C2 CompilerThre").
+jit_ticks() { thread_ticks "$1" | awk '$3 ~ /^C[12]_Compiler/ {s += $2} END {print s + 0}'; }
 # warm_server NAME PORT CPU...: closed-loop load from one client per CPU until the server's JIT has settled
 # (its compiler threads used at most 4% of a core over 2 s, after at least WARM_MIN_S), at most WARM_MAX_S.
 # A fixed warm-up is not enough: on one CPU the compilers of a cold server still took 60% of it after 3 s.
 warm_server() {
   local name="$1" port="$2"; shift 2
-  local pids=() c hz waited=0 prev cur
+  local pids=() c hz waited=0 prev cur delta=-1 settled=no
   hz=$(getconf CLK_TCK)
   for c in "$@"; do
     taskset -c "$c" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m identity_fp32 \
@@ -226,14 +223,15 @@ warm_server() {
     sleep 2
     waited=$((waited + 2))
     cur=$(jit_ticks "$SERVER_PID")
-    if [ "$waited" -ge "$WARM_MIN_S" ] && [ $((cur - prev)) -le $((2 * hz * 4 / 100)) ]; then
+    delta=$((cur - prev)) prev=$cur
+    if [ "$waited" -ge "$WARM_MIN_S" ] && [ "$delta" -le $((2 * hz * 4 / 100)) ]; then
+      settled=yes
       break
     fi
-    prev=$cur
   done
   kill "${pids[@]}" 2>/dev/null || true
   for c in "${pids[@]}"; do wait "$c" 2>/dev/null || true; done
-  echo "warm-up of $name: $waited s (JIT ticks in the last 2 s: $((cur - prev)))" >> "$OUT/machine.txt"
+  echo "warm-up of $name: $waited s, JIT settled: $settled (compiler ticks in the last 2 s: $delta)" >> "$OUT/machine.txt"
 }
 
 point=0
@@ -261,17 +259,15 @@ if [ "$OL_CLIENTS" -gt 0 ]; then
   server_cpus="${CPU_ORDER[0]}"
   client_cpus=("${CPU_ORDER[@]:1:$OL_CLIENTS}")
   echo "pinning open loop: server $server_cpus, clients ${client_cpus[*]}" >> "$OUT/machine.txt"
-  declare -A OL_PORT
+  declare -A OL_PORT=([echo]=$((PORT_BASE + 90)) [quiver]=$((PORT_BASE + 95))) OL_PID=()
   for kind in quiver echo; do
-    OL_PORT[$kind]=$((PORT_BASE + 90))
-    [ "$kind" = quiver ] && OL_PORT[$kind]=$((PORT_BASE + 95))
     start_server "$kind" "${OL_PORT[$kind]}" "$server_cpus"
-    eval "OL_PID_$kind=$SERVER_PID"
+    OL_PID[$kind]=$SERVER_PID
     wait_ready "${OL_PORT[$kind]}"
     warm_server "$kind-open-loop" "${OL_PORT[$kind]}" "${client_cpus[@]}"
   done
   # Saturation of Quiver on one CPU with the K clients (closed loop, concurrency 64 each).
-  SERVER_PID=$OL_PID_quiver
+  SERVER_PID=${OL_PID[quiver]}
   echo "scaling.sh: open loop: Quiver's saturation on 1 CPU" >&2
   clients "ol-saturation" "${OL_PORT[quiver]}" "$(lead_s "$WARMUP_MS")" "${client_cpus[@]}" -- \
     --concurrency-range 64 -p "$WINDOW_MS" --warmup "$WARMUP_MS" --max-windows "$WINDOWS"
@@ -286,10 +282,11 @@ if [ "$OL_CLIENTS" -gt 0 ]; then
     [ "$pct" = 80 ] && order=(echo quiver)
     for kind in "${order[@]}"; do
       echo "scaling.sh: open loop $pct% on $kind ($OL_CLIENTS × $per_client req/s)" >&2
-      eval "SERVER_PID=\$OL_PID_$kind"
-      clients "ol-$kind-$pct" "${OL_PORT[$kind]}" "$(lead_s $((2 * 5000 + 2000)))" "${client_cpus[@]}" -- \
-        --request-rate-range "$per_client" --request-distribution poisson --client-warmup 5000 \
-        -p "$WINDOW_MS" --warmup 2000 --max-windows "$WINDOWS"
+      SERVER_PID=${OL_PID[$kind]}
+      # --client-warmup runs closed loop for that long, then as long again open loop, before the level's warm-up.
+      clients "ol-$kind-$pct" "${OL_PORT[$kind]}" "$(lead_s $((2 * OL_CLIENT_WARMUP_MS + OL_WARMUP_MS)))" \
+        "${client_cpus[@]}" -- --request-rate-range "$per_client" --request-distribution poisson \
+        --client-warmup "$OL_CLIENT_WARMUP_MS" -p "$WINDOW_MS" --warmup "$OL_WARMUP_MS" --max-windows "$WINDOWS"
     done
   done
 fi

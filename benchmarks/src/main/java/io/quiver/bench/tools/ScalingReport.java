@@ -9,6 +9,8 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -27,9 +29,12 @@ public final class ScalingReport {
 
   private ScalingReport() {}
 
-  /** One point: every client's rows, summed where that means something. */
-  record Point(double rps, double offeredRps, double completed, double errors, List<Double> p99s, boolean clientBound,
-      double serverCpuSeconds, double seconds) {
+  /**
+   * One point: every client's rows, summed where that means something, and the server's CPU over
+   * {@code seconds} of the measured windows, in total and by thread group ("cpu-seconds name" lines).
+   */
+  record Point(double rps, double offeredRps, double errors, List<Double> p99s, boolean clientBound,
+      double serverCpuSeconds, double seconds, List<String> threadGroups) {
     double cpuMicrosPerRequest() {
       return serverCpuSeconds > 0 && rps > 0 ? serverCpuSeconds / seconds / rps * 1e6 : Double.NaN;
     }
@@ -56,41 +61,34 @@ public final class ScalingReport {
     md.append("Run on ").append(read(out.resolve("date.txt")).strip()).append(".\n\n```\n")
         .append(read(out.resolve("machine.txt")).strip()).append("\n```\n\n");
     md.append("## Closed loop: identity FP32[16], N server CPUs + N client JVMs (one CPU and one connection each, concurrency 64)\n\n");
-    md.append("| N (server + client CPUs) | echo req/s | Quiver req/s | Quiver / echo | Quiver(N) / (N × Quiver(")
-        .append(sizes.isEmpty() ? "-" : sizes.first()).append(")) | echo(N) / (N × echo(")
-        .append(sizes.isEmpty() ? "-" : sizes.first()).append(")) | server CPU µs/req, Quiver / echo | server cores used, Quiver / echo |\n");
-    md.append("|---|---|---|---|---|---|---|---|\n");
-    Point quiverBase = null;
-    Point echoBase = null;
     int base = sizes.isEmpty() ? 1 : sizes.first();
-    double lastScaling = Double.NaN;
-    int last = base;
+    int last = sizes.isEmpty() ? 1 : sizes.last();
+    md.append("| N (server + client CPUs) | echo req/s | Quiver req/s | Quiver / echo | Quiver(N) / (N × Quiver(").append(base)
+        .append(")) | echo(N) / (N × echo(").append(base)
+        .append(")) | server CPU µs/req, Quiver / echo | server cores used, Quiver / echo | errors, Quiver / echo |\n");
+    md.append("|---|---|---|---|---|---|---|---|---|\n");
+    Map<Integer, Point> quiver = new TreeMap<>();
+    Map<Integer, Point> echo = new TreeMap<>();
     for (int n : sizes) {
-      Point echo = point(results, "scale-echo-n" + n);
-      Point quiver = point(results, "scale-quiver-n" + n);
-      if (n == base) {
-        quiverBase = quiver;
-        echoBase = echo;
-      }
-      double scale = quiver.rps / ((double) n / base * quiverBase.rps);
-      double echoScale = echo.rps / ((double) n / base * echoBase.rps);
-      md.append(String.format(Locale.ROOT, "| %d + %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.1f / %.1f | %.2f / %.2f |\n",
-          n, n, echo.rps, quiver.rps, quiver.rps / echo.rps, scale, echoScale,
-          quiver.cpuMicrosPerRequest(), echo.cpuMicrosPerRequest(), quiver.coresUsed(), echo.coresUsed()));
-      lastScaling = scale;
-      last = n;
+      quiver.put(n, point(results, "scale-quiver-n" + n));
+      echo.put(n, point(results, "scale-echo-n" + n));
+      Point q = quiver.get(n);
+      Point e = echo.get(n);
+      md.append(String.format(Locale.ROOT, "| %d + %d | %.0f | %.0f | %.2f | %.2f | %.2f | %.1f / %.1f | %.2f / %.2f | %.0f / %.0f |%n",
+          n, n, e.rps, q.rps, q.rps / e.rps, scaling(quiver, base, n), scaling(echo, base, n),
+          q.cpuMicrosPerRequest(), e.cpuMicrosPerRequest(), q.coresUsed(), e.coresUsed(), q.errors, e.errors));
     }
+    md.append('\n');
     if (last > base) {
-      md.append(String.format(Locale.ROOT, "%nTarget (issue 11): Quiver at %d + %d CPUs ≥ %.1f × %d × Quiver at %d + %d: measured %.2f: **%s**.%n%n",
-          last, last, SCALING_TARGET, last / base, base, base, lastScaling, lastScaling >= SCALING_TARGET ? "pass" : "miss"));
+      double measured = scaling(quiver, base, last);
+      md.append(String.format(Locale.ROOT, "Target (issue 11): Quiver at %d + %d CPUs ≥ %.1f × %d × Quiver at %d + %d: measured %.2f: **%s**.%n%n",
+          last, last, SCALING_TARGET, last / base, base, base, measured, measured >= SCALING_TARGET ? "pass" : "miss"));
     }
     md.append("Server CPU is read from /proc/PID/stat over the middle of the clients' measured windows; req/s is the sum\n"
         + "of the clients' throughput over their windows (the clients start together; their windows overlap to within\n"
         + "their JVM start times).\n\n");
     md.append("Where Quiver's CPU went (cores used by thread group over the same interval, from /proc/PID/task):\n\n");
-    for (int n : sizes) {
-      md.append("- N=").append(n).append(": ").append(threadGroups(results, "scale-quiver-n" + n)).append('\n');
-    }
+    quiver.forEach((n, q) -> md.append("- N=").append(n).append(": ").append(threadGroups(q)).append('\n'));
     md.append('\n');
 
     Path saturation = results.resolve("ol-saturation-c0.json");
@@ -124,7 +122,6 @@ public final class ScalingReport {
   private static Point point(Path results, String name) throws IOException {
     double rps = 0;
     double offered = 0;
-    double completed = 0;
     double errors = 0;
     boolean clientBound = false;
     List<Double> p99s = new ArrayList<>();
@@ -140,7 +137,6 @@ public final class ScalingReport {
       Value row = rows.get(rows.size() - 1);
       rps += Json.number(row, "throughput_rps");
       offered += Json.number(row, "offered_rps");
-      completed += Json.number(row, "completed");
       errors += Json.number(row, "errors");
       p99s.add(Json.number(row, "p99_us"));
       clientBound |= Json.bool(row, "client_bound");
@@ -149,30 +145,26 @@ public final class ScalingReport {
     double seconds = Double.NaN;
     Path cpu = results.resolve(name + ".cpu");
     if (Files.exists(cpu)) {
-      String[] f = read(cpu).trim().split("\\s+");
+      String[] f = read(cpu).trim().split("\\s+"); // ticks, ticks per second, seconds
       cpuSeconds = Double.parseDouble(f[0]) / Double.parseDouble(f[1]);
       seconds = Double.parseDouble(f[2]);
     }
-    return new Point(rps, offered, completed, errors, p99s, clientBound, cpuSeconds, seconds);
+    List<String> threads = read(results.resolve(name + ".threads")).lines().filter(l -> !l.isBlank()).toList();
+    return new Point(rps, offered, errors, p99s, clientBound, cpuSeconds, seconds, threads);
   }
 
-  /** "name cores, ..." for the groups above 2% of a core, from {@code NAME.threads} ("ticks name" per line). */
-  private static String threadGroups(Path results, String name) throws IOException {
-    Path threads = results.resolve(name + ".threads");
-    Path cpu = results.resolve(name + ".cpu");
-    if (!Files.exists(threads) || !Files.exists(cpu)) {
-      return "n/a";
-    }
-    String[] c = read(cpu).trim().split("\\s+");
-    double ticksPerCoreSecond = Double.parseDouble(c[1]) * Double.parseDouble(c[2]);
+  /** Throughput at n CPUs over n/base times the throughput at base CPUs (1.0 = linear). */
+  private static double scaling(Map<Integer, Point> points, int base, int n) {
+    return points.get(n).rps / ((double) n / base * points.get(base).rps);
+  }
+
+  /** "name cores, ..." for the thread groups above 2% of a core over the point's measured seconds. */
+  private static String threadGroups(Point point) {
     StringBuilder line = new StringBuilder();
-    for (String row : read(threads).split("\n")) {
+    for (String row : point.threadGroups) {
       String[] f = row.trim().split("\\s+", 2);
-      if (f.length < 2) {
-        continue;
-      }
-      double cores = Double.parseDouble(f[0]) / ticksPerCoreSecond;
-      if (cores >= 0.02) {
+      double cores = Double.parseDouble(f[0]) / point.seconds;
+      if (f.length == 2 && cores >= 0.02) {
         line.append(line.length() == 0 ? "" : ", ").append(f[1]).append(String.format(Locale.ROOT, " %.2f", cores));
       }
     }
