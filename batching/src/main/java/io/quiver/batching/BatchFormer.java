@@ -29,6 +29,8 @@ final class BatchFormer {
   /** While the delay is skipped, one formation in this many still waits (a probe). */
   static final int SKIP_PROBE_PERIOD = 128;
   private static final long NO_WAIT = Long.MIN_VALUE;
+  /** Rounds smaller than this many rows are never split (see {@link #roundRows}). */
+  static final int MIN_ROUND_TO_SPLIT = 4;
 
   private final DynamicBatcher batcher;
   private final BatchingPolicy policy;
@@ -60,6 +62,13 @@ final class BatchFormer {
   private int fruitlessWaits;
   private boolean skippingDelay;
   private int formationsSinceProbe;
+  /**
+   * Rows that waits which ran the whole queue delay gathered lately (moving average, weight 1/4; 0
+   * before the first): the size of a round of the callers. A wait with a ready instance sends once it
+   * holds half of that, so a round goes out as two batches and the callers start on the first half's
+   * answers while the second half runs, instead of both sides taking turns (docs/batching.md).
+   */
+  private double roundRows;
 
   BatchFormer(DynamicBatcher batcher, MpscArrayQueue<InferRequest>[] queues, ModelInstance[] instances,
       MpscArrayQueue<Batch> finished, CompletionSequencer sequencer, AdaptiveBatchController controller,
@@ -139,6 +148,11 @@ final class BatchFormer {
 
   double averageBatchNanos() {
     return avgBatchNanos;
+  }
+
+  /** The round size the adaptive queue delay has measured (tests). */
+  double roundRows() {
+    return roundRows;
   }
 
   /** Whether the adaptive queue delay currently sends without waiting (tests, metrics). */
@@ -348,7 +362,11 @@ final class BatchFormer {
       }
     }
     lastFormationFull = closed && dynamic;
-    if (rows == 0 || closed || closing || now - oldest >= effectiveDelayNanos) {
+    boolean delayRunOut = now - oldest >= effectiveDelayNanos;
+    if (rows == 0 || closed || closing || delayRunOut) {
+      if (delayRunOut && !closed && adaptiveDelay && waitKey == oldest) {
+        roundRows = roundRows == 0 ? rows : 0.75 * roundRows + 0.25 * rows;
+      }
       sent(oldest, rows);
       return taken;
     }
@@ -361,6 +379,10 @@ final class BatchFormer {
       return taken; // waiting has not gained a partner lately: send now (see sent())
     }
     formationsSinceProbe = 0;
+    if (adaptiveDelay && roundRows >= MIN_ROUND_TO_SPLIT && rows >= roundRows / 2) {
+      sent(oldest, rows); // half a round is here and an instance is ready: send it, the rest follows
+      return taken;
+    }
     if (waitKey != oldest) { // a new wait: remember what it started with
       waitKey = oldest;
       waitStartRows = rows;

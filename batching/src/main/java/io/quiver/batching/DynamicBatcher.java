@@ -693,6 +693,11 @@ public final class DynamicBatcher implements InferenceScheduler {
     return former.skippingQueueDelay();
   }
 
+  /** Tests: the round size the adaptive queue delay measured (0 before any full wait). Racy read. */
+  double measuredRoundRows() {
+    return former.roundRows();
+  }
+
   /** A queue-delay or deadline timer: one dispatch cycle on the thread it fires on. */
   private final class TimerTask implements Runnable {
     private final TransportExecutor transport; // null: the fallback timer thread

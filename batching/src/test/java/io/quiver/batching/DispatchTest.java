@@ -305,6 +305,63 @@ class DispatchTest {
   }
 
   @Test
+  void adaptiveQueueDelay_splitsARoundInTwo_onceAFullWaitHasMeasuredIt() {
+    ManualClock clock = new ManualClock();
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, batching(16, 1000), TestSupport.identitySignature(16, 2))
+        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
+    toClose.add(b);
+    // The first round of 8 waits the whole delay: it measures the round.
+    List<Result> first = new ArrayList<>();
+    for (int i = 0; i < 8; i++) {
+      first.add(submitPlain(b, i));
+      b.doWork();
+    }
+    assertThat(first).noneMatch(Result::isDone);
+    clock.advanceMicros(1000);
+    TestSupport.pumpUntil(b, () -> first.stream().allMatch(Result::isDone));
+    assertThat(runner.batchRows).containsExactly(8);
+    assertThat(b.measuredRoundRows()).isEqualTo(8.0);
+    // The next round: three wait, the fourth (half the round) sends all four without the clock moving.
+    List<Result> second = new ArrayList<>();
+    for (int i = 0; i < 3; i++) {
+      second.add(submitPlain(b, 10 + i));
+      b.doWork();
+    }
+    assertThat(second).noneMatch(Result::isDone);
+    second.add(submitPlain(b, 13));
+    TestSupport.pumpUntil(b, () -> second.stream().allMatch(Result::isDone));
+    assertThat(runner.batchRows).containsExactly(8, 4);
+    // A smaller round than measured still goes once its delay runs out, and the measure follows it.
+    Result lone = submitPlain(b, 20);
+    b.doWork();
+    assertThat(lone.isDone()).isFalse();
+    clock.advanceMicros(1000);
+    TestSupport.pumpUntil(b, lone::isDone);
+    assertThat(b.measuredRoundRows()).isEqualTo(0.75 * 8 + 0.25 * 1);
+  }
+
+  @Test
+  void adaptiveQueueDelay_doesNotSplitRoundsOfFewerThanFour() {
+    ManualClock clock = new ManualClock();
+    ArithmeticRunner runner = new ArithmeticRunner();
+    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, batching(16, 1000), TestSupport.identitySignature(16, 2))
+        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
+    toClose.add(b);
+    for (int round = 0; round < 2; round++) {
+      List<Result> rs = new ArrayList<>();
+      for (int i = 0; i < 3; i++) {
+        rs.add(submitPlain(b, 10 * round + i));
+        b.doWork();
+      }
+      assertThat(rs).as("round %d waits for its delay", round).noneMatch(Result::isDone);
+      clock.advanceMicros(1000);
+      TestSupport.pumpUntil(b, () -> rs.stream().allMatch(Result::isDone));
+    }
+    assertThat(runner.batchRows).containsExactly(3, 3);
+  }
+
+  @Test
   void adaptiveQueueDelay_canBeTurnedOff() {
     ManualClock clock = new ManualClock();
     ModelConfig config = batching(8, 1000).toBuilder().putParameters(BatchingPolicy.PARAM_ADAPTIVE_QUEUE_DELAY,
@@ -320,6 +377,7 @@ class DispatchTest {
       TestSupport.pumpUntil(b, r::isDone);
     }
     assertThat(b.skippingQueueDelay()).isFalse();
+    assertThat(b.measuredRoundRows()).isZero(); // and rounds are never measured, so never split
   }
 
   private static ThreadRecorder submit(DynamicBatcher b, int id, TransportExecutor via) {
