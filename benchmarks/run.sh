@@ -26,7 +26,7 @@
 # and how to run it are in docs/benchmarks/gpu.md.
 #
 # Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), BENCH_PORT_BASE (18100;
-# ports BASE+1..BASE+13 are used).
+# ports BASE+1..BASE+16 are used).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -90,6 +90,8 @@ ECHO_PORT=$((PORT_BASE + 1)) QUIVER_PORT=$((PORT_BASE + 2)) NOBATCH_PORT=$((PORT
 QUIVER_REST_PORT=$((PORT_BASE + 4))
 # Echo servers with mlp_784's and cnn_small's request payloads (case (b)'s limit), ports BASE+14, BASE+15.
 ECHO_MLP_PORT=$((PORT_BASE + 14)) ECHO_CNN_PORT=$((PORT_BASE + 15))
+# The bare REST echo (case (g)'s baseline), on the gRPC echo's server: port BASE+16.
+ECHO_REST_PORT=$((PORT_BASE + 16))
 # Cases (e) and (f) run after the others, on their own servers (ports BASE+8.. BASE+13).
 ADAPTIVE_PORT=$((PORT_BASE + 8)) OVERLOAD_PORT=$((PORT_BASE + 11))
 PIDS=()
@@ -129,7 +131,9 @@ start_server() { # name command...; sets LAST_PID (taskset execs, so it is the J
   LAST_PID=$!
   PIDS+=("$LAST_PID")
 }
-start_server echo "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_PORT"
+# The echo also serves the bare REST echo (case (g)'s baseline) on the same event loops.
+start_server echo "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_PORT" \
+  --http-port "$ECHO_REST_PORT"
 ECHO_PID=$LAST_PID
 start_server echo-mlp "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "$ECHO_MLP_PORT" \
   --input INPUT0:FP32:-1,784
@@ -217,9 +221,12 @@ for r in $(seq 1 "$REPEATS"); do
   if [ $((r % 2)) = 1 ]; then a_echo; a_quiver; else a_quiver; a_echo; fi
   # Syscalls per request at c=64 (perf stat during a run of its own), when perf can count them here.
   syscalls "a-syscalls-r$r" "$QUIVER_PORT" "$QUIVER_PID" quiver "$ECHO_PORT" "$ECHO_PID" echo
-  # (g) REST with the binary tensor extension at c=64, the same server as (a).
-  perf_run "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
-    --concurrency-range 64 --http-connections 64 --server-pid "$QUIVER_PID"
+  # (g) REST with the binary tensor extension at c=64, the same server as (a), and the bare REST echo.
+  g_quiver() { perf_run "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
+    --concurrency-range 64 --http-connections 64 --server-pid "$QUIVER_PID"; }
+  g_echo() { perf_run "g-rest-echo-r$r" -i http -m identity_fp32 -u "localhost:$ECHO_REST_PORT" \
+    --concurrency-range 64 --http-connections 64 --server-pid "$ECHO_PID"; }
+  if [ $((r % 2)) = 1 ]; then g_echo; g_quiver; else g_quiver; g_echo; fi
   # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver, and the echo
   # with the same request payload (the protocol's share of the limit).
   for model in mlp_784 cnn_small; do

@@ -2,6 +2,10 @@ package io.quiver.bench.echo;
 
 import io.grpc.Server;
 import io.grpc.netty.NettyServerBuilder;
+import io.netty.bootstrap.ServerBootstrap;
+import io.netty.channel.Channel;
+import io.netty.channel.ChannelInitializer;
+import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
 import io.netty.channel.ServerChannel;
 import io.netty.channel.epoll.Epoll;
@@ -9,6 +13,8 @@ import io.netty.channel.epoll.EpollEventLoopGroup;
 import io.netty.channel.epoll.EpollServerSocketChannel;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.nio.NioServerSocketChannel;
+import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpServerCodec;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import io.quiver.proto.inference.ModelMetadataResponse;
 import java.io.IOException;
@@ -39,6 +45,10 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
   @Option(names = "--host", defaultValue = "0.0.0.0", description = "Address to bind (default ${DEFAULT-VALUE}).")
   String host;
 
+  @Option(names = "--http-port", defaultValue = "-1",
+      description = "Also serve the REST v2 echo (HTTP/1.1) on this port, on the same event loops; -1 = off (default).")
+  int httpPort;
+
   @Option(names = "--event-loop-threads", defaultValue = "0", description = "Netty worker threads; 0 = one per core.")
   int eventLoopThreads;
 
@@ -49,6 +59,7 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
   private EventLoopGroup boss;
   private EventLoopGroup workers;
   private Server server;
+  private Channel httpChannel;
 
   public static void main(String[] args) {
     System.exit(new CommandLine(new EchoServer()).execute(args));
@@ -61,14 +72,22 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
     echo.port = port;
     echo.eventLoopThreads = eventLoopThreads;
     echo.inputSpec = "INPUT0:FP32:-1,16";
+    echo.httpPort = -1;
     return echo;
+  }
+
+  /** Also serves the REST v2 echo on {@code httpPort} (0 picks a free one; see {@link #httpPort()}); before start. */
+  public EchoServer withHttpPort(int httpPort) {
+    this.httpPort = httpPort;
+    return this;
   }
 
   @Override
   public Integer call() throws Exception {
     start();
     Runtime.getRuntime().addShutdownHook(new Thread(this::close, "echo-shutdown"));
-    System.out.printf("echo server listening on %s:%d (%s)%n", host, port(), Epoll.isAvailable() ? "epoll" : "nio");
+    System.out.printf("echo server listening on %s:%d (%s)%s%n", host, port(), Epoll.isAvailable() ? "epoll" : "nio",
+        httpPort() >= 0 ? ", REST echo on port " + httpPort() : "");
     System.out.flush();
     server.awaitTermination();
     return 0;
@@ -97,7 +116,36 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
         .addService(new EchoService(parseInput(inputSpec)))
         .build()
         .start();
+    if (httpPort >= 0) {
+      startHttp(channelType);
+    }
     return this;
+  }
+
+  /** The REST v2 echo: Netty's HTTP/1.1 codec and aggregator, as Quiver's REST server has them. */
+  private void startHttp(Class<? extends ServerChannel> channelType) throws IOException {
+    HttpEchoHandler handler = new HttpEchoHandler(parseInput(inputSpec));
+    ServerBootstrap bootstrap = new ServerBootstrap()
+        .group(boss, workers)
+        .channel(channelType)
+        .childOption(ChannelOption.TCP_NODELAY, true)
+        .childHandler(new ChannelInitializer<Channel>() {
+          @Override
+          protected void initChannel(Channel ch) {
+            ch.pipeline().addLast(new HttpServerCodec(), new HttpObjectAggregator(MAX_MESSAGE_BYTES), handler);
+          }
+        });
+    try {
+      httpChannel = bootstrap.bind(new InetSocketAddress(host, httpPort)).sync().channel();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IOException("interrupted while binding the REST echo port", e);
+    }
+  }
+
+  /** The REST echo's bound port, or -1 when it is off. */
+  public int httpPort() {
+    return httpChannel == null ? -1 : ((InetSocketAddress) httpChannel.localAddress()).getPort();
   }
 
   public int port() {
@@ -106,6 +154,9 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
 
   @Override
   public void close() {
+    if (httpChannel != null) {
+      httpChannel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+    }
     if (server != null) {
       server.shutdownNow();
       try {

@@ -472,23 +472,50 @@ public final class Report {
     series("(c) open-loop tails", "quiver closed loop (a)", quiverA);
   }
 
-  // (g) REST with the binary tensor extension vs gRPC, same model and concurrency.
+  // (g) REST with the binary tensor extension vs gRPC, same model and concurrency, and the bare REST echo.
   private void caseG(StringBuilder out) throws IOException {
     List<List<Value>> rest = repeats("g-rest");
     if (rest.isEmpty()) {
       return;
     }
     List<List<Value>> grpc = repeats("a-quiver");
+    List<List<Value>> restEcho = repeats("g-rest-echo");
+    List<List<Value>> grpcEcho = repeats("a-echo");
     List<Double> cpu = new ArrayList<>();
-    for (int r = 0; r < Math.min(rest.size(), grpc.size()); r++) {
-      ratio(cpu, rest.get(r), grpc.get(r), 64, "server_cpu_us_per_req");
+    List<Double> echoCpu = new ArrayList<>();
+    List<Double> ofRestEcho = new ArrayList<>();
+    for (int r = 0; r < rest.size(); r++) {
+      if (r < grpc.size()) {
+        ratio(cpu, rest.get(r), grpc.get(r), 64, "server_cpu_us_per_req");
+      }
+      if (r < restEcho.size() && r < grpcEcho.size()) {
+        ratio(echoCpu, restEcho.get(r), grpcEcho.get(r), 64, "server_cpu_us_per_req");
+      }
+      if (r < restEcho.size()) {
+        ratio(ofRestEcho, rest.get(r), restEcho.get(r), 64, "server_cpu_us_per_req");
+      }
     }
     target("REST (binary extension) / gRPC server CPU per request, identity FP32[16], c=64", Stats.of(cpu), "%.2f",
         TARGET_REST_VS_GRPC_CPU, false);
+    if (!echoCpu.isEmpty()) {
+      targets.add(new String[] {"the protocols' own ratio: bare REST echo / bare gRPC echo server CPU per request, c=64 "
+          + "(no target: the floor of the row above)", Stats.of(echoCpu).format("%.2f"), "information"});
+      targets.add(new String[] {"Quiver REST / bare REST echo server CPU per request, c=64 (no target: Quiver's own "
+          + "share of REST)", Stats.of(ofRestEcho).format("%.2f"), "information"});
+    }
     out.append("## (g) REST v2 with the binary tensor extension vs gRPC, identity FP32[16]\n\n")
         .append("64 keep-alive HTTP/1.1 connections, one request in flight on each, against the same server's gRPC "
-            + "at concurrency 64 on one connection (case (a)).\n\n");
-    sweepTable(out, Map.of("quiver REST", rest), List.of("quiver REST"));
+            + "at concurrency 64 on one connection (case (a)). The REST echo is the bare baseline of REST as the gRPC "
+            + "echo is of gRPC: Netty's HTTP/1.1 codec and aggregator on the same event loops, the JSON header parsed "
+            + "and a new one written, the tensor bytes sent back without a copy, no model and no queue (EchoServer "
+            + "--http-port). Its CPU per request over the gRPC echo's is what HTTP/1.1 with one request per connection "
+            + "costs on this machine before Quiver does anything.\n\n");
+    Map<String, List<List<Value>>> series = new LinkedHashMap<>();
+    series.put("quiver REST", rest);
+    if (!restEcho.isEmpty()) {
+      series.put("echo REST", restEcho);
+    }
+    sweepTable(out, series, new ArrayList<>(series.keySet()));
   }
 
   // Optional: the CUDA execution-provider case (run.sh --cuda on a machine with an NVIDIA GPU).
