@@ -11,9 +11,10 @@
 # from this checkout's benchmarks jar.
 #
 # What it does: writes the benchmark models (BenchModels), starts the echo and both servers pinned to
-# CPU 1, warms each with one sweep at c=16 and 64, then runs N rounds (default 3); in each round a fresh
-# `quiver perf` JVM on CPU 0 sweeps RANGE (default 1:256:x4, 3 s windows) against each server, in an
-# order that alternates between rounds. Every sweep's table is printed under its label and its JSON kept
+# CPU 1, warms each with one sweep at c=16 and 64, then runs N rounds (default 3). In each round a fresh
+# `quiver perf` JVM on CPU 0 warms its own JIT for 8 s (a cold client is slower than the server), then
+# sweeps RANGE (default 1:256:x4, 3 s windows) against each server, in an order that alternates between
+# rounds. Every sweep's table is printed under its label and its JSON kept
 # in the work directory. Nothing is compared for you: read the rows of one round side by side, and
 # trust only differences larger than the spread between rounds.
 #
@@ -83,7 +84,7 @@ PID[echo]=$!
 
 sweep() { # label side range
   "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -m "$MODEL" \
-    -u "localhost:${PORT[$2]}" --concurrency-range "$3" -p 3000 --warmup 2000 --max-windows 3 --wait-ready 120 \
+    -u "localhost:${PORT[$2]}" --concurrency-range "$3" -p 3000 --warmup 2000 --max-windows 3 --wait-ready 120 --client-warmup 8000 \
     --server-pid "${PID[$2]}" --json "$WORK/$1.json" > "$WORK/$1.txt" 2>> "$WORK/perf.err" \
     || echo "ab-servers.sh: sweep $1 failed or saw errors (see $WORK/perf.err)" >&2
 }
