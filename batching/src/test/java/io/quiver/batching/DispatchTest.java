@@ -105,6 +105,15 @@ class DispatchTest {
     return b;
   }
 
+  /** A batcher on a manual clock whose dispatch cycles the test runs ({@code doWork}); closed after the test. */
+  private DynamicBatcher manual(ModelConfig config, ManualClock clock, io.quiver.core.spi.ModelRunner runner) {
+    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config,
+        TestSupport.identitySignature(config.getMaxBatchSize(), 2)).runners(List.of(runner)).clock(clock)
+        .compute(TestSupport.POOL).manualDispatch().build();
+    toClose.add(b);
+    return b;
+  }
+
   private TestLoop loop(String name) {
     TestLoop l = new TestLoop(name);
     toClose.add(l);
@@ -273,9 +282,7 @@ class DispatchTest {
   void adaptiveQueueDelay_aLoneRequestStopsWaitingForPartnersThatNeverCome_andWaitsAgainWhenTheyDo() {
     ManualClock clock = new ManualClock();
     ArithmeticRunner runner = new ArithmeticRunner();
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, batching(8, 1000), TestSupport.identitySignature(8, 2))
-        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
-    toClose.add(b);
+    DynamicBatcher b = manual(batching(8, 1000), clock, runner);
     // A closed loop of one client: each request waits the full delay and gains no partner.
     for (int i = 0; i < BatchFormer.FRUITLESS_WAITS_TO_SKIP; i++) {
       Result r = submitPlain(b, i);
@@ -308,9 +315,7 @@ class DispatchTest {
   void adaptiveQueueDelay_splitsARoundInTwo_onceAFullWaitHasMeasuredIt() {
     ManualClock clock = new ManualClock();
     ArithmeticRunner runner = new ArithmeticRunner();
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, batching(16, 1000), TestSupport.identitySignature(16, 2))
-        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
-    toClose.add(b);
+    DynamicBatcher b = manual(batching(16, 1000), clock, runner);
     // The first round of 8 waits the whole delay: it measures the round.
     List<Result> first = new ArrayList<>();
     for (int i = 0; i < 8; i++) {
@@ -345,9 +350,7 @@ class DispatchTest {
   void adaptiveQueueDelay_doesNotSplitRoundsOfFewerThanFour() {
     ManualClock clock = new ManualClock();
     ArithmeticRunner runner = new ArithmeticRunner();
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, batching(16, 1000), TestSupport.identitySignature(16, 2))
-        .runners(List.of(runner)).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
-    toClose.add(b);
+    DynamicBatcher b = manual(batching(16, 1000), clock, runner);
     for (int round = 0; round < 2; round++) {
       List<Result> rs = new ArrayList<>();
       for (int i = 0; i < 3; i++) {
@@ -366,9 +369,7 @@ class DispatchTest {
     ManualClock clock = new ManualClock();
     ModelConfig config = batching(8, 1000).toBuilder().putParameters(BatchingPolicy.PARAM_ADAPTIVE_QUEUE_DELAY,
         ModelParameter.newBuilder().setStringValue("false").build()).build();
-    DynamicBatcher b = DynamicBatcher.builder().model("m", 1, config, TestSupport.identitySignature(8, 2))
-        .runners(List.of(new ArithmeticRunner())).clock(clock).compute(TestSupport.POOL).manualDispatch().build();
-    toClose.add(b);
+    DynamicBatcher b = manual(config, clock, new ArithmeticRunner());
     for (int i = 0; i < 2 * BatchFormer.FRUITLESS_WAITS_TO_SKIP; i++) {
       Result r = submitPlain(b, i);
       b.doWork();

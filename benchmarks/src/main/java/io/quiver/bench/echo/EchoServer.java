@@ -105,6 +105,7 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
       workers = new NioEventLoopGroup(threads, new DefaultThreadFactory("grpc-worker", true));
       channelType = NioServerSocketChannel.class;
     }
+    EchoService service = new EchoService(parseInput(inputSpec));
     server = NettyServerBuilder.forAddress(new InetSocketAddress(host, port))
         .channelType(channelType)
         .bossEventLoopGroup(boss)
@@ -113,18 +114,18 @@ public final class EchoServer implements AutoCloseable, Callable<Integer> {
         .directExecutor()
         .maxInboundMessageSize(MAX_MESSAGE_BYTES)
         .maxInboundMetadataSize(64 * 1024)
-        .addService(new EchoService(parseInput(inputSpec)))
+        .addService(service)
         .build()
         .start();
     if (httpPort >= 0) {
-      startHttp(channelType);
+      startHttp(channelType, service);
     }
     return this;
   }
 
   /** The REST v2 echo: Netty's HTTP/1.1 codec and aggregator, as Quiver's REST server has them. */
-  private void startHttp(Class<? extends ServerChannel> channelType) throws IOException {
-    HttpEchoHandler handler = new HttpEchoHandler(parseInput(inputSpec));
+  private void startHttp(Class<? extends ServerChannel> channelType, EchoService service) throws IOException {
+    HttpEchoHandler handler = new HttpEchoHandler(service);
     ServerBootstrap bootstrap = new ServerBootstrap()
         .group(boss, workers)
         .channel(channelType)

@@ -55,14 +55,19 @@ public final class EchoService extends GRPCInferenceServiceGrpc.GRPCInferenceSer
 
   @Override
   public void modelMetadata(ModelMetadataRequest request, StreamObserver<ModelMetadataResponse> out) {
-    out.onNext(ModelMetadataResponse.newBuilder()
-        .setName(request.getName())
+    out.onNext(metadata(request.getName()));
+    out.onCompleted();
+  }
+
+  /** What the echo says about a model of any name: version 1, one input and its mirrored output. */
+  ModelMetadataResponse metadata(String model) {
+    return ModelMetadataResponse.newBuilder()
+        .setName(model)
         .addVersions("1")
         .setPlatform("echo")
         .addInputs(input)
         .addOutputs(input.toBuilder().setName(outputName(input.getName())))
-        .build());
-    out.onCompleted();
+        .build();
   }
 
   @Override

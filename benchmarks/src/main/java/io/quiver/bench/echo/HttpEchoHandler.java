@@ -20,10 +20,12 @@ import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
+import io.quiver.bench.perf.HttpInferRequest;
 import io.quiver.proto.inference.ModelMetadataResponse;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 
 /**
  * The REST v2 counterpart of {@link EchoService}: what is left of a REST inference when the model,
@@ -41,13 +43,13 @@ import java.nio.charset.StandardCharsets;
  */
 @ChannelHandler.Sharable
 final class HttpEchoHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
-  static final String HEADER_LENGTH = "Inference-Header-Content-Length";
   private static final ObjectMapper JSON = new ObjectMapper();
 
-  private final ModelMetadataResponse.TensorMetadata input;
+  private final EchoService service;
 
-  HttpEchoHandler(ModelMetadataResponse.TensorMetadata input) {
-    this.input = input;
+  /** @param service the gRPC echo whose metadata this one serves */
+  HttpEchoHandler(EchoService service) {
+    this.service = service;
   }
 
   @Override
@@ -88,13 +90,13 @@ final class HttpEchoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
   private void infer(ChannelHandlerContext ctx, boolean keepAlive, FullHttpRequest request, String model) {
     ByteBuf body = request.content();
     int total = body.readableBytes();
-    String lengthHeader = request.headers().get(HEADER_LENGTH);
+    String lengthHeader = request.headers().get(HttpInferRequest.HEADER_LENGTH);
     int headerLength;
     JsonNode header;
     try {
       headerLength = lengthHeader == null ? total : Integer.parseInt(lengthHeader.trim());
       if (headerLength < 0 || headerLength > total) {
-        throw new IllegalArgumentException(HEADER_LENGTH + " is out of the body's range");
+        throw new IllegalArgumentException(HttpInferRequest.HEADER_LENGTH + " is out of the body's range");
       }
       try (ByteBufInputStream in = new ByteBufInputStream(body.slice(body.readerIndex(), headerLength))) {
         header = JSON.readTree((java.io.InputStream) in);
@@ -149,23 +151,54 @@ final class HttpEchoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, answer);
     if (binary) {
       response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_OCTET_STREAM);
-      response.headers().set(HEADER_LENGTH, jsonLength);
+      response.headers().set(HttpInferRequest.HEADER_LENGTH, jsonLength);
     } else {
       response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     }
     send(ctx, keepAlive, response);
   }
 
+  /** The gRPC echo's metadata in REST v2's JSON form. */
   private void metadata(ChannelHandlerContext ctx, boolean keepAlive, String model) {
-    String tensor = "{\"name\":\"%s\",\"datatype\":\"" + input.getDatatype() + "\",\"shape\":"
-        + input.getShapeList().toString().replace(" ", "") + "}";
-    String body = "{\"name\":\"" + model + "\",\"versions\":[\"1\"],\"platform\":\"echo\",\"inputs\":["
-        + String.format(tensor, input.getName()) + "],\"outputs\":[" + String.format(tensor, EchoService.outputName(input.getName()))
-        + "]}";
-    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK,
-        ctx.alloc().buffer().writeBytes(body.getBytes(StandardCharsets.UTF_8)));
+    ModelMetadataResponse m = service.metadata(model);
+    ByteBuf json = ctx.alloc().buffer(256);
+    try (OutputStream out = new ByteBufOutputStream(json); JsonGenerator gen = JSON.createGenerator(out)) {
+      gen.writeStartObject();
+      gen.writeStringField("name", m.getName());
+      gen.writeArrayFieldStart("versions");
+      for (String v : m.getVersionsList()) {
+        gen.writeString(v);
+      }
+      gen.writeEndArray();
+      gen.writeStringField("platform", m.getPlatform());
+      tensors(gen, "inputs", m.getInputsList());
+      tensors(gen, "outputs", m.getOutputsList());
+      gen.writeEndObject();
+    } catch (IOException e) {
+      json.release();
+      text(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, e.getMessage());
+      return;
+    }
+    FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, json);
     response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     send(ctx, keepAlive, response);
+  }
+
+  private static void tensors(JsonGenerator gen, String field, List<ModelMetadataResponse.TensorMetadata> tensors)
+      throws IOException {
+    gen.writeArrayFieldStart(field);
+    for (ModelMetadataResponse.TensorMetadata t : tensors) {
+      gen.writeStartObject();
+      gen.writeStringField("name", t.getName());
+      gen.writeStringField("datatype", t.getDatatype());
+      gen.writeArrayFieldStart("shape");
+      for (long d : t.getShapeList()) {
+        gen.writeNumber(d);
+      }
+      gen.writeEndArray();
+      gen.writeEndObject();
+    }
+    gen.writeEndArray();
   }
 
   private static void text(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message) {

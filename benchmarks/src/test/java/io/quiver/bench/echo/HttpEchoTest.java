@@ -72,7 +72,7 @@ class HttpEchoTest {
         .header(HttpInferRequest.HEADER_LENGTH, request.header(HttpInferRequest.HEADER_LENGTH))
         .POST(HttpRequest.BodyPublishers.ofByteArray(request.bodyBytes())).build(), HttpResponse.BodyHandlers.ofByteArray());
     assertThat(r.statusCode()).isEqualTo(200);
-    int headerLength = Integer.parseInt(r.headers().firstValue(HttpEchoHandler.HEADER_LENGTH).orElseThrow());
+    int headerLength = Integer.parseInt(r.headers().firstValue(HttpInferRequest.HEADER_LENGTH).orElseThrow());
     JsonNode header = JSON.readTree(new String(r.body(), 0, headerLength, StandardCharsets.UTF_8));
     JsonNode out = header.get("outputs").get(0);
     assertThat(out.get("name").asText()).isEqualTo("OUTPUT0");
@@ -103,10 +103,10 @@ class HttpEchoTest {
       assertThat(r.body()).contains("unreadable infer request");
     }
     HttpResponse<String> tooLong = client.send(HttpRequest.newBuilder(uri("/v2/models/m/infer"))
-        .header(HttpEchoHandler.HEADER_LENGTH, "999").POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
+        .header(HttpInferRequest.HEADER_LENGTH, "999").POST(HttpRequest.BodyPublishers.ofString("{}")).build(),
         HttpResponse.BodyHandlers.ofString());
     assertThat(tooLong.statusCode()).isEqualTo(400);
-    assertThat(tooLong.body()).contains(HttpEchoHandler.HEADER_LENGTH);
+    assertThat(tooLong.body()).contains(HttpInferRequest.HEADER_LENGTH);
     HttpResponse<String> ready = client.send(HttpRequest.newBuilder(uri("/v2/health/ready")).build(),
         HttpResponse.BodyHandlers.ofString());
     assertThat(ready.statusCode()).isEqualTo(200);
