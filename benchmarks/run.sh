@@ -221,12 +221,15 @@ for r in $(seq 1 "$REPEATS"); do
   if [ $((r % 2)) = 1 ]; then a_echo; a_quiver; else a_quiver; a_echo; fi
   # Syscalls per request at c=64 (perf stat during a run of its own), when perf can count them here.
   syscalls "a-syscalls-r$r" "$QUIVER_PORT" "$QUIVER_PID" quiver "$ECHO_PORT" "$ECHO_PID" echo
-  # (g) REST with the binary tensor extension at c=64, the same server as (a), and the bare REST echo.
+  # (g) REST with the binary tensor extension at c=64 (HTTP/1.1 and HTTP/2), the same server as (a), and the bare REST echo.
   g_quiver() { perf_run "g-rest-r$r" -i http -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" --grpc-url "localhost:$QUIVER_PORT" \
     --concurrency-range 64 --http-connections 64 --server-pid "$QUIVER_PID"; }
   g_echo() { perf_run "g-rest-echo-r$r" -i http -m identity_fp32 -u "localhost:$ECHO_REST_PORT" \
     --concurrency-range 64 --http-connections 64 --server-pid "$ECHO_PID"; }
-  if [ $((r % 2)) = 1 ]; then g_echo; g_quiver; else g_quiver; g_echo; fi
+  # REST over HTTP/2 (h2c prior knowledge): the 64 requests as streams of one connection, as gRPC's.
+  g_h2() { perf_run "g-rest-h2-r$r" -i http --http2 -m identity_fp32 -u "localhost:$QUIVER_REST_PORT" \
+    --grpc-url "localhost:$QUIVER_PORT" --concurrency-range 64 --server-pid "$QUIVER_PID"; }
+  if [ $((r % 2)) = 1 ]; then g_echo; g_quiver; g_h2; else g_h2; g_quiver; g_echo; fi
   # (b) compute efficiency per CPU-second: in-process ORT (pinned like the server) vs Quiver, and the echo
   # with the same request payload (the protocol's share of the limit).
   for model in mlp_784 cnn_small; do

@@ -49,11 +49,15 @@ public final class PerfMain implements Callable<Integer> {
   String url;
 
   @Option(names = {"-i", "--protocol"}, defaultValue = "grpc",
-      description = "grpc or http (REST v2 over HTTP/1.1 keep-alive; give the REST port with -u).")
+      description = "grpc or http (REST v2 over HTTP/1.1 keep-alive, or HTTP/2 with --http2; give the REST port with -u).")
   String protocol;
 
   @Option(names = "--http-json", description = "http: send tensors as JSON data instead of the binary tensor extension.")
   boolean httpJson;
+
+  @Option(names = "--http2",
+      description = "http: HTTP/2 with prior knowledge (h2c): every request a stream of one connection, as gRPC's.")
+  boolean http2;
 
   @Option(names = "--grpc-url", paramLabel = "HOST:PORT",
       description = "http: ask metadata and ModelStatistics over gRPC here (default: over REST).")
@@ -268,7 +272,7 @@ public final class PerfMain implements Callable<Integer> {
   private int callRest(PrintStream out, ArrivalSchedule.Distribution spacing, Map<String, long[]> shapeOverrides)
       throws Exception {
     GrpcEndpoint grpc = grpcUrl == null ? null : GrpcEndpoint.open(grpcUrl, busyPoll());
-    try (HttpEndpoint endpoint = HttpEndpoint.open(url, grpc, httpConnections, busyPoll())) {
+    try (HttpEndpoint endpoint = HttpEndpoint.open(url, grpc, httpConnections, busyPoll(), http2)) {
       ModelMetadataResponse metadata;
       long readyNanos = TimeUnit.SECONDS.toNanos(waitReadySeconds);
       if (grpc != null) {
@@ -285,7 +289,7 @@ public final class PerfMain implements Callable<Integer> {
       for (ModelInferRequest r : protos) {
         requests.add(HttpInferRequest.encode(r, endpoint.hostHeader(), httpJson));
       }
-      return runLevels(out, false, 1, httpJson ? "http json" : "http binary", spacing,
+      return runLevels(out, false, 1, (httpJson ? "http json" : "http binary") + (http2 ? " h2" : ""), spacing,
           s -> new LoadGenerator(endpoint, grpc, requests, batch, s, progress));
     } finally {
       if (grpc != null) {
@@ -302,6 +306,7 @@ public final class PerfMain implements Callable<Integer> {
     run.put("model", model);
     run.put("version", version);
     run.put("protocol", protocol.equalsIgnoreCase("http") ? (httpJson ? "http-json" : "http-binary") : "grpc");
+    run.put("http_version", protocol.equalsIgnoreCase("http") ? (http2 ? "2" : "1.1") : "2");
     run.put("streaming", streaming);
     run.put("batch_size", batch);
     run.put("window_ms", windowMs);

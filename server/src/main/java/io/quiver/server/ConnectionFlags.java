@@ -68,7 +68,8 @@ final class ConnectionFlags {
       defaultValue = "" + ConnectionOptions.DEFAULT_MAX_PENDING_ANSWER_BYTES_PER_CONNECTION,
       description = "gRPC: answer bytes one connection may hold unsent because its client does not read; past it its"
           + " streams are not read, new calls get RESOURCE_EXHAUSTED and further answers are dropped with their call"
-          + " reset (default ${DEFAULT-VALUE} = 64 MiB).")
+          + " reset; REST over HTTP/2 counts its unanswered request bodies and unsent answers against it and answers 429"
+          + " past it (default ${DEFAULT-VALUE} = 64 MiB).")
   long maxPendingAnswerBytesPerConnection;
 
   @Option(names = "--grpc-max-pending-answer-bytes", defaultValue = "" + ConnectionOptions.DEFAULT_MAX_PENDING_ANSWER_BYTES,

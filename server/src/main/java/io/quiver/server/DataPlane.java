@@ -210,6 +210,11 @@ public final class DataPlane {
     return true;
   }
 
+  /** The most concurrent HTTP/2 streams one connection may open: gRPC calls, and REST over HTTP/2. */
+  public int maxConcurrentStreamsPerConnection() {
+    return limits.maxConcurrentCallsPerConnection();
+  }
+
   /** Element count and BYTES element length limits; before validation allocates anything per element. */
   private void checkLimits(List<Tensor> decoded) {
     for (Tensor t : decoded) {

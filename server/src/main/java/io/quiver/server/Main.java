@@ -254,7 +254,8 @@ public final class Main implements Runnable {
     int jobsNice;
 
     @Option(names = "--grpc-max-concurrent-calls-per-connection", defaultValue = "1024",
-        description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection (default ${DEFAULT-VALUE}).")
+        description = "Most concurrent gRPC calls (HTTP/2 streams) on one connection, and REST streams on one HTTP/2"
+            + " connection (default ${DEFAULT-VALUE}).")
     int maxConcurrentCallsPerConnection;
 
     /** Connection limits, timeouts and unsent-answer bounds (docs/hardening.md). */

@@ -7,6 +7,7 @@ import io.netty.bootstrap.Bootstrap;
 import io.netty.channel.Channel;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelHandlerContext;
+import io.netty.channel.ChannelInboundHandlerAdapter;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoop;
@@ -16,6 +17,13 @@ import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpClientCodec;
 import io.netty.handler.codec.http.HttpObjectAggregator;
 import io.netty.handler.codec.http.HttpUtil;
+import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
+import io.netty.handler.codec.http2.Http2MultiplexHandler;
+import io.netty.handler.codec.http2.Http2Settings;
+import io.netty.handler.codec.http2.Http2StreamChannel;
+import io.netty.handler.codec.http2.Http2StreamChannelBootstrap;
+import io.netty.handler.codec.http2.Http2StreamFrameToHttpObjectCodec;
+import io.netty.util.concurrent.Future;
 import io.quiver.proto.inference.ModelMetadataResponse;
 import java.io.IOException;
 import java.net.URI;
@@ -40,10 +48,15 @@ public final class HttpEndpoint implements AutoCloseable {
   private final boolean ownsGroup;
   private final Bootstrap bootstrap;
   private final int openLoopConnections;
+  /** HTTP/2: every slot's requests go as streams of one shared connection (as the gRPC client's channel). */
+  private final boolean http2;
+  private Channel sharedConnection; // HTTP/2: the connection new slots use; event loop or the connecting caller
   private final HttpClient control = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
       .connectTimeout(Duration.ofSeconds(5)).build();
 
-  private HttpEndpoint(String host, int port, EventLoopGroup group, boolean ownsGroup, int openLoopConnections) {
+  private HttpEndpoint(String host, int port, EventLoopGroup group, boolean ownsGroup, int openLoopConnections,
+      boolean http2) {
+    this.http2 = http2;
     this.host = host;
     this.port = port;
     this.group = group;
@@ -54,8 +67,14 @@ public final class HttpEndpoint implements AutoCloseable {
         .handler(new ChannelInitializer<Channel>() {
           @Override
           protected void initChannel(Channel ch) {
-            ch.pipeline().addLast(new HttpClientCodec(), new HttpObjectAggregator(GrpcEndpoint.MAX_MESSAGE_BYTES),
-                new Connection.Handler());
+            if (http2) {
+              ch.pipeline().addLast(Http2FrameCodecBuilder.forClient()
+                      .initialSettings(Http2Settings.defaultSettings().pushEnabled(false)).build(),
+                  new Http2MultiplexHandler(new ChannelInboundHandlerAdapter())); // no inbound streams (no push)
+            } else {
+              ch.pipeline().addLast(new HttpClientCodec(), new HttpObjectAggregator(GrpcEndpoint.MAX_MESSAGE_BYTES),
+                  new Connection.Handler());
+            }
           }
         });
   }
@@ -72,6 +91,15 @@ public final class HttpEndpoint implements AutoCloseable {
   /** @param busyPoll without {@code shareLoopWith}: an event loop that never sleeps (see GrpcEndpoint) */
   public static HttpEndpoint open(String target, GrpcEndpoint shareLoopWith, int openLoopConnections,
       boolean busyPoll) {
+    return open(target, shareLoopWith, openLoopConnections, busyPoll, false);
+  }
+
+  /**
+   * @param http2 HTTP/2 with prior knowledge (h2c): every request is a stream of one shared connection,
+   *     the slots of a level (closed loop) or its {@code openLoopConnections} (open loop) become streams
+   */
+  public static HttpEndpoint open(String target, GrpcEndpoint shareLoopWith, int openLoopConnections,
+      boolean busyPoll, boolean http2) {
     int colon = target.lastIndexOf(':');
     if (colon <= 0) {
       throw new IllegalArgumentException("--url must be HOST:PORT; was '" + target + "'");
@@ -82,7 +110,7 @@ public final class HttpEndpoint implements AutoCloseable {
     String host = target.substring(0, colon);
     int port = Integer.parseInt(target.substring(colon + 1));
     EventLoopGroup group = shareLoopWith == null ? GrpcEndpoint.newEventLoopGroup(busyPoll) : shareLoopWith.eventLoopGroup();
-    return new HttpEndpoint(host, port, group, shareLoopWith == null, openLoopConnections);
+    return new HttpEndpoint(host, port, group, shareLoopWith == null, openLoopConnections, http2);
   }
 
   public EventLoop eventLoop() {
@@ -98,19 +126,47 @@ public final class HttpEndpoint implements AutoCloseable {
     return host + ":" + port;
   }
 
-  /** Connects one keep-alive connection (blocking; caller's thread, never the event loop). */
+  /**
+   * Connects one keep-alive connection (blocking; caller's thread, never the event loop). HTTP/2: a slot
+   * on the shared connection, connected first when there is none.
+   */
   Connection connect() throws InterruptedException {
+    if (http2) {
+      Channel shared = sharedConnection;
+      if (shared == null || !shared.isActive()) {
+        shared = sharedConnection = connectChannel();
+      }
+      return new Connection(shared, true);
+    }
+    return connectChannel().pipeline().get(Connection.Handler.class).connection;
+  }
+
+  private Channel connectChannel() throws InterruptedException {
     ChannelFuture f = bootstrap.connect(host, port);
     if (!f.await(10, TimeUnit.SECONDS) || !f.isSuccess()) {
       f.channel().close();
       throw new IllegalStateException("cannot connect to " + hostHeader() + ": "
           + (f.cause() == null ? "timed out" : f.cause()));
     }
-    return f.channel().pipeline().get(Connection.Handler.class).connection;
+    return f.channel();
   }
 
   /** Connects asynchronously (any thread); {@code then} runs on the event loop with the connection or null. */
   void connectAsync(java.util.function.Consumer<Connection> then) {
+    if (http2) {
+      Channel shared = sharedConnection;
+      if (shared != null && shared.isActive()) {
+        shared.eventLoop().execute(() -> then.accept(new Connection(shared, true)));
+        return;
+      }
+      bootstrap.connect(host, port).addListener((ChannelFuture f) -> {
+        if (f.isSuccess()) {
+          sharedConnection = f.channel();
+        }
+        then.accept(f.isSuccess() ? new Connection(f.channel(), true) : null);
+      });
+      return;
+    }
     bootstrap.connect(host, port).addListener((ChannelFuture f) ->
         then.accept(f.isSuccess() ? f.channel().pipeline().get(Connection.Handler.class).connection : null));
   }
@@ -203,16 +259,28 @@ public final class HttpEndpoint implements AutoCloseable {
   }
 
   /**
-   * One keep-alive connection with at most one request in flight. Confined to the event loop
-   * (except {@link #close}).
+   * One keep-alive connection with at most one request in flight; HTTP/2: one slot of the shared
+   * connection, each request a new stream of it. Confined to the event loop (except {@link #close}).
    */
   static final class Connection {
     private final Channel channel;
+    private final Http2StreamChannelBootstrap streams; // HTTP/2; null for HTTP/1.1
     private Callback pending;
     private boolean keepAlive = true;
 
     Connection(Channel channel) {
+      this(channel, false);
+    }
+
+    Connection(Channel channel, boolean http2) {
       this.channel = channel;
+      this.streams = http2 ? new Http2StreamChannelBootstrap(channel).handler(new ChannelInitializer<Channel>() {
+        @Override
+        protected void initChannel(Channel stream) {
+          stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false),
+              new HttpObjectAggregator(GrpcEndpoint.MAX_MESSAGE_BYTES));
+        }
+      }) : null;
     }
 
     /** Whether another request may be sent on it. */
@@ -222,11 +290,31 @@ public final class HttpEndpoint implements AutoCloseable {
 
     void send(HttpInferRequest request, Callback callback) {
       pending = callback;
+      if (streams != null) {
+        sendOnStream(request);
+        return;
+      }
       channel.writeAndFlush(request.newRequest()).addListener(f -> {
         if (!f.isSuccess()) {
           fail("write failed: " + f.cause());
           channel.close();
         }
+      });
+    }
+
+    private void sendOnStream(HttpInferRequest request) {
+      streams.open().addListener((Future<Http2StreamChannel> opened) -> {
+        if (!opened.isSuccess()) {
+          fail("cannot open an HTTP/2 stream: " + opened.cause());
+          return;
+        }
+        Http2StreamChannel stream = opened.getNow();
+        stream.pipeline().addLast(new StreamHandler(this));
+        stream.writeAndFlush(request.newRequest()).addListener(f -> {
+          if (!f.isSuccess()) {
+            stream.close();
+          }
+        });
       });
     }
 
@@ -239,8 +327,62 @@ public final class HttpEndpoint implements AutoCloseable {
       }
     }
 
+    /** Closes the connection (HTTP/2: the shared one, waited for off the event loop so the next level opens a new one). */
     void close() {
-      channel.close();
+      if (streams != null && !channel.eventLoop().inEventLoop()) {
+        channel.close().awaitUninterruptibly(5, TimeUnit.SECONDS);
+      } else {
+        channel.close();
+      }
+    }
+
+    /** An answer of this connection (HTTP/1.1) or of its current stream (HTTP/2). */
+    private void answered(ChannelHandlerContext ctx, FullHttpResponse response) {
+      Callback callback = pending;
+      pending = null;
+      if (!HttpUtil.isKeepAlive(response)) {
+        keepAlive = false;
+        ctx.close();
+      }
+      Handler.report(callback, response);
+    }
+
+    /** HTTP/2: one request's stream; a stream that ends without an answer fails the request, not the slot. */
+    private static final class StreamHandler extends SimpleChannelInboundHandler<FullHttpResponse> {
+      private final Connection connection;
+      private boolean answered;
+
+      StreamHandler(Connection connection) {
+        this.connection = connection;
+      }
+
+      @Override
+      protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse response) {
+        answered = true;
+        Callback callback = connection.pending;
+        connection.pending = null;
+        Handler.report(callback, response);
+      }
+
+      @Override
+      public void channelInactive(ChannelHandlerContext ctx) throws Exception {
+        if (!answered) {
+          Callback callback = connection.pending;
+          connection.pending = null;
+          if (!connection.channel.isActive()) {
+            connection.keepAlive = false;
+          }
+          if (callback != null) {
+            callback.done(0, "the HTTP/2 stream ended without an answer");
+          }
+        }
+        super.channelInactive(ctx);
+      }
+
+      @Override
+      public void exceptionCaught(ChannelHandlerContext ctx, Throwable cause) {
+        ctx.close();
+      }
     }
 
     static final class Handler extends SimpleChannelInboundHandler<FullHttpResponse> {
@@ -254,13 +396,10 @@ public final class HttpEndpoint implements AutoCloseable {
 
       @Override
       protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse response) {
-        Connection c = connection;
-        Callback callback = c.pending;
-        c.pending = null;
-        if (!HttpUtil.isKeepAlive(response)) {
-          c.keepAlive = false;
-          ctx.close();
-        }
+        connection.answered(ctx, response);
+      }
+
+      static void report(Callback callback, FullHttpResponse response) {
         if (callback == null) {
           return; // an answer nobody asked for
         }

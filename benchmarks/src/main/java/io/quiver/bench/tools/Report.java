@@ -21,7 +21,7 @@ import java.util.function.Function;
  * <p>Reads {@code RUN/results/*.json} named {@code a-echo-rN}, {@code a-quiver-rN},
  * {@code a-syscalls-rN} (optional: perf stat), {@code b-ort-MODEL-rN}, {@code b-quiver-MODEL-rN},
  * {@code b-echo-MODEL-rN}, {@code c-tails-rN}, {@code c-tails-echo-rN}, {@code d-on-rN},
- * {@code d-off-rN}, {@code e-*}, {@code f-*}, {@code g-rest-rN}, optional {@code jmh.json}; and
+ * {@code d-off-rN}, {@code e-*}, {@code f-*}, {@code g-rest-rN}, {@code g-rest-h2-rN}, optional {@code jmh.json}; and
  * {@code RUN/machine.txt}, {@code RUN/commands.txt}.
  */
 public final class Report {
@@ -480,13 +480,18 @@ public final class Report {
     }
     List<List<Value>> grpc = repeats("a-quiver");
     List<List<Value>> restEcho = repeats("g-rest-echo");
+    List<List<Value>> restH2 = repeats("g-rest-h2");
     List<List<Value>> grpcEcho = repeats("a-echo");
     List<Double> cpu = new ArrayList<>();
     List<Double> echoCpu = new ArrayList<>();
     List<Double> ofRestEcho = new ArrayList<>();
+    List<Double> h2Cpu = new ArrayList<>();
     for (int r = 0; r < rest.size(); r++) {
       if (r < grpc.size()) {
         ratio(cpu, rest.get(r), grpc.get(r), 64, "server_cpu_us_per_req");
+      }
+      if (r < restH2.size() && r < grpc.size()) {
+        ratio(h2Cpu, restH2.get(r), grpc.get(r), 64, "server_cpu_us_per_req");
       }
       if (r < restEcho.size() && r < grpcEcho.size()) {
         ratio(echoCpu, restEcho.get(r), grpcEcho.get(r), 64, "server_cpu_us_per_req");
@@ -495,8 +500,12 @@ public final class Report {
         ratio(ofRestEcho, rest.get(r), restEcho.get(r), 64, "server_cpu_us_per_req");
       }
     }
-    target("REST (binary extension) / gRPC server CPU per request, identity FP32[16], c=64", Stats.of(cpu), "%.2f",
-        TARGET_REST_VS_GRPC_CPU, false);
+    target("REST (binary extension) over HTTP/1.1 / gRPC server CPU per request, identity FP32[16], c=64",
+        Stats.of(cpu), "%.2f", TARGET_REST_VS_GRPC_CPU, false);
+    if (!h2Cpu.isEmpty()) {
+      target("REST (binary extension) over HTTP/2 / gRPC server CPU per request, identity FP32[16], c=64",
+          Stats.of(h2Cpu), "%.2f", TARGET_REST_VS_GRPC_CPU, false);
+    }
     if (!echoCpu.isEmpty()) {
       targets.add(new String[] {"the protocols' own ratio: bare REST echo / bare gRPC echo server CPU per request, c=64 "
           + "(no target: the floor of the row above)", Stats.of(echoCpu).format("%.2f"), "information"});
@@ -509,9 +518,14 @@ public final class Report {
             + "echo is of gRPC: Netty's HTTP/1.1 codec and aggregator on the same event loops, the JSON header parsed "
             + "and a new one written, the tensor bytes sent back without a copy, no model and no queue (EchoServer "
             + "--http-port). Its CPU per request over the gRPC echo's is what HTTP/1.1 with one request per connection "
-            + "costs on this machine before Quiver does anything.\n\n");
+            + "costs on this machine before Quiver does anything. REST over HTTP/2 is the same server's REST port "
+            + "spoken with prior knowledge (h2c): 64 requests in flight as streams of one connection, as gRPC's are, "
+            + "each batch's answers flushed once per connection.\n\n");
     Map<String, List<List<Value>>> series = new LinkedHashMap<>();
     series.put("quiver REST", rest);
+    if (!restH2.isEmpty()) {
+      series.put("quiver REST HTTP/2", restH2);
+    }
     if (!restEcho.isEmpty()) {
       series.put("echo REST", restEcho);
     }

@@ -22,7 +22,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Short real REST runs (about 1-2 s each) over loopback against a real QuiverServer with its REST
- * listener on: the counts must add up whatever the speed, in binary and JSON modes. No assertion
+ * listener on: the counts must add up whatever the speed, in binary and JSON modes and over HTTP/1.1
+ * and HTTP/2. No assertion
  * depends on how fast anything is.
  */
 class HttpLoadGeneratorRunTest {
@@ -51,8 +52,13 @@ class HttpLoadGeneratorRunTest {
   }
 
   private static PointResult run(boolean json, boolean grpcMetadata, double openRate, int concurrency) throws Exception {
+    return run(json, grpcMetadata, openRate, concurrency, false);
+  }
+
+  private static PointResult run(boolean json, boolean grpcMetadata, double openRate, int concurrency, boolean http2)
+      throws Exception {
     GrpcEndpoint grpc = grpcMetadata ? GrpcEndpoint.open("127.0.0.1:" + quiver.port()) : null;
-    try (HttpEndpoint http = HttpEndpoint.open("127.0.0.1:" + quiver.httpPort(), grpc, 8)) {
+    try (HttpEndpoint http = HttpEndpoint.open("127.0.0.1:" + quiver.httpPort(), grpc, 8, false, http2)) {
       ModelMetadataResponse metadata;
       if (grpc != null) {
         grpc.awaitModelReady("identity_fp32", "", TimeUnit.SECONDS.toNanos(10));
@@ -99,6 +105,13 @@ class HttpLoadGeneratorRunTest {
   @ValueSource(booleans = {false, true})
   void openLoop_countsAddUp(boolean json) throws Exception {
     assertCountsAddUp(run(json, false, 300, 0));
+  }
+
+  /** HTTP/2 with prior knowledge: every request a stream of one shared connection. */
+  @ParameterizedTest(name = "open={0}")
+  @ValueSource(booleans = {false, true})
+  void http2_countsAddUp(boolean open) throws Exception {
+    assertCountsAddUp(open ? run(false, false, 300, 0, true) : run(false, false, 0, 16, true));
   }
 
   @Test

@@ -955,7 +955,14 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   /** @param allow the Allow header of a 405; null = none */
   static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds, SpanContext trace, String allow) {
-    ByteBuf buf = ctx.alloc().buffer();
+    write(ctx, keepAlive, errorResponse(ctx.alloc(), status, message, retryAfterSeconds, trace, allow),
+        "application/json", -1);
+  }
+
+  /** The JSON error answer {@code {"error": message}} with its headers (content type and length set). */
+  static FullHttpResponse errorResponse(io.netty.buffer.ByteBufAllocator alloc, HttpResponseStatus status,
+      String message, long retryAfterSeconds, SpanContext trace, String allow) {
+    ByteBuf buf = alloc.buffer();
     try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       gen.writeStartObject();
       gen.writeStringField("error", message == null ? "" : message);
@@ -974,7 +981,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       response.headers().set(HttpHeaderNames.ALLOW, allow);
     }
     ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
-    write(ctx, keepAlive, response, "application/json", -1);
+    response.headers().set(HttpHeaderNames.CONTENT_TYPE, "application/json");
+    HttpUtil.setContentLength(response, buf.readableBytes());
+    return response;
   }
 
   static void sendEmpty(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status) {
@@ -997,6 +1006,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       response.headers().set(HEADER_LENGTH, inferenceHeaderLength);
     }
     HttpUtil.setContentLength(response, response.content().readableBytes());
+    Http2RestConnection h2 = Http2RestConnection.of(ctx.channel());
+    if (h2 != null) {
+      writeStream(ctx, h2, keepAlive, response);
+      return;
+    }
     if (keepAlive) {
       response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
       ctx.writeAndFlush(response);
@@ -1004,6 +1018,25 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
       ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
     }
+  }
+
+  /**
+   * HTTP/2: the answer goes to its stream unflushed and the connection is flushed once the running task
+   * (a batch's delivery) is over, so a batch's answers leave together. Not keep-alive (an error that
+   * ends the exchange): the stream is reset once the answer is out. Hops to the event loop from elsewhere.
+   */
+  private static void writeStream(ChannelHandlerContext ctx, Http2RestConnection h2, boolean keepAlive,
+      FullHttpResponse response) {
+    if (!ctx.executor().inEventLoop()) {
+      ctx.executor().execute(() -> writeStream(ctx, h2, keepAlive, response));
+      return;
+    }
+    if (keepAlive) {
+      ctx.write(response, ctx.voidPromise());
+    } else {
+      ctx.write(response).addListener(ChannelFutureListener.CLOSE);
+    }
+    h2.flushSoon();
   }
 
   @Override

@@ -2,6 +2,7 @@ package io.quiver.server.http;
 
 import io.netty.bootstrap.ServerBootstrap;
 import io.netty.channel.Channel;
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.ChannelInitializer;
 import io.netty.channel.ChannelOption;
 import io.netty.channel.EventLoopGroup;
@@ -22,8 +23,9 @@ import java.net.InetSocketAddress;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The REST v2 endpoint: HTTP/1.1 with keep-alive on the same Netty as grpc-netty (unshaded, one pinned version), sharing
- * the gRPC server's event loops. Request bodies are aggregated up to {@code maxBodyBytes} (larger ones
+ * The REST v2 endpoint: HTTP/1.1 with keep-alive, and HTTP/2 with prior knowledge (h2c, or after TLS) on the
+ * same port ({@link RestProtocolSniffer} tells them apart; {@link Http2RestConnection}), on the same Netty as
+ * grpc-netty (unshaded, one pinned version), sharing the gRPC server's event loops. Request bodies are aggregated up to {@code maxBodyBytes} (larger ones
  * get 413 and the connection closes). Every connection is counted against the server's connection limits
  * ({@link ConnectionGate}) and timed, read and paused by an {@link HttpConnectionGuard}. Started and
  * closed from one thread; close is idempotent.
@@ -105,14 +107,12 @@ public final class RestServer implements AutoCloseable {
               tls.setHandshakeTimeoutMillis(connectionOptions.handshakeTimeoutMillis());
               ch.pipeline().addLast(tls);
             }
-            HttpConnectionGuard guard = new HttpConnectionGuard(connectionOptions);
-            ch.pipeline()
-                .addLast(guard.bytes())
-                .addLast(new HttpServerCodec())
-                .addLast(guard.messages()) // timeouts, backpressure, request-line checks
-                // Answers 100-continue and 413 for bodies over the limit.
-                .addLast(new HttpObjectAggregator(maxBodyBytes))
-                .addLast(handler);
+            // HTTP/1.1 or HTTP/2 with prior knowledge, told apart by the connection's first bytes.
+            ch.pipeline().addLast(new RestProtocolSniffer(
+                sniffer -> addHttp1(sniffer, handler),
+                sniffer -> Http2RestConnection.install(sniffer, connectionOptions,
+                    plane.maxConcurrentStreamsPerConnection(), maxBodyBytes, handler),
+                connectionOptions.idleTimeoutMillis(), connectionOptions.handshakeTimeoutMillis()));
           }
         });
     try {
@@ -124,6 +124,19 @@ public final class RestServer implements AutoCloseable {
       throw new IOException("could not bind the REST port " + host + ":" + port + ": " + e.getMessage(), e);
     }
     return this;
+  }
+
+  /** HTTP/1.1 after the sniffer: the connection guard around Netty's codec, then the aggregator and the handler. */
+  private void addHttp1(ChannelHandlerContext sniffer, RestHandler handler) {
+    HttpConnectionGuard guard = new HttpConnectionGuard(connectionOptions);
+    String name = sniffer.name();
+    sniffer.pipeline()
+        .addAfter(name, "http-guard-bytes", guard.bytes())
+        .addAfter("http-guard-bytes", "http-codec", new HttpServerCodec())
+        .addAfter("http-codec", "http-guard", guard.messages()) // timeouts, backpressure, request-line checks
+        // Answers 100-continue and 413 for bodies over the limit.
+        .addAfter("http-guard", "http-aggregator", new HttpObjectAggregator(maxBodyBytes))
+        .addAfter("http-aggregator", "rest", handler);
   }
 
   /** The bound port. */
