@@ -107,7 +107,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     /** The inference whose answer is outstanding, or null. */
     HttpCompletion outstanding;
     /** Requests read behind it, retained, in order. */
-    final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>();
+    final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>(0); // grows when a client pipelines; most never do
   }
 
   private static Connection connection(ChannelHandlerContext ctx) {
@@ -210,17 +210,17 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
     FullHttpRequest inflated = null;
     try {
-      CallerPrincipal principal = authorize(ctx, request, path);
+      String[] parts = segments(path);
+      CallerPrincipal principal = authorize(ctx, request, path, parts);
       String owner = principal == null ? null : principal.name(); // owns the shared memory regions it registers
       // Content-Encoding gzip/deflate: inflated here (bounded by the body limit), read as any body below.
       inflated = ContentDecoding.decode(request, maxBodyBytes);
-      String[] parts = segments(path);
       RestRoutes routes = parts.length >= 2 && parts[0].equals("v2") ? extensions.get(parts[1]) : null;
       if (routes != null) {
         routeExtension(ctx, inflated, keepAlive, parts, principal, routes); // copies the body before it returns
         return;
       }
-      route(ctx, inflated, keepAlive, path, owner);
+      route(ctx, inflated, keepAlive, path, parts, owner);
     } catch (MethodNotAllowed e) {
       sendError(ctx, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, e.getMessage(), -1, null, e.allow);
     } catch (ContentDecoding.TooLarge e) {
@@ -278,12 +278,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * needs a credential; models need infer or metadata on the model; repository and logging need
    * administration. No-op when security is off.
    */
-  private CallerPrincipal authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path) {
+  private CallerPrincipal authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path, String[] parts) {
     SecurityPolicy policy = plane.security();
     if (policy == null) {
       return null;
     }
-    Operations.RestRule rest = Operations.rest(request.method().name(), segments(path));
+    Operations.RestRule rest = Operations.rest(request.method().name(), parts);
     Operations.Rule rule = rest.rule();
     if (rule.scope() == Operations.Scope.OPEN) {
       return null; // probes and load balancers
@@ -330,9 +330,9 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
+  /** @param parts the path's segments, each decoded ({@link #segments}) */
   private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
-      String owner) {
-    String[] parts = segments(path);
+      String[] parts, String owner) {
     HttpMethod method = request.method();
     if (parts.length == 0 || !parts[0].equals("v2")) {
       throw InferenceException.notFound("no such path: %s", path);
@@ -908,14 +908,27 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
+  /** The path's non-empty segments, each percent-decoded once (an encoded '/' stays inside its segment). */
   private static String[] segments(String path) {
-    List<String> out = new ArrayList<>(6);
-    for (String s : path.split("/")) {
-      if (!s.isEmpty()) {
-        out.add(QueryStringDecoder.decodeComponent(s));
+    int count = 0;
+    for (int i = 0, n = path.length(); i < n; i++) {
+      if (path.charAt(i) != '/' && (i == 0 || path.charAt(i - 1) == '/')) {
+        count++;
       }
     }
-    return out.toArray(new String[0]);
+    String[] out = new String[count];
+    int k = 0;
+    for (int start = 0, n = path.length(); start < n; ) {
+      int end = path.indexOf('/', start);
+      if (end < 0) {
+        end = n;
+      }
+      if (end > start) {
+        out[k++] = QueryStringDecoder.decodeComponent(path.substring(start, end));
+      }
+      start = end + 1;
+    }
+    return out;
   }
 
   interface JsonWriter {
