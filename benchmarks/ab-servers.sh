@@ -2,8 +2,11 @@
 # Same-run A/B of two Quiver builds against the bare echo: the way a change to the hot path is judged
 # before it lands (docs/benchmarks/PROFILE.md quotes its tables).
 #
-#   benchmarks/ab-servers.sh [--rounds N] [--conc RANGE] [--model M] BEFORE AFTER
+#   benchmarks/ab-servers.sh [--rounds N] [--conc RANGE] [--model M] [--protocol P] BEFORE AFTER
 #
+# P is grpc (default), http (REST, binary tensor extension, one keep-alive connection per slot) or h2
+# (REST over HTTP/2, every request a stream of one connection); REST sweeps of the echo use its bare
+# REST echo for http and its gRPC echo for h2 (the bare echo speaks no HTTP/2 REST).
 # M is one of the benchmark models (identity_fp32, mlp_784, cnn_small; default identity_fp32); the echo
 # is given its input, so it answers the same payload. BEFORE and AFTER are directories that each hold
 # quiver-server.jar and lib/ (a copy of server/target after `./mvnw -q -pl server -am package
@@ -22,18 +25,19 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-ROUNDS=3 CONC="1:256:x4" MODEL=identity_fp32
+ROUNDS=3 CONC="1:256:x4" MODEL=identity_fp32 PROTOCOL=grpc
 while [ $# -gt 2 ]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift ;;
     --conc) CONC="$2"; shift ;;
     --model) MODEL="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --protocol) PROTOCOL="$2"; shift ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "ab-servers.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
   shift
 done
-[ $# = 2 ] || { sed -n '2,20p' "$0" >&2; exit 64; }
+[ $# = 2 ] || { sed -n '2,24p' "$0" >&2; exit 64; }
 BEFORE="$(cd "$1" && pwd)" AFTER="$(cd "$2" && pwd)"
 for d in "$BEFORE" "$AFTER"; do
   [ -f "$d/quiver-server.jar" ] && [ -d "$d/lib" ] || { echo "ab-servers.sh: $d lacks quiver-server.jar or lib/" >&2; exit 1; }
@@ -79,12 +83,17 @@ for side in before after; do
   PID[$side]=$!
 done
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "${PORT[echo]}" \
-  --input "$ECHO_INPUT" > "$WORK/echo.log" 2>&1 &
+  --http-port $((PORT[echo] + 1)) --input "$ECHO_INPUT" > "$WORK/echo.log" 2>&1 &
 PID[echo]=$!
 
 sweep() { # label side range
+  local target=(-u "localhost:${PORT[$2]}")
+  if [ "$PROTOCOL" = http ] || { [ "$PROTOCOL" = h2 ] && [ "$2" != echo ]; }; then
+    target=(-i http -u "localhost:$((PORT[$2] + 1))" --grpc-url "localhost:${PORT[$2]}")
+    [ "$PROTOCOL" = h2 ] && target+=(--http2)
+  fi
   "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -m "$MODEL" \
-    -u "localhost:${PORT[$2]}" --concurrency-range "$3" -p 3000 --warmup 2000 --max-windows 3 --wait-ready 120 --client-warmup 8000 \
+    "${target[@]}" --concurrency-range "$3" -p 3000 --warmup 2000 --max-windows 3 --wait-ready 120 --client-warmup 8000 \
     --server-pid "${PID[$2]}" --json "$WORK/$1.json" > "$WORK/$1.txt" 2>> "$WORK/perf.err" \
     || echo "ab-servers.sh: sweep $1 failed or saw errors (see $WORK/perf.err)" >&2
 }
@@ -94,7 +103,7 @@ for r in $(seq 1 "$ROUNDS"); do
   if [ $((r % 2)) = 1 ]; then order="before after echo"; else order="echo after before"; fi
   for side in $order; do
     sweep "$side-r$r" "$side" "$CONC"
-    echo "== $side, round $r ($MODEL, c=$CONC)"
+    echo "== $side, round $r ($MODEL, $PROTOCOL, c=$CONC)"
     cat "$WORK/$side-r$r.txt"
   done
 done
