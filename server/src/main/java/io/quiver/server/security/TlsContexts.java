@@ -2,6 +2,8 @@ package io.quiver.server.security;
 
 import io.grpc.netty.GrpcSslContexts;
 import io.netty.handler.ssl.ClientAuth;
+import io.netty.handler.ssl.ApplicationProtocolConfig;
+import io.netty.handler.ssl.ApplicationProtocolNames;
 import io.netty.handler.ssl.SslContext;
 import io.netty.handler.ssl.SslContextBuilder;
 import java.io.IOException;
@@ -39,9 +41,18 @@ public final class TlsContexts {
     return GrpcSslContexts.configure(builder(material)).build();
   }
 
-  /** For an HTTP/1.1 server's SslHandler (the REST endpoint). */
+  /**
+   * For the REST endpoint's SslHandler: ALPN offers h2 and http/1.1, so a client that speaks HTTP/2
+   * negotiates it and the REST port's protocol sniffer sees its preface; clients without ALPN, or that
+   * choose http/1.1, get HTTP/1.1.
+   */
   public static SslContext forHttpServer(ReloadingPemMaterial material) throws SSLException {
-    return builder(material).build();
+    return builder(material)
+        .applicationProtocolConfig(new ApplicationProtocolConfig(ApplicationProtocolConfig.Protocol.ALPN,
+            ApplicationProtocolConfig.SelectorFailureBehavior.NO_ADVERTISE,
+            ApplicationProtocolConfig.SelectedListenerFailureBehavior.ACCEPT,
+            ApplicationProtocolNames.HTTP_2, ApplicationProtocolNames.HTTP_1_1))
+        .build();
   }
 
   private static SslContextBuilder builder(ReloadingPemMaterial material) {
