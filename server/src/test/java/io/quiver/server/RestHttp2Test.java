@@ -17,7 +17,6 @@ import java.net.http.HttpResponse;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -28,6 +27,7 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * REST v2 over HTTP/2 with prior knowledge on the REST port, through Netty's real HTTP/2 client: the
@@ -37,12 +37,12 @@ import org.junit.jupiter.api.Test;
  */
 class RestHttp2Test {
   private static final ObjectMapper JSON = new ObjectMapper();
+  @TempDir
   static Path repository;
   static ServerFixture fixture;
 
   @BeforeAll
   static void start() throws Exception {
-    repository = Files.createTempDirectory("quiver-rest-h2");
     ExampleModels.writeIdentityFp32(repository);
     fixture = new ServerFixture(repository, ControlMode.NONE, List.of());
   }
@@ -50,30 +50,28 @@ class RestHttp2Test {
   @AfterAll
   static void stop() throws Exception {
     fixture.close();
-    try (var files = Files.walk(repository)) {
-      files.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-    }
   }
 
   /** A binary-extension request for identity_fp32 whose 16 floats are {@code base + i}. */
   static byte[] binaryRequest(float base, String id) {
-    byte[] json = ("{\"id\":\"" + id + "\",\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\",\"shape\":[1,16],"
-        + "\"parameters\":{\"binary_data_size\":64}}],\"outputs\":[{\"name\":\"OUTPUT0\",\"parameters\":{\"binary_data\":true}}]}")
-        .getBytes(StandardCharsets.UTF_8);
-    ByteBuffer body = ByteBuffer.allocate(json.length + 64).order(ByteOrder.LITTLE_ENDIAN);
-    body.put(json);
+    ByteBuffer body = binaryBody(id, 1);
     for (int i = 0; i < 16; i++) {
       body.putFloat(base + i);
     }
     return body.array();
   }
 
-  /** A binary-extension request of {@code rows} rows of 16 floats. */
+  /** A binary-extension request of {@code rows} rows of 16 zeros. */
   static byte[] rowsRequest(int rows) {
-    byte[] json = ("{\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\",\"shape\":[" + rows + ",16],"
-        + "\"parameters\":{\"binary_data_size\":" + rows * 64 + "}}],\"outputs\":[{\"name\":\"OUTPUT0\","
+    return binaryBody("", rows).array();
+  }
+
+  /** The JSON header of a {@code rows}×16 FP32 binary request, positioned at the start of its tensor bytes. */
+  private static ByteBuffer binaryBody(String id, int rows) {
+    byte[] json = ("{\"id\":\"" + id + "\",\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\",\"shape\":["
+        + rows + ",16],\"parameters\":{\"binary_data_size\":" + rows * 64 + "}}],\"outputs\":[{\"name\":\"OUTPUT0\","
         + "\"parameters\":{\"binary_data\":true}}]}").getBytes(StandardCharsets.UTF_8);
-    return ByteBuffer.allocate(json.length + rows * 64).put(json).array();
+    return ByteBuffer.allocate(json.length + rows * 64).order(ByteOrder.LITTLE_ENDIAN).put(json);
   }
 
   static Map<String, String> binaryHeaders(byte[] request) {

@@ -104,12 +104,13 @@ class TlsTest {
       } finally {
         close(channel);
       }
-      HttpResponse<String> ready = https("ca").send(HttpRequest.newBuilder(
+      HttpClient https = https("ca");
+      HttpResponse<String> ready = https.send(HttpRequest.newBuilder(
           URI.create("https://localhost:" + server.httpPort() + "/v2/health/ready")).build(), HttpResponse.BodyHandlers.ofString());
       assertThat(ready.statusCode()).isEqualTo(200);
       // ALPN: the JDK client (HTTP/2 by default) negotiates h2 and infers over it; an HTTP/1.1 client stays on 1.1.
       assertThat(ready.version()).isEqualTo(HttpClient.Version.HTTP_2);
-      HttpResponse<String> inferred = https("ca").send(HttpRequest.newBuilder(
+      HttpResponse<String> inferred = https.send(HttpRequest.newBuilder(
               URI.create("https://localhost:" + server.httpPort() + "/v2/models/identity_fp32/infer"))
           .POST(HttpRequest.BodyPublishers.ofString("{\"inputs\":[{\"name\":\"INPUT0\",\"datatype\":\"FP32\","
               + "\"shape\":[1,16],\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}")).build(),
@@ -118,7 +119,7 @@ class TlsTest {
       assertThat(inferred.statusCode()).as(inferred.body()).isEqualTo(200);
       assertThat(inferred.body()).contains("\"data\":[1.0,2.0,3.0");
       HttpResponse<String> http11 = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
-          .sslContext(https("ca").sslContext()).build().send(HttpRequest.newBuilder(
+          .sslContext(https.sslContext()).build().send(HttpRequest.newBuilder(
               URI.create("https://localhost:" + server.httpPort() + "/v2/health/live")).build(),
           HttpResponse.BodyHandlers.ofString());
       assertThat(http11.version()).isEqualTo(HttpClient.Version.HTTP_1_1);

@@ -22,10 +22,10 @@ import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
 import io.quiver.bench.perf.HttpInferRequest;
 import io.quiver.proto.inference.ModelMetadataResponse;
+import io.quiver.server.http.RestInferCodec;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
-import java.util.List;
 
 /**
  * The REST v2 counterpart of {@link EchoService}: what is left of a REST inference when the model,
@@ -163,17 +163,7 @@ final class HttpEchoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
     ModelMetadataResponse m = service.metadata(model);
     ByteBuf json = ctx.alloc().buffer(256);
     try (OutputStream out = new ByteBufOutputStream(json); JsonGenerator gen = JSON.createGenerator(out)) {
-      gen.writeStartObject();
-      gen.writeStringField("name", m.getName());
-      gen.writeArrayFieldStart("versions");
-      for (String v : m.getVersionsList()) {
-        gen.writeString(v);
-      }
-      gen.writeEndArray();
-      gen.writeStringField("platform", m.getPlatform());
-      tensors(gen, "inputs", m.getInputsList());
-      tensors(gen, "outputs", m.getOutputsList());
-      gen.writeEndObject();
+      RestInferCodec.writeMetadata(gen, m); // the server's own REST v2 form
     } catch (IOException e) {
       json.release();
       text(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, e.getMessage());
@@ -182,23 +172,6 @@ final class HttpEchoHandler extends SimpleChannelInboundHandler<FullHttpRequest>
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, json);
     response.headers().set(HttpHeaderNames.CONTENT_TYPE, HttpHeaderValues.APPLICATION_JSON);
     send(ctx, keepAlive, response);
-  }
-
-  private static void tensors(JsonGenerator gen, String field, List<ModelMetadataResponse.TensorMetadata> tensors)
-      throws IOException {
-    gen.writeArrayFieldStart(field);
-    for (ModelMetadataResponse.TensorMetadata t : tensors) {
-      gen.writeStartObject();
-      gen.writeStringField("name", t.getName());
-      gen.writeStringField("datatype", t.getDatatype());
-      gen.writeArrayFieldStart("shape");
-      for (long d : t.getShapeList()) {
-        gen.writeNumber(d);
-      }
-      gen.writeEndArray();
-      gen.writeEndObject();
-    }
-    gen.writeEndArray();
   }
 
   private static void text(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message) {

@@ -50,7 +50,7 @@ public final class HttpEndpoint implements AutoCloseable {
   private final int openLoopConnections;
   /** HTTP/2: every slot's requests go as streams of one shared connection (as the gRPC client's channel). */
   private final boolean http2;
-  private Channel sharedConnection; // HTTP/2: the connection new slots use; event loop or the connecting caller
+  private volatile Channel sharedConnection; // HTTP/2: the connection new slots use; set by the caller or the loop
   private final HttpClient control = HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1)
       .connectTimeout(Duration.ofSeconds(5)).build();
 

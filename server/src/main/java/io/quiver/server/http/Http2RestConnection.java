@@ -8,7 +8,6 @@ import io.netty.channel.ChannelPromise;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpContent;
 import io.netty.handler.codec.http.HttpObjectAggregator;
-import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.LastHttpContent;
 import io.netty.handler.codec.http2.Http2FrameCodec;
@@ -202,7 +201,7 @@ final class Http2RestConnection {
 
     @Override
     public void write(ChannelHandlerContext ctx, Object msg, ChannelPromise promise) throws Exception {
-      boolean last = msg instanceof LastHttpContent && !(msg instanceof HttpResponse r && r.status().code() < 200);
+      boolean last = HttpConnectionGuard.isFinalAnswer(msg);
       if (last) {
         heldBytes -= requestBytes; // answered: the request's buffers were released when it was handled
         requestBytes = 0;

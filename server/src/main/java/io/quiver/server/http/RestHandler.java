@@ -824,36 +824,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   }
 
   private void sendMetadata(ChannelHandlerContext ctx, boolean keepAlive, ModelMetadataResponse m) {
-    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
-      gen.writeStartObject();
-      gen.writeStringField("name", m.getName());
-      gen.writeArrayFieldStart("versions");
-      for (String v : m.getVersionsList()) {
-        gen.writeString(v);
-      }
-      gen.writeEndArray();
-      gen.writeStringField("platform", m.getPlatform());
-      writeTensors(gen, "inputs", m.getInputsList());
-      writeTensors(gen, "outputs", m.getOutputsList());
-      gen.writeEndObject();
-    });
-  }
-
-  private static void writeTensors(JsonGenerator gen, String field, List<ModelMetadataResponse.TensorMetadata> tensors)
-      throws IOException {
-    gen.writeArrayFieldStart(field);
-    for (ModelMetadataResponse.TensorMetadata t : tensors) {
-      gen.writeStartObject();
-      gen.writeStringField("name", t.getName());
-      gen.writeStringField("datatype", t.getDatatype());
-      gen.writeArrayFieldStart("shape");
-      for (long d : t.getShapeList()) {
-        gen.writeNumber(d);
-      }
-      gen.writeEndArray();
-      gen.writeEndObject();
-    }
-    gen.writeEndArray();
+    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> RestInferCodec.writeMetadata(gen, m));
   }
 
   /** Triton's statistics JSON: numbers as numbers, every field present. */

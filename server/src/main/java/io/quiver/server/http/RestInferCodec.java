@@ -11,6 +11,7 @@ import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.SequenceControl;
 import io.quiver.core.Tensor;
+import io.quiver.proto.inference.ModelMetadataResponse;
 import io.quiver.server.OutputPlan;
 import io.quiver.server.shm.SharedMemoryRegistry;
 import java.io.IOException;
@@ -610,5 +611,41 @@ public final class RestInferCodec {
   /** For tests and metadata: iterates the fields of a JSON object. */
   static Iterator<Map.Entry<String, JsonNode>> fields(JsonNode node) {
     return node.fields();
+  }
+
+  /**
+   * ModelMetadata in REST v2's JSON form: name, versions, platform, and inputs/outputs with name,
+   * datatype and shape. Shared by the REST endpoint and the benchmarks' bare REST echo.
+   */
+  public static void writeMetadata(JsonGenerator gen, ModelMetadataResponse m)
+      throws IOException {
+    gen.writeStartObject();
+    gen.writeStringField("name", m.getName());
+    gen.writeArrayFieldStart("versions");
+    for (String v : m.getVersionsList()) {
+      gen.writeString(v);
+    }
+    gen.writeEndArray();
+    gen.writeStringField("platform", m.getPlatform());
+    writeTensorMetadata(gen, "inputs", m.getInputsList());
+    writeTensorMetadata(gen, "outputs", m.getOutputsList());
+    gen.writeEndObject();
+  }
+
+  private static void writeTensorMetadata(JsonGenerator gen, String field,
+      List<ModelMetadataResponse.TensorMetadata> tensors) throws IOException {
+    gen.writeArrayFieldStart(field);
+    for (ModelMetadataResponse.TensorMetadata t : tensors) {
+      gen.writeStartObject();
+      gen.writeStringField("name", t.getName());
+      gen.writeStringField("datatype", t.getDatatype());
+      gen.writeArrayFieldStart("shape");
+      for (long d : t.getShapeList()) {
+        gen.writeNumber(d);
+      }
+      gen.writeEndArray();
+      gen.writeEndObject();
+    }
+    gen.writeEndArray();
   }
 }
