@@ -21,7 +21,9 @@
 # in the work directory. Nothing is compared for you: read the rows of one round side by side, and
 # trust only differences larger than the spread between rounds.
 #
-# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), AB_PORT_BASE (18300).
+# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), AB_PORT_BASE (18300),
+# AB_BEFORE_ARGS and AB_AFTER_ARGS (extra `serve` flags for each side: BEFORE and AFTER may then be the
+# same build, to compare one flag's two settings).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,12 +34,12 @@ while [ $# -gt 2 ]; do
     --conc) CONC="$2"; shift ;;
     --model) MODEL="$2"; shift ;;
     --protocol) PROTOCOL="$2"; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "ab-servers.sh: unknown option $1 (see --help)" >&2; exit 64 ;;
   esac
   shift
 done
-[ $# = 2 ] || { sed -n '2,24p' "$0" >&2; exit 64; }
+[ $# = 2 ] || { sed -n '2,26p' "$0" >&2; exit 64; }
 BEFORE="$(cd "$1" && pwd)" AFTER="$(cd "$2" && pwd)"
 for d in "$BEFORE" "$AFTER"; do
   [ -f "$d/quiver-server.jar" ] && [ -d "$d/lib" ] || { echo "ab-servers.sh: $d lacks quiver-server.jar or lib/" >&2; exit 1; }
@@ -77,9 +79,11 @@ trap cleanup EXIT
 "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/models" >&2
 for side in before after; do
   p=${PORT[$side]}
+  extra=()
+  if [ "$side" = before ]; then read -r -a extra <<< "${AB_BEFORE_ARGS:-}"; else read -r -a extra <<< "${AB_AFTER_ARGS:-}"; fi
   "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/$side/quiver-server.jar" serve \
     --model-repository "$WORK/models/batching" --grpc-port "$p" --http-port $((p + 1)) --metrics-port $((p + 2)) \
-    --control-port -1 > "$WORK/$side.log" 2>&1 &
+    --control-port -1 "${extra[@]}" > "$WORK/$side.log" 2>&1 &
   PID[$side]=$!
 done
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port "${PORT[echo]}" \

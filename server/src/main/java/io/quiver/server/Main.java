@@ -191,6 +191,13 @@ public final class Main implements Runnable {
             + " (no thread hand-off); 0 = never. A model's parameter quiver.inline_max_us overrides it (default ${DEFAULT-VALUE}).")
     long inlineMaxMicros;
 
+    @Option(names = "--event-loop-scheduling", defaultValue = "auto", paramLabel = "auto|batch|normal",
+        description = "Linux only: batch runs the event loops under SCHED_BATCH, so that a loop woken by the network waits for"
+            + " the compute thread on its core to park or end its time slice instead of preempting it (more goodput under"
+            + " overload, docs/benchmarks/cpu-sharing.md); auto does so when event loops and compute threads together"
+            + " outnumber the cores; normal never (default ${DEFAULT-VALUE}).")
+    String eventLoopScheduling;
+
     @Option(names = "--cache-config", paramLabel = "local,size=BYTES|redis,host=H[,port=P,...]",
         description = "The response cache that models with response_cache { enable: true } use (Triton's syntax,"
             + " repeatable): local,size=268435456 (in-process, bounded in bytes) or redis,host=...,port=... (shared"
@@ -450,7 +457,8 @@ public final class Main implements Runnable {
               .withPersistDesiredState(persistDesiredState))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
-          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache))
+          .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache,
+              CpuSharing.EventLoopPolicy.parse(eventLoopScheduling)))
           .withConnections(connections);
     }
 

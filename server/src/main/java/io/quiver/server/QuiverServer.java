@@ -154,13 +154,22 @@ public final class QuiverServer implements AutoCloseable {
     models.setListener(new LifecycleMetrics(metrics.registry(), models));
     pipelines.routeThrough(models::acquire);
     caching.routeThrough(models::acquire);
+    // Event loops that share cores with compute threads give way to them instead of preempting (CpuSharing).
+    int cores = Runtime.getRuntime().availableProcessors();
+    int computeThreads = batchers.computePool().threads();
+    boolean batchLoops = CpuSharing.supported()
+        && options.execution().eventLoopPolicy().batch(cores, workers, computeThreads);
+    log.info("{} event loop(s) under {} beside {} compute thread(s) on {} core(s)", workers,
+        batchLoops ? "SCHED_BATCH" : "the default policy", computeThreads, cores);
+    DefaultThreadFactory loopThreads = batchLoops ? CpuSharing.batchThreads("grpc-worker")
+        : new DefaultThreadFactory("grpc-worker", true);
     if (Epoll.isAvailable()) {
       bossGroup = new EpollEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
-      workerGroup = new EpollEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
+      workerGroup = new EpollEventLoopGroup(workers, loopThreads);
       channelType = EpollServerSocketChannel.class;
     } else {
       bossGroup = new NioEventLoopGroup(1, new DefaultThreadFactory("grpc-boss", true));
-      workerGroup = new NioEventLoopGroup(workers, new DefaultThreadFactory("grpc-worker", true));
+      workerGroup = new NioEventLoopGroup(workers, loopThreads);
       channelType = NioServerSocketChannel.class;
     }
     // Before any connection: handlers find their loop's executor, and the batcher answers through it.
@@ -178,6 +187,11 @@ public final class QuiverServer implements AutoCloseable {
     int cores = Runtime.getRuntime().availableProcessors();
     int threads = execution.computeThreads() > 0 ? execution.computeThreads() : cores;
     return new ComputePool(threads, ComputePool.IdleMode.forMachine(cores, threads + eventLoops), "quiver-compute-");
+  }
+
+  /** The data plane's event loops (package-private: tests check their CPU policy). */
+  EventLoopGroup eventLoops() {
+    return workerGroup;
   }
 
   /** Batch jobs with these settings (before {@link #start()}); without them every submission is refused. */

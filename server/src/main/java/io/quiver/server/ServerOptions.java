@@ -118,8 +118,10 @@ public record ServerOptions(
    *     the event loop that formed it (0 = never); a model's {@code quiver.inline_max_us} overrides it
    * @param cache the response cache models with {@code response_cache { enable: true }} use
    *     ({@code --cache-config}, docs/cache.md); null = none
+   * @param eventLoopPolicy the event loops' CPU policy ({@link CpuSharing})
    */
-  public record Execution(int computeThreads, long inlineMaxMicros, io.quiver.cache.CacheOptions cache) {
+  public record Execution(int computeThreads, long inlineMaxMicros, io.quiver.cache.CacheOptions cache,
+      CpuSharing.EventLoopPolicy eventLoopPolicy) {
     public static final long DEFAULT_INLINE_MAX_MICROS = 50;
 
     public Execution {
@@ -127,11 +129,14 @@ public record ServerOptions(
         throw new IllegalArgumentException("compute threads must be >= 0 and the inline bound in [0, 1000000] us; were "
             + computeThreads + ", " + inlineMaxMicros);
       }
+      if (eventLoopPolicy == null) {
+        throw new IllegalArgumentException("eventLoopPolicy must not be null");
+      }
     }
 
-    /** Without a response cache. */
+    /** Without a response cache, event loops by {@link CpuSharing.EventLoopPolicy#AUTO}. */
     public Execution(int computeThreads, long inlineMaxMicros) {
-      this(computeThreads, inlineMaxMicros, null);
+      this(computeThreads, inlineMaxMicros, null, CpuSharing.EventLoopPolicy.AUTO);
     }
 
     public static Execution defaults() {
@@ -140,7 +145,12 @@ public record ServerOptions(
 
     /** The same, with this response cache (null = none). */
     public Execution withCache(io.quiver.cache.CacheOptions options) {
-      return new Execution(computeThreads, inlineMaxMicros, options);
+      return new Execution(computeThreads, inlineMaxMicros, options, eventLoopPolicy);
+    }
+
+    /** The same, with this event-loop policy. */
+    public Execution withEventLoopPolicy(CpuSharing.EventLoopPolicy policy) {
+      return new Execution(computeThreads, inlineMaxMicros, cache, policy);
     }
   }
 

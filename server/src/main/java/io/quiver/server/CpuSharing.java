@@ -1,0 +1,107 @@
+package io.quiver.server;
+
+import com.sun.jna.LastErrorException;
+import com.sun.jna.Library;
+import com.sun.jna.Native;
+import com.sun.jna.Platform;
+import io.netty.util.concurrent.DefaultThreadFactory;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * How the event loops share a core with the threads that compute batches.
+ *
+ * <p>Under Linux's default policy an event loop woken by a socket preempts the compute thread on its core
+ * at once. Under sustained overload of a slow model that is one preemption per handful of arriving calls,
+ * most of them refused, each costing a context switch and the transport's per-wake-up work spread over
+ * few calls. The {@code SCHED_BATCH} policy keeps the event loop's fair share of the core (the same
+ * weight) but lets it run when the compute thread parks or its time slice ends, not on every wake-up: the
+ * loop then finds milliseconds of arrivals and serves them in one pass. A core with nothing else runnable
+ * still runs a woken loop at once, so an idle server, or one whose models run inline on the loops,
+ * answers as before; on a machine with a spare core the woken loop is placed there. By default
+ * ({@link EventLoopPolicy#AUTO}) the loops take it where they share cores with the compute threads
+ * (measured in docs/benchmarks/cpu-sharing.md).
+ *
+ * <p>Threads that an event loop starts inherit its policy (Linux copies it to a new thread): the server
+ * starts its long-lived threads elsewhere. Only Linux has the policy; elsewhere, or where the call fails,
+ * the loops keep the default one and {@link #applyToCurrentThread} says so. Stateless and thread-safe.
+ */
+public final class CpuSharing {
+  private static final Logger log = LoggerFactory.getLogger(CpuSharing.class);
+
+  /** Which policy the event loops run under ({@code --event-loop-scheduling}). */
+  public enum EventLoopPolicy {
+    /** {@link #BATCH} when event loops and compute threads together outnumber the usable cores. */
+    AUTO,
+    /** {@code SCHED_BATCH}: a woken event loop waits for the compute thread's time slice or park. */
+    BATCH,
+    /** The default policy: a woken event loop preempts whatever runs on its core. */
+    NORMAL;
+
+    /** Parses a flag value (auto, batch, normal), naming the flag in the error. */
+    public static EventLoopPolicy parse(String value) {
+      try {
+        return valueOf(value.trim().toUpperCase(Locale.ROOT));
+      } catch (IllegalArgumentException e) {
+        throw new IllegalArgumentException("--event-loop-scheduling must be auto, batch or normal; was '" + value + "'");
+      }
+    }
+
+    /** Whether event loops started with this setting run under {@code SCHED_BATCH} on this machine. */
+    public boolean batch(int usableCores, int eventLoops, int computeThreads) {
+      return this == BATCH || (this == AUTO && eventLoops + computeThreads > usableCores);
+    }
+  }
+
+  /** Linux's scheduling policies (sched.h); only the two this class sets. */
+  private static final int SCHED_OTHER = 0;
+  private static final int SCHED_BATCH = 3;
+
+  private CpuSharing() {}
+
+  /** Whether this operating system has the policy (Linux). */
+  public static boolean supported() {
+    return Platform.isLinux();
+  }
+
+  /** A Netty thread factory whose threads switch themselves to {@code SCHED_BATCH} before running. */
+  public static DefaultThreadFactory batchThreads(String poolName) {
+    return new DefaultThreadFactory(poolName, true) {
+      @Override
+      protected Thread newThread(Runnable task, String name) {
+        return super.newThread(() -> {
+          applyToCurrentThread(true);
+          task.run();
+        }, name);
+      }
+    };
+  }
+
+  /**
+   * Sets the calling thread's policy: {@code SCHED_BATCH} when {@code batch}, else the default. Returns
+   * whether the policy is now the one asked for (false off Linux or when the kernel refused; logged once
+   * per thread at WARN, since the server still works, only with more preemption).
+   */
+  public static boolean applyToCurrentThread(boolean batch) {
+    if (!supported()) {
+      return false;
+    }
+    try {
+      // pid 0: the calling thread (Linux sets policies per thread); sched_priority must be 0 for both.
+      LibC.INSTANCE.sched_setscheduler(0, batch ? SCHED_BATCH : SCHED_OTHER, new int[] {0});
+      return true;
+    } catch (LastErrorException | LinkageError e) { // refused, or JNA's native part would not load
+      log.warn("could not set {} on thread {}: {}", batch ? "SCHED_BATCH" : "SCHED_OTHER",
+          Thread.currentThread().getName(), e.toString());
+      return false;
+    }
+  }
+
+  /** The C library's sched_setscheduler(2), through JNA (loaded on first use). */
+  private interface LibC extends Library {
+    LibC INSTANCE = Native.load("c", LibC.class);
+
+    int sched_setscheduler(int pid, int policy, int[] param) throws LastErrorException;
+  }
+}
