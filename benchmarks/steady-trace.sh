@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# A per-second trace of one long closed-loop run: how a server process's cost per request moves over time.
+#
+#   benchmarks/steady-trace.sh [--model M] [--concurrency C] [--seconds S] [--no-build] [-- extra serve flags]
+#
+# One Quiver server pinned to CPU 1 (benchmark models, as run.sh serves them), one `quiver perf` client on
+# CPU 0 at concurrency C (default 256) for S seconds (default 150). About once a second it prints, for the
+# interval since the previous line: requests per second (the server's nv_inference_request_success), the
+# mean batch (requests / nv_inference_exec_count), and CPU per request of the server's event loops, of the
+# whole server and of the client (/proc/PID/task/*/schedstat). Made to watch the c=256 levels that
+# docs/benchmarks/PROFILE.md describes: a process that runs at one cost per request for a while and then
+# at another. BENCH_JVM_FLAGS sets both JVMs' flags (default "-Xms1g -Xmx2g -XX:+UseParallelGC", as
+# run.sh); the server also writes its GC log (-Xlog:gc) to the work directory, which is kept and named.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+MODEL=identity_fp32 CONC=256 SECONDS_TOTAL=150 BUILD=1 EXTRA=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL="$2"; shift 2 ;;
+    --concurrency) CONC="$2"; shift 2 ;;
+    --seconds) SECONDS_TOTAL="$2"; shift 2 ;;
+    --no-build) BUILD=0; shift ;;
+    --) shift; EXTRA=("$@"); break ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "steady-trace.sh: unknown option $1" >&2; exit 64 ;;
+  esac
+done
+if [ "$BUILD" = 1 ]; then
+  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
+fi
+JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+SERVER_PIN=() CLIENT_PIN=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
+fi
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-steady-trace.XXXXXX")"
+mkdir -p "$WORK/dist/server" "$WORK/dist/bench"
+cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
+cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
+CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "steady-trace.sh: logs kept in $WORK" >&2
+}
+trap cleanup EXIT
+"$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/models" > /dev/null
+PORT=$(( ${BENCH_PORT_BASE:-18500} + 21 )) METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 22 ))
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/gc.log:uptime" -jar "$WORK/dist/server/quiver-server.jar" serve \
+  --model-repository "$WORK/models/batching" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" \
+  --control-port -1 "${EXTRA[@]}" > "$WORK/server.log" 2>&1 &
+SERVER=$!
+PIDS+=("$SERVER")
+"${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$MODEL" -u "127.0.0.1:$PORT" \
+  --wait-ready 120 --concurrency-range "$CONC" --warmup 1000 --max-windows 1 -p $(( SECONDS_TOTAL * 1000 )) \
+  > "$WORK/perf.out" 2>&1 &
+CLIENT=$!
+PIDS+=("$CLIENT")
+cpu_ns() { # pid [comm-prefix]: summed run time of the process's threads (those named comm-prefix*)
+  local total=0 t run
+  for t in /proc/"$1"/task/*; do
+    if [ -z "${2:-}" ] || [[ "$(cat "$t/comm" 2>/dev/null)" == "$2"* ]]; then
+      read -r run _ < "$t/schedstat" 2>/dev/null || continue
+      total=$((total + run))
+    fi
+  done
+  echo "$total"
+}
+sample() {
+  local m
+  m=$(curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" || true)
+  echo "$(date +%s%N) $(awk '/^nv_inference_request_success\{/ {s+=$2} END {printf "%.0f", s}' <<< "$m") \
+$(awk '/^nv_inference_exec_count\{/ {s+=$2} END {printf "%.0f", s}' <<< "$m") $(cpu_ns "$SERVER" grpc-worker) \
+$(cpu_ns "$SERVER") $(cpu_ns "$CLIENT")"
+}
+echo "  time  req/s   batch  loop-us/req  server-us/req  client-us/req"
+START=$(date +%s%N)
+prev=$(sample)
+while kill -0 "$CLIENT" 2>/dev/null; do
+  sleep 1
+  kill -0 "$CLIENT" 2>/dev/null || break
+  cur=$(sample)
+  read -r t0 s0 e0 l0 a0 c0 <<< "$prev"
+  read -r t1 s1 e1 l1 a1 c1 <<< "$cur"
+  awk -v t="$(( (t1 - START) / 1000000 ))" -v dt="$(( t1 - t0 ))" -v n="$((s1 - s0))" -v b="$((e1 - e0))" \
+    -v l="$((l1 - l0))" -v a="$((a1 - a0))" -v c="$((c1 - c0))" 'BEGIN {
+      if (n <= 0) { printf "%6.1f  (no answers)\n", t / 1000; exit }
+      printf "%6.1f %6.0f %7.1f %12.2f %14.2f %14.2f\n", t / 1000, n / (dt / 1e9), (b > 0 ? n / b : 0), l / n / 1000, a / n / 1000, c / n / 1000 }'
+  prev=$cur
+done
