@@ -13,7 +13,8 @@
 # latency from the intended send time, so coordinated omission is counted). Per point: goodput (answers
 # per second) against the repeat's own saturation, the admitted requests' p99 against saturation's, and
 # the rejections per second (RESOURCE_EXHAUSTED/UNAVAILABLE) and how fast they come back (p99 from
-# send to refusal, timed by the client).
+# send to refusal, timed by the client). OVERLOAD_SERVER_FLAGS adds `serve` flags (e.g.
+# "--event-loop-scheduling normal", to measure the policy the server had before; the page says which).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 REPEATS=3 QUEUE=64 WINDOW_MS=3000 BUILD=1 BASE_MODEL=cnn_16px CLIENT_WARMUP_MS=6000 OUT="$ROOT/docs/benchmarks/overload.md"
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     --client-warmup-ms) CLIENT_WARMUP_MS="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "overload.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -70,7 +71,7 @@ PORT=$(( ${BENCH_PORT_BASE:-18500} + 1 ))
 METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 2 ))
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/dist/server/quiver-server.jar" serve \
   --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" --control-port -1 \
-  > "$WORK/logs/server.log" 2>&1 &
+  ${OVERLOAD_SERVER_FLAGS:-} > "$WORK/logs/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
 
@@ -122,10 +123,10 @@ LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 - "$WORK/results" "$OUT" "$REPEATS" "$QUEUE" "$WINDOW_MS" "$LOAD_START" "$LOAD_END" "$(nproc)" \
   "$("$JAVA_BIN" -version 2>&1 | head -1)" "${JVM_FLAGS[*]}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$BASE_MODEL" \
-  "$CLIENT_WARMUP_MS" "${COMMANDS[@]}" <<'EOF'
+  "$CLIENT_WARMUP_MS" "${OVERLOAD_SERVER_FLAGS:-(none)}" "${COMMANDS[@]}" <<'EOF'
 import json, statistics, sys, datetime
-res, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree, model, client_warmup = sys.argv[1:14]
-commands = sys.argv[14:]
+res, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree, model, client_warmup, server_flags = sys.argv[1:15]
+commands = sys.argv[15:]
 shapes = {
     "cnn_16px": "INPUT0 FP32 [-1,3,16,16], 3 KiB a row; Conv 3→96, Conv 96→96 twice, MaxPool, Conv 96→128, MaxPool, "
                 "Gemm 2048→10, ≈100 MFLOP a row",
@@ -213,7 +214,7 @@ and a request whose deadline the queue would outlast is refused at admission (do
 
 Machine: a {cores}-core VM; load average {load0} at the start, {load1} at the end (the benchmark's own
 two JVMs account for about 2; more means something else ran). Ratios are within one run. Server pinned to CPU 1, client to CPU 0; {jdk}; JVM flags `{flags}`. Tree: `{tree}`.
-Run on {now}: {repeats} repeats, {window} ms windows.
+Run on {now}: {repeats} repeats, {window} ms windows. Extra server flags: {server_flags}.
 
 Model: {model} ({shapes[model]}; dynamic batching) with
 `default_queue_policy {{ max_queue_size: {queue} }}`. Each repeat measures saturation closed loop at
