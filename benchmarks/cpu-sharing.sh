@@ -33,27 +33,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 command -v chrt >/dev/null || { echo "cpu-sharing.sh: needs chrt (util-linux)" >&2; exit 1; }
-if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
-fi
-JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
-SERVER_PIN=() CLIENT_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
-fi
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-cpu-sharing.XXXXXX")"
-mkdir -p "$WORK/dist/server" "$WORK/dist/bench" "$WORK/models" "$WORK/results"
-cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
-cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
-CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/benchmarks/lib.sh"
+bench_build
+bench_setup cpu-sharing
+mkdir -p "$WORK/models" "$WORK/results"
 
 "$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/generated" > /dev/null
 case "$BASE_MODEL" in
@@ -72,7 +55,7 @@ esac
 PORT=$(( ${BENCH_PORT_BASE:-18500} + 11 ))
 METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 12 ))
 # Started under the default policy; the phases below set each one.
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/dist/server/quiver-server.jar" serve \
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" --control-port -1 \
   --event-loop-scheduling normal > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
@@ -89,9 +72,11 @@ SAT=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$WORK/results/
 RATE=$(python3 -c "print(int($LOAD * $SAT))")
 # Client warm-up (its JIT, then the level itself) before the phases start.
 if [ -n "$CONCURRENCY" ]; then
-  LOAD_ARGS=(--concurrency-range "$CONCURRENCY") RATE="closed loop at concurrency $CONCURRENCY"
+  LOAD_ARGS=(--concurrency-range "$CONCURRENCY")
+  OFFERED="closed loop at concurrency $CONCURRENCY" LOAD_FLAG="--concurrency $CONCURRENCY"
 else
   LOAD_ARGS=(--request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096)
+  OFFERED="open loop (Poisson) at ${LOAD}x saturation, $RATE req/s" LOAD_FLAG="--load $LOAD"
 fi
 perf phases "${LOAD_ARGS[@]}" --client-warmup 6000 --max-windows 1 -p $(( PHASES * PHASE_S * 1000 + 30000 )) &
 CLIENT=$!
@@ -118,10 +103,10 @@ done
 wait "$CLIENT" || true
 LOAD_AVG="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$WORK/results" "$OUT" "$PHASES" "$PHASE_S" "$LOAD" "$SAT" "$RATE" "$LOAD_AVG" "$BASE_MODEL" \
+python3 - "$WORK/results" "$OUT" "$PHASES" "$PHASE_S" "$OFFERED" "$LOAD_FLAG" "$SAT" "$LOAD_AVG" "$BASE_MODEL" \
   "$("$JAVA_BIN" -version 2>&1 | head -1)" "${JVM_FLAGS[*]}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" <<'PY'
 import datetime, glob, os, statistics, sys
-res, out, phases, phase_s, load, sat, rate, loadavg, model, jdk, flags, tree = sys.argv[1:13]
+res, out, phases, phase_s, offered, load_flag, sat, loadavg, model, jdk, flags, tree = sys.argv[1:13]
 shape = ("cnn_16px with a 64-deep queue (as benchmarks/overload.sh)" if model == "cnn_16px"
          else "mlp_784 (a fast model: its batches run on the compute pool) with its default queue")
 CALLS = "quiver_grpc_server_call_duration_seconds_bucket"
@@ -171,7 +156,7 @@ def med(policy, key):
 pairs = [(rows[i], rows[i + 1]) for i in range(0, len(rows) - 1, 2)]
 ratios = [b["goodput"] / a["goodput"] for a, b in pairs]
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-lines = [f"# Event loops under SCHED_BATCH or the default policy: {model}, " + (rate if rate.startswith("closed") else f"{load}x saturation"),
+lines = [f"# Event loops under SCHED_BATCH or the default policy: {model}, {offered.split(',')[0]}",
 "",
 "Why the policy exists and when the server uses it: docs/batching.md, \"Event loops beside compute threads\"",
 "(`--event-loop-scheduling`). This run alternates the two policies on one server under one client.",
@@ -179,7 +164,7 @@ lines = [f"# Event loops under SCHED_BATCH or the default policy: {model}, " + (
 f"Machine: a {os.cpu_count()}-core VM, load average {loadavg} at the end (the two JVMs account for about 2). Server",
 f"pinned to CPU 1 with its event loop and compute thread; client on CPU 0. {jdk}; JVM flags `{flags}`. Tree: `{tree}`.",
 f"Run on {now}. Model {shape}; saturation measured closed",
-f"loop at concurrency 64: {float(sat):.0f} req/s; offered: {rate if rate.startswith('closed') else 'open loop (Poisson), ' + rate + ' req/s'}, {phases} phases of {phase_s} s, the",
+f"loop at concurrency 64: {float(sat):.0f} req/s; offered: {offered}; {phases} phases of {phase_s} s, the",
 "policy switched with chrt(1) between phases; the first second of each phase is not counted.",
 "",
 "## Summary (median over phases)",
@@ -200,7 +185,7 @@ f"(range {min(ratios):.2f}-{max(ratios):.2f}, {len(ratios)} pairs). p99 figures 
 "|---|---|---|---|---|---|---|"]
 for r in rows:
     lines.append(f"| {r['phase']} | {r['policy']} | {r['goodput']:.0f} | {r['loop_cpu']:.1f}% | {r['slices']:.0f} | <= {r['ok99']:g} | <= {r['refused99']:g} |")
-lines += ["", "## Command", "", "```", f"benchmarks/cpu-sharing.sh --model {model} --phases {phases} --phase-s {phase_s} " + (f"--concurrency {rate.rsplit(' ', 1)[1]}" if rate.startswith("closed") else f"--load {load}"), "```", ""]
+lines += ["", "## Command", "", "```", f"benchmarks/cpu-sharing.sh --model {model} --phases {phases} --phase-s {phase_s} {load_flag}", "```", ""]
 open(out, "w").write("\n".join(lines))
 print("\n".join(lines))
 PY

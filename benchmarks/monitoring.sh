@@ -24,27 +24,10 @@ while [ $# -gt 0 ]; do
     *) echo "monitoring.sh: unknown option $1" >&2; exit 1 ;;
   esac
 done
-if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
-fi
-JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
-SERVER_PIN=() CLIENT_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
-fi
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-monitoring-bench.XXXXXX")"
-mkdir -p "$WORK/dist/server" "$WORK/dist/bench" "$WORK/off" "$WORK/on" "$WORK/results" "$WORK/logs"
-cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
-cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
-CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/benchmarks/lib.sh"
+bench_build
+bench_setup monitoring-bench
+mkdir -p "$WORK/off" "$WORK/on" "$WORK/results" "$WORK/logs"
 
 SRC="$ROOT/examples/models/mlp_classifier"
 cp -r "$SRC" "$WORK/off/mlp_classifier"
@@ -58,7 +41,7 @@ for rate in 0.1 1.0; do
 done
 PORT_BASE=${BENCH_PORT_BASE:-18300}
 start_server() { # name repository grpc-port metrics-port
-  "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/dist/server/quiver-server.jar" serve \
+  "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
     --model-repository "$2" --grpc-port "$3" --http-port -1 --metrics-port "$4" --control-port -1 \
     > "$WORK/logs/$1.log" 2>&1 &
   LAST_PID=$!

@@ -31,28 +31,10 @@ while [ $# -gt 0 ]; do
     *) echo "overload.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
-if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
-fi
-JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
-SERVER_PIN=() CLIENT_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
-fi
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-overload-bench.XXXXXX")"
-mkdir -p "$WORK/dist/server" "$WORK/dist/bench" "$WORK/models" "$WORK/results" "$WORK/logs"
-# Run from copies: a rebuild in the work tree must not pull jars out from under running JVMs.
-cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
-cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
-CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/benchmarks/lib.sh"
+bench_build
+bench_setup overload-bench
+mkdir -p "$WORK/models" "$WORK/results" "$WORK/logs"
 
 "$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/generated" > /dev/null
 case "$BASE_MODEL" in
@@ -69,7 +51,7 @@ grep -q "max_queue_size: $QUEUE" "$WORK/models/$MODEL/config.pbtxt" || { echo "o
 
 PORT=$(( ${BENCH_PORT_BASE:-18500} + 1 ))
 METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 2 ))
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$WORK/dist/server/quiver-server.jar" serve \
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" --control-port -1 \
   ${OVERLOAD_SERVER_FLAGS:-} > "$WORK/logs/server.log" 2>&1 &
 SERVER_PID=$!

@@ -25,30 +25,13 @@ while [ $# -gt 0 ]; do
     *) echo "steady-trace.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
-if [ "$BUILD" = 1 ]; then
-  (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
-fi
-JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
-SERVER_PIN=() CLIENT_PIN=()
-if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
-fi
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-steady-trace.XXXXXX")"
-mkdir -p "$WORK/dist/server" "$WORK/dist/bench"
-cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
-cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
-CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  echo "steady-trace.sh: logs kept in $WORK" >&2
-}
-trap cleanup EXIT
+source "$ROOT/benchmarks/lib.sh"
+bench_build
+KEEP_WORK=1 # the GC log and the server's output stay for reading
+bench_setup steady-trace
 "$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BenchModels "$WORK/models" > /dev/null
 PORT=$(( ${BENCH_PORT_BASE:-18500} + 21 )) METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 22 ))
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/gc.log:uptime" -jar "$WORK/dist/server/quiver-server.jar" serve \
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/gc.log:uptime" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/batching" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" \
   --control-port -1 "${EXTRA[@]}" > "$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -59,9 +42,11 @@ PIDS+=("$SERVER")
 CLIENT=$!
 PIDS+=("$CLIENT")
 cpu_ns() { # pid [comm-prefix]: summed run time of the process's threads (those named comm-prefix*)
-  local total=0 t run
-  for t in /proc/"$1"/task/*; do
-    if [ -z "${2:-}" ] || [[ "$(cat "$t/comm" 2>/dev/null)" == "$2"* ]]; then
+  local total=0 t run name
+  for t in /proc/"$1"/task/*; do # builtins only: a fork per thread per sample would load the measured cores
+    name=""
+    [ -z "${2:-}" ] || read -r name < "$t/comm" 2>/dev/null || continue
+    if [ -z "${2:-}" ] || [[ "$name" == "$2"* ]]; then
       read -r run _ < "$t/schedstat" 2>/dev/null || continue
       total=$((total + run))
     fi
