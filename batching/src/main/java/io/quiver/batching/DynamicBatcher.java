@@ -35,7 +35,9 @@ import org.slf4j.LoggerFactory;
  *       {@link MpscArrayQueue}. It never blocks: a full level fails at once. When an instance is idle,
  *       a producer on a transport thread schedules one <i>dispatch round</i> on that thread
  *       ({@link TransportExecutor#execute} from the thread itself: no wake-up), which runs after the
- *       requests it is reading now, so one read's requests form one batch.</li>
+ *       requests it is reading now, so one read's requests form one batch. A background producer (a
+ *       batch job's low-priority thread) hands its dispatch to the fallback timer thread instead of
+ *       taking the ownership itself.</li>
  *   <li><b>Dispatch</b> is a duty, not a thread: whoever has a reason (a dispatch round, a compute
  *       thread that finished a batch, a queue-delay timer, the delivery that frees an instance's batch
  *       slot) takes the dispatch ownership (one CAS; a thread that finds it taken leaves a note that the
@@ -104,6 +106,7 @@ public final class DynamicBatcher implements InferenceScheduler {
 
   private final AtomicBoolean dispatching = new AtomicBoolean();
   private volatile boolean dispatchAgain;
+  private final AtomicBoolean backgroundKickQueued = new AtomicBoolean(); // kickFromBackground: one queued at most
   /** Dispatch rounds on the transport threads requests come from (one queued per thread at most). */
   private final TransportRounds rounds = new TransportRounds(this::runRound, () -> dispatchHere(null));
   private long armedTimerNanos = Long.MAX_VALUE; // dispatch owner only: the earliest timer armed
@@ -198,7 +201,11 @@ public final class DynamicBatcher implements InferenceScheduler {
     // still in this core's buffer could be missed by the finisher while this read saw it busy.
     VarHandle.fullFence();
     if (anyInstanceMaybeReady()) {
-      kick(request.transport());
+      if (request.priority() == InferRequest.BACKGROUND_PRIORITY && request.transport() == null) {
+        kickFromBackground();
+      } else {
+        kick(request.transport());
+      }
     }
   }
 
@@ -327,6 +334,32 @@ public final class DynamicBatcher implements InferenceScheduler {
     if (transport != null && transport.inTransportThread()) {
       rounds.schedule(transport);
     } else {
+      dispatchHere(null);
+    }
+  }
+
+  /**
+   * A background producer (a batch job's reader, which runs at a lower CPU priority) does not take the
+   * dispatch ownership itself: preempted while it held it, every online request's note would wait for
+   * it to run again, tens of milliseconds on a core kept busy by compute. It queues one dispatch on the
+   * fallback timer thread instead (at most one queued; the flag is cleared before that dispatch reads the
+   * queues, so a request offered meanwhile is either seen by it or queues another).
+   */
+  private void kickFromBackground() {
+    if (manualDispatch || fallbackTimer == null) {
+      kick(null);
+      return;
+    }
+    if (!backgroundKickQueued.compareAndSet(false, true)) {
+      return;
+    }
+    try {
+      fallbackTimer.execute(() -> {
+        backgroundKickQueued.set(false);
+        dispatchHere(null);
+      });
+    } catch (RejectedExecutionException e) { // the timer is shutting down: dispatch here after all
+      backgroundKickQueued.set(false);
       dispatchHere(null);
     }
   }

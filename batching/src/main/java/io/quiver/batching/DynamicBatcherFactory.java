@@ -43,6 +43,11 @@ public final class DynamicBatcherFactory implements SchedulerFactory, AutoClosea
       return t;
     });
     timer.setRemoveOnCancelPolicy(true);
+    // Started now, by the thread building the factory: a Linux thread inherits the nice value and CPU
+    // policy of the thread that starts it, and a timer started by its first user took that user's. A
+    // batch job's nice-19 reader was often first, and every online max_queue_delay flush then waited
+    // for a nice-19 thread (tens of ms on a busy core; docs/benchmarks/batch-jobs.md).
+    timer.prestartAllCoreThreads();
   }
 
   public ComputePool computePool() {

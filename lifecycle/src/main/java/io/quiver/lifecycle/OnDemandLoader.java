@@ -53,11 +53,16 @@ final class OnDemandLoader implements AutoCloseable {
     this.queueLimit = queueLimit;
     AtomicInteger n = new AtomicInteger();
     // Unbounded queue: it holds at most one task per model (one Pending per model at a time).
-    this.loaders = new ThreadPoolExecutor(loaderThreads, loaderThreads, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>(),
+    this.loaders = new ThreadPoolExecutor(loaderThreads, loaderThreads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
         r -> daemon(r, "quiver-ondemand-" + n.incrementAndGet()));
-    this.loaders.allowCoreThreadTimeOut(true);
     this.timer = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "quiver-ondemand-timer"));
     this.timer.setRemoveOnCancelPolicy(true);
+    // Every thread started here, now, and kept: a Linux thread inherits the nice value and CPU policy
+    // of the thread that starts it, and these would otherwise be started by the first request that
+    // needs them (an event loop under SCHED_BATCH, a batch job's nice-19 reader), whose priority every
+    // later load, and the threads a runtime starts during a load, would keep.
+    this.loaders.prestartAllCoreThreads();
+    this.timer.prestartAllCoreThreads();
   }
 
   private static Thread daemon(Runnable r, String name) {

@@ -60,6 +60,8 @@ final class RedisResponseCache extends ResponseCache {
       return t;
     });
     background.setRemoveOnCancelPolicy(true);
+    // Started now: a thread started by its first user (an event loop) would keep that thread's CPU policy.
+    background.prestartAllCoreThreads();
     // Small: one connection's I/O needs one thread; the machine's cores belong to the event loops and models.
     this.resources = DefaultClientResources.builder()
         .ioThreadPoolSize(1)

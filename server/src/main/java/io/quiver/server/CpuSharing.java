@@ -6,6 +6,8 @@ import com.sun.jna.Native;
 import com.sun.jna.Platform;
 import io.netty.util.concurrent.DefaultThreadFactory;
 import java.util.Locale;
+import java.util.concurrent.Executor;
+import java.util.concurrent.RejectedExecutionException;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -23,9 +25,15 @@ import org.slf4j.LoggerFactory;
  * ({@link EventLoopPolicy#AUTO}) the loops take it where they share cores with the compute threads
  * (measured in docs/benchmarks/cpu-sharing.md).
  *
+ * <p>While background work runs (a batch job, docs/batch-jobs.md) the loops run under the default policy
+ * instead ({@link LoopScheduling}): the job keeps the compute threads busy whenever online requests leave
+ * them idle, so a loop that waited for a compute thread's slice would make every online request wait
+ * for it twice, on arrival and on its answer (docs/benchmarks/batch-jobs.md).
+ *
  * <p>Threads that an event loop starts inherit its policy (Linux copies it to a new thread): the server
  * starts its long-lived threads elsewhere. Only Linux has the policy; elsewhere, or where the call fails,
- * the loops keep the default one and {@link #applyToCurrentThread} says so. Stateless and thread-safe.
+ * the loops keep the default one and {@link #applyToCurrentThread} says so. The static methods are
+ * stateless and thread-safe.
  */
 public final class CpuSharing {
   private static final Logger log = LoggerFactory.getLogger(CpuSharing.class);
@@ -95,6 +103,52 @@ public final class CpuSharing {
       log.warn("could not set {} on thread {}: {}", batch ? "SCHED_BATCH" : "SCHED_OTHER",
           Thread.currentThread().getName(), e.toString());
       return false;
+    }
+  }
+
+  /**
+   * The data plane's event loops and the policy chosen for them at start, which background work
+   * suspends: from the first running batch job until the last one ends, the loops run under the default
+   * policy, so an online request wakes its loop at once even though the job keeps the compute threads
+   * busy. Each change runs as a task on every loop (a thread sets its own policy), in the order the
+   * changes were made. Thread-safe.
+   */
+  public static final class LoopScheduling {
+    private final Iterable<? extends Executor> loops;
+    private final boolean batch;
+    private int background; // guarded by this
+
+    /** @param batch whether the loops were started under {@code SCHED_BATCH} */
+    public LoopScheduling(Iterable<? extends Executor> loops, boolean batch) {
+      this.loops = loops;
+      this.batch = batch;
+    }
+
+    /** Background work started: the loops preempt again while any runs. */
+    public synchronized void backgroundWorkStarted() {
+      if (background++ == 0 && batch) {
+        applyToLoops(false);
+      }
+    }
+
+    /** Background work ended: with none left, the loops return to the policy chosen at start. */
+    public synchronized void backgroundWorkEnded() {
+      if (background <= 0) {
+        throw new IllegalStateException("backgroundWorkEnded without backgroundWorkStarted");
+      }
+      if (--background == 0 && batch) {
+        applyToLoops(true);
+      }
+    }
+
+    private void applyToLoops(boolean batchPolicy) {
+      for (Executor loop : loops) {
+        try {
+          loop.execute(() -> applyToCurrentThread(batchPolicy));
+        } catch (RejectedExecutionException e) {
+          return; // shutting down: nothing left to schedule
+        }
+      }
     }
   }
 

@@ -110,6 +110,7 @@ public final class QuiverServer implements AutoCloseable {
   private ControlPlaneServer controlPlane;
   private JobsOptions jobsOptions = JobsOptions.none();
   private JobManager jobs;
+  private final CpuSharing.LoopScheduling loopScheduling;
 
   public QuiverServer(ServerOptions options) {
     this(options, ServerTracing.create(options.tracing()));
@@ -172,6 +173,7 @@ public final class QuiverServer implements AutoCloseable {
       workerGroup = new NioEventLoopGroup(workers, loopThreads);
       channelType = NioServerSocketChannel.class;
     }
+    this.loopScheduling = new CpuSharing.LoopScheduling(workerGroup, batchLoops);
     // Before any connection: handlers find their loop's executor, and the batcher answers through it.
     EventLoopTransports.install(workerGroup);
     // Triton's system shared memory extension, where the machine has POSIX shared memory (/dev/shm).
@@ -218,7 +220,7 @@ public final class QuiverServer implements AutoCloseable {
         options.accessLog(), options.limits(), security, tracing, monitoring, sharedMemory, loads);
     InferenceServiceImpl inference = new InferenceServiceImpl(plane, options.connections().maxUnansweredPerStream());
     jobs = new JobManager(plane, jobsOptions,
-        repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics);
+        repository instanceof io.quiver.registry.WritableModelRepository w ? w : null, metrics, loopScheduling);
     NettyServerBuilder builder = NettyServerBuilder.forAddress(new InetSocketAddress(options.host(), options.grpcPort()));
     // TLS, connection limits, handshake/idle/keep-alive timeouts (docs/hardening.md).
     GrpcTransports.harden(builder, options.connections(), limiter, answers,

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.util.concurrent.EventExecutor;
 import io.quiver.lifecycle.ControlMode;
 import io.quiver.server.CpuSharing.EventLoopPolicy;
@@ -79,6 +80,44 @@ class CpuSharingTest {
       }
       return policies;
     }
+  }
+
+  @Test
+  void backgroundWorkSuspendsTheBatchPolicyUntilTheLastPieceEnds() throws Exception {
+    assumeTrue(Files.exists(Path.of("/proc/thread-self/stat")), "Linux only");
+    NioEventLoopGroup loops = new NioEventLoopGroup(2, CpuSharing.batchThreads("test-loop"));
+    try {
+      CpuSharing.LoopScheduling scheduling = new CpuSharing.LoopScheduling(loops, true);
+      assertThat(policies(loops)).containsExactly(SCHED_BATCH, SCHED_BATCH);
+      scheduling.backgroundWorkStarted();
+      assertThat(policies(loops)).containsExactly(SCHED_OTHER, SCHED_OTHER);
+      scheduling.backgroundWorkStarted(); // a second job
+      scheduling.backgroundWorkEnded();
+      assertThat(policies(loops)).as("one job still runs").containsExactly(SCHED_OTHER, SCHED_OTHER);
+      scheduling.backgroundWorkEnded();
+      assertThat(policies(loops)).containsExactly(SCHED_BATCH, SCHED_BATCH);
+      assertThatThrownBy(scheduling::backgroundWorkEnded).isInstanceOf(IllegalStateException.class);
+
+      // Loops started under the default policy stay there whatever runs.
+      CpuSharing.LoopScheduling normal = new CpuSharing.LoopScheduling(loops, false);
+      for (EventExecutor loop : loops) {
+        loop.submit(() -> CpuSharing.applyToCurrentThread(false)).get(10, TimeUnit.SECONDS);
+      }
+      normal.backgroundWorkStarted();
+      normal.backgroundWorkEnded();
+      assertThat(policies(loops)).containsExactly(SCHED_OTHER, SCHED_OTHER);
+    } finally {
+      loops.shutdownGracefully(0, 1, TimeUnit.SECONDS).await(10, TimeUnit.SECONDS);
+    }
+  }
+
+  /** Each loop's policy, read on the loop after every task queued before. */
+  private static List<Integer> policies(Iterable<EventExecutor> loops) throws Exception {
+    List<Integer> policies = new ArrayList<>();
+    for (EventExecutor loop : loops) {
+      policies.add(loop.submit(CpuSharingTest::currentPolicy).get(10, TimeUnit.SECONDS));
+    }
+    return policies;
   }
 
   /** Field 41 of /proc/thread-self/stat: the calling thread's scheduling policy. */

@@ -18,6 +18,7 @@ import io.quiver.proto.jobs.v1.SubmitJobRequest;
 import io.quiver.registry.WritableModelRepository;
 import io.quiver.registry.s3.S3ModelRepository;
 import io.quiver.registry.s3.S3Objects;
+import io.quiver.server.CpuSharing;
 import io.quiver.server.DataPlane;
 import io.quiver.server.metrics.ServerMetrics;
 import java.io.ByteArrayOutputStream;
@@ -71,6 +72,7 @@ public final class JobManager implements AutoCloseable {
   private static final int MAX_QUEUED_JOBS = 1000;
 
   private final DataPlane plane;
+  private final CpuSharing.LoopScheduling loopScheduling;
   private final JobsOptions options;
   private final WritableModelRepository stateStore; // null: job state is kept in memory only
   private final S3Client s3Client; // null without S3 settings
@@ -88,8 +90,10 @@ public final class JobManager implements AutoCloseable {
    * @param stateStore where job records are stored (the model repository); null keeps them in memory
    *     only (a restart then forgets the jobs)
    */
-  public JobManager(DataPlane plane, JobsOptions options, WritableModelRepository stateStore, ServerMetrics metrics) {
+  public JobManager(DataPlane plane, JobsOptions options, WritableModelRepository stateStore, ServerMetrics metrics,
+      CpuSharing.LoopScheduling loopScheduling) {
     this.plane = plane;
+    this.loopScheduling = loopScheduling;
     this.options = options;
     this.stateStore = stateStore;
     for (String root : options.inputRoots()) {
@@ -113,6 +117,11 @@ public final class JobManager implements AutoCloseable {
       t.setDaemon(true);
       return t;
     });
+    // Started now, by the thread building the manager: a Linux thread inherits the CPU policy of the
+    // thread that starts it, and the first user of a pool is an event loop (SCHED_BATCH where loops
+    // share cores with compute). Job threads lower their own priority when they take a job.
+    jobThreads.prestartAllCoreThreads();
+    api.prestartAllCoreThreads();
     if (metrics != null) {
       new JobMetrics(metrics.registry(), this::allJobs);
     }
@@ -481,12 +490,14 @@ public final class JobManager implements AutoCloseable {
       return;
     }
     runners.put(job.id, runner);
+    loopScheduling.backgroundWorkStarted(); // online requests must not wait for the job's batches' time slices
     try {
       runner.run();
     } catch (RuntimeException e) {
       log.error("job {} failed", job.id, e);
       finalizeJob(job, JobState.FAILED, "internal error: " + e.getMessage(), true);
     } finally {
+      loopScheduling.backgroundWorkEnded();
       runners.remove(job.id);
     }
   }

@@ -5,6 +5,7 @@ import static io.quiver.server.jobs.JobTestSupport.readLines;
 import static io.quiver.server.jobs.JobTestSupport.waitUntil;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.grpc.ManagedChannel;
@@ -39,6 +40,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
 import org.apache.arrow.memory.RootAllocator;
 import org.apache.arrow.vector.Float8Vector;
 import org.apache.arrow.vector.VectorSchemaRoot;
@@ -373,6 +375,50 @@ class BatchJobsTest {
     assertThat(submitExit).isZero();
     assertThat(listExit).isZero();
     assertThat(printed.toString(StandardCharsets.UTF_8)).contains("SUCCEEDED", "ok=20");
+  }
+
+  /**
+   * A job's threads run at nice 19, and Linux hands a thread's nice value to every thread it starts: a
+   * shared thread that a job thread happened to start first (the batcher's timer did) would serve every
+   * online request at nice 19 from then on. After a job, only job threads may be niced.
+   */
+  @Test
+  void afterAJob_onlyJobThreadsRunAtALowerPriority() throws Exception {
+    assumeTrue(Files.isDirectory(Path.of("/proc/self/task")), "Linux only");
+    Path input = data.resolve("priority.jsonl");
+    JobTestSupport.writeJsonl(input, 5_000, Map.of());
+    Job done = awaitFinished(stub().submitJob(request(input, outputs.resolve("priority")).build()).getId());
+    assertThat(done.getState()).as(done.getMessage()).isEqualTo(JobState.SUCCEEDED);
+
+    int own = niceOf(Path.of("/proc/thread-self"));
+    Map<String, Integer> niced = new java.util.TreeMap<>();
+    boolean jobThreadNiced = false;
+    try (Stream<Path> tasks = Files.list(Path.of("/proc/self/task"))) {
+      for (Path task : (Iterable<Path>) tasks::iterator) {
+        String name;
+        int nice;
+        try {
+          name = Files.readString(task.resolve("comm")).trim();
+          nice = niceOf(task);
+        } catch (java.io.IOException gone) {
+          continue; // the thread ended meanwhile
+        }
+        if (name.startsWith("quiver-job-")) {
+          jobThreadNiced |= nice > own;
+        } else if (nice != own) {
+          niced.put(name + " (" + task.getFileName() + ")", nice);
+        }
+      }
+    }
+    assertThat(jobThreadNiced).as("the job's own threads were lowered (renice available)").isTrue();
+    assertThat(niced).as("threads other than the jobs' with another nice value than this test's (%d)", own).isEmpty();
+  }
+
+  /** A thread's nice value: field 19 of /proc/.../stat, counted after the parenthesised name. */
+  private static int niceOf(Path task) throws java.io.IOException {
+    String stat = Files.readString(task.resolve("stat"));
+    String[] fields = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return Integer.parseInt(fields[16]);
   }
 
   static HttpResponse<String> post(String path, String body) throws Exception {
