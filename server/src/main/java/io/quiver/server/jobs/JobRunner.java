@@ -12,10 +12,12 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.ByteBuffer;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.ConcurrentSkipListSet;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.Condition;
@@ -34,7 +36,10 @@ import org.slf4j.LoggerFactory;
  *       validation and scheduler path as online requests, below every online priority level.</li>
  *   <li><b>Runner threads</b> complete the records ({@link PendingRecord}, a {@link DataPlane.Completion}):
  *       they only store the outputs in the record's chunk slot and return the permit; a retryable
- *       failure (a full background queue, a version being swapped) goes back to the reader.</li>
+ *       failure (a full background queue, a version being swapped) goes back to the reader. They serve
+ *       online requests too, so they never wait for anything a job thread holds (lock-free structures,
+ *       {@link #wake}): a nice-19 job thread preempted while holding a lock may not run again for tens
+ *       of milliseconds on a busy core.</li>
  *   <li>The <b>committer</b> (one thread per running job) waits for chunks in order, encodes each one's
  *       results (KServe v2 REST responses, one per line, in input order) and failures, writes them
  *       atomically, then stores the job's progress: a restart resumes after the last stored chunk and
@@ -67,7 +72,10 @@ final class JobRunner {
   private final boolean resumed;
   private final Semaphore permits;
   private final ConcurrentLinkedQueue<PendingRecord> retries = new ConcurrentLinkedQueue<>();
-  private final Set<PendingRecord> outstanding = ConcurrentHashMap.newKeySet();
+  // Lock-free (a ConcurrentHashMap locks a bin while it adds to it): runner threads remove from it, and
+  // must never wait for the nice-19 reader that was preempted inside an add.
+  private final Set<PendingRecord> outstanding =
+      new ConcurrentSkipListSet<>(Comparator.comparingLong((PendingRecord p) -> p.record.index()));
   private final ConcurrentHashMap<Long, Chunk> chunks = new ConcurrentHashMap<>();
   private final ReentrantLock lock = new ReentrantLock();
   private final Condition changed = lock.newCondition();
@@ -366,7 +374,23 @@ final class JobRunner {
       fatal = why;
       log.warn("job {} failing: {}", job.id, why);
     }
-    signal();
+    wake(); // may run on a runner thread (the failure limit)
+  }
+
+  /**
+   * Wakes the reader and the committer without ever waiting for the lock, for runner threads: the
+   * lock's other users are the job's nice-19 threads, and one preempted while holding it would stall
+   * a compute thread that online requests wait for. A wake-up missed because the lock was held costs
+   * at most one timed wait (10 ms for the reader, 50 ms for the committer): both re-check after it.
+   */
+  private void wake() {
+    if (lock.tryLock()) {
+      try {
+        changed.signalAll();
+      } finally {
+        lock.unlock();
+      }
+    }
   }
 
   private void signal() {
@@ -429,7 +453,7 @@ final class JobRunner {
       boolean complete = chunk.complete(slot, result);
       permits.release();
       if (complete) {
-        signal();
+        wake();
       }
     }
 

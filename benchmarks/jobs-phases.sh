@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# Online p99 beside a batch job (issue 19), measured inside one server process: phases of an open-loop
+# client at a fixed rate, alternately without and with a job running, so both kinds of phase meet the
+# same server, JIT state and heap. Prints one line per phase and a summary.
+#
+#   benchmarks/jobs-phases.sh [--rate R] [--rounds N] [--toggle-loop-policy] [--no-build]
+#
+# Each round: two phases without a job, then four with one (a fresh job of 4M records per phase, so it
+# runs through the whole phase). Each phase is its own `quiver perf` run: 4 s closed loop and 4 s open
+# loop to warm the client's JIT, 2 s of warm-up, then 2 windows of 4 s at R req/s (Poisson; latency from
+# the intended send time). Per phase: p50, p99, the client's send-rate ratio, the server's GC pauses in
+# the windows (its -Xlog:gc), the event loops' scheduling policy at the phase's end (0 = SCHED_OTHER,
+# 3 = SCHED_BATCH) and the job's records/s during the phase.
+#
+# --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
+# SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
+# The server runs pinned to CPU 1, the client to CPU 0 (benchmarks/lib.sh).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RATE=8000 ROUNDS=2 TOGGLE=0 BUILD=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --rate) RATE="$2"; shift ;;
+    --rounds) ROUNDS="$2"; shift ;;
+    --toggle-loop-policy) TOGGLE=1 ;;
+    --no-build) BUILD=0 ;;
+    *) echo "jobs-phases.sh: unknown option $1" >&2; exit 64 ;;
+  esac
+  shift
+done
+source "$ROOT/benchmarks/lib.sh"
+bench_build
+bench_setup jobs-phases
+[ "$TOGGLE" = 0 ] || command -v chrt >/dev/null || { echo "jobs-phases.sh: --toggle-loop-policy needs chrt" >&2; exit 1; }
+PORT_BASE="${BENCH_PORT_BASE:-28700}"
+GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
+mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
+cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+# KServe v2 REST requests for mlp_classifier, one per line (as benchmarks/jobs-bench.sh writes them).
+awk -v n=4000000 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
+    for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$WORK/data/4m.jsonl"
+head -100000 "$WORK/data/4m.jsonl" > "$WORK/data/100k.jsonl"
+
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/gc.log:timemillis" -jar "$SERVER_JAR" serve \
+  --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" --metrics-port -1 \
+  --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+PIDS+=("$SERVER_PID")
+for _ in $(seq 1 120); do grep -q "serving gRPC" "$WORK/server.log" && break; sleep 0.5; done
+kill -0 "$SERVER_PID" 2>/dev/null || { tail -5 "$WORK/server.log" >&2; echo "jobs-phases.sh: the server did not start" >&2; exit 1; }
+
+perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier \
+  -u "127.0.0.1:$GRPC" "$@" 2>>"$WORK/perf.err"; }
+field() { grep -o "\"$2\" *: *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'; }
+job_done() { curl -s "127.0.0.1:$REST/v2/jobs/$1" | grep -oE '"records_succeeded": *"?[0-9]*' | grep -oE '[0-9]+$' || echo 0; }
+gc_pauses() { # FROM_MS TO_MS: "count total_ms longest_ms"
+  awk -v from="$1" -v to="$2" '/Pause/ { t = substr($1, 2) + 0; if (t >= from && t <= to) { ms = $NF; sub(/ms$/, "", ms); ms += 0; n++; sum += ms; if (ms > max) max = ms } }
+    END { printf "%d %.1f %.1f", n, sum, max }' "$WORK/gc.log"
+}
+
+# Warm-up, not reported: the online path, then one whole job (the job path compiled, as on any server
+# that has run one before).
+perf --concurrency-range 64 -p 5000 --max-windows 2 --client-warmup 3000 >/dev/null
+"$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" submit mlp_classifier --input "$WORK/data/100k.jsonl" \
+  --output "$WORK/out/warm-up" --wait >/dev/null
+LOOPS=()
+for t in /proc/"$SERVER_PID"/task/*; do
+  read -r name < "$t/comm"
+  [[ "$name" == grpc-worker* ]] && LOOPS+=("$(basename "$t")")
+done
+[ ${#LOOPS[@]} -gt 0 ] || { echo "jobs-phases.sh: no grpc-worker threads found" >&2; exit 1; }
+
+POLICY_NOTE="the server's own"
+[ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
+echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s |"
+echo "|---|---|---|---|---|---|---|---|---|"
+JOB="" N=0 PHASE=0
+declare -a P99_NO P99_JOB
+phase() { # job|none batch|other
+  PHASE=$((PHASE + 1))
+  if [ "$1" = job ]; then
+    [ -z "$JOB" ] || { curl -s -X POST "127.0.0.1:$REST/v2/jobs/$JOB/cancel" >/dev/null; sleep 1; }
+    N=$((N + 1))
+    JOB=$(curl -sS -X POST "127.0.0.1:$REST/v2/jobs" -d "{\"model\": \"mlp_classifier\", \"input_uri\": \"$WORK/data/4m.jsonl\", \"output_uri\": \"$WORK/out/job-$N\"}" \
+      | grep -o '"job-[0-9a-f]*"' | head -1 | tr -d '"')
+  fi
+  local forced="-"
+  if [ "$TOGGLE" = 1 ]; then
+    forced="$2"
+    for t in "${LOOPS[@]}"; do chrt "-${2:0:1}" -p 0 "$t"; done
+  fi
+  local before=0 t0
+  [ "$1" = none ] || before=$(job_done "$JOB")
+  t0=$(date +%s%3N)
+  perf --request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096 \
+    -p 4000 --max-windows 2 --client-warmup 4000 --json "$WORK/phase-$PHASE.json" >/dev/null
+  local end measured p99 rate="-"
+  end=$(date +%s%3N)
+  measured=$(field "$WORK/phase-$PHASE.json" measured_s)
+  p99=$(field "$WORK/phase-$PHASE.json" p99_us)
+  if [ "$1" = job ]; then
+    P99_JOB+=("$p99")
+    rate=$(( ($(job_done "$JOB") - before) * 1000 / (end - t0) ))
+  else
+    P99_NO+=("$p99")
+  fi
+  echo "| $PHASE | $1 | $forced | $(field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate |"
+}
+for _ in $(seq 1 "$ROUNDS"); do
+  phase none batch; phase none other
+  phase job batch; phase job other; phase job batch; phase job other
+  curl -s -X POST "127.0.0.1:$REST/v2/jobs/$JOB/cancel" >/dev/null
+  JOB=""
+  sleep 1
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+M_NO=$(median "${P99_NO[@]}") M_JOB=$(median "${P99_JOB[@]}")
+echo
+echo "median p99 without a job $M_NO us (${#P99_NO[@]} phases), with a job $M_JOB us (${#P99_JOB[@]} phases): $(awk -v a="$M_JOB" -v b="$M_NO" 'BEGIN { printf "%.2f", a / b }')x (goal <= 1.2x); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
