@@ -51,7 +51,8 @@ grep -q "max_queue_size: $QUEUE" "$WORK/models/$MODEL/config.pbtxt" || { echo "o
 
 PORT=$(( ${BENCH_PORT_BASE:-18500} + 1 ))
 METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 2 ))
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
+# Both JVMs log their GC pauses (wall-clock ms), read for the pauses inside each point's measured windows.
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/logs/server-gc.log:timemillis" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models" --grpc-port "$PORT" --http-port -1 --metrics-port "$METRICS_PORT" --control-port -1 \
   ${OVERLOAD_SERVER_FLAGS:-} > "$WORK/logs/server.log" 2>&1 &
 SERVER_PID=$!
@@ -60,7 +61,8 @@ PIDS+=("$SERVER_PID")
 COMMANDS=()
 perf() { # json-name args...
   local out="$1"; shift
-  local cmd=("${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$MODEL"
+  local cmd=("${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/logs/client-gc-$out.log:timemillis"
+    -cp "$CP" io.quiver.bench.PerfMain -q -m "$MODEL"
     -u "127.0.0.1:$PORT" -p "$WINDOW_MS" --warmup 2000 --max-windows 4 --wait-ready 120 --server-pid "$SERVER_PID"
     --json "$WORK/results/$out.json" --label "$out" "$@")
   [[ "$out" == *-r1 ]] && COMMANDS+=("$(printf '%s ' "${cmd[@]}" | sed "s#$WORK#\$WORK#g; s#$ROOT/##g")")
@@ -78,6 +80,7 @@ perf() { # json-name args...
     curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/results/$out.before.prom" || true
   fi
   wait "$client" || echo "overload.sh: perf $out saw errors (expected under overload: rejections)" >&2
+  date +%s%3N > "$WORK/results/$out.end-ms"
   if [ "$open" = 1 ]; then
     curl -sf "http://127.0.0.1:$METRICS_PORT/metrics" > "$WORK/results/$out.after.prom" || true
   fi
@@ -103,12 +106,12 @@ for r in $(seq 1 "$REPEATS"); do
 done
 LOAD_END="$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$WORK/results" "$OUT" "$REPEATS" "$QUEUE" "$WINDOW_MS" "$LOAD_START" "$LOAD_END" "$(nproc)" \
+python3 - "$WORK/results" "$WORK/logs" "$OUT" "$REPEATS" "$QUEUE" "$WINDOW_MS" "$LOAD_START" "$LOAD_END" "$(nproc)" \
   "$("$JAVA_BIN" -version 2>&1 | head -1)" "${JVM_FLAGS[*]}" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')" "$BASE_MODEL" \
   "$CLIENT_WARMUP_MS" "${OVERLOAD_SERVER_FLAGS:-(none)}" "${COMMANDS[@]}" <<'EOF'
 import json, statistics, sys, datetime
-res, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree, model, client_warmup, server_flags = sys.argv[1:15]
-commands = sys.argv[15:]
+res, logs, out, repeats, queue, window, load0, load1, cores, jdk, flags, tree, model, client_warmup, server_flags = sys.argv[1:16]
+commands = sys.argv[16:]
 shapes = {
     "cnn_16px": "INPUT0 FP32 [-1,3,16,16], 3 KiB a row; Conv 3→96, Conv 96→96 twice, MaxPool, Conv 96→128, MaxPool, "
                 "Gemm 2048→10, ≈100 MFLOP a row",
@@ -155,12 +158,38 @@ def server_refusals(name):
     p99 = next(b for b, c in cumulative if c >= 0.99 * total)
     return total, within5, p99 * 1000
 
+def gc_pauses(log, name, measured_s):
+    """Stop-the-world pauses in a point's measured windows (the measured_s before its client exited):
+    (ms paused, longest ms); nan when a log is missing."""
+    try:
+        end = float(open(f"{res}/{name}.end-ms").read())
+        lines = open(log).read().splitlines()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    start = end - measured_s * 1000
+    total = longest = 0.0
+    for line in lines:
+        if "Pause" not in line or not line.startswith("["):
+            continue
+        t = float(line[1:line.index("ms]")])
+        if start <= t <= end:
+            ms = float(line.rsplit(" ", 1)[1].rstrip("ms"))
+            total += ms
+            longest = max(longest, ms)
+    return total, longest
+
+def gc_cell(name, point):
+    measured = num(point.get("measured_s"))
+    c_total, c_long = gc_pauses(f"{logs}/client-gc-{name}.log", name, measured)
+    s_total, s_long = gc_pauses(f"{logs}/server-gc.log", name, measured)
+    return f"{c_total/measured:.1f} / {c_long:.1f} | {s_total/measured:.1f} / {s_long:.1f}"
+
 table = []
 per = {"2": [], "3": []}
 for r in range(1, repeats + 1):
     sat = row(f"sat-r{r}")
     s_rps, s_p99 = num(sat["throughput_rps"]), num(sat["p99_us"])
-    table.append(f"| {r} | saturation (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | 1.00 | 0 | - | - | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} |")
+    table.append(f"| {r} | saturation (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | 1.00 | 0 | - | - | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} | {gc_cell(f'sat-r{r}', sat)} |")
     for x in ("2", "3"):
         p = row(f"x{x}-r{r}")
         good, p99 = num(p["throughput_rps"]), num(p["p99_us"])
@@ -169,7 +198,7 @@ for r in range(1, repeats + 1):
         n, within5, srv99 = server_refusals(f"x{x}-r{r}")
         per[x].append((g, l, num(p["rejected_rps"]), num(p["send_rate_ratio"]), rej99, within5, srv99))
         table.append(f"| {r} | {x}x open loop (Poisson) | {num(p['offered_rps']):.0f} | {good:.0f} | {g:.2f} | "
-                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {within5*100:.2f}% | <= {srv99:g} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} |")
+                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {within5*100:.2f}% | <= {srv99:g} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} | {gc_cell(f'x{x}-r{r}', p)} |")
 
 def med(values):
     return statistics.median(values)
@@ -222,11 +251,13 @@ event loop read it; its p99 is the upper bound of the histogram bucket it falls 
 `quiver perf`'s `rejection_p99_us`, from the send to the RESOURCE_EXHAUSTED answer: everything, the
 client's own event loop included, so an upper bound of the server's time. A send-rate ratio below 1
 means the client core could not offer the intended rate, so the point offered less than its label says.
+The GC columns come from each JVM's `-Xlog:gc`: the stop-the-world pauses inside the point's measured
+windows (the `measured_s` before its client exited), as milliseconds paused per second and the longest.
 
 ## Every point
 
-| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms (client) | refusals within 5 ms (server) | refusal p99 ms (server, bucket bound) | p99 ms | p99 / sat p99 | mean batch |
-|---|---|---|---|---|---|---|---|---|---|---|---|
+| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms (client) | refusals within 5 ms (server) | refusal p99 ms (server, bucket bound) | p99 ms | p99 / sat p99 | mean batch | client GC ms paused per s / longest ms | server GC ms paused per s / longest ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(table) + """
 
 ## Commands
