@@ -260,6 +260,13 @@ public final class LoadGenerator implements AutoCloseable {
   private PointResult measure(String mode, double load, String distribution, List<Stop> stops)
       throws InterruptedException {
     try {
+      // What is alive now (input data, histograms, the transport's state) lives as long as this run:
+      // promote it to the old generation before the warm-up, so that the measured windows' young
+      // collections copy only what requests leave behind. Without this, the first young collections of
+      // a client on one core copied ≈ 10 MB each and paused it for 36-70 ms inside the windows
+      // (docs/benchmarks/overload.md), noise in every latency it reports. The warm-up absorbs this
+      // collection, and the schedule restarts after it if it fell behind.
+      System.gc();
       sleepWithProgress("warm-up", settings.warmupNanos());
       restartScheduleIfBehind();
       Snapshot before = snapshot(); // its histogram holds the warm-up's latencies
