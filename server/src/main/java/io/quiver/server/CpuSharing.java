@@ -65,6 +65,8 @@ public final class CpuSharing {
   /** Linux's scheduling policies (sched.h); only the two this class sets. */
   private static final int SCHED_OTHER = 0;
   private static final int SCHED_BATCH = 3;
+  /** setpriority(2)'s "which" for one process, here the calling thread (who = 0). */
+  private static final int PRIO_PROCESS = 0;
 
   private CpuSharing() {}
 
@@ -152,10 +154,31 @@ public final class CpuSharing {
     }
   }
 
-  /** The C library's sched_setscheduler(2), through JNA (loaded on first use). */
+  /**
+   * Gives the calling thread nice value {@code nice} (Linux keeps it per thread, and setpriority(2) for
+   * "this process" changes only the calling thread). For threads that must yield to everything else,
+   * such as a batch job's. Returns whether it has it now (false off Linux, or when the kernel refused:
+   * an unprivileged thread may raise its nice value, not lower it).
+   */
+  public static boolean niceCurrentThread(int nice) {
+    if (!supported()) {
+      return false;
+    }
+    try {
+      LibC.INSTANCE.setpriority(PRIO_PROCESS, 0, nice);
+      return true;
+    } catch (LastErrorException | LinkageError e) {
+      log.warn("could not set nice {} on thread {}: {}", nice, Thread.currentThread().getName(), e.toString());
+      return false;
+    }
+  }
+
+  /** The C library's sched_setscheduler(2) and setpriority(2), through JNA (loaded on first use). */
   private interface LibC extends Library {
     LibC INSTANCE = Native.load("c", LibC.class);
 
     int sched_setscheduler(int pid, int policy, int[] param) throws LastErrorException;
+
+    int setpriority(int which, int who, int prio) throws LastErrorException;
   }
 }
