@@ -38,43 +38,21 @@ if [ "${BENCH_PIN:-1}" != 1 ]; then
 fi
 PORT_BASE="${BENCH_PORT_BASE:-28600}"
 GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
-# The server's GC log (wall-clock milliseconds), read for the pauses inside each measured window.
-GC_LOG="$WORK/server-gc.log"
 
 mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
 cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
-# The records: KServe v2 REST requests for mlp_classifier, one per line (as in docs/batch-jobs.md).
-gen() { # N FILE
-  awk -v n="$1" 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
-    for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$2"
-}
-gen 100000 "$WORK/data/100k.jsonl"
-# Large enough to outlast the measured windows at ≈ 100k records/s (the job is cancelled after them).
-gen 2000000 "$WORK/data/2m.jsonl"
+# The records (as in docs/batch-jobs.md). 2M outlasts the measured windows at ≈ 100k records/s (the
+# job is cancelled after them); the warm-up job reads the first 100k.
+bench_mlp_requests 2000000 "$WORK/data/2m.jsonl"
+head -100000 "$WORK/data/2m.jsonl" > "$WORK/data/100k.jsonl"
 
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$GC_LOG:timemillis" -jar "$SERVER_JAR" serve --model-repository "$WORK/models" \
-  --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" --metrics-port -1 --control-port "$CONTROL" \
-  --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" ${JOBS_SERVER_FLAGS:-} > "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-PIDS+=("$SERVER_PID")
-for _ in $(seq 1 120); do
-  grep -q "serving gRPC" "$WORK/server.log" && break
-  sleep 0.5
-done
-kill -0 "$SERVER_PID" 2>/dev/null || { tail -5 "$WORK/server.log" >&2; echo "the server did not start (ports in use? set BENCH_PORT_BASE)" >&2; exit 1; }
-QUIVER="$ROOT/quiver"
+bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
+  --metrics-port -1 --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" \
+  ${JOBS_SERVER_FLAGS:-}
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"; }
-json_field() { # FILE FIELD: the first numeric value of FIELD in a perf JSON result
-  grep -o "\"$2\" *: *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'
-}
 now_ms() { date +%s%3N; }
-# The server's stop-the-world pauses in the measured windows of a perf run that ended at END_MS (its
-# last 2 windows): "count total_ms longest_ms".
-gc_pauses() { # END_MS
-  awk -v from="$(( $1 - 2 * WINDOW_MS ))" -v to="$1" '
-    /Pause/ { t = substr($1, 2) + 0; if (t >= from && t <= to) { ms = $NF; sub(/ms$/, "", ms); ms += 0; n++; sum += ms; if (ms > max) max = ms } }
-    END { printf "%d %.1f %.1f", n, sum, max }' "$GC_LOG"
-}
+# The server's pauses in the measured windows of a perf run that ended at END_MS (its last 2 windows).
+gc_pauses() { bench_gc_pauses "$(( $1 - 2 * WINDOW_MS ))" "$1"; }
 jobs_cli() { "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" "$@"; }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; pinned: ${SERVER_PIN[*]:-no}; extra server flags: ${JOBS_SERVER_FLAGS:-(none)}; $(date -u)"
@@ -92,14 +70,14 @@ for r in $(seq 1 "$REPEATS"); do
   # 29.9k req/s here, and half of that is the open loop's rate.
   perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 \
     --json "$WORK/sat-$r.json" >/dev/null
-  SAT=$(json_field "$WORK/sat-$r.json" throughput_rps)
+  SAT=$(bench_json_field "$WORK/sat-$r.json" throughput_rps)
   RATE=${ONLINE_RATE:-$(awk -v s="$SAT" 'BEGIN { printf "%d", s / 2 }')}
   # Each open-loop client first warms its JIT (4 s closed loop, 4 s open loop at half the rate; a cold
   # client on one core stalls and its own backlog would be the p99), then 2 s of warm-up, then the windows.
   OPEN=(-u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000)
   perf "${OPEN[@]}" --json "$WORK/no-$r.json" >/dev/null
   GC_NO=$(gc_pauses "$(now_ms)")
-  P99_NO+=("$(json_field "$WORK/no-$r.json" p99_us)")
+  P99_NO+=("$(bench_json_field "$WORK/no-$r.json" p99_us)")
   perf "${OPEN[@]}" --json "$WORK/job-$r.json" >/dev/null &
   PERF_PID=$!
   sleep 9 # the client is at the end of its JIT warm-up: the job runs through its warm-up and windows
@@ -109,7 +87,7 @@ for r in $(seq 1 "$REPEATS"); do
     | grep -o '"job-[0-9a-f]*"' | head -1 | tr -d '"')
   wait "$PERF_PID"
   GC_JOB=$(gc_pauses "$(now_ms)")
-  P99_JOB+=("$(json_field "$WORK/job-$r.json" p99_us)")
+  P99_JOB+=("$(bench_json_field "$WORK/job-$r.json" p99_us)")
   RATIOS+=("$(awk -v a="${P99_JOB[-1]}" -v b="${P99_NO[-1]}" 'BEGIN { printf "%.2f", a / b }')")
   echo "repeat $r: saturation $SAT req/s, open loop at $RATE req/s ($(awk -v r="$RATE" -v s="$SAT" 'BEGIN { printf "%.0f", 100 * r / s }')% of it): p99 without job ${P99_NO[-1]} us, with job ${P99_JOB[-1]} us (x${RATIOS[-1]}); server GC pauses in the windows (count, total ms, longest ms) without job: $GC_NO, with job: $GC_JOB; job after the window: $(jobs_cli status "$id" | head -1); load $(cut -d' ' -f1 /proc/loadavg)"
   jobs_cli cancel "$id" >/dev/null
@@ -122,9 +100,9 @@ for r in $(seq 1 "$REPEATS"); do
   JOB_RPS+=("$(jobs_cli status "$id" | head -1 | grep -o '[0-9]* rec/s' | awk '{print $1}')")
   perf -i http --http-json -u "127.0.0.1:$REST" --grpc-url "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" \
     --max-windows 3 --json "$WORK/rest-$r.json" >/dev/null
-  REST_RPS+=("$(json_field "$WORK/rest-$r.json" throughput_rps)")
+  REST_RPS+=("$(bench_json_field "$WORK/rest-$r.json" throughput_rps)")
   perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 3 --json "$WORK/grpc-$r.json" >/dev/null
-  GRPC_RPS+=("$(json_field "$WORK/grpc-$r.json" throughput_rps)")
+  GRPC_RPS+=("$(bench_json_field "$WORK/grpc-$r.json" throughput_rps)")
   echo "repeat $r: job ${JOB_RPS[-1]} rec/s, REST JSON closed loop ${REST_RPS[-1]} req/s, gRPC closed loop ${GRPC_RPS[-1]} req/s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

@@ -36,28 +36,15 @@ PORT_BASE="${BENCH_PORT_BASE:-28700}"
 GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
 mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
 cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
-# KServe v2 REST requests for mlp_classifier, one per line (as benchmarks/jobs-bench.sh writes them).
-awk -v n=4000000 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
-    for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$WORK/data/4m.jsonl"
+bench_mlp_requests 4000000 "$WORK/data/4m.jsonl"
 head -100000 "$WORK/data/4m.jsonl" > "$WORK/data/100k.jsonl"
 
-"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/gc.log:timemillis" -jar "$SERVER_JAR" serve \
-  --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" --metrics-port -1 \
-  --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" > "$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-PIDS+=("$SERVER_PID")
-for _ in $(seq 1 120); do grep -q "serving gRPC" "$WORK/server.log" && break; sleep 0.5; done
-kill -0 "$SERVER_PID" 2>/dev/null || { tail -5 "$WORK/server.log" >&2; echo "jobs-phases.sh: the server did not start" >&2; exit 1; }
+bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
+  --metrics-port -1 --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
 
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier \
   -u "127.0.0.1:$GRPC" "$@" 2>>"$WORK/perf.err"; }
-field() { grep -o "\"$2\" *: *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'; }
 job_done() { curl -s "127.0.0.1:$REST/v2/jobs/$1" | grep -oE '"records_succeeded": *"?[0-9]*' | grep -oE '[0-9]+$' || echo 0; }
-gc_pauses() { # FROM_MS TO_MS: "count total_ms longest_ms"
-  awk -v from="$1" -v to="$2" '/Pause/ { t = substr($1, 2) + 0; if (t >= from && t <= to) { ms = $NF; sub(/ms$/, "", ms); ms += 0; n++; sum += ms; if (ms > max) max = ms } }
-    END { printf "%d %.1f %.1f", n, sum, max }' "$WORK/gc.log"
-}
-
 # Warm-up, not reported: the online path, then one whole job (the job path compiled, as on any server
 # that has run one before).
 perf --concurrency-range 64 -p 5000 --max-windows 2 --client-warmup 3000 >/dev/null
@@ -97,15 +84,15 @@ phase() { # job|none batch|other
     -p 4000 --max-windows 2 --client-warmup 4000 --json "$WORK/phase-$PHASE.json" >/dev/null
   local end measured p99 rate="-"
   end=$(date +%s%3N)
-  measured=$(field "$WORK/phase-$PHASE.json" measured_s)
-  p99=$(field "$WORK/phase-$PHASE.json" p99_us)
+  measured=$(bench_json_field "$WORK/phase-$PHASE.json" measured_s)
+  p99=$(bench_json_field "$WORK/phase-$PHASE.json" p99_us)
   if [ "$1" = job ]; then
     P99_JOB+=("$p99")
     rate=$(( ($(job_done "$JOB") - before) * 1000 / (end - t0) ))
   else
     P99_NO+=("$p99")
   fi
-  echo "| $PHASE | $1 | $forced | $(field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate |"
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
   phase none batch; phase none other

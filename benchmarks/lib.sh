@@ -7,6 +7,13 @@
 #                      not pull jars out from under running JVMs); SERVER_JAR; CP, the benchmarks' class
 #                      path; PIDS, the processes to stop at exit. The EXIT trap stops every PID in PIDS and
 #                      removes WORK, or keeps it and says where when KEEP_WORK=1.
+#   bench_serve ARGS...         starts the server pinned, with JVM_FLAGS and its GC log in $WORK/server-gc.log
+#                               (wall-clock milliseconds), as `serve ARGS`, output in $WORK/server.log; waits until
+#                               it serves gRPC; sets SERVER_PID (added to PIDS)
+#   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
+#                               "count total_ms longest_ms"
+#   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
+#   bench_mlp_requests N FILE   N KServe v2 REST requests for mlp_classifier, one per line (the same N every time)
 
 bench_build() {
   if [ "${BUILD:-1}" = 1 ]; then
@@ -40,4 +47,35 @@ bench_cleanup() {
   else
     rm -rf "$WORK"
   fi
+}
+
+bench_serve() {
+  "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/server-gc.log:timemillis" -jar "$SERVER_JAR" \
+    serve "$@" > "$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  PIDS+=("$SERVER_PID")
+  local _
+  for _ in $(seq 1 120); do
+    grep -q "serving gRPC" "$WORK/server.log" && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.5
+  done
+  tail -5 "$WORK/server.log" >&2
+  echo "$(basename "$0"): the server did not start (ports in use? set BENCH_PORT_BASE)" >&2
+  exit 1
+}
+
+bench_gc_pauses() {
+  awk -v from="$1" -v to="$2" '
+    /Pause/ { t = substr($1, 2) + 0; if (t >= from && t <= to) { ms = $NF; sub(/ms$/, "", ms); ms += 0; n++; sum += ms; if (ms > max) max = ms } }
+    END { printf "%d %.1f %.1f", n, sum, max }' "$WORK/server-gc.log"
+}
+
+bench_json_field() {
+  grep -o "\"$2\" *: *[0-9.eE+-]*" "$1" | head -1 | sed 's/.*: *//'
+}
+
+bench_mlp_requests() {
+  awk -v n="$1" 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
+    for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$2"
 }

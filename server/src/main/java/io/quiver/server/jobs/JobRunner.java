@@ -6,6 +6,7 @@ import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
 import io.quiver.core.Tensor;
 import io.quiver.proto.jobs.v1.JobState;
+import io.quiver.server.CpuSharing;
 import io.quiver.server.DataPlane;
 import io.quiver.server.http.RestInferCodec;
 import java.io.ByteArrayOutputStream;
@@ -115,7 +116,11 @@ final class JobRunner {
 
   /** Runs the job on the calling thread (the reader); returns when it has finished or stopped. */
   void run() {
-    ThreadPriority.lowerCurrentThread(manager.threadNice());
+    // The job's own work gets the CPU that online work leaves idle; the committer started below inherits
+    // the nice value (a failure to set it is logged by CpuSharing, and the job runs anyway).
+    if (manager.threadNice() > 0) {
+      CpuSharing.niceCurrentThread(manager.threadNice());
+    }
     job.markRunning(System.currentTimeMillis());
     manager.persist(job);
     log.info("job {} running: model '{}', {} -> {}, from record {} (chunk {}), concurrency {}", job.id,
@@ -470,7 +475,6 @@ final class JobRunner {
   // Committer
 
   private void commitLoop() {
-    ThreadPriority.lowerCurrentThread(manager.threadNice());
     long next = job.chunksCommitted();
     try {
       while (true) {

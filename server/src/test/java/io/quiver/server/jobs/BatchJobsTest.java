@@ -410,7 +410,7 @@ class BatchJobsTest {
         }
       }
     }
-    assertThat(jobThreadNiced).as("the job's own threads were lowered (renice available)").isTrue();
+    assertThat(jobThreadNiced).as("the job's own threads were lowered (setpriority)").isTrue();
     assertThat(niced).as("threads other than the jobs' with another nice value than this test's (%d)", own).isEmpty();
   }
 
