@@ -3,6 +3,7 @@ package io.quiver.server.http;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.LoggerContext;
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.netty.buffer.ByteBuf;
@@ -663,7 +664,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     SpanContext trace = span == null ? null : span.getSpanContext();
     RestInferCodec.Decoded decoded;
     try {
-      JsonNode header = parse(body, headerLength);
+      RestInferCodec.Parsed header = parseRequest(body, headerLength);
       ByteBuffer binary = body.nioBuffer(body.readerIndex() + headerLength, total - headerLength);
       decoded = RestInferCodec.decode(header, binary, plane.sharedMemory(), owner);
     } catch (RuntimeException e) {
@@ -711,6 +712,27 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   };
   private static final TextMapSetter<HttpHeaders> HEADER_SETTER = (carrier, key, value) -> carrier.set(key, value);
+
+  /** An inference request's JSON header, read without a tree for its tensor data. */
+  private static RestInferCodec.Parsed parseRequest(ByteBuf body, int length) {
+    if (length == 0) {
+      throw InferenceException.invalidField("", "the request body is empty; it must be a JSON object");
+    }
+    try (JsonParser parser = body.hasArray()
+        ? RestInferCodec.JSON.createParser(body.array(), body.arrayOffset() + body.readerIndex(), length)
+        : RestInferCodec.JSON.createParser((java.io.InputStream) new ByteBufInputStream(body.slice(body.readerIndex(),
+            length)))) {
+      RestInferCodec.Parsed request = RestInferCodec.parse(parser);
+      if (request == null) {
+        throw InferenceException.invalidField("", "the request body must be a JSON object");
+      }
+      return request;
+    } catch (JsonProcessingException e) {
+      throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
+    } catch (IOException e) {
+      throw InferenceException.invalidField("", "unreadable request body: %s", e.getMessage());
+    }
+  }
 
   static JsonNode parse(ByteBuf body, int length) {
     if (length == 0) {

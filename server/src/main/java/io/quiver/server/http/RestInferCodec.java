@@ -2,9 +2,15 @@ package io.quiver.server.http;
 
 import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.JsonNodeFactory;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.quiver.core.BytesElements;
 import io.quiver.core.DataType;
 import io.quiver.core.InferRequest;
@@ -46,7 +52,7 @@ public final class RestInferCodec {
   public static final ObjectMapper JSON = new ObjectMapper(
       JsonFactory.builder().enable(StreamReadFeature.USE_FAST_DOUBLE_PARSER).build());
   static final JsonFactory FACTORY = JSON.getFactory();
-  private static final BigInteger UINT64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
+  static final BigInteger UINT64_MAX = BigInteger.ONE.shiftLeft(64).subtract(BigInteger.ONE);
 
   private RestInferCodec() {}
 
@@ -69,62 +75,260 @@ public final class RestInferCodec {
     }
   }
 
-  /** Decodes without shared memory (batch jobs, tests). */
-  public static Decoded decode(JsonNode header, ByteBuffer binary) {
-    return decode(header, binary, null, null);
+  /**
+   * A request's fields as read from its JSON, not yet checked ({@link #decode(Parsed, ByteBuffer)} does
+   * that). An input's {@code data} is read straight into its tensor's bytes ({@link JsonTensorData})
+   * when the input names a known datatype before its data, as clients write it; otherwise it is kept as
+   * a tree and read as one. Unknown fields are skipped. Made by {@link #parse}; one thread at a time.
+   */
+  public static final class Parsed {
+    private JsonNode id;
+    private JsonNode parameters;
+    private JsonNode inputsNode; // 'inputs' when it is not an array (refused by decode)
+    private List<ParsedInput> inputs; // 'inputs' when it is an array
+    private JsonNode outputs;
+
+    private Parsed() {}
+
+    /** The request's own id when it has a non-empty string one, else null (for reports of a failed decode). */
+    public String ownId() {
+      return id != null && id.isTextual() && !id.textValue().isEmpty() ? id.textValue() : null;
+    }
   }
 
   /**
-   * @param header the parsed JSON header
+   * One entry of 'inputs' as read: the fields the decoder looks at (others are skipped), each as it
+   * came, for the decoder's checks and messages. A repeated field replaces the earlier one, as in a tree.
+   */
+  private static final class ParsedInput {
+    JsonNode notAnObject; // the entry itself when it is not an object (the decoder refuses it)
+    JsonNode name;
+    JsonNode datatype;
+    long[] dims; // the shape when it is a list of integers...
+    JsonNode shape; // ...or what it was instead
+    JsonNode parameters;
+    JsonNode data; // data read as a tree (its datatype was not known yet)...
+    JsonTensorData streamed; // ...or read into the tensor's bytes
+
+    boolean hasData() {
+      return data != null || streamed != null;
+    }
+  }
+
+  /**
+   * Reads one request object from the parser, which must not have read anything yet.
+   *
+   * @return the request's fields, or null when the JSON is not an object (or is empty)
+   * @throws IOException the JSON is malformed ({@link com.fasterxml.jackson.core.JsonProcessingException})
+   *     or cannot be read
+   */
+  public static Parsed parse(JsonParser p) throws IOException {
+    if (p.nextToken() != JsonToken.START_OBJECT) {
+      return null;
+    }
+    Parsed request = new Parsed();
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      String field = p.currentName();
+      JsonToken value = p.nextToken();
+      switch (field) {
+        case "id" -> request.id = readNode(p);
+        case "parameters" -> request.parameters = readNode(p);
+        case "outputs" -> request.outputs = readNode(p);
+        case "inputs" -> {
+          if (value == JsonToken.START_ARRAY) {
+            request.inputs = parseInputs(p);
+            request.inputsNode = null;
+          } else {
+            request.inputs = null;
+            request.inputsNode = readNode(p);
+          }
+        }
+        default -> p.skipChildren();
+      }
+    }
+    return request;
+  }
+
+  private static List<ParsedInput> parseInputs(JsonParser p) throws IOException {
+    List<ParsedInput> inputs = new ArrayList<>(2);
+    while (p.nextToken() != JsonToken.END_ARRAY) {
+      if (p.currentToken() == JsonToken.START_OBJECT) {
+        inputs.add(parseInput(p));
+      } else {
+        ParsedInput input = new ParsedInput();
+        input.notAnObject = readNode(p);
+        inputs.add(input);
+      }
+    }
+    return inputs;
+  }
+
+  private static ParsedInput parseInput(JsonParser p) throws IOException {
+    ParsedInput input = new ParsedInput();
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      String field = p.currentName();
+      p.nextToken();
+      switch (field) {
+        case "name" -> input.name = readNode(p);
+        case "datatype" -> input.datatype = readNode(p);
+        case "shape" -> parseShape(p, input);
+        case "parameters" -> input.parameters = readNode(p);
+        case "data" -> {
+          DataType type = input.datatype != null && input.datatype.isTextual()
+              ? DataType.fromWireName(input.datatype.textValue()) : null;
+          if (type != null) {
+            input.streamed = JsonTensorData.read(p, type, input.dims == null ? -1 : Tensor.elementCount(input.dims));
+            input.data = null;
+          } else {
+            input.data = readNode(p);
+            input.streamed = null;
+          }
+        }
+        default -> p.skipChildren();
+      }
+    }
+    return input;
+  }
+
+  /** A shape of integers becomes {@code dims}; anything else is kept as a tree for the decoder's message. */
+  private static void parseShape(JsonParser p, ParsedInput input) throws IOException {
+    input.dims = null;
+    input.shape = null;
+    if (p.currentToken() != JsonToken.START_ARRAY) {
+      input.shape = readNode(p);
+      return;
+    }
+    long[] dims = new long[4];
+    int n = 0;
+    JsonToken token;
+    while ((token = p.nextToken()) != JsonToken.END_ARRAY) {
+      if (token != JsonToken.VALUE_NUMBER_INT || p.getNumberType() == JsonParser.NumberType.BIG_INTEGER) {
+        ArrayNode shape = JSON.getNodeFactory().arrayNode();
+        for (int i = 0; i < n; i++) {
+          shape.add(dims[i]);
+        }
+        shape.add(readNode(p));
+        while (p.nextToken() != JsonToken.END_ARRAY) {
+          shape.add(readNode(p));
+        }
+        input.shape = shape;
+        return;
+      }
+      if (n == dims.length) {
+        dims = Arrays.copyOf(dims, 2 * n);
+      }
+      dims[n++] = p.getLongValue();
+    }
+    input.dims = Arrays.copyOf(dims, n);
+  }
+
+  /**
+   * The value at the parser's current token as a tree, leaving the parser on its last token: what
+   * {@code JSON.readTree(p)} makes (the same node types), without the deserialization context it
+   * builds per call (for an id, a name and a datatype per input, that context was most of a small
+   * request's allocation).
+   */
+  static JsonNode readNode(JsonParser p) throws IOException {
+    JsonNodeFactory nodes = JSON.getNodeFactory();
+    switch (p.currentToken()) {
+      case VALUE_STRING:
+        return nodes.textNode(p.getText());
+      case VALUE_NUMBER_INT:
+        return switch (p.getNumberType()) {
+          case INT -> nodes.numberNode(p.getIntValue());
+          case LONG -> nodes.numberNode(p.getLongValue());
+          default -> nodes.numberNode(p.getBigIntegerValue());
+        };
+      case VALUE_NUMBER_FLOAT:
+        return nodes.numberNode(p.getDoubleValue());
+      case VALUE_TRUE:
+        return nodes.booleanNode(true);
+      case VALUE_FALSE:
+        return nodes.booleanNode(false);
+      case VALUE_NULL:
+        return nodes.nullNode();
+      case START_ARRAY: {
+        ArrayNode array = nodes.arrayNode();
+        while (p.nextToken() != JsonToken.END_ARRAY) {
+          array.add(readNode(p));
+        }
+        return array;
+      }
+      case START_OBJECT: {
+        ObjectNode object = nodes.objectNode();
+        while (p.nextToken() == JsonToken.FIELD_NAME) {
+          String field = p.currentName();
+          p.nextToken();
+          object.set(field, readNode(p)); // a repeated field replaces the earlier one, as in JSON.readTree
+        }
+        return object;
+      }
+      default:
+        throw new JsonParseException(p, "unexpected token " + p.currentToken());
+    }
+  }
+
+  /** Decodes without shared memory (batch jobs, monitoring, tests). */
+  public static Decoded decode(Parsed request, ByteBuffer binary) {
+    return decode(request, binary, null, null);
+  }
+
+  /**
+   * @param request the request's fields, from {@link #parse}
    * @param binary the bytes after the JSON header (empty when there are none)
    * @param shm the shared memory regions (null when the server has none)
    * @param owner the caller owning regions it registered (null when security is off)
    */
-  static Decoded decode(JsonNode header, ByteBuffer binary, SharedMemoryRegistry shm, String owner) {
-    OutputPlan plan = usesExtensions(header) ? OutputPlan.forOutputs(outputCount(header)) : OutputPlan.PLAIN;
+  static Decoded decode(Parsed request, ByteBuffer binary, SharedMemoryRegistry shm, String owner) {
+    OutputPlan plan = usesExtensions(request) ? OutputPlan.forOutputs(outputCount(request.outputs))
+        : OutputPlan.PLAIN;
     try {
-      return decode(header, binary, shm, owner, plan);
+      return decode(request, binary, shm, owner, plan);
     } catch (RuntimeException e) {
       plan.release();
       throw e;
     }
   }
 
-  private static int outputCount(JsonNode header) {
-    JsonNode outputs = header.get("outputs");
+  private static int outputCount(JsonNode outputs) {
     return outputs != null && outputs.isArray() ? outputs.size() : 0;
   }
 
   /** Whether an input or output names shared memory or classification (then the request gets its own plan). */
-  private static boolean usesExtensions(JsonNode header) {
-    for (String field : new String[] {"inputs", "outputs"}) {
-      JsonNode list = header.get(field);
-      if (list != null && list.isArray()) {
-        for (JsonNode tensor : list) {
-          JsonNode p = tensor.get("parameters");
-          if (p != null && p.isObject() && (p.has("shared_memory_region") || p.has("classification"))) {
-            return true;
-          }
+  private static boolean usesExtensions(Parsed request) {
+    if (request.inputs != null) {
+      for (ParsedInput input : request.inputs) {
+        if (usesExtensions(input.parameters)) {
+          return true;
+        }
+      }
+    }
+    if (request.outputs != null && request.outputs.isArray()) {
+      for (JsonNode output : request.outputs) {
+        if (usesExtensions(output.get("parameters"))) {
+          return true;
         }
       }
     }
     return false;
   }
 
-  private static Decoded decode(JsonNode header, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
+  private static boolean usesExtensions(JsonNode parameters) {
+    JsonNode p = parameters;
+    return p != null && p.isObject() && (p.has("shared_memory_region") || p.has("classification"));
+  }
+
+  private static Decoded decode(Parsed request, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
       OutputPlan plan) {
-    if (!header.isObject()) {
-      throw InferenceException.invalidField("", "the request body must be a JSON object");
-    }
     String id = "";
-    JsonNode idNode = header.get("id");
+    JsonNode idNode = request.id;
     if (idNode != null && !idNode.isNull()) {
       if (!idNode.isTextual()) {
         throw InferenceException.invalidField("id", "'id' must be a string; was %s", idNode.getNodeType());
       }
       id = idNode.textValue();
     }
-    JsonNode params = header.get("parameters");
+    JsonNode params = request.parameters;
     int priority = 0;
     long timeout = 0;
     boolean binaryAll = false;
@@ -139,13 +343,12 @@ public final class RestInferCodec {
       binaryAll = booleanParam(params, "binary_data_output", "parameters");
       sequence = sequence(params);
     }
-    JsonNode inputsNode = header.get("inputs");
-    if (inputsNode == null || !inputsNode.isArray()) {
+    if (request.inputs == null) {
       throw InferenceException.invalidField("inputs", "the request needs an 'inputs' array");
     }
-    List<Tensor> inputs = new ArrayList<>(inputsNode.size());
-    ByteBuffer rest = binary.duplicate();
-    for (JsonNode input : inputsNode) {
+    List<Tensor> inputs = new ArrayList<>(request.inputs.size());
+    ByteBuffer rest = binary.hasRemaining() ? binary.duplicate() : binary; // nothing to consume: no copy to move
+    for (ParsedInput input : request.inputs) {
       inputs.add(decodeInput(input, rest, shm, owner, plan));
     }
     if (rest.hasRemaining()) {
@@ -153,13 +356,15 @@ public final class RestInferCodec {
           "the request has %d bytes of binary tensor data that no input's binary_data_size accounts for",
           rest.remaining());
     }
-    List<String> outputs = new ArrayList<>();
-    List<Boolean> binaryOutputs = new ArrayList<>();
-    JsonNode outputsNode = header.get("outputs");
+    List<String> outputs = List.of(); // none named: the model's outputs, all of them
+    List<Boolean> binaryOutputs = List.of();
+    JsonNode outputsNode = request.outputs;
     if (outputsNode != null && !outputsNode.isNull()) {
       if (!outputsNode.isArray()) {
         throw InferenceException.invalidField("outputs", "'outputs' must be an array");
       }
+      outputs = new ArrayList<>(outputsNode.size());
+      binaryOutputs = new ArrayList<>(outputsNode.size());
       int j = 0;
       for (JsonNode output : outputsNode) {
         String name = text(output, "name", "outputs[].name");
@@ -267,40 +472,46 @@ public final class RestInferCodec {
     return shm.lease(ref.region(), ref.offset(), ref.byteSize(), owner, tensor);
   }
 
-  private static Tensor decodeInput(JsonNode input, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
+  private static Tensor decodeInput(ParsedInput input, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
       OutputPlan plan) {
-    if (!input.isObject()) {
+    if (input.notAnObject != null) {
       throw InferenceException.invalidField("inputs", "each entry of 'inputs' must be an object");
     }
-    String name = text(input, "name", "inputs[].name");
-    String typeName = text(input, "datatype", "inputs[" + name + "].datatype");
+    String name = textValue(input.name, "name", "inputs[].name");
+    if (input.datatype == null || !input.datatype.isTextual()) {
+      textValue(input.datatype, "datatype", "inputs[" + name + "].datatype"); // throws
+    }
+    String typeName = input.datatype.textValue();
     DataType type = DataType.fromWireName(typeName);
     if (type == null) {
       throw InferenceException.invalidField("inputs[" + name + "].datatype",
           "input '%s' has unknown datatype '%s'", name, typeName);
     }
-    JsonNode shapeNode = input.get("shape");
-    if (shapeNode == null || !shapeNode.isArray()) {
-      throw InferenceException.invalidField("inputs[" + name + "].shape", "input '%s' needs a 'shape' array", name);
-    }
-    long[] shape = new long[shapeNode.size()];
-    for (int i = 0; i < shape.length; i++) {
-      JsonNode dim = shapeNode.get(i);
-      if (!dim.isIntegralNumber() || !dim.canConvertToLong()) {
-        throw InferenceException.invalidField("inputs[" + name + "].shape",
-            "input '%s' has a shape entry that is not an integer: %s", name, dim);
+    long[] shape = input.dims;
+    if (shape == null) {
+      JsonNode shapeNode = input.shape;
+      if (shapeNode == null || !shapeNode.isArray()) {
+        throw InferenceException.invalidField("inputs[" + name + "].shape", "input '%s' needs a 'shape' array", name);
       }
-      shape[i] = dim.longValue();
+      for (JsonNode dim : shapeNode) {
+        if (!dim.isIntegralNumber() || !dim.canConvertToLong()) {
+          throw InferenceException.invalidField("inputs[" + name + "].shape",
+              "input '%s' has a shape entry that is not an integer: %s", name, dim);
+        }
+      }
+      throw new AssertionError("a shape of integers is read as dims"); // parseShape keeps only other shapes
     }
-    JsonNode params = input.get("parameters");
+    JsonTensorData streamed = input.streamed;
+    JsonNode params = input.parameters;
     JsonNode sizeNode = params == null ? null : params.get("binary_data_size");
     KServeSharedMemory region = params == null || !params.isObject() ? null
         : sharedMemory(params, name, "inputs[" + name + "].parameters");
+    boolean hasData = input.hasData();
     if (region != null) {
-      if (sizeNode != null || input.has("data")) {
+      if (sizeNode != null || hasData) {
         throw InferenceException.invalidField("inputs[" + name + "]", "Input must set only one of the following fields:"
             + " 'data', 'binary_data_size' in 'parameters', 'shared_memory_region' in 'parameters'. But set%s%s"
-            + " 'shared_memory_region'", input.has("data") ? " 'data'" : "", sizeNode != null ? " 'binary_data_size'" : "");
+            + " 'shared_memory_region'", hasData ? " 'data'" : "", sizeNode != null ? " 'binary_data_size'" : "");
       }
       SharedMemoryRegistry.Lease lease = lease(shm, owner, region, name);
       plan.holdInput(lease);
@@ -316,7 +527,7 @@ public final class RestInferCodec {
         throw InferenceException.invalidField("inputs[" + name + "].parameters[binary_data_size]",
             "input '%s' has binary_data_size %d but only %d bytes of binary data remain", name, size, binary.remaining());
       }
-      if (input.has("data")) {
+      if (hasData) {
         throw InferenceException.invalidField("inputs[" + name + "].data",
             "input '%s' has both 'data' and binary_data_size; use one", name);
       }
@@ -328,7 +539,10 @@ public final class RestInferCodec {
       binary.position(binary.position() + (int) size);
       return new Tensor(name, type, shape, data);
     }
-    JsonNode data = input.get("data");
+    if (streamed != null) {
+      return new Tensor(name, type, shape, streamedBytes(name, type, shape, streamed));
+    }
+    JsonNode data = input.data;
     if (data == null) {
       throw InferenceException.invalidField("inputs[" + name + "].data",
           "input '%s' has neither 'data' nor a binary_data_size parameter", name);
@@ -342,6 +556,25 @@ public final class RestInferCodec {
           expected < 0 ? "a non-negative shape" : String.valueOf(expected));
     }
     return new Tensor(name, type, shape, toBytes(name, type, values));
+  }
+
+  /** The bytes of data read while parsing, checked as {@link #toBytes} checks data read as a tree. */
+  private static ByteBuffer streamedBytes(String name, DataType type, long[] shape, JsonTensorData data) {
+    long expected = Tensor.elementCount(shape);
+    if (expected != data.count()) {
+      throw InferenceException.invalidField("inputs[" + name + "].data",
+          "input '%s' has %d values in data, but shape %s needs %s", name, data.count(), Arrays.toString(shape),
+          expected < 0 ? "a non-negative shape" : String.valueOf(expected));
+    }
+    if (data.type != type) { // 'datatype' given twice, differently: the data was read as the first
+      throw InferenceException.invalidField("inputs[" + name + "].datatype",
+          "input '%s' gives 'datatype' more than once (%s, then %s)", name, data.type.wireName(), type.wireName());
+    }
+    if (data.badValue() != null) {
+      throw data.expected() == null ? outOfRange(name, type, data.badValue())
+          : wrongType(name, type, data.badValue(), data.expected());
+    }
+    return data.bytes();
   }
 
   private static void flatten(JsonNode node, List<JsonNode> out) {
@@ -446,7 +679,11 @@ public final class RestInferCodec {
   }
 
   private static String text(JsonNode node, String field, String path) {
-    JsonNode v = node.get(field);
+    return textValue(node.get(field), field, path);
+  }
+
+  /** The value {@code v} of {@code field} as a string, or INVALID_ARGUMENT naming {@code path}. */
+  private static String textValue(JsonNode v, String field, String path) {
     if (v == null || !v.isTextual()) {
       throw InferenceException.invalidField(path, "'%s' must be a string%s", field, v == null ? " and is missing" : "");
     }
@@ -494,54 +731,10 @@ public final class RestInferCodec {
   public static long encode(String modelName, String id, String version, Tensor[] outputs, Decoded decoded,
       CountingStream out) throws IOException {
     boolean[] binary = new boolean[outputs.length];
-    boolean anyBinary = false;
+    boolean anyBinary;
     try (JsonGenerator gen = FACTORY.createGenerator((OutputStream) out)) {
       gen.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
-      gen.writeStartObject();
-      gen.writeStringField("model_name", modelName);
-      gen.writeStringField("model_version", version);
-      if (!id.isEmpty()) {
-        gen.writeStringField("id", id);
-      }
-      gen.writeArrayFieldStart("outputs");
-      for (int i = 0; i < outputs.length; i++) {
-        Tensor t = outputs[i];
-        gen.writeStartObject();
-        gen.writeStringField("name", t.name());
-        gen.writeStringField("datatype", t.dataType().wireName());
-        gen.writeArrayFieldStart("shape");
-        for (long dim : t.shape()) {
-          gen.writeNumber(dim);
-        }
-        gen.writeEndArray();
-        String region = decoded.plan().sharedMemoryRegion(i);
-        if (region != null) {
-          // Written into the client's region: described, not carried.
-          gen.writeObjectFieldStart("parameters");
-          gen.writeStringField("shared_memory_region", region);
-          gen.writeNumberField("shared_memory_byte_size", t.byteSize());
-          if (decoded.plan().sharedMemoryOffset(i) != 0) {
-            gen.writeNumberField("shared_memory_offset", decoded.plan().sharedMemoryOffset(i));
-          }
-          gen.writeEndObject();
-          gen.writeEndObject();
-          continue;
-        }
-        binary[i] = decoded.binary(t.name());
-        if (binary[i]) {
-          anyBinary = true;
-          gen.writeObjectFieldStart("parameters");
-          gen.writeNumberField("binary_data_size", t.byteSize());
-          gen.writeEndObject();
-        } else {
-          gen.writeArrayFieldStart("data");
-          writeData(gen, t);
-          gen.writeEndArray();
-        }
-        gen.writeEndObject();
-      }
-      gen.writeEndArray();
-      gen.writeEndObject();
+      anyBinary = writeResponse(gen, modelName, id, version, outputs, decoded, binary);
     }
     long headerLength = out.count();
     if (!anyBinary) {
@@ -553,6 +746,71 @@ public final class RestInferCodec {
       }
     }
     return headerLength;
+  }
+
+  /**
+   * Writes one response object with every output's data in the JSON, through the caller's generator:
+   * a batch job writes a chunk's result lines through one generator instead of building one per line.
+   */
+  public static void writeJsonResponse(JsonGenerator gen, String modelName, String id, String version,
+      Tensor[] outputs) throws IOException {
+    writeResponse(gen, modelName, id, version, outputs, null, null);
+  }
+
+  /**
+   * The response's JSON object. With {@code decoded} null every output's data goes in the JSON;
+   * otherwise {@code binary[i]} is set for the outputs whose bytes follow the JSON, and the result says
+   * whether there are any.
+   */
+  private static boolean writeResponse(JsonGenerator gen, String modelName, String id, String version,
+      Tensor[] outputs, Decoded decoded, boolean[] binary) throws IOException {
+    boolean anyBinary = false;
+    gen.writeStartObject();
+    gen.writeStringField("model_name", modelName);
+    gen.writeStringField("model_version", version);
+    if (!id.isEmpty()) {
+      gen.writeStringField("id", id);
+    }
+    gen.writeArrayFieldStart("outputs");
+    for (int i = 0; i < outputs.length; i++) {
+      Tensor t = outputs[i];
+      gen.writeStartObject();
+      gen.writeStringField("name", t.name());
+      gen.writeStringField("datatype", t.dataType().wireName());
+      gen.writeArrayFieldStart("shape");
+      for (long dim : t.shape()) {
+        gen.writeNumber(dim);
+      }
+      gen.writeEndArray();
+      String region = decoded == null ? null : decoded.plan().sharedMemoryRegion(i);
+      if (region != null) {
+        // Written into the client's region: described, not carried.
+        gen.writeObjectFieldStart("parameters");
+        gen.writeStringField("shared_memory_region", region);
+        gen.writeNumberField("shared_memory_byte_size", t.byteSize());
+        if (decoded.plan().sharedMemoryOffset(i) != 0) {
+          gen.writeNumberField("shared_memory_offset", decoded.plan().sharedMemoryOffset(i));
+        }
+        gen.writeEndObject();
+        gen.writeEndObject();
+        continue;
+      }
+      if (decoded != null && decoded.binary(t.name())) {
+        binary[i] = true;
+        anyBinary = true;
+        gen.writeObjectFieldStart("parameters");
+        gen.writeNumberField("binary_data_size", t.byteSize());
+        gen.writeEndObject();
+      } else {
+        gen.writeArrayFieldStart("data");
+        writeData(gen, t);
+        gen.writeEndArray();
+      }
+      gen.writeEndObject();
+    }
+    gen.writeEndArray();
+    gen.writeEndObject();
+    return anyBinary;
   }
 
   /** An output stream that counts and can take a ByteBuffer. */

@@ -1,7 +1,7 @@
 package io.quiver.server.http;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.core.JsonParser;
 import io.quiver.core.InferenceException;
 import io.quiver.core.Tensor;
 import java.io.IOException;
@@ -22,17 +22,17 @@ public final class RestInferRequests {
    * @throws InferenceException INVALID_ARGUMENT naming the field, as the REST endpoint would answer
    */
   public static List<Tensor> inputs(byte[] json, int offset, int length) {
-    JsonNode node;
-    try {
-      node = RestInferCodec.JSON.readTree(json, offset, length);
+    RestInferCodec.Parsed request;
+    try (JsonParser parser = RestInferCodec.JSON.createParser(json, offset, length)) {
+      request = RestInferCodec.parse(parser);
     } catch (JsonProcessingException e) {
       throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
     } catch (IOException e) {
       throw InferenceException.invalidField("", "unreadable JSON: %s", e.getMessage());
     }
-    if (node == null || !node.isObject()) {
+    if (request == null) {
       throw InferenceException.invalidField("", "each request must be a JSON object");
     }
-    return RestInferCodec.decode(node, ByteBuffer.allocate(0)).inputs();
+    return RestInferCodec.decode(request, ByteBuffer.allocate(0)).inputs();
   }
 }

@@ -1,5 +1,6 @@
 package io.quiver.server.jobs;
 
+import com.fasterxml.jackson.core.JsonFactory;
 import com.fasterxml.jackson.core.JsonGenerator;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferRequest;
@@ -12,7 +13,6 @@ import io.quiver.server.http.RestInferCodec;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.ByteBuffer;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Set;
@@ -57,9 +57,6 @@ final class JobRunner {
   static final long UNAVAILABLE_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(60);
   static final long MAX_RETRY_SLEEP_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
   /** Every result is JSON (a JSON Lines file has no room for binary tensors). */
-  private static final RestInferCodec.Decoded JSON_ONLY = new RestInferCodec.Decoded("", List.of(), List.of(),
-      List.of(), false, 0, 0);
-
   private final JobManager manager;
   private final BatchJob job;
   private final DataPlane plane;
@@ -83,6 +80,8 @@ final class JobRunner {
   private volatile long lastChunk = -1; // index of the input's last chunk once the input has ended; -2 = no chunk at all
   private volatile String fatal;
   private volatile boolean stopping; // the server is shutting down: leave the job to a restart
+  private final ChunkBuffer resultBytes = new ChunkBuffer(1 << 16); // committer thread only
+  private final ChunkBuffer failureBytes = new ChunkBuffer(1 << 10); // committer thread only
 
   JobRunner(JobManager manager, BatchJob job, JobLocation input, JobLocation output, int concurrency, double maxRate,
       long maxFailed, boolean resumed) {
@@ -523,20 +522,25 @@ final class JobRunner {
 
   private void commit(Chunk chunk) {
     int size = chunk.size;
-    ByteArrayOutputStream results = new ByteArrayOutputStream(Math.max(1024, size * 128));
-    ByteArrayOutputStream failures = new ByteArrayOutputStream();
+    ChunkBuffer results = resultBytes;
+    ChunkBuffer failures = failureBytes;
+    results.reset();
+    failures.reset();
     long succeeded = 0;
     long failed = 0;
-    LineStream line = new LineStream(results);
-    try {
+    // One generator per file and chunk, not per line: a generator's buffers and contexts were a sixth
+    // of a record's allocation.
+    JsonFactory json = RestInferCodec.JSON.getFactory();
+    try (JsonGenerator resultLines = lineGenerator(json, results);
+        JsonGenerator failureLines = lineGenerator(json, failures)) {
       for (int i = 0; i < size; i++) {
         Object result = chunk.results[i];
         if (result instanceof Chunk.Success s) {
-          RestInferCodec.encode(s.model(), s.id(), s.version(), s.outputs(), JSON_ONLY, line);
-          results.write('\n');
+          RestInferCodec.writeJsonResponse(resultLines, s.model(), s.id(), s.version(), s.outputs());
+          resultLines.writeRaw('\n');
           succeeded++;
         } else {
-          writeFailure(failures, (Chunk.Failure) result);
+          writeFailure(failureLines, (Chunk.Failure) result);
           failed++;
         }
       }
@@ -544,9 +548,9 @@ final class JobRunner {
       throw InferenceException.internal("cannot encode results: " + e, e);
     }
     String suffix = String.format("%06d.jsonl", chunk.index);
-    storage.write(output, JobManager.RESULTS_PREFIX + suffix, results.toByteArray());
+    storage.write(output, JobManager.RESULTS_PREFIX + suffix, results.array(), results.size());
     if (failed > 0) {
-      storage.write(output, JobManager.FAILURES_PREFIX + suffix, failures.toByteArray());
+      storage.write(output, JobManager.FAILURES_PREFIX + suffix, failures.array(), failures.size());
     } else if (resumed) {
       storage.delete(output, JobManager.FAILURES_PREFIX + suffix); // a failed record of an attempt before the restart
     }
@@ -556,54 +560,40 @@ final class JobRunner {
     job.committed(size, succeeded, failed, nextRecord, chunk.endOffset, chunk.endLine);
   }
 
-  private static void writeFailure(OutputStream out, Chunk.Failure f) throws IOException {
-    try (JsonGenerator gen = RestInferCodec.JSON.getFactory().createGenerator(out)) {
-      gen.disable(JsonGenerator.Feature.AUTO_CLOSE_TARGET);
-      gen.writeStartObject();
-      gen.writeStringField("id", f.id());
-      gen.writeNumberField("line", f.line());
-      gen.writeStringField("code", f.error().code().name());
-      if (f.error().field() != null && !f.error().field().isEmpty()) {
-        gen.writeStringField("field", f.error().field());
-      }
-      gen.writeStringField("error", f.error().getMessage());
-      gen.writeEndObject();
+  /**
+   * The bytes of one output file of a chunk, kept by the committer from chunk to chunk: a chunk's
+   * results (a couple of MB at the default chunk size) are written into the array the last chunk grew,
+   * not into a new one grown and copied again for each chunk. Committer thread only.
+   */
+  private static final class ChunkBuffer extends ByteArrayOutputStream {
+    ChunkBuffer(int capacity) {
+      super(capacity);
     }
-    out.write('\n');
+
+    /** The array holding the bytes written since the last reset (its first {@link #size()} bytes). */
+    byte[] array() {
+      return buf;
+    }
   }
 
-  /** The codec's output stream over a byte array. */
-  private static final class LineStream extends RestInferCodec.CountingStream {
-    private final ByteArrayOutputStream out;
-    private final int start;
+  /** A generator of JSON Lines: one object per line, each ended by the caller with a newline. */
+  private static JsonGenerator lineGenerator(JsonFactory json, OutputStream out) throws IOException {
+    JsonGenerator gen = json.createGenerator(out);
+    gen.setRootValueSeparator(null); // the newline the caller writes separates them
+    return gen;
+  }
 
-    LineStream(ByteArrayOutputStream out) {
-      this.out = out;
-      this.start = out.size();
+  private static void writeFailure(JsonGenerator gen, Chunk.Failure f) throws IOException {
+    gen.writeStartObject();
+    gen.writeStringField("id", f.id());
+    gen.writeNumberField("line", f.line());
+    gen.writeStringField("code", f.error().code().name());
+    if (f.error().field() != null && !f.error().field().isEmpty()) {
+      gen.writeStringField("field", f.error().field());
     }
-
-    @Override
-    public long count() {
-      return out.size() - start;
-    }
-
-    @Override
-    public void write(ByteBuffer data) {
-      ByteBuffer d = data.duplicate();
-      while (d.hasRemaining()) {
-        out.write(d.get());
-      }
-    }
-
-    @Override
-    public void write(int b) {
-      out.write(b);
-    }
-
-    @Override
-    public void write(byte[] b, int off, int len) {
-      out.write(b, off, len);
-    }
+    gen.writeStringField("error", f.error().getMessage());
+    gen.writeEndObject();
+    gen.writeRaw('\n');
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.UUID;
 import java.util.stream.Stream;
@@ -79,8 +80,14 @@ final class JobStorage {
 
   /** Writes {@code dir/name} atomically, replacing what was there. */
   void write(JobLocation dir, String name, byte[] contents) {
+    write(dir, name, contents, contents.length);
+  }
+
+  /** Writes the first {@code length} bytes of {@code contents} as {@code dir/name}, atomically. */
+  void write(JobLocation dir, String name, byte[] contents, int length) {
     if (dir.isS3()) {
-      s3(dir).put(dir.bucket(), dir.asPrefix().key() + name, contents);
+      s3(dir).put(dir.bucket(), dir.asPrefix().key() + name,
+          length == contents.length ? contents : Arrays.copyOf(contents, length));
       return;
     }
     Path file = dir.path().resolve(name);
@@ -88,7 +95,7 @@ final class JobStorage {
     try {
       Files.createDirectories(dir.path());
       try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-        ByteBuffer buffer = ByteBuffer.wrap(contents);
+        ByteBuffer buffer = ByteBuffer.wrap(contents, 0, length);
         while (buffer.hasRemaining()) {
           out.write(buffer);
         }

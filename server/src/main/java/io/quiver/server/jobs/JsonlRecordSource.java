@@ -1,7 +1,7 @@
 package io.quiver.server.jobs;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.core.JsonParser;
 import io.quiver.core.InferenceException;
 import io.quiver.server.http.RestInferCodec;
 import java.io.IOException;
@@ -92,43 +92,46 @@ final class JsonlRecordSource implements RecordSource {
       }
       long end = startOffset + position;
       long i = index++;
-      String fallbackId = "line-" + lineNumber;
       if (tooLong) {
-        return new InputRecord(i, lineNumber, end, fallbackId, null, InferenceException.invalidField("",
+        return new InputRecord(i, lineNumber, end, fallbackId(), null, InferenceException.invalidField("",
             "line %d is longer than the record limit of %d bytes", lineNumber, maxRecordBytes));
       }
-      return decode(i, end, fallbackId, length);
+      return decode(i, end, length);
     }
   }
 
-  private InputRecord decode(long i, long end, String fallbackId, int length) {
-    JsonNode node;
-    try {
-      node = RestInferCodec.JSON.readTree(line, 0, length);
+  /** The id of a record that has none of its own: made only for those (most records carry an id). */
+  private String fallbackId() {
+    return "line-" + lineNumber;
+  }
+
+  private InputRecord decode(long i, long end, int length) {
+    RestInferCodec.Parsed request;
+    try (JsonParser parser = RestInferCodec.JSON.createParser(line, 0, length)) {
+      request = RestInferCodec.parse(parser);
     } catch (JsonProcessingException e) {
-      return new InputRecord(i, lineNumber, end, fallbackId, null,
+      return new InputRecord(i, lineNumber, end, fallbackId(), null,
           InferenceException.invalidField("", "line %d is not valid JSON: %s", lineNumber, e.getOriginalMessage()));
     } catch (IOException e) {
-      return new InputRecord(i, lineNumber, end, fallbackId, null,
+      return new InputRecord(i, lineNumber, end, fallbackId(), null,
           InferenceException.invalidField("", "line %d cannot be read: %s", lineNumber, e.getMessage()));
     }
-    if (node == null || !node.isObject()) {
-      return new InputRecord(i, lineNumber, end, fallbackId, null,
+    if (request == null) {
+      return new InputRecord(i, lineNumber, end, fallbackId(), null,
           InferenceException.invalidField("", "line %d must be a JSON object (a KServe v2 inference request)", lineNumber));
     }
-    JsonNode idNode = node.get("id");
-    String ownId = idNode != null && idNode.isTextual() && !idNode.textValue().isEmpty() ? idNode.textValue() : null;
+    String ownId = request.ownId();
     try {
-      RestInferCodec.Decoded decoded = RestInferCodec.decode(node, NO_BINARY);
+      RestInferCodec.Decoded decoded = RestInferCodec.decode(request, NO_BINARY);
       if (decoded.sequence() != null || !decoded.plan().isPlain()) {
         // A job's records run independently, in no set order: no sequences; answers are JSON lines.
         throw InferenceException.invalidField(decoded.sequence() != null ? "parameters[sequence_id]" : "outputs",
             "line %d: batch job records cannot use sequence_id or classification", lineNumber);
       }
-      String id = decoded.id().isEmpty() ? fallbackId : decoded.id();
+      String id = decoded.id().isEmpty() ? fallbackId() : decoded.id();
       return new InputRecord(i, lineNumber, end, id, decoded, null);
     } catch (InferenceException e) {
-      return new InputRecord(i, lineNumber, end, ownId == null ? fallbackId : ownId, null, e);
+      return new InputRecord(i, lineNumber, end, ownId == null ? fallbackId() : ownId, null, e);
     }
   }
 
