@@ -10,7 +10,9 @@
 # loop to warm the client's JIT, 2 s of warm-up, then 2 windows of 4 s at R req/s (Poisson; latency from
 # the intended send time). Per phase: p50, p99, the client's send-rate ratio, the server's GC pauses in
 # the windows (its -Xlog:gc), the event loops' scheduling policy at the phase's end (0 = SCHED_OTHER,
-# 3 = SCHED_BATCH) and the job's records/s during the phase.
+# 3 = SCHED_BATCH), the job's records/s during the phase, and the server's CPU over the phase by thread
+# group (% of one core, from /proc/PID/task/*/stat): event loops, model instances (compute), job threads,
+# the JVM's collector and VM threads, its JIT compilers, the rest.
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
@@ -59,9 +61,26 @@ done
 
 POLICY_NOTE="the server's own"
 [ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
-echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
-echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; server JVM: ${SERVER_JVM_FLAGS[*]}; client JVM: ${JVM_FLAGS[*]}; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+# CPU ticks so far of each server thread group (loops compute job gc jit other)
+cpu_ticks() {
+  local t comm
+  for t in /proc/"$SERVER_PID"/task/*; do
+    comm=$(cat "$t/comm" 2>/dev/null) || continue
+    # fields after the ")" that ends the name: utime and stime are the 12th and 13th of them
+    echo "$comm|$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+  done | awk -F'|' '
+    $1 ~ /^grpc-worker|^quiver-rest|^quiver-http/ { g[1] += $2; next }
+    $1 ~ /^quiver-compute/ { g[2] += $2; next }
+    $1 ~ /^quiver-job/ { g[3] += $2; next }
+    $1 ~ /GC|^G1 |^VM |^Z|^Shenandoah|^Conc/ { g[4] += $2; next }
+    $1 ~ /^C[12] / { g[5] += $2; next }
+    { g[6] += $2 }
+    END { printf "%d %d %d %d %d %d", g[1], g[2], g[3], g[4], g[5], g[6] }'
+}
+TICKS_PER_S=$(getconf CLK_TCK)
 JOB="" N=0 PHASE=0
 declare -a P99_NO P99_JOB
 phase() { # job|none batch|other
@@ -80,10 +99,16 @@ phase() { # job|none batch|other
   local before=0 t0
   [ "$1" = none ] || before=$(job_done "$JOB")
   t0=$(date +%s%3N)
+  local ticks0
+  ticks0=$(cpu_ticks)
   perf --request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096 \
     -p 4000 --max-windows 2 --client-warmup 4000 --json "$WORK/phase-$PHASE.json" >/dev/null
   local end measured p99 rate="-"
   end=$(date +%s%3N)
+  local cpu
+  cpu=$(awk -v a="$ticks0" -v b="$(cpu_ticks)" -v ms="$((end - t0))" -v hz="$TICKS_PER_S" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " ")
+    for (i = 1; i <= n; i++) printf "%s%.0f", (i > 1 ? " / " : ""), (y[i] - x[i]) * 100000 / hz / ms }')
   measured=$(bench_json_field "$WORK/phase-$PHASE.json" measured_s)
   p99=$(bench_json_field "$WORK/phase-$PHASE.json" p99_us)
   if [ "$1" = job ]; then
@@ -92,7 +117,7 @@ phase() { # job|none batch|other
   else
     P99_NO+=("$p99")
   fi
-  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate |"
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
   phase none batch; phase none other

@@ -2,12 +2,14 @@
 #
 #   bench_build        packages server and benchmarks (quietly) unless BUILD=0
 #   bench_setup NAME   sets JAVA_BIN; JVM_FLAGS (BENCH_JVM_FLAGS, default "-Xms1g -Xmx2g -XX:+UseParallelGC");
+#                      SERVER_JVM_FLAGS, the server's alone under bench_serve (BENCH_SERVER_JVM_FLAGS, default
+#                      JVM_FLAGS: to vary the server's collector or heap without changing the load client's);
 #                      SERVER_PIN and CLIENT_PIN (taskset to CPU 1 and CPU 0 where taskset and two CPUs exist);
 #                      WORK, a fresh temp directory holding copies of the jars (a rebuild during the run must
 #                      not pull jars out from under running JVMs); SERVER_JAR; CP, the benchmarks' class
 #                      path; PIDS, the processes to stop at exit. The EXIT trap stops every PID in PIDS and
 #                      removes WORK, or keeps it and says where when KEEP_WORK=1.
-#   bench_serve ARGS...         starts the server pinned, with JVM_FLAGS and its GC log in $WORK/server-gc.log
+#   bench_serve ARGS...         starts the server pinned, with SERVER_JVM_FLAGS and its GC log in $WORK/server-gc.log
 #                               (wall-clock milliseconds), as `serve ARGS`, output in $WORK/server.log; waits until
 #                               it serves gRPC; sets SERVER_PID (added to PIDS)
 #   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
@@ -24,6 +26,7 @@ bench_build() {
 bench_setup() {
   JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
   read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+  read -r -a SERVER_JVM_FLAGS <<< "${BENCH_SERVER_JVM_FLAGS:-${JVM_FLAGS[*]}}"
   SERVER_PIN=() CLIENT_PIN=()
   if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
     SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
@@ -50,7 +53,7 @@ bench_cleanup() {
 }
 
 bench_serve() {
-  "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/server-gc.log:timemillis" -jar "$SERVER_JAR" \
+  "${SERVER_PIN[@]}" "$JAVA_BIN" "${SERVER_JVM_FLAGS[@]}" "-Xlog:gc:file=$WORK/server-gc.log:timemillis" -jar "$SERVER_JAR" \
     serve "$@" > "$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")

@@ -56,7 +56,6 @@ final class JobRunner {
   /** How long a model may stay unavailable (not loaded, being swapped) before the job fails. */
   static final long UNAVAILABLE_LIMIT_NANOS = TimeUnit.SECONDS.toNanos(60);
   static final long MAX_RETRY_SLEEP_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-  /** Every result is JSON (a JSON Lines file has no room for binary tensors). */
   private final JobManager manager;
   private final BatchJob job;
   private final DataPlane plane;
@@ -536,6 +535,7 @@ final class JobRunner {
       for (int i = 0; i < size; i++) {
         Object result = chunk.results[i];
         if (result instanceof Chunk.Success s) {
+          // Every result is JSON: a JSON Lines file has no room for binary tensors.
           RestInferCodec.writeJsonResponse(resultLines, s.model(), s.id(), s.version(), s.outputs());
           resultLines.writeRaw('\n');
           succeeded++;
