@@ -12,7 +12,9 @@
 # the windows (its -Xlog:gc), the event loops' scheduling policy at the phase's end (0 = SCHED_OTHER,
 # 3 = SCHED_BATCH), the job's records/s during the phase, and the server's CPU over the phase by thread
 # group (% of one core, from /proc/PID/task/*/stat): event loops, model instances (compute), job threads,
-# the JVM's collector and VM threads, its JIT compilers, the rest.
+# the JVM's collector and VM threads, its JIT compilers, the rest; and the load client's own state (how
+# far behind its schedule the sender was at the end, whether a window was client-bound: a client that
+# stalls and then sends its backlog in a burst measures its own stall).
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
@@ -62,8 +64,8 @@ done
 POLICY_NOTE="the server's own"
 [ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
 echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; server JVM: ${SERVER_JVM_FLAGS[*]}; client JVM: ${JVM_FLAGS[*]}; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
-echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 # CPU ticks so far of each server thread group (loops compute job gc jit other)
 cpu_ticks() {
   local t comm
@@ -117,7 +119,7 @@ phase() { # job|none batch|other
   else
     P99_NO+=("$p99")
   fi
-  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu |"
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
   phase none batch; phase none other
