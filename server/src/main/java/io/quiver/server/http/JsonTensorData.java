@@ -39,8 +39,11 @@ final class JsonTensorData {
     if (type == DataType.BYTES) {
       elements = new ArrayList<>((int) Math.min(Math.max(expectedCount, 1), 64));
     } else {
-      long initial = expectedCount > 0 ? expectedCount * type.byteSize() : 64;
-      bytes = ByteBuffer.allocate((int) Math.min(initial, MAX_INITIAL_BYTES)).order(ByteOrder.LITTLE_ENDIAN);
+      // A shape that is absent, or claims more than a few KB (up to Long.MAX_VALUE elements), is no
+      // measure of the values that will come: start small and grow with them.
+      int initial = expectedCount > 0 && expectedCount <= MAX_INITIAL_BYTES / type.byteSize()
+          ? (int) expectedCount * type.byteSize() : expectedCount > 0 ? MAX_INITIAL_BYTES : 64;
+      bytes = ByteBuffer.allocate(initial).order(ByteOrder.LITTLE_ENDIAN);
     }
   }
 

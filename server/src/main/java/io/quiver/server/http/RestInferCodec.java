@@ -84,8 +84,7 @@ public final class RestInferCodec {
   public static final class Parsed {
     private JsonNode id;
     private JsonNode parameters;
-    private JsonNode inputsNode; // 'inputs' when it is not an array (refused by decode)
-    private List<ParsedInput> inputs; // 'inputs' when it is an array
+    private List<ParsedInput> inputs; // 'inputs' when it is an array (null otherwise: decode refuses it)
     private JsonNode outputs;
 
     private Parsed() {}
@@ -137,10 +136,9 @@ public final class RestInferCodec {
         case "inputs" -> {
           if (value == JsonToken.START_ARRAY) {
             request.inputs = parseInputs(p);
-            request.inputsNode = null;
           } else {
             request.inputs = null;
-            request.inputsNode = readNode(p);
+            p.skipChildren();
           }
         }
         default -> p.skipChildren();

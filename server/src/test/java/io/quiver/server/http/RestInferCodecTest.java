@@ -131,6 +131,27 @@ class RestInferCodecTest {
         .hasMessageContaining("has 2 values in data, but shape [1, 1000000000000] needs 1000000000000");
   }
 
+  @ParameterizedTest
+  @CsvSource({"FP64, 9223372036854775807", "FP32, 4611686018427387904", "BYTES, 9223372036854775807",
+      "INT8, 9223372036854775807"})
+  void shapesNearTheLongLimit_areACountMismatch(String type, String size) {
+    // The element count times the element size overflows a long: no allocation may be sized by it.
+    InferenceException e = catchThrowableOfType(() -> decode(streamed(type, "[" + size + "]", "[1]")),
+        InferenceException.class);
+    assertThat(e.field()).isEqualTo("inputs[x].data");
+    assertThat(e.getMessage()).contains("has 1 values in data");
+  }
+
+  @Test
+  void nestingBeyondTheParsersLimit_isMalformedJson() {
+    String deep = "[".repeat(5000) + "]".repeat(5000);
+    for (String json : new String[] {"{\"id\":" + deep + "}", streamed("FP32", "[1]", deep),
+        "{\"inputs\":[{\"name\":\"x\",\"parameters\":" + deep + "}]}"}) {
+      assertThatThrownBy(() -> decode(json)).as(json.substring(0, 30))
+          .isInstanceOf(UncheckedIOException.class).hasMessageContaining("nesting depth");
+    }
+  }
+
   @Test
   void aDatatypeGivenTwiceDifferently_isRefusedNamingTheField() {
     String json = "{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1],\"datatype\":\"INT8\"}]}";
