@@ -5,8 +5,10 @@
 #
 #   benchmarks/jobs-phases.sh [--rate R] [--rounds N] [--toggle-loop-policy] [--no-build]
 #
-# Each round: two phases without a job, then four with one (a fresh job of 4M records per phase, so it
-# runs through the whole phase). Each phase is its own `quiver perf` run: 4 s closed loop and 4 s open
+# Each round: one phase against the bare gRPC echo server (benchmarks' EchoServer, pinned to the server's
+# CPU, with Quiver idle beside it: the floor this client and machine give at the same rate), two phases
+# without a job, then four with one (a fresh job of 4M records per phase, so it runs through the whole
+# phase). Each phase is its own `quiver perf` run: 4 s closed loop and 4 s open
 # loop to warm the client's JIT, 2 s of warm-up, then 2 windows of 4 s at R req/s (Poisson; latency from
 # the intended send time). Per phase: p50, p99, the client's send-rate ratio, the server's GC pauses in
 # the windows (its -Xlog:gc), the event loops' scheduling policy at the phase's end (0 = SCHED_OTHER,
@@ -14,7 +16,10 @@
 # group (% of one core, from /proc/PID/task/*/stat): event loops, model instances (compute), job threads,
 # the JVM's collector and VM threads, its JIT compilers, the rest; and the load client's own state (how
 # far behind its schedule the sender was at the end, whether a window was client-bound: a client that
-# stalls and then sends its backlog in a burst measures its own stall).
+# stalls and then sends its backlog in a burst measures its own stall); and the server's own p99 for
+# ModelInfer over the windows (its quiver_grpc_server_call_duration_seconds histogram, scraped once a
+# second: the bound of the bucket holding the 99th percentile, from reading a call's headers to closing
+# it), which places a latency on one side of the socket or the other.
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
@@ -37,17 +42,22 @@ bench_build
 bench_setup jobs-phases
 [ "$TOGGLE" = 0 ] || command -v chrt >/dev/null || { echo "jobs-phases.sh: --toggle-loop-policy needs chrt" >&2; exit 1; }
 PORT_BASE="${BENCH_PORT_BASE:-28700}"
-GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
+GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3)) METRICS=$((PORT_BASE + 4))
+ECHO=$((PORT_BASE + 5))
 mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
 cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
 bench_mlp_requests 4000000 "$WORK/data/4m.jsonl"
 head -100000 "$WORK/data/4m.jsonl" > "$WORK/data/100k.jsonl"
 
 bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
-  --metrics-port -1 --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
+  --metrics-port "$METRICS" --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
 
+"${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --host 127.0.0.1 \
+  --grpc-port "$ECHO" --input features:FP32:-1,16 > "$WORK/echo.log" 2>&1 &
+PIDS+=($!)
+TARGET=$GRPC
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier \
-  -u "127.0.0.1:$GRPC" "$@" 2>>"$WORK/perf.err"; }
+  -u "127.0.0.1:$TARGET" "$@" 2>>"$WORK/perf.err"; }
 job_done() { curl -s "127.0.0.1:$REST/v2/jobs/$1" | grep -oE '"records_succeeded": *"?[0-9]*' | grep -oE '[0-9]+$' || echo 0; }
 # Warm-up, not reported: the online path, then one whole job (the job path compiled, as on any server
 # that has run one before).
@@ -64,8 +74,34 @@ done
 POLICY_NOTE="the server's own"
 [ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
 echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; server JVM: ${SERVER_JVM_FLAGS[*]}; client JVM: ${JVM_FLAGS[*]}; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
-echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows | server's own p99 for ModelInfer, ms (bucket bound) |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+# Once a second: the wall-clock ms and the server's cumulative ModelInfer (OK) call-duration buckets, "le=count"
+scrape_loop() {
+  while :; do
+    printf '%s' "$(date +%s%3N)"
+    curl -s --max-time 1 "127.0.0.1:$METRICS/metrics" | awk '/quiver_grpc_server_call_duration_seconds_bucket[{]/ && /ModelInfer/ && /code="OK"/ {
+      match($0, /le="[^"]+"/); printf " %s=%s", substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+    echo
+    sleep 1
+  done
+}
+# The bucket bound (ms) holding the 99th percentile of the calls between the first scrape at or after FROM_MS
+# and the last one at or before TO_MS: server_p99 FILE FROM_MS TO_MS
+server_p99() {
+  awk -v from="$2" -v to="$3" '
+    $1 >= from && a == "" { a = $0 }
+    $1 <= to { b = $0 }
+    END {
+      n = split(a, x, " "); split(b, y, " ")
+      if (n < 2) { print "-"; exit }
+      total = 0
+      for (i = 2; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); le[i] = p[1]; d[i] = q[2] - p[2] }
+      total = d[n]
+      if (total <= 0) { print "-"; exit }
+      for (i = 2; i <= n; i++) if (d[i] >= 0.99 * total) { print (le[i] == "+Inf" ? "> 10000" : le[i] * 1000); exit }
+    }' "$1"
+}
 # CPU ticks so far of each server thread group (loops compute job gc jit other)
 cpu_ticks() {
   local t comm
@@ -84,7 +120,7 @@ cpu_ticks() {
 }
 TICKS_PER_S=$(getconf CLK_TCK)
 JOB="" N=0 PHASE=0
-declare -a P99_NO P99_JOB
+declare -a P99_NO P99_JOB P99_ECHO
 phase() { # job|none batch|other
   PHASE=$((PHASE + 1))
   if [ "$1" = job ]; then
@@ -94,19 +130,24 @@ phase() { # job|none batch|other
       | grep -o '"job-[0-9a-f]*"' | head -1 | tr -d '"')
   fi
   local forced="-"
-  if [ "$TOGGLE" = 1 ]; then
+  TARGET=$GRPC
+  [ "$1" != echo ] || TARGET=$ECHO
+  if [ "$TOGGLE" = 1 ] && [ "$1" != echo ]; then
     forced="$2"
     for t in "${LOOPS[@]}"; do chrt "-${2:0:1}" -p 0 "$t"; done
   fi
   local before=0 t0
-  [ "$1" = none ] || before=$(job_done "$JOB")
+  [ "$1" != job ] || before=$(job_done "$JOB")
   t0=$(date +%s%3N)
-  local ticks0
+  local ticks0 scraper
   ticks0=$(cpu_ticks)
+  scrape_loop > "$WORK/scrape-$PHASE.txt" &
+  scraper=$!
   perf --request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096 \
     -p 4000 --max-windows 2 --client-warmup 4000 --json "$WORK/phase-$PHASE.json" >/dev/null
   local end measured p99 rate="-"
   end=$(date +%s%3N)
+  kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true
   local cpu
   cpu=$(awk -v a="$ticks0" -v b="$(cpu_ticks)" -v ms="$((end - t0))" -v hz="$TICKS_PER_S" 'BEGIN {
     n = split(a, x, " "); split(b, y, " ")
@@ -116,12 +157,17 @@ phase() { # job|none batch|other
   if [ "$1" = job ]; then
     P99_JOB+=("$p99")
     rate=$(( ($(job_done "$JOB") - before) * 1000 / (end - t0) ))
+  elif [ "$1" = echo ]; then
+    P99_ECHO+=("$p99")
   else
     P99_NO+=("$p99")
   fi
-  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') |"
+  local own="-"
+  [ "$1" = echo ] || own=$(server_p99 "$WORK/scrape-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end")
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
+  phase echo -
   phase none batch; phase none other
   phase job batch; phase job other; phase job batch; phase job other
   curl -s -X POST "127.0.0.1:$REST/v2/jobs/$JOB/cancel" >/dev/null
@@ -129,6 +175,6 @@ for _ in $(seq 1 "$ROUNDS"); do
   sleep 1
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-M_NO=$(median "${P99_NO[@]}") M_JOB=$(median "${P99_JOB[@]}")
+M_NO=$(median "${P99_NO[@]}") M_JOB=$(median "${P99_JOB[@]}") M_ECHO=$(median "${P99_ECHO[@]}")
 echo
-echo "median p99 without a job $M_NO us (${#P99_NO[@]} phases), with a job $M_JOB us (${#P99_JOB[@]} phases): $(awk -v a="$M_JOB" -v b="$M_NO" 'BEGIN { printf "%.2f", a / b }')x (goal <= 1.2x); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "median p99 without a job $M_NO us (${#P99_NO[@]} phases), with a job $M_JOB us (${#P99_JOB[@]} phases): $(awk -v a="$M_JOB" -v b="$M_NO" 'BEGIN { printf "%.2f", a / b }')x (goal <= 1.2x); the bare echo's (the floor of this client and machine) $M_ECHO us (${#P99_ECHO[@]} phases); load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
