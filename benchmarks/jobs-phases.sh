@@ -19,7 +19,8 @@
 # stalls and then sends its backlog in a burst measures its own stall); and the server's own p99 for
 # ModelInfer over the windows (its quiver_grpc_server_call_duration_seconds histogram, scraped once a
 # second: the bound of the bucket holding the 99th percentile, from reading a call's headers to closing
-# it), which places a latency on one side of the socket or the other.
+# it), which places a latency on one side of the socket or the other; and the event loops' mean wait on
+# the run queue per time slice over the phase (schedstat: how long a woken loop waits for the CPU).
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
@@ -74,8 +75,13 @@ done
 POLICY_NOTE="the server's own"
 [ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
 echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; server JVM: ${SERVER_JVM_FLAGS[*]}; client JVM: ${JVM_FLAGS[*]}; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
-echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows | server's own p99 for ModelInfer, ms (bucket bound) |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows | server's own p99 for ModelInfer, ms (bucket bound) | event loops' mean wait to run, us per time slice |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+# The event loops' summed run-queue wait (ns) and time slices so far (/proc/PID/task/TID/schedstat)
+loop_wait() {
+  local t
+  for t in "${LOOPS[@]}"; do cat /proc/"$SERVER_PID"/task/"$t"/schedstat; done | awk '{ w += $2; n += $3 } END { print w, n }'
+}
 # Once a second: the wall-clock ms and the server's cumulative ModelInfer (OK) call-duration buckets, "le=count"
 scrape_loop() {
   while :; do
@@ -139,8 +145,9 @@ phase() { # job|none batch|other
   local before=0 t0
   [ "$1" != job ] || before=$(job_done "$JOB")
   t0=$(date +%s%3N)
-  local ticks0 scraper
+  local ticks0 scraper wait0
   ticks0=$(cpu_ticks)
+  wait0=$(loop_wait)
   scrape_loop > "$WORK/scrape-$PHASE.txt" &
   scraper=$!
   perf --request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096 \
@@ -148,6 +155,9 @@ phase() { # job|none batch|other
   local end measured p99 rate="-"
   end=$(date +%s%3N)
   kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true
+  local waited
+  waited=$(awk -v a="$wait0" -v b="$(loop_wait)" 'BEGIN { split(a, x, " "); split(b, y, " ");
+    n = y[2] - x[2]; if (n > 0) printf "%.0f", (y[1] - x[1]) / n / 1000; else print "-" }')
   local cpu
   cpu=$(awk -v a="$ticks0" -v b="$(cpu_ticks)" -v ms="$((end - t0))" -v hz="$TICKS_PER_S" 'BEGIN {
     n = split(a, x, " "); split(b, y, " ")
@@ -164,7 +174,7 @@ phase() { # job|none batch|other
   fi
   local own="-"
   [ "$1" = echo ] || own=$(server_p99 "$WORK/scrape-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end")
-  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own |"
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own | $waited |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
   phase echo -
