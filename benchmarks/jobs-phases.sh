@@ -3,12 +3,12 @@
 # client at a fixed rate, alternately without and with a job running, so both kinds of phase meet the
 # same server, JIT state and heap. Prints one line per phase and a summary.
 #
-#   benchmarks/jobs-phases.sh [--rate R] [--rounds N] [--toggle-loop-policy] [--no-build]
+#   benchmarks/jobs-phases.sh [--rate R] [--rounds N] [--job-records N] [--toggle-loop-policy] [--no-build]
 #
 # Each round: one phase against the bare gRPC echo server (benchmarks' EchoServer, pinned to the server's
 # CPU, with Quiver idle beside it: the floor this client and machine give at the same rate), two phases
-# without a job, then four with one (a fresh job of 4M records per phase, so it runs through the whole
-# phase). Each phase is its own `quiver perf` run: 4 s closed loop and 4 s open
+# without a job, then four with one (a fresh job of --job-records records, 4M by default, per phase;
+# it should run through the whole phase: at 150k records/s a 4M-record job ends within one). Each phase is its own `quiver perf` run: 4 s closed loop and 4 s open
 # loop to warm the client's JIT, 2 s of warm-up, then 2 windows of 4 s at R req/s (Poisson; latency from
 # the intended send time). Per phase: p50, p99, the client's send-rate ratio, the server's GC pauses in
 # the windows (its -Xlog:gc), the event loops' scheduling policy at the phase's end (0 = SCHED_OTHER,
@@ -27,11 +27,12 @@
 # The server runs pinned to CPU 1, the client to CPU 0 (benchmarks/lib.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-RATE=8000 ROUNDS=2 TOGGLE=0 BUILD=1
+RATE=8000 ROUNDS=2 TOGGLE=0 BUILD=1 JOB_RECORDS=4000000
 while [ $# -gt 0 ]; do
   case "$1" in
     --rate) RATE="$2"; shift ;;
     --rounds) ROUNDS="$2"; shift ;;
+    --job-records) JOB_RECORDS="$2"; shift ;; # each job phase's job; it should outlast the phase
     --toggle-loop-policy) TOGGLE=1 ;;
     --no-build) BUILD=0 ;;
     *) echo "jobs-phases.sh: unknown option $1" >&2; exit 64 ;;
@@ -47,8 +48,8 @@ GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3)) METRI
 ECHO=$((PORT_BASE + 5))
 mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
 cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
-bench_mlp_requests 4000000 "$WORK/data/4m.jsonl"
-head -100000 "$WORK/data/4m.jsonl" > "$WORK/data/100k.jsonl"
+bench_mlp_requests "$JOB_RECORDS" "$WORK/data/job.jsonl"
+head -100000 "$WORK/data/job.jsonl" > "$WORK/data/100k.jsonl"
 
 bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
   --metrics-port "$METRICS" --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
@@ -132,7 +133,7 @@ phase() { # job|none batch|other
   if [ "$1" = job ]; then
     [ -z "$JOB" ] || { curl -s -X POST "127.0.0.1:$REST/v2/jobs/$JOB/cancel" >/dev/null; sleep 1; }
     N=$((N + 1))
-    JOB=$(curl -sS -X POST "127.0.0.1:$REST/v2/jobs" -d "{\"model\": \"mlp_classifier\", \"input_uri\": \"$WORK/data/4m.jsonl\", \"output_uri\": \"$WORK/out/job-$N\"}" \
+    JOB=$(curl -sS -X POST "127.0.0.1:$REST/v2/jobs" -d "{\"model\": \"mlp_classifier\", \"input_uri\": \"$WORK/data/job.jsonl\", \"output_uri\": \"$WORK/out/job-$N\"}" \
       | grep -o '"job-[0-9a-f]*"' | head -1 | tr -d '"')
   fi
   local forced="-"

@@ -107,8 +107,6 @@ public final class DynamicBatcher implements InferenceScheduler {
   private final AtomicBoolean dispatching = new AtomicBoolean();
   private volatile boolean dispatchAgain;
   private final AtomicBoolean backgroundKickQueued = new AtomicBoolean(); // kickFromBackground: one queued at most
-  /** How long a background producer's dispatch waits for more of its requests: see {@link #kickFromBackground}. */
-  static final long BACKGROUND_KICK_DELAY_NANOS = TimeUnit.MICROSECONDS.toNanos(200);
   /** Dispatch rounds on the transport threads requests come from (one queued per thread at most). */
   private final TransportRounds rounds = new TransportRounds(this::runRound, () -> dispatchHere(null));
   private long armedTimerNanos = Long.MAX_VALUE; // dispatch owner only: the earliest timer armed
@@ -344,15 +342,8 @@ public final class DynamicBatcher implements InferenceScheduler {
    * A background producer (a batch job's reader, which runs at a lower CPU priority) does not take the
    * dispatch ownership itself: preempted while it held it, every online request's note would wait for
    * it to run again, tens of milliseconds on a core kept busy by compute. It queues one dispatch on the
-   * fallback timer thread instead, {@link #BACKGROUND_KICK_DELAY_NANOS} later (at most one queued; the
-   * flag is cleared before that dispatch reads the queues, so a request offered meanwhile is either seen
-   * by it or queues another).
-   *
-   * <p>The delay lets one dispatch serve the burst a job's reader offers when a batch of its records
-   * completes: run at once, the timer (a normal-priority thread) woke and ran a dispatch round for
-   * nearly every background request, about a third of a core while a job ran, taken from online work
-   * at online priority. Background requests only fill idle time, so waiting for their partners costs
-   * the job a little throughput and online requests nothing.
+   * fallback timer thread instead (at most one queued; the flag is cleared before that dispatch reads the
+   * queues, so a request offered meanwhile is either seen by it or queues another).
    */
   private void kickFromBackground() {
     if (manualDispatch || fallbackTimer == null) {
@@ -363,10 +354,10 @@ public final class DynamicBatcher implements InferenceScheduler {
       return;
     }
     try {
-      fallbackTimer.schedule(() -> {
+      fallbackTimer.execute(() -> {
         backgroundKickQueued.set(false);
         dispatchHere(null);
-      }, BACKGROUND_KICK_DELAY_NANOS, TimeUnit.NANOSECONDS);
+      });
     } catch (RejectedExecutionException e) { // the timer is shutting down: dispatch here after all
       backgroundKickQueued.set(false);
       dispatchHere(null);
