@@ -32,18 +32,9 @@ for tool in jfr jcmd; do
   [ -x "$JDK_BIN/$tool" ] || { echo "jobs-alloc.sh: $JDK_BIN/$tool is missing (a JDK, not a JRE, is needed)" >&2; exit 1; }
 done
 command -v python3 >/dev/null || { echo "jobs-alloc.sh: needs python3" >&2; exit 1; }
-PORT_BASE="${BENCH_PORT_BASE:-28800}"
-GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
-mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
-cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+bench_jobs_server "${BENCH_PORT_BASE:-28800}" --metrics-port -1
 bench_mlp_requests "$RECORDS" "$WORK/data/input.jsonl"
-
-bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
-  --metrics-port -1 --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
-job() {
-  "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" submit mlp_classifier \
-    --input "$WORK/data/input.jsonl" --output "$WORK/out/$1" --wait >/dev/null
-}
+job() { bench_jobs_cli submit mlp_classifier --input "$WORK/data/input.jsonl" --output "$WORK/out/$1" --wait >/dev/null; }
 job warm-up # the job path compiled before anything is measured
 "$JDK_BIN/jcmd" "$SERVER_PID" JFR.start name=alloc settings=profile filename="$WORK/alloc.jfr" >/dev/null
 "$JDK_BIN/jcmd" "$SERVER_PID" GC.run >/dev/null

@@ -36,31 +36,23 @@ bench_setup jobs-bench
 if [ "${BENCH_PIN:-1}" != 1 ]; then
   SERVER_PIN=() CLIENT_PIN=()
 fi
-PORT_BASE="${BENCH_PORT_BASE:-28600}"
-GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3))
-
-mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
-cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+bench_jobs_server "${BENCH_PORT_BASE:-28600}" --metrics-port -1 ${JOBS_SERVER_FLAGS:-}
 # The records (as in docs/batch-jobs.md). 2M outlasts the measured windows at ≈ 100k records/s (the
 # job is cancelled after them); the warm-up job reads the first 100k.
 bench_mlp_requests 2000000 "$WORK/data/2m.jsonl"
 head -100000 "$WORK/data/2m.jsonl" > "$WORK/data/100k.jsonl"
 
-bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
-  --metrics-port -1 --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" \
-  ${JOBS_SERVER_FLAGS:-}
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"; }
 now_ms() { date +%s%3N; }
 # The server's pauses in the measured windows of a perf run that ended at END_MS (its last 2 windows).
 gc_pauses() { bench_gc_pauses "$(( $1 - 2 * WINDOW_MS ))" "$1"; }
-jobs_cli() { "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" "$@"; }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; pinned: ${SERVER_PIN[*]:-no}; extra server flags: ${JOBS_SERVER_FLAGS:-(none)}; $(date -u)"
 perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 3000 >/dev/null
 # One job run to completion first: the server's job path (reader, JSON parsing, encoding, commits) is
 # then compiled, as on any server that has run a job before. Without it the first measured job window
 # is the JIT compiling that path on the server's one core (C2 at nice 0 beside the event loop).
-jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/warm-up" --wait >/dev/null
+bench_jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/warm-up" --wait >/dev/null
 
 # Each repeat measures saturation first (the machine is shared: capacity moves), then one window at
 # half of it without a job and one with a job running.
@@ -89,15 +81,15 @@ for r in $(seq 1 "$REPEATS"); do
   GC_JOB=$(gc_pauses "$(now_ms)")
   P99_JOB+=("$(bench_json_field "$WORK/job-$r.json" p99_us)")
   RATIOS+=("$(awk -v a="${P99_JOB[-1]}" -v b="${P99_NO[-1]}" 'BEGIN { printf "%.2f", a / b }')")
-  echo "repeat $r: saturation $SAT req/s, open loop at $RATE req/s ($(awk -v r="$RATE" -v s="$SAT" 'BEGIN { printf "%.0f", 100 * r / s }')% of it): p99 without job ${P99_NO[-1]} us, with job ${P99_JOB[-1]} us (x${RATIOS[-1]}); server GC pauses in the windows (count, total ms, longest ms) without job: $GC_NO, with job: $GC_JOB; job after the window: $(jobs_cli status "$id" | head -1); load $(cut -d' ' -f1 /proc/loadavg)"
-  jobs_cli cancel "$id" >/dev/null
+  echo "repeat $r: saturation $SAT req/s, open loop at $RATE req/s ($(awk -v r="$RATE" -v s="$SAT" 'BEGIN { printf "%.0f", 100 * r / s }')% of it): p99 without job ${P99_NO[-1]} us, with job ${P99_JOB[-1]} us (x${RATIOS[-1]}); server GC pauses in the windows (count, total ms, longest ms) without job: $GC_NO, with job: $GC_JOB; job after the window: $(bench_jobs_cli status "$id" | head -1); load $(cut -d' ' -f1 /proc/loadavg)"
+  bench_jobs_cli cancel "$id" >/dev/null
   sleep 1
 done
 
 declare -a JOB_RPS REST_RPS GRPC_RPS
 for r in $(seq 1 "$REPEATS"); do
-  id=$(jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/alone-$r" --wait | tail -1 | awk '{print $1}')
-  JOB_RPS+=("$(jobs_cli status "$id" | head -1 | grep -o '[0-9]* rec/s' | awk '{print $1}')")
+  id=$(bench_jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/alone-$r" --wait | tail -1 | awk '{print $1}')
+  JOB_RPS+=("$(bench_jobs_cli status "$id" | head -1 | grep -o '[0-9]* rec/s' | awk '{print $1}')")
   perf -i http --http-json -u "127.0.0.1:$REST" --grpc-url "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" \
     --max-windows 3 --json "$WORK/rest-$r.json" >/dev/null
   REST_RPS+=("$(bench_json_field "$WORK/rest-$r.json" throughput_rps)")

@@ -44,15 +44,10 @@ bench_build
 bench_setup jobs-phases
 [ "$TOGGLE" = 0 ] || command -v chrt >/dev/null || { echo "jobs-phases.sh: --toggle-loop-policy needs chrt" >&2; exit 1; }
 PORT_BASE="${BENCH_PORT_BASE:-28700}"
-GRPC=$((PORT_BASE + 1)) REST=$((PORT_BASE + 2)) CONTROL=$((PORT_BASE + 3)) METRICS=$((PORT_BASE + 4))
-ECHO=$((PORT_BASE + 5))
-mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
-cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+METRICS=$((PORT_BASE + 4)) ECHO=$((PORT_BASE + 5))
+bench_jobs_server "$PORT_BASE" --metrics-port "$METRICS"
 bench_mlp_requests "$JOB_RECORDS" "$WORK/data/job.jsonl"
 head -100000 "$WORK/data/job.jsonl" > "$WORK/data/100k.jsonl"
-
-bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
-  --metrics-port "$METRICS" --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out"
 
 "${SERVER_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --host 127.0.0.1 \
   --grpc-port "$ECHO" --input features:FP32:-1,16 > "$WORK/echo.log" 2>&1 &
@@ -64,7 +59,7 @@ job_done() { curl -s "127.0.0.1:$REST/v2/jobs/$1" | grep -oE '"records_succeeded
 # Warm-up, not reported: the online path, then one whole job (the job path compiled, as on any server
 # that has run one before).
 perf --concurrency-range 64 -p 5000 --max-windows 2 --client-warmup 3000 >/dev/null
-"$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" submit mlp_classifier --input "$WORK/data/100k.jsonl" \
+bench_jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" \
   --output "$WORK/out/warm-up" --wait >/dev/null
 LOOPS=()
 for t in /proc/"$SERVER_PID"/task/*; do
@@ -111,11 +106,12 @@ server_p99() {
 }
 # CPU ticks so far of each server thread group (loops compute job gc jit other)
 cpu_ticks() {
-  local t comm
+  local t comm stat
   for t in /proc/"$SERVER_PID"/task/*; do
-    comm=$(cat "$t/comm" 2>/dev/null) || continue
-    # fields after the ")" that ends the name: utime and stime are the 12th and 13th of them
-    echo "$comm|$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+    { read -r comm < "$t/comm" && read -r stat < "$t/stat"; } 2>/dev/null || continue # the thread ended
+    stat=${stat##*) } # the fields after the ")" that ends the name: utime and stime are the 12th and 13th
+    set -- $stat
+    echo "$comm|$(( ${12} + ${13} ))"
   done | awk -F'|' '
     $1 ~ /^grpc-worker|^quiver-rest|^quiver-http/ { g[1] += $2; next }
     $1 ~ /^quiver-compute/ { g[2] += $2; next }

@@ -12,6 +12,11 @@
 #   bench_serve ARGS...         starts the server pinned, with SERVER_JVM_FLAGS and its GC log in $WORK/server-gc.log
 #                               (wall-clock milliseconds), as `serve ARGS`, output in $WORK/server.log; waits until
 #                               it serves gRPC; sets SERVER_PID (added to PIDS)
+#   bench_jobs_server PORT_BASE ARGS...  bench_serve for the jobs scripts: mlp_classifier (examples/models) in
+#                               $WORK/models, job input and output roots $WORK/data and $WORK/out (made here);
+#                               gRPC, REST and control ports PORT_BASE+1..+3 (sets GRPC, REST, CONTROL); ARGS
+#                               go to `serve` after those (the metrics port, extra flags)
+#   bench_jobs_cli ARGS...      the server's `quiver jobs` CLI against CONTROL (submit, status, cancel, list)
 #   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
 #                               "count total_ms longest_ms"
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
@@ -66,6 +71,19 @@ bench_serve() {
   tail -5 "$WORK/server.log" >&2
   echo "$(basename "$0"): the server did not start (ports in use? set BENCH_PORT_BASE)" >&2
   exit 1
+}
+
+bench_jobs_server() {
+  GRPC=$(($1 + 1)) REST=$(($1 + 2)) CONTROL=$(($1 + 3))
+  shift
+  mkdir -p "$WORK/models" "$WORK/data" "$WORK/out"
+  cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
+  bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
+    --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" "$@"
+}
+
+bench_jobs_cli() {
+  "$JAVA_BIN" -jar "$SERVER_JAR" jobs --control "127.0.0.1:$CONTROL" "$@"
 }
 
 bench_gc_pauses() {

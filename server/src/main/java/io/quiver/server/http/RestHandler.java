@@ -715,6 +715,28 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   /** An inference request's JSON header, read without a tree for its tensor data. */
   private static RestInferCodec.Parsed parseRequest(ByteBuf body, int length) {
+    return readObject(body, length, RestInferCodec::parse);
+  }
+
+  /** A JSON object body as a tree (the extension endpoints' small bodies). */
+  static JsonNode parse(ByteBuf body, int length) {
+    return readObject(body, length, parser -> {
+      JsonNode node = RestInferCodec.JSON.readTree(parser);
+      return node != null && node.isObject() ? node : null;
+    });
+  }
+
+  /** Reads a JSON value from a parser: null when the JSON is not an object. */
+  @FunctionalInterface
+  private interface ObjectReader<T> {
+    T read(JsonParser parser) throws IOException;
+  }
+
+  /**
+   * The first {@code length} bytes of {@code body} read as a JSON object by {@code reader}; INVALID_ARGUMENT
+   * when they are empty, malformed or not an object.
+   */
+  private static <T> T readObject(ByteBuf body, int length, ObjectReader<T> reader) {
     if (length == 0) {
       throw InferenceException.invalidField("", "the request body is empty; it must be a JSON object");
     }
@@ -722,28 +744,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         ? RestInferCodec.JSON.createParser(body.array(), body.arrayOffset() + body.readerIndex(), length)
         : RestInferCodec.JSON.createParser((java.io.InputStream) new ByteBufInputStream(body.slice(body.readerIndex(),
             length)))) {
-      RestInferCodec.Parsed request = RestInferCodec.parse(parser);
-      if (request == null) {
+      T value = reader.read(parser);
+      if (value == null) {
         throw InferenceException.invalidField("", "the request body must be a JSON object");
       }
-      return request;
-    } catch (JsonProcessingException e) {
-      throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
-    } catch (IOException e) {
-      throw InferenceException.invalidField("", "unreadable request body: %s", e.getMessage());
-    }
-  }
-
-  static JsonNode parse(ByteBuf body, int length) {
-    if (length == 0) {
-      throw InferenceException.invalidField("", "the request body is empty; it must be a JSON object");
-    }
-    try (ByteBufInputStream in = new ByteBufInputStream(body.slice(body.readerIndex(), length))) {
-      JsonNode node = RestInferCodec.JSON.readTree((java.io.InputStream) in);
-      if (node == null || !node.isObject()) {
-        throw InferenceException.invalidField("", "the request body must be a JSON object");
-      }
-      return node;
+      return value;
     } catch (JsonProcessingException e) {
       throw InferenceException.invalidField("", "malformed JSON: %s", e.getOriginalMessage());
     } catch (IOException e) {

@@ -312,8 +312,8 @@ public final class RestInferCodec {
   }
 
   private static boolean usesExtensions(JsonNode parameters) {
-    JsonNode p = parameters;
-    return p != null && p.isObject() && (p.has("shared_memory_region") || p.has("classification"));
+    return parameters != null && parameters.isObject()
+        && (parameters.has("shared_memory_region") || parameters.has("classification"));
   }
 
   private static Decoded decode(Parsed request, ByteBuffer binary, SharedMemoryRegistry shm, String owner,
@@ -547,23 +547,23 @@ public final class RestInferCodec {
     }
     List<JsonNode> values = new ArrayList<>();
     flatten(data, values);
+    checkCount(name, shape, values.size());
+    return new Tensor(name, type, shape, toBytes(name, type, values));
+  }
+
+  /** INVALID_ARGUMENT unless {@code count} values (nested arrays flattened) fill {@code shape}. */
+  private static void checkCount(String name, long[] shape, long count) {
     long expected = Tensor.elementCount(shape);
-    if (expected != values.size()) {
+    if (expected != count) {
       throw InferenceException.invalidField("inputs[" + name + "].data",
-          "input '%s' has %d values in data, but shape %s needs %s", name, values.size(), Arrays.toString(shape),
+          "input '%s' has %d values in data, but shape %s needs %s", name, count, Arrays.toString(shape),
           expected < 0 ? "a non-negative shape" : String.valueOf(expected));
     }
-    return new Tensor(name, type, shape, toBytes(name, type, values));
   }
 
   /** The bytes of data read while parsing, checked as {@link #toBytes} checks data read as a tree. */
   private static ByteBuffer streamedBytes(String name, DataType type, long[] shape, JsonTensorData data) {
-    long expected = Tensor.elementCount(shape);
-    if (expected != data.count()) {
-      throw InferenceException.invalidField("inputs[" + name + "].data",
-          "input '%s' has %d values in data, but shape %s needs %s", name, data.count(), Arrays.toString(shape),
-          expected < 0 ? "a non-negative shape" : String.valueOf(expected));
-    }
+    checkCount(name, shape, data.count());
     if (data.type != type) { // 'datatype' given twice, differently: the data was read as the first
       throw InferenceException.invalidField("inputs[" + name + "].datatype",
           "input '%s' gives 'datatype' more than once (%s, then %s)", name, data.type.wireName(), type.wireName());
