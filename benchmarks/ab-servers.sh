@@ -21,7 +21,7 @@
 # in the work directory. Nothing is compared for you: read the rows of one round side by side, and
 # trust only differences larger than the spread between rounds.
 #
-# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), AB_PORT_BASE (18300),
+# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC"), AB_PORT_BASE (18300),
 # AB_BEFORE_ARGS and AB_AFTER_ARGS (extra `serve` flags for each side: BEFORE and AFTER may then be the
 # same build, to compare one flag's two settings).
 set -euo pipefail
@@ -55,7 +55,7 @@ cp -r "$AFTER/quiver-server.jar" "$AFTER/lib" "$WORK/after/"
 cp -r "$BENCH_JAR" "$ROOT/benchmarks/target/lib" "$WORK/bench/"
 CP="$WORK/bench/quiver-benchmarks.jar:$WORK/bench/lib/*"
 JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC}"
 SERVER_PIN=() CLIENT_PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)

@@ -29,7 +29,7 @@ if [ "$BUILD" = 1 ]; then
   (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
 fi
 JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC}"
 SERVER_PIN=() CLIENT_PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)

@@ -27,7 +27,7 @@ CP="$ROOT/benchmarks/target/quiver-benchmarks.jar:$ROOT/benchmarks/target/lib/*"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-gc.XXXXXX")"
 trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 PORT=${BENCH_PORT_BASE:-18400}
-COMMON=(-Xms1g -Xmx2g)
+COMMON=(-Xms1g -Xmx1g -XX:+AlwaysPreTouch)
 declare -a NAMES=(parallel parallel-young512 g1 zgc)
 declare -A FLAGS=(
   [parallel]="-XX:+UseParallelGC"

@@ -20,7 +20,9 @@
 # ModelInfer over the windows (its quiver_grpc_server_call_duration_seconds histogram, scraped once a
 # second: the bound of the bucket holding the 99th percentile, from reading a call's headers to closing
 # it), which places a latency on one side of the socket or the other; and the event loops' mean wait on
-# the run queue per time slice over the phase (schedstat: how long a woken loop waits for the CPU).
+# the run queue per time slice over the phase (schedstat: how long a woken loop waits for the CPU); and
+# the peak minor page-fault rate of the server and of the client over 0.5 s steps in the windows (a JVM
+# whose heap resizes faults its pages back in, at about a microsecond or more each).
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
@@ -71,8 +73,8 @@ done
 POLICY_NOTE="the server's own"
 [ "$TOGGLE" = 0 ] || POLICY_NOTE="set with chrt before each phase"
 echo "jobs-phases.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; server JVM: ${SERVER_JVM_FLAGS[*]}; client JVM: ${JVM_FLAGS[*]}; load average $(cut -d' ' -f1-3 /proc/loadavg); loop policy: $POLICY_NOTE"
-echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows | server's own p99 for ModelInfer, ms (bucket bound) | event loops' mean wait to run, us per time slice |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| phase | job | loops forced to | p50 us | p99 us | send-rate ratio | server GC pauses in the windows (count, ms, longest ms) | loop policy at the end | job records/s | server CPU %: loops / compute / job / gc+vm / jit / other | client: send lag ms, client-bound windows | server's own p99 for ModelInfer, ms (bucket bound) | event loops' mean wait to run, us per time slice | peak minor faults/s in the windows: server, client |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 # The event loops' summed run-queue wait (ns) and time slices so far (/proc/PID/task/TID/schedstat)
 loop_wait() {
   local t
@@ -87,6 +89,32 @@ scrape_loop() {
     echo
     sleep 1
   done
+}
+# Every 0.5 s: the wall-clock ms and the minor page faults so far of the server and of the running load
+# client (/proc/PID/stat's 10th field; a JVM faults when its heap grows into pages it has not touched or
+# has given back)
+faults_loop() {
+  local client="" stat s c now
+  while :; do
+    [ -n "$client" ] && [ -e /proc/"$client" ] || client=$(pgrep -n -f io.quiver.bench.PerfMain || true)
+    read -r stat < /proc/"$SERVER_PID"/stat; stat=${stat##*) }; set -- $stat; s=$8
+    c=0
+    if [ -n "$client" ] && read -r stat < /proc/"$client"/stat 2>/dev/null; then stat=${stat##*) }; set -- $stat; c=$8; fi
+    now=${EPOCHREALTIME/./}
+    echo "${now:0:-3} $s $c"
+    sleep 0.5
+  done
+}
+# The largest minor-fault rate (faults/s over one 0.5 s step) of the server and of the client between FROM_MS
+# and TO_MS: fault_peaks FILE FROM_MS TO_MS
+fault_peaks() {
+  awk -v from="$2" -v to="$3" '
+    $1 >= from && $1 <= to && t != "" && $1 > t {
+      dt = ($1 - t) / 1000; a = ($2 - s) / dt; if (a > ms) ms = a
+      if ($3 >= c && c > 0) { b = ($3 - c) / dt; if (b > mc) mc = b }
+    }
+    { t = $1; s = $2; c = $3 }
+    END { printf "%.0f, %.0f", ms, mc }' "$1"
 }
 # The bucket bound (ms) holding the 99th percentile of the calls between the first scrape at or after FROM_MS
 # and the last one at or before TO_MS: server_p99 FILE FROM_MS TO_MS
@@ -147,11 +175,13 @@ phase() { # job|none batch|other
   wait0=$(loop_wait)
   scrape_loop > "$WORK/scrape-$PHASE.txt" &
   scraper=$!
+  faults_loop > "$WORK/faults-$PHASE.txt" &
+  local faulter=$!
   perf --request-rate-range "$RATE" --request-distribution poisson --request-timeout 2000 --max-inflight 4096 \
     -p 4000 --max-windows 2 --client-warmup 4000 --json "$WORK/phase-$PHASE.json" >/dev/null
   local end measured p99 rate="-"
   end=$(date +%s%3N)
-  kill "$scraper" 2>/dev/null; wait "$scraper" 2>/dev/null || true
+  kill "$scraper" "$faulter" 2>/dev/null; wait "$scraper" "$faulter" 2>/dev/null || true
   local waited
   waited=$(awk -v a="$wait0" -v b="$(loop_wait)" 'BEGIN { split(a, x, " "); split(b, y, " ");
     n = y[2] - x[2]; if (n > 0) printf "%.0f", (y[1] - x[1]) / n / 1000; else print "-" }')
@@ -171,7 +201,7 @@ phase() { # job|none batch|other
   fi
   local own="-"
   [ "$1" = echo ] || own=$(server_p99 "$WORK/scrape-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end")
-  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own | $waited |"
+  echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own | $waited | $(fault_peaks "$WORK/faults-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end") |"
 }
 for _ in $(seq 1 "$ROUNDS"); do
   phase echo -

@@ -1,7 +1,7 @@
 # What the benchmark scripts share; sourced by them after they set ROOT and read their options.
 #
 #   bench_build        packages server and benchmarks (quietly) unless BUILD=0
-#   bench_setup NAME   sets JAVA_BIN; JVM_FLAGS (BENCH_JVM_FLAGS, default "-Xms1g -Xmx2g -XX:+UseParallelGC");
+#   bench_setup NAME   sets JAVA_BIN; JVM_FLAGS (BENCH_JVM_FLAGS, default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC");
 #                      SERVER_JVM_FLAGS, the server's alone under bench_serve (BENCH_SERVER_JVM_FLAGS, default
 #                      JVM_FLAGS: to vary the server's collector or heap without changing the load client's);
 #                      SERVER_PIN and CLIENT_PIN (taskset to CPU 1 and CPU 0 where taskset and two CPUs exist);
@@ -30,7 +30,7 @@ bench_build() {
 
 bench_setup() {
   JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-  read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+  read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC}"
   read -r -a SERVER_JVM_FLAGS <<< "${BENCH_SERVER_JVM_FLAGS:-${JVM_FLAGS[*]}}"
   SERVER_PIN=() CLIENT_PIN=()
   if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then

@@ -2,12 +2,12 @@
 # Case (c) of benchmarks/run.sh alone (issue 11): open-loop tails (Poisson) at 50% and 80% of Quiver's
 # closed-loop saturation (best of c=64 and c=256, measured per repeat), Quiver (identity_fp32) against the
 # bare grpc-java echo at the same absolute rates with the same client, 3 interleaved repeats. As run.sh:
-# servers pinned to CPU 1, quiver perf to CPU 0, -Xms1g -Xmx2g -XX:+UseParallelGC. Needs the jars built
+# servers pinned to CPU 1, quiver perf to CPU 0, -Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC. Needs the jars built
 # (./mvnw -B -q -DskipTests package -pl server,benchmarks -am). Raw JSON in $OUT (a temp dir by default).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CP="$ROOT/benchmarks/target/quiver-benchmarks.jar:$ROOT/benchmarks/target/lib/*"
-JF=(-Xms1g -Xmx2g -XX:+UseParallelGC)
+JF=(-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC)
 OUT=${OUT:-$(mktemp -d)}; mkdir -p "$OUT"
 W=$(mktemp -d); mkdir -p $W/models; cp -r $ROOT/examples/models/identity_fp32 $W/models/
 taskset -c 1 java "${JF[@]}" -cp "$CP" io.quiver.bench.echo.EchoServer --grpc-port 18701 > $W/echo.log 2>&1 & EPID=$!

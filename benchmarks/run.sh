@@ -25,7 +25,7 @@
 # on GPUs (instance_group KIND_GPU, CUDA/TensorRT execution providers): the Quiver-side GPU benchmark
 # and how to run it are in docs/benchmarks/gpu.md.
 #
-# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC"), BENCH_PORT_BASE (18100;
+# Environment: BENCH_JVM_FLAGS (default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC"), BENCH_PORT_BASE (18100;
 # ports BASE+1..BASE+16 are used).
 set -euo pipefail
 
@@ -66,7 +66,7 @@ fi
 [ -f "$BENCH_JAR" ] && [ -f "$SERVER_JAR" ] || { echo "run.sh: missing $BENCH_JAR or $SERVER_JAR" >&2; exit 1; }
 JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 # Same flags for every JVM (servers, client, ORT harness).
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC}"
 if "$JAVA_BIN" --enable-native-access=ALL-UNNAMED -version >/dev/null 2>&1; then
   JVM_FLAGS+=(--enable-native-access=ALL-UNNAMED)
 fi

@@ -37,7 +37,7 @@
 #                                instead of the repository's target folders (a copy carried to another machine)
 #          --no-build            do not build missing jars
 #          --out DIR             where results go (default: a new temp dir); the summary is DIR/scaling.md
-# Environment: JAVA_HOME, BENCH_JVM_FLAGS (default "-Xms1g -Xmx2g -XX:+UseParallelGC", as run.sh),
+# Environment: JAVA_HOME, BENCH_JVM_FLAGS (default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC", as run.sh),
 #              BENCH_PORT_BASE (18300).
 set -euo pipefail
 
@@ -73,7 +73,7 @@ fi
 [ -f "$BENCH_JAR" ] && [ -f "$SERVER_JAR" ] || { echo "scaling.sh: missing $BENCH_JAR or $SERVER_JAR" >&2; exit 1; }
 CP="$BENCH_JAR:$BENCH_LIB/*"
 JAVA_BIN="${JAVA_HOME:+$JAVA_HOME/bin/}java"
-read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx2g -XX:+UseParallelGC}"
+read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC}"
 command -v taskset >/dev/null || { echo "scaling.sh: needs taskset" >&2; exit 1; }
 
 # CPUs, first hardware thread of each core first.

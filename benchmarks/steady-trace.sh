@@ -9,7 +9,7 @@
 # mean batch (requests / nv_inference_exec_count), and CPU per request of the server's event loops, of the
 # whole server and of the client (/proc/PID/task/*/schedstat). Made to watch the c=256 levels that
 # docs/benchmarks/PROFILE.md describes: a process that runs at one cost per request for a while and then
-# at another. BENCH_JVM_FLAGS sets both JVMs' flags (default "-Xms1g -Xmx2g -XX:+UseParallelGC", as
+# at another. BENCH_JVM_FLAGS sets both JVMs' flags (default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC", as
 # run.sh); the server also writes its GC log (-Xlog:gc) to the work directory, which is kept and named.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"

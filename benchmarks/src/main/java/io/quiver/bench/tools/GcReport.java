@@ -29,7 +29,7 @@ public final class GcReport {
     int repeats = Integer.parseInt(args[2]);
     StringBuilder md = new StringBuilder("# Which garbage collector: identity_fp32 at ").append(rate)
         .append(" req/s, open loop (Poisson)\n\nWritten by `benchmarks/gc-compare.sh` (").append(repeats)
-        .append(" interleaved repeats; server pinned to CPU 1, client to CPU 0; every server `-Xms1g -Xmx2g` plus the "
+        .append(" interleaved repeats; server pinned to CPU 1, client to CPU 0; every server `-Xms1g -Xmx1g -XX:+AlwaysPreTouch` plus the "
             + "flags below). Medians over repeats, spread min–max. Pauses: the stop-the-world pauses the GC log "
             + "reports during the measured window.\n\n")
         .append("| configuration | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | server B/req | pauses/s | longest pause ms | paused ms/s |\n")
