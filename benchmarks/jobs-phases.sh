@@ -22,7 +22,7 @@
 # it), which places a latency on one side of the socket or the other; and the event loops' mean wait on
 # the run queue per time slice over the phase (schedstat: how long a woken loop waits for the CPU); and
 # the peak minor page-fault rate of the server and of the client over 0.5 s steps in the windows (a JVM
-# whose heap resizes faults its pages back in, at about a microsecond or more each).
+# whose heap resizes faults its pages back in: about 14 µs each on this VM, docs/benchmarks/README.md).
 #
 # --toggle-loop-policy sets the event loops' policy with chrt(1) before each phase, alternating
 # SCHED_BATCH and SCHED_OTHER (overriding the server's own choice), to compare the two with a job running.
