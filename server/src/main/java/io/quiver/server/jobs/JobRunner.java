@@ -81,6 +81,10 @@ final class JobRunner {
   private volatile boolean stopping; // the server is shutting down: leave the job to a restart
   private final ChunkBuffer resultBytes = new ChunkBuffer(1 << 16); // committer thread only
   private final ChunkBuffer failureBytes = new ChunkBuffer(1 << 10); // committer thread only
+  // The layout of the last record that succeeded, offered to the next one. Written and read by runner
+  // threads without ordering: an OutputLayout is immutable (final fields), so a thread sees either
+  // nothing or a whole layout, and a stale one only means building a new layout.
+  private Chunk.OutputLayout lastLayout;
 
   JobRunner(JobManager manager, BatchJob job, JobLocation input, JobLocation output, int concurrency, double maxRate,
       long maxFailed, boolean resumed) {
@@ -422,8 +426,11 @@ final class JobRunner {
     @Override
     public void succeeded(InferRequest request, String version, Tensor[] outputs) {
       // The outputs are lent for this call only (a runner reuses its buffers): the committer encodes
-      // them later, so keep copies.
-      done(new Chunk.Success(request.modelName(), version, record.id(), Tensor.copies(outputs)), false);
+      // them later, so keep a packed copy. The layout is shared while consecutive records' outputs
+      // match (a racy cache of an immutable object: a lost update only costs a new layout).
+      Chunk.OutputLayout layout = Chunk.OutputLayout.of(lastLayout, request.modelName(), outputs);
+      lastLayout = layout;
+      done(new Chunk.Success(version, record.id(), layout, layout.pack(outputs)), false);
     }
 
     @Override
@@ -536,7 +543,7 @@ final class JobRunner {
         Object result = chunk.results[i];
         if (result instanceof Chunk.Success s) {
           // Every result is JSON: a JSON Lines file has no room for binary tensors.
-          RestInferCodec.writeJsonResponse(resultLines, s.model(), s.id(), s.version(), s.outputs());
+          RestInferCodec.writeJsonResponse(resultLines, s.layout().model, s.id(), s.version(), s.outputs());
           resultLines.writeRaw('\n');
           succeeded++;
         } else {
