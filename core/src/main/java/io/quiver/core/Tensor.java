@@ -92,25 +92,6 @@ public final class Tensor {
     return new Tensor(name, dataType, shape, data.slice(data.position() + from, length).order(ByteOrder.LITTLE_ENDIAN));
   }
 
-  /**
-   * A copy that owns its data (a new heap buffer): for keeping a tensor past the call that lent it,
-   * such as a runner's outputs, which are valid only during the completion callback.
-   */
-  public Tensor copy() {
-    ByteBuffer owned = ByteBuffer.allocate(data.remaining()).order(ByteOrder.LITTLE_ENDIAN);
-    owned.put(0, data, data.position(), data.remaining());
-    return new Tensor(name, dataType, shape, owned);
-  }
-
-  /** Copies of every tensor (see {@link #copy()}); null entries stay null. */
-  public static Tensor[] copies(Tensor[] tensors) {
-    Tensor[] out = new Tensor[tensors.length];
-    for (int i = 0; i < tensors.length; i++) {
-      out[i] = tensors[i] == null ? null : tensors[i].copy();
-    }
-    return out;
-  }
-
   /** Returns a tensor with the same data under another name. */
   public Tensor withName(String newName) {
     return new Tensor(newName, dataType, shape, data);

@@ -39,10 +39,10 @@ final class JsonTensorData {
     if (type == DataType.BYTES) {
       elements = new ArrayList<>((int) Math.min(Math.max(expectedCount, 1), 64));
     } else {
-      // A shape that is absent, or claims more than a few KB (up to Long.MAX_VALUE elements), is no
-      // measure of the values that will come: start small and grow with them.
-      int initial = expectedCount > 0 && expectedCount <= MAX_INITIAL_BYTES / type.byteSize()
-          ? (int) expectedCount * type.byteSize() : expectedCount > 0 ? MAX_INITIAL_BYTES : 64;
+      // The shape sizes the buffer up to a few KB only: it may claim up to Long.MAX_VALUE elements that
+      // never come, and the buffer grows with the values that do.
+      int initial = expectedCount > 0
+          ? (int) Math.min(expectedCount, MAX_INITIAL_BYTES / type.byteSize()) * type.byteSize() : 64;
       bytes = ByteBuffer.allocate(initial).order(ByteOrder.LITTLE_ENDIAN);
     }
   }
