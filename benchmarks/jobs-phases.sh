@@ -80,16 +80,6 @@ loop_wait() {
   local t
   for t in "${LOOPS[@]}"; do cat /proc/"$SERVER_PID"/task/"$t"/schedstat; done | awk '{ w += $2; n += $3 } END { print w, n }'
 }
-# Once a second: the wall-clock ms and the server's cumulative ModelInfer (OK) call-duration buckets, "le=count"
-scrape_loop() {
-  while :; do
-    printf '%s' "$(date +%s%3N)"
-    curl -s --max-time 1 "127.0.0.1:$METRICS/metrics" | awk '/quiver_grpc_server_call_duration_seconds_bucket[{]/ && /ModelInfer/ && /code="OK"/ {
-      match($0, /le="[^"]+"/); printf " %s=%s", substr($0, RSTART + 4, RLENGTH - 5), $NF }'
-    echo
-    sleep 1
-  done
-}
 # Every 0.5 s: the wall-clock ms and the minor page faults so far of the server and of the running load
 # client (/proc/PID/stat's 10th field; a JVM faults when its heap grows into pages it has not touched or
 # has given back)
@@ -115,22 +105,6 @@ fault_peaks() {
     }
     { t = $1; s = $2; c = $3 }
     END { printf "%.0f, %.0f", ms, mc }' "$1"
-}
-# The bucket bound (ms) holding the 99th percentile of the calls between the first scrape at or after FROM_MS
-# and the last one at or before TO_MS: server_p99 FILE FROM_MS TO_MS
-server_p99() {
-  awk -v from="$2" -v to="$3" '
-    $1 >= from && a == "" { a = $0 }
-    $1 <= to { b = $0 }
-    END {
-      n = split(a, x, " "); split(b, y, " ")
-      if (n < 2) { print "-"; exit }
-      total = 0
-      for (i = 2; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); le[i] = p[1]; d[i] = q[2] - p[2] }
-      total = d[n]
-      if (total <= 0) { print "-"; exit }
-      for (i = 2; i <= n; i++) if (d[i] >= 0.99 * total) { print (le[i] == "+Inf" ? "> 10000" : le[i] * 1000); exit }
-    }' "$1"
 }
 # CPU ticks so far of each server thread group (loops compute job gc jit other)
 cpu_ticks() {
@@ -173,7 +147,7 @@ phase() { # job|none batch|other
   local ticks0 scraper wait0
   ticks0=$(cpu_ticks)
   wait0=$(loop_wait)
-  scrape_loop > "$WORK/scrape-$PHASE.txt" &
+  bench_scrape_infer_buckets "$METRICS" > "$WORK/scrape-$PHASE.txt" &
   scraper=$!
   faults_loop > "$WORK/faults-$PHASE.txt" &
   local faulter=$!
@@ -200,7 +174,7 @@ phase() { # job|none batch|other
     P99_NO+=("$p99")
   fi
   local own="-"
-  [ "$1" = echo ] || own=$(server_p99 "$WORK/scrape-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end")
+  [ "$1" = echo ] || own=$(bench_server_p99 "$WORK/scrape-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end")
   echo "| $PHASE | $1 | $forced | $(bench_json_field "$WORK/phase-$PHASE.json" p50_us) | $p99 | $(bench_json_field "$WORK/phase-$PHASE.json" send_rate_ratio) | $(bench_gc_pauses "$(( end - ${measured%.*} * 1000 ))" "$end") | $(awk '{ print $41 }' /proc/"$SERVER_PID"/task/"${LOOPS[0]}"/stat) | $rate | $cpu | $(bench_json_field "$WORK/phase-$PHASE.json" send_lag_us | awk '{ printf "%.1f", $1 / 1000 }'), $(grep -o '"client_bound" *: *[a-z0-9]*' "$WORK/phase-$PHASE.json" | head -1 | sed 's/.*: *//') | $own | $waited | $(fault_peaks "$WORK/faults-$PHASE.txt" "$(( end - ${measured%.*} * 1000 ))" "$end") |"
 }
 for _ in $(seq 1 "$ROUNDS"); do

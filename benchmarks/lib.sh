@@ -20,6 +20,13 @@
 #   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
 #                               "count total_ms longest_ms"
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
+#   bench_scrape_infer_buckets METRICS_PORT   once a second until killed, one line: the wall-clock ms and the
+#                               server's cumulative ModelInfer (code OK) call-duration buckets as "le=count"
+#                               (quiver_grpc_server_call_duration_seconds: from reading a call's headers to
+#                               closing it; no load client's own delays)
+#   bench_server_p99 FILE FROM_MS TO_MS   from such a scrape file: the bucket bound (ms) holding the 99th
+#                               percentile of the calls between the first scrape at or after FROM_MS and the
+#                               last one at or before TO_MS ("-" without calls, "> 10000" past the last bound)
 #   bench_mlp_requests N FILE   N KServe v2 REST requests for mlp_classifier, one per line (the same N every time)
 
 bench_build() {
@@ -99,4 +106,29 @@ bench_json_field() {
 bench_mlp_requests() {
   awk -v n="$1" 'BEGIN { srand(7); for (i = 0; i < n; i++) { printf "{\"id\":\"r%d\",\"inputs\":[{\"name\":\"features\",\"datatype\":\"FP32\",\"shape\":[1,16],\"data\":[", i;
     for (k = 0; k < 16; k++) printf "%s%.4f", (k ? "," : ""), rand() * 4 - 2; print "]}]}" } }' > "$2"
+}
+
+bench_scrape_infer_buckets() {
+  while :; do
+    printf '%s' "$(date +%s%3N)"
+    curl -s --max-time 1 "127.0.0.1:$1/metrics" | awk '/quiver_grpc_server_call_duration_seconds_bucket[{]/ && /ModelInfer/ && /code="OK"/ {
+      match($0, /le="[^"]+"/); printf " %s=%s", substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+    echo
+    sleep 1
+  done
+}
+
+bench_server_p99() {
+  awk -v from="$2" -v to="$3" '
+    $1 >= from && a == "" { a = $0 }
+    $1 <= to { b = $0 }
+    END {
+      n = split(a, x, " "); split(b, y, " ")
+      if (n < 2) { print "-"; exit }
+      total = 0
+      for (i = 2; i <= n; i++) { split(x[i], p, "="); split(y[i], q, "="); le[i] = p[1]; d[i] = q[2] - p[2] }
+      total = d[n]
+      if (total <= 0) { print "-"; exit }
+      for (i = 2; i <= n; i++) if (d[i] >= 0.99 * total) { print (le[i] == "+Inf" ? "> 10000" : le[i] * 1000); exit }
+    }' "$1"
 }

@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * Up to {@code capacity} consecutive records of a job, the unit of output commit. Slots are filled by
@@ -17,18 +18,50 @@ import java.util.concurrent.atomic.AtomicInteger;
  */
 final class Chunk {
   /**
-   * A record's answer, held until its chunk commits: the outputs' bytes packed into one array, described
-   * by a layout that records with the same outputs share. Two objects per record, not a tensor, a
-   * buffer and an array per output: a running job keeps up to {@code CHUNKS_AHEAD + 1} chunks of these
-   * alive through every young collection (measured beside 30k req/s of online traffic: 1-7 MB of
-   * survivors per collection as tensors, 0.9-2.6 MB packed).
+   * A record that succeeded, held until its chunk commits. Records whose outputs match the chunk's
+   * {@link Block} are one {@link Packed} shared by all of them (their bytes are in the block); any
+   * other is a {@link Success} with an array of its own.
    */
-  record Success(String version, String id, OutputLayout layout, byte[] data) {
-    /** The outputs as tensors over {@link #data} (views, no copy); null entries where the model returned none. */
-    Tensor[] outputs() {
-      return layout.tensors(data);
+  sealed interface Answer permits Packed, Success {
+    String version();
+
+    OutputLayout layout();
+
+    /** The outputs of the record in {@code slot} as tensors over its bytes (views, no copy); null entries where the model returned none. */
+    Tensor[] outputs(Chunk chunk, int slot);
+  }
+
+  /**
+   * The answer of every record of a chunk whose outputs are in the chunk's block (slot i at i × the
+   * layout's size) and that a model of {@code version} answered: one object for them all, not one each.
+   */
+  record Packed(String version, OutputLayout layout) implements Answer {
+    @Override
+    public Tensor[] outputs(Chunk chunk, int slot) {
+      return layout.tensors(chunk.block.get().data, slot * layout.bytes);
     }
   }
+
+  /** A record whose outputs did not fit the chunk's block (another layout, or no block): its own packed bytes. */
+  record Success(String version, OutputLayout layout, byte[] data) implements Answer {
+    @Override
+    public Tensor[] outputs(Chunk chunk, int slot) {
+      return layout.tensors(data, 0);
+    }
+  }
+
+  /**
+   * The outputs' bytes of a chunk's records that share one layout, slot i at i × the layout's size: a
+   * young collection copies one array per chunk (none once it is old) instead of an array per record.
+   */
+  private record Block(OutputLayout layout, byte[] data) {}
+
+  /**
+   * The most a chunk's block may take; a chunk whose records' outputs would need more packs each record
+   * into its own array (as large outputs are better held anyway: no slot is reserved before its record
+   * completes).
+   */
+  static final int MAX_BLOCK_BYTES = 16 << 20;
 
   /**
    * The model, names, datatypes, shapes and byte sizes of one record's outputs, and where each output
@@ -85,22 +118,34 @@ final class Chunk {
       return true;
     }
 
-    /** A copy of the outputs' bytes, one after another (they are lent only for the completion call). */
+    /** The outputs' bytes, one after another, in a new array (they are lent only for the completion call). */
     byte[] pack(Tensor[] outputs) {
       byte[] data = new byte[bytes];
+      packInto(outputs, data, 0);
+      return data;
+    }
+
+    /** Copies the outputs' bytes, one after another, into {@code data} from {@code at}. */
+    void packInto(Tensor[] outputs, byte[] data, int at) {
       ByteBuffer into = ByteBuffer.wrap(data);
-      int at = 0;
       for (Tensor t : outputs) {
         if (t != null) {
           at += t.copyTo(into, at);
         }
       }
-      return data;
     }
 
-    Tensor[] tensors(byte[] data) {
+    /** Same outputs (model, names, datatypes, shapes, sizes) as {@code other}. */
+    boolean sameAs(OutputLayout other) {
+      return other == this
+          || (model.equals(other.model) && bytes == other.bytes && Arrays.equals(sizes, other.sizes)
+              && Arrays.equals(names, other.names) && Arrays.equals(types, other.types)
+              && Arrays.deepEquals(shapes, other.shapes));
+    }
+
+    /** The outputs packed in {@code data} from {@code at}, as tensors over it (views, no copy). */
+    Tensor[] tensors(byte[] data, int at) {
       Tensor[] out = new Tensor[sizes.length];
-      int at = 0;
       for (int i = 0; i < sizes.length; i++) {
         if (sizes[i] >= 0) {
           ByteBuffer view = ByteBuffer.wrap(data, at, sizes[i]).slice().order(ByteOrder.LITTLE_ENDIAN);
@@ -117,8 +162,16 @@ final class Chunk {
 
   final long index;
   final int capacity;
+  /** Per slot: an {@link Answer} or a {@link Failure}. */
   final Object[] results;
+  /** Per slot, the id of a record that succeeded (a failure holds its own). */
+  final String[] ids;
   final AtomicInteger remaining;
+  // Set once, by the first success whose outputs fit MAX_BLOCK_BYTES for the whole chunk.
+  private final AtomicReference<Block> block = new AtomicReference<>();
+  // The Packed last handed out, offered to the next record (racy: a Packed is immutable, and a stale
+  // one only costs a new one).
+  private Packed lastPacked;
   /** Records in the chunk: capacity, or fewer for the input's last chunk (set before it is sealed). */
   volatile int size;
   // Where the input continues after this chunk's last record (written by the reader before it submits
@@ -130,8 +183,51 @@ final class Chunk {
     this.index = index;
     this.capacity = capacity;
     this.results = new Object[capacity];
+    this.ids = new String[capacity];
     this.remaining = new AtomicInteger(capacity);
     this.size = capacity;
+  }
+
+  /**
+   * Stores a slot's success, copying the outputs (they are lent for the completion call only) into the
+   * chunk's block when they have its layout; true when this completion finished the chunk. Any thread,
+   * once per slot (instead of {@link #complete}).
+   */
+  boolean succeed(int slot, String id, String version, OutputLayout layout, Tensor[] outputs) {
+    ids[slot] = id;
+    Block b = blockFor(layout);
+    Answer answer;
+    if (b != null) {
+      b.layout.packInto(outputs, b.data, slot * b.layout.bytes);
+      answer = packed(version, b.layout);
+    } else {
+      answer = new Success(version, layout, layout.pack(outputs));
+    }
+    return complete(slot, answer);
+  }
+
+  /** The chunk's block if {@code layout} is its layout (making the block if there is none yet), else null. */
+  private Block blockFor(OutputLayout layout) {
+    Block b = block.get();
+    if (b == null) {
+      long size = (long) capacity * layout.bytes;
+      if (size > MAX_BLOCK_BYTES) {
+        return null;
+      }
+      // Completions race for the first block; a loser's array is garbage once, per chunk.
+      block.compareAndSet(null, new Block(layout, new byte[(int) size]));
+      b = block.get();
+    }
+    return b.layout.sameAs(layout) ? b : null;
+  }
+
+  private Packed packed(String version, OutputLayout layout) {
+    Packed p = lastPacked;
+    if (p == null || p.layout != layout || !p.version.equals(version)) {
+      p = new Packed(version, layout);
+      lastPacked = p;
+    }
+    return p;
   }
 
   /** Stores a slot's result; true when this completion finished the chunk. Any thread, once per slot. */

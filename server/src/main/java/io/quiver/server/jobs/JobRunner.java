@@ -430,7 +430,8 @@ final class JobRunner {
       // match (a racy cache of an immutable object: a lost update only costs a new layout).
       Chunk.OutputLayout layout = Chunk.OutputLayout.of(lastLayout, request.modelName(), outputs);
       lastLayout = layout;
-      done(new Chunk.Success(version, record.id(), layout, layout.pack(outputs)), false);
+      leaveFlight(false);
+      stored(chunk.succeed(slot, record.id(), version, layout, outputs));
     }
 
     @Override
@@ -450,17 +451,22 @@ final class JobRunner {
     /** Reader thread or runner thread: the record failed for good. */
     void fail(InferenceException error) {
       job.failed.incrementAndGet();
-      done(new Chunk.Failure(record.id(), record.line(), error), true);
+      leaveFlight(true);
+      stored(chunk.complete(slot, new Chunk.Failure(record.id(), record.line(), error)));
       checkFailureLimit();
     }
 
-    private void done(Object result, boolean failure) {
+    /** The record is no longer in flight (before its result is stored, as the committer may act on it at once). */
+    private void leaveFlight(boolean failure) {
       outstanding.remove(this);
       job.inFlight.decrementAndGet();
       if (!failure) {
         job.succeeded.incrementAndGet();
       }
-      boolean complete = chunk.complete(slot, result);
+    }
+
+    /** The record's result is stored: its permit goes back, and a chunk it completed to the committer. */
+    private void stored(boolean complete) {
       permits.release();
       if (complete) {
         wake();
@@ -541,9 +547,9 @@ final class JobRunner {
         JsonGenerator failureLines = lineGenerator(json, failures)) {
       for (int i = 0; i < size; i++) {
         Object result = chunk.results[i];
-        if (result instanceof Chunk.Success s) {
+        if (result instanceof Chunk.Answer a) {
           // Every result is JSON: a JSON Lines file has no room for binary tensors.
-          RestInferCodec.writeJsonResponse(resultLines, s.layout().model, s.id(), s.version(), s.outputs());
+          RestInferCodec.writeJsonResponse(resultLines, a.layout().model, chunk.ids[i], a.version(), a.outputs(chunk, i));
           resultLines.writeRaw('\n');
           succeeded++;
         } else {

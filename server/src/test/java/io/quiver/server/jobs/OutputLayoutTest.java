@@ -9,7 +9,10 @@ import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import org.junit.jupiter.api.Test;
 
-/** How a job holds a record's outputs until its chunk commits: packed bytes under a shared layout. */
+/**
+ * How a job holds a record's outputs until its chunk commits: packed bytes under a shared layout, in
+ * one block per chunk where the records' outputs share a layout.
+ */
 class OutputLayoutTest {
 
   @Test
@@ -20,7 +23,7 @@ class OutputLayoutTest {
 
     Chunk.OutputLayout layout = Chunk.OutputLayout.of(null, "mlp", outputs);
     byte[] packed = layout.pack(outputs);
-    Tensor[] back = new Chunk.Success("1", "r-1", layout, packed).outputs();
+    Tensor[] back = layout.tensors(packed, 0);
 
     assertThat(packed).hasSize(probabilities.byteSize() + label.byteSize());
     assertThat(back).hasSize(3);
@@ -54,7 +57,67 @@ class OutputLayoutTest {
     byte[] packed = layout.pack(outputs);
     shape[1] = 7; // a runner's buffers are lent for the completion call only
 
-    assertThat(layout.tensors(packed)[0].shape()).containsExactly(1, 2);
+    assertThat(layout.tensors(packed, 0)[0].shape()).containsExactly(1, 2);
+  }
+
+  @Test
+  void recordsWithTheChunksLayoutShareItsBlockAndOneAnswer() {
+    Chunk chunk = new Chunk(0, 3);
+    Tensor[] first = {floats("p", new long[] {1, 2}, 1f, 2f)};
+    Tensor[] second = {floats("p", new long[] {1, 2}, 3f, 4f)};
+    Tensor[] third = {floats("p", new long[] {1, 2}, 5f, 6f)};
+    Chunk.OutputLayout layout = Chunk.OutputLayout.of(null, "m", first);
+    Chunk.OutputLayout equalButNotShared = Chunk.OutputLayout.of(null, "m", second);
+
+    // Completed out of order, as runner threads do.
+    assertThat(chunk.succeed(2, "c", "1", layout, third)).isFalse();
+    assertThat(chunk.succeed(0, "a", "1", equalButNotShared, first)).isFalse();
+    assertThat(chunk.succeed(1, "b", "1", layout, second)).as("the last slot completes the chunk").isTrue();
+
+    assertThat(chunk.results).allSatisfy(r -> assertThat(r).isInstanceOf(Chunk.Packed.class));
+    assertThat(chunk.results[0]).isSameAs(chunk.results[1]).isSameAs(chunk.results[2]);
+    assertThat(chunk.ids).containsExactly("a", "b", "c");
+    assertSame(answer(chunk, 0)[0], first[0]);
+    assertSame(answer(chunk, 1)[0], second[0]);
+    assertSame(answer(chunk, 2)[0], third[0]);
+  }
+
+  @Test
+  void aRecordWithAnotherLayoutOrVersionKeepsItsOwnAnswer() {
+    Chunk chunk = new Chunk(0, 3);
+    Tensor[] pair = {floats("p", new long[] {1, 2}, 1f, 2f)};
+    Tensor[] triple = {floats("p", new long[] {1, 3}, 7f, 8f, 9f)};
+    Tensor[] other = {floats("p", new long[] {1, 2}, 3f, 4f)};
+
+    chunk.succeed(0, "a", "1", Chunk.OutputLayout.of(null, "m", pair), pair);
+    chunk.succeed(1, "b", "1", Chunk.OutputLayout.of(null, "m", triple), triple);
+    chunk.succeed(2, "c", "2", Chunk.OutputLayout.of(null, "m", other), other);
+
+    assertThat(chunk.results[0]).isInstanceOf(Chunk.Packed.class);
+    assertThat(chunk.results[1]).as("another shape").isInstanceOf(Chunk.Success.class);
+    assertThat(chunk.results[2]).as("another version, same block").isInstanceOf(Chunk.Packed.class);
+    assertThat(((Chunk.Answer) chunk.results[2]).version()).isEqualTo("2");
+    assertThat(((Chunk.Answer) chunk.results[0]).version()).isEqualTo("1");
+    assertSame(answer(chunk, 0)[0], pair[0]);
+    assertSame(answer(chunk, 1)[0], triple[0]);
+    assertSame(answer(chunk, 2)[0], other[0]);
+  }
+
+  @Test
+  void outputsTooLargeForOneBlockPerChunkAreHeldPerRecord() {
+    int floats = Chunk.MAX_BLOCK_BYTES / 4 / 2 + 1; // two records' worth exceed the bound
+    Chunk chunk = new Chunk(0, 2);
+    Tensor big = floats("p", new long[] {1, floats}, new float[floats]);
+    Tensor[] outputs = {big};
+
+    chunk.succeed(0, "a", "1", Chunk.OutputLayout.of(null, "m", outputs), outputs);
+
+    assertThat(chunk.results[0]).isInstanceOf(Chunk.Success.class);
+    assertThat(answer(chunk, 0)[0].byteSize()).isEqualTo(big.byteSize());
+  }
+
+  private static Tensor[] answer(Chunk chunk, int slot) {
+    return ((Chunk.Answer) chunk.results[slot]).outputs(chunk, slot);
   }
 
   private static void assertSame(Tensor actual, Tensor expected) {
