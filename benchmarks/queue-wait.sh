@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Where an online request's time goes in open loop, from the server's own metrics (one check, no job).
 #
-#   [BUILD=0] benchmarks/queue-wait.sh [RATE...]   (default 17000 34000; BUILD=0 uses the jars built; needs python3)
+#   [BUILD=0] benchmarks/queue-wait.sh [RATE...] [-- serve flags]   (default 17000 34000; BUILD=0 uses the
+#   jars built; needs python3)
 #
 # One Quiver server serving mlp_classifier (examples/models) pinned to CPU 1 (lib.sh), one `quiver perf`
 # client on CPU 0: a closed loop at concurrency 64 first (warm-up; its req/s is printed), then per RATE an
@@ -12,12 +13,17 @@
 # Results: docs/benchmarks/batch-jobs.md (fourth session).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" WINDOW_MS=5000 BUILD=${BUILD:-1}
-RATES=("${@:-17000 34000}")
+RATES=() EXTRA=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = -- ]; then shift; EXTRA=("$@"); break; fi
+  RATES+=("$1"); shift
+done
+[ ${#RATES[@]} -gt 0 ] || RATES=(17000 34000)
 source "$ROOT/benchmarks/lib.sh"
 bench_build
 bench_setup queue-wait
 METRICS=$(( ${BENCH_PORT_BASE:-28800} + 4 ))
-bench_jobs_server "${BENCH_PORT_BASE:-28800}" --metrics-port "$METRICS"
+bench_jobs_server "${BENCH_PORT_BASE:-28800}" --metrics-port "$METRICS" "${EXTRA[@]}"
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@" 2>/dev/null; }
 perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 --json "$WORK/sat.json" >/dev/null
 echo "closed loop c=64: $(bench_json_field "$WORK/sat.json" throughput_rps) req/s"
@@ -30,7 +36,7 @@ for rate in ${RATES[*]}; do
   sleep 8
   curl -s "127.0.0.1:$METRICS/metrics" > "$WORK/m1"; ticks > "$WORK/t1"; T1=$(date +%s%3N)
   wait $P
-  echo "== rate $rate: client p50 $(bench_json_field "$WORK/open-$rate.json" p50_us) p99 $(bench_json_field "$WORK/open-$rate.json" p99_us) us, gc in 8 s: $(bench_gc_pauses $T0 $T1)"
+  echo "== rate $rate, serve flags: ${EXTRA[*]:-(none)}: client p50 $(bench_json_field "$WORK/open-$rate.json" p50_us) p99 $(bench_json_field "$WORK/open-$rate.json" p99_us) max $(bench_json_field "$WORK/open-$rate.json" max_us) us; in-flight limit hit: $(grep -o '"inflight_limited" *: *[a-z]*' "$WORK/open-$rate.json" | sed 's/.*: *//'); client-bound: $(grep -o '"client_bound" *: *[a-z]*' "$WORK/open-$rate.json" | sed 's/.*: *//'); server GC pauses in the 8 s (count, total ms, longest ms): $(bench_gc_pauses $T0 $T1)"
   python3 - "$WORK/m0" "$WORK/m1" "$WORK/t0" "$WORK/t1" $((T1 - T0)) <<'PY'
 import sys, re, collections
 def load(p):
