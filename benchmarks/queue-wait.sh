@@ -24,6 +24,10 @@ bench_build
 bench_setup queue-wait
 METRICS=$(( ${BENCH_PORT_BASE:-28800} + 4 ))
 bench_jobs_server "${BENCH_PORT_BASE:-28800}" --metrics-port "$METRICS" "${EXTRA[@]}"
+# One scrape before any load: the metrics endpoint's first request loads a few hundred classes (its HTTP
+# server, time-zone names), which can cross the metaspace threshold; under ParallelGC that is a full
+# collection (48-66 ms here), which must not land in the measured windows.
+curl -s "127.0.0.1:$METRICS/metrics" > /dev/null
 perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@" 2>/dev/null; }
 perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 --json "$WORK/sat.json" >/dev/null
 echo "closed loop c=64: $(bench_json_field "$WORK/sat.json" throughput_rps) req/s"
