@@ -49,7 +49,6 @@ PIDS+=($!)
 bench_mlp_requests 2000000 "$WORK/data/2m.jsonl"
 head -100000 "$WORK/data/2m.jsonl" > "$WORK/data/100k.jsonl"
 
-perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"; }
 now_ms() { date +%s%3N; }
 client_bound() { grep -o '"client_bound" *: *[a-z0-9]*' "$1" | head -1 | sed 's/.*: *//'; }
 # The server's pauses in the measured windows of a perf run that ended at END_MS (its last 2 windows).
@@ -58,7 +57,7 @@ gc_pauses() { bench_gc_pauses "$(( $1 - 2 * WINDOW_MS ))" "$1"; }
 own_p99() { bench_server_p99 "$WORK/scrape.txt" "$(( $1 - 2 * WINDOW_MS ))" "$1"; }
 
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) CPUs; pinned: ${SERVER_PIN[*]:-no}; extra server flags: ${JOBS_SERVER_FLAGS:-(none)}; $(date -u)"
-perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 3000 >/dev/null
+bench_mlp_perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 3000 >/dev/null
 # One job run to completion first: the server's job path (reader, JSON parsing, encoding, commits) is
 # then compiled, as on any server that has run a job before. Without it the first measured job window
 # is the JIT compiling that path on the server's one core (C2 at nice 0 beside the event loop).
@@ -70,20 +69,20 @@ declare -a P99_NO P99_JOB RATIOS OWN_NO OWN_JOB
 for r in $(seq 1 "$REPEATS"); do
   # A warmed client (4 s closed loop first): a cold client JVM on one core measured anything from 8.6k to
   # 29.9k req/s here, and half of that is the open loop's rate.
-  perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 \
+  bench_mlp_perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 \
     --json "$WORK/sat-$r.json" >/dev/null
   SAT=$(bench_json_field "$WORK/sat-$r.json" throughput_rps)
   RATE=${ONLINE_RATE:-$(awk -v s="$SAT" 'BEGIN { printf "%d", s / 2 }')}
   # Each open-loop client first warms its JIT (4 s closed loop, 4 s open loop at half the rate; a cold
   # client on one core stalls and its own backlog would be the p99), then 2 s of warm-up, then the windows.
   OPEN=(-u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000)
-  perf "${OPEN[@]}" --json "$WORK/no-$r.json" >/dev/null
+  bench_mlp_perf "${OPEN[@]}" --json "$WORK/no-$r.json" >/dev/null
   END_NO=$(now_ms)
   sleep 1.1 # the scrape after the windows' end
   GC_NO=$(gc_pauses "$END_NO")
   OWN_NO+=("$(own_p99 "$END_NO")")
   P99_NO+=("$(bench_json_field "$WORK/no-$r.json" p99_us)")
-  perf "${OPEN[@]}" --json "$WORK/job-$r.json" >/dev/null &
+  bench_mlp_perf "${OPEN[@]}" --json "$WORK/job-$r.json" >/dev/null &
   PERF_PID=$!
   sleep 9 # the client is at the end of its JIT warm-up: the job runs through its warm-up and windows
   # Submitted with curl, not the CLI: a CLI JVM starting here would take CPU from both cores during
@@ -106,10 +105,10 @@ declare -a JOB_RPS REST_RPS GRPC_RPS
 for r in $(seq 1 "$REPEATS"); do
   id=$(bench_jobs_cli submit mlp_classifier --input "$WORK/data/100k.jsonl" --output "$WORK/out/alone-$r" --wait | tail -1 | awk '{print $1}')
   JOB_RPS+=("$(bench_jobs_cli status "$id" | head -1 | grep -o '[0-9]* rec/s' | awk '{print $1}')")
-  perf -i http --http-json -u "127.0.0.1:$REST" --grpc-url "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" \
+  bench_mlp_perf -i http --http-json -u "127.0.0.1:$REST" --grpc-url "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" \
     --max-windows 3 --json "$WORK/rest-$r.json" >/dev/null
   REST_RPS+=("$(bench_json_field "$WORK/rest-$r.json" throughput_rps)")
-  perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 3 --json "$WORK/grpc-$r.json" >/dev/null
+  bench_mlp_perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p "$WINDOW_MS" --max-windows 3 --json "$WORK/grpc-$r.json" >/dev/null
   GRPC_RPS+=("$(bench_json_field "$WORK/grpc-$r.json" throughput_rps)")
   echo "repeat $r: job ${JOB_RPS[-1]} rec/s, REST JSON closed loop ${REST_RPS[-1]} req/s, gRPC closed loop ${GRPC_RPS[-1]} req/s"
 done

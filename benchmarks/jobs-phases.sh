@@ -55,8 +55,7 @@ head -100000 "$WORK/data/job.jsonl" > "$WORK/data/100k.jsonl"
   --grpc-port "$ECHO" --input features:FP32:-1,16 > "$WORK/echo.log" 2>&1 &
 PIDS+=($!)
 TARGET=$GRPC
-perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier \
-  -u "127.0.0.1:$TARGET" "$@" 2>>"$WORK/perf.err"; }
+perf() { bench_mlp_perf -u "127.0.0.1:$TARGET" "$@" 2>>"$WORK/perf.err"; }
 job_done() { curl -s "127.0.0.1:$REST/v2/jobs/$1" | grep -oE '"records_succeeded": *"?[0-9]*' | grep -oE '[0-9]+$' || echo 0; }
 # Warm-up, not reported: the online path, then one whole job (the job path compiled, as on any server
 # that has run one before).
@@ -108,13 +107,7 @@ fault_peaks() {
 }
 # CPU ticks so far of each server thread group (loops compute job gc jit other)
 cpu_ticks() {
-  local t comm stat
-  for t in /proc/"$SERVER_PID"/task/*; do
-    { read -r comm < "$t/comm" && read -r stat < "$t/stat"; } 2>/dev/null || continue # the thread ended
-    stat=${stat##*) } # the fields after the ")" that ends the name: utime and stime are the 12th and 13th
-    set -- $stat
-    echo "$comm|$(( ${12} + ${13} ))"
-  done | awk -F'|' '
+  bench_thread_ticks | awk -F'|' '
     $1 ~ /^grpc-worker|^quiver-rest|^quiver-http/ { g[1] += $2; next }
     $1 ~ /^quiver-compute/ { g[2] += $2; next }
     $1 ~ /^quiver-job/ { g[3] += $2; next }

@@ -15,11 +15,16 @@
 #   bench_jobs_server PORT_BASE ARGS...  bench_serve for the jobs scripts: mlp_classifier (examples/models) in
 #                               $WORK/models, job input and output roots $WORK/data and $WORK/out (made here);
 #                               gRPC, REST and control ports PORT_BASE+1..+3 (sets GRPC, REST, CONTROL); ARGS
-#                               go to `serve` after those (the metrics port, extra flags)
+#                               go to `serve` after those (the metrics port, extra flags). With a metrics port it
+#                               requests /metrics once before returning: that first request loads a few hundred
+#                               classes, which under ParallelGC can cost a full collection (metadata threshold,
+#                               48-66 ms here) and must not land in a measured window
+#   bench_mlp_perf ARGS...      `quiver perf` against mlp_classifier, pinned to the client's CPU, with JVM_FLAGS
 #   bench_jobs_cli ARGS...      the server's `quiver jobs` CLI against CONTROL (submit, status, cancel, list)
 #   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
 #                               "count total_ms longest_ms"
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
+#   bench_thread_ticks          one line per server thread (SERVER_PID): "name|CPU ticks so far" (user + system)
 #   bench_scrape_infer_buckets METRICS_PORT   once a second until killed, one line: the wall-clock ms and the
 #                               server's cumulative ModelInfer (code OK) call-duration buckets as "le=count"
 #                               (quiver_grpc_server_call_duration_seconds: from reading a call's headers to
@@ -87,6 +92,28 @@ bench_jobs_server() {
   cp -r "$ROOT/examples/models/mlp_classifier" "$WORK/models/"
   bench_serve --model-repository "$WORK/models" --host 127.0.0.1 --grpc-port "$GRPC" --http-port "$REST" \
     --control-port "$CONTROL" --jobs-input-root "$WORK/data" --jobs-output-root "$WORK/out" "$@"
+  local metrics=""
+  while [ $# -gt 0 ]; do
+    [ "$1" != --metrics-port ] || metrics=${2:-}
+    shift
+  done
+  if [ -n "$metrics" ] && [ "$metrics" -gt 0 ]; then
+    curl -s --max-time 10 "127.0.0.1:$metrics/metrics" > /dev/null || true
+  fi
+}
+
+bench_mlp_perf() {
+  "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@"
+}
+
+bench_thread_ticks() {
+  local t comm stat
+  for t in /proc/"$SERVER_PID"/task/*; do
+    { read -r comm < "$t/comm" && read -r stat < "$t/stat"; } 2>/dev/null || continue # the thread ended
+    stat=${stat##*) } # the fields after the ")" that ends the name: utime and stime are the 12th and 13th
+    set -- $stat
+    echo "$comm|$(( ${12} + ${13} ))"
+  done
 }
 
 bench_jobs_cli() {

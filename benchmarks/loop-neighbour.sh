@@ -33,10 +33,9 @@ METRICS=$((PORT_BASE + 4))
 bench_jobs_server "$PORT_BASE" --metrics-port "$METRICS" "${EXTRA[@]}"
 bench_scrape_infer_buckets "$METRICS" > "$WORK/scrape.txt" &
 PIDS+=($!)
-perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@" 2>/dev/null; }
 echo "loop-neighbour.sh: $(date -u '+%Y-%m-%d %H:%M UTC'); tree $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'); open loop at $RATE req/s; serve flags: ${EXTRA[*]:-(none)}; $(grep -o 'event loop(s) under [A-Za-z_ ]* beside [0-9]* compute thread(s)' "$WORK/server.log" | head -1); JVM: ${JVM_FLAGS[*]}"
 # The server's compiled paths and the client's first, as in the other scripts.
-perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 >/dev/null
+bench_mlp_perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 >/dev/null
 echo "| round | neighbour | client p50 us | client p99 us | server's own p99 ms | server GC pauses in the windows (count, total ms, longest ms) |"
 echo "|---|---|---|---|---|---|"
 for r in $(seq 1 "$ROUNDS"); do
@@ -47,7 +46,7 @@ for r in $(seq 1 "$ROUNDS"); do
       schedidle) taskset -c 1 chrt -i 0 sh -c 'while :; do :; done' & NEIGHBOUR=$! ;;
     esac
     [ -z "$NEIGHBOUR" ] || PIDS+=("$NEIGHBOUR")
-    perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 \
+    bench_mlp_perf -u "127.0.0.1:$GRPC" --request-rate-range "$RATE" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 \
       --json "$WORK/$mode-$r.json" >/dev/null
     END=$(date +%s%3N)
     sleep 1.1 # the scrape after the windows' end

@@ -24,16 +24,11 @@ bench_build
 bench_setup queue-wait
 METRICS=$(( ${BENCH_PORT_BASE:-28800} + 4 ))
 bench_jobs_server "${BENCH_PORT_BASE:-28800}" --metrics-port "$METRICS" "${EXTRA[@]}"
-# One scrape before any load: the metrics endpoint's first request loads a few hundred classes (its HTTP
-# server, time-zone names), which can cross the metaspace threshold; under ParallelGC that is a full
-# collection (48-66 ms here), which must not land in the measured windows.
-curl -s "127.0.0.1:$METRICS/metrics" > /dev/null
-perf() { "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m mlp_classifier "$@" 2>/dev/null; }
-perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 --json "$WORK/sat.json" >/dev/null
+bench_mlp_perf -u "127.0.0.1:$GRPC" --concurrency-range 64 -p 3000 --max-windows 2 --client-warmup 3000 --json "$WORK/sat.json" >/dev/null
 echo "closed loop c=64: $(bench_json_field "$WORK/sat.json" throughput_rps) req/s"
-ticks() { for t in /proc/"$SERVER_PID"/task/*; do { read -r c < "$t/comm" && read -r s < "$t/stat"; } 2>/dev/null || continue; s=${s##*) }; set -- $s; echo "$c|$(( ${12} + ${13} ))"; done | awk -F'|' '{ g[$1] += $2 } END { for (k in g) print k "|" g[k] }' | sort; }
+ticks() { bench_thread_ticks | awk -F'|' '{ g[$1] += $2 } END { for (k in g) print k "|" g[k] }' | sort; }
 for rate in ${RATES[*]}; do
-  perf -u "127.0.0.1:$GRPC" --request-rate-range "$rate" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 --json "$WORK/open-$rate.json" >/dev/null &
+  bench_mlp_perf -u "127.0.0.1:$GRPC" --request-rate-range "$rate" -p "$WINDOW_MS" --max-windows 2 --client-warmup 4000 --json "$WORK/open-$rate.json" >/dev/null &
   P=$!
   sleep 10.5  # 4 s closed-loop + 4 s open warm-up + ~2 s warm-up window
   curl -s "127.0.0.1:$METRICS/metrics" > "$WORK/m0"; ticks > "$WORK/t0"; T0=$(date +%s%3N)

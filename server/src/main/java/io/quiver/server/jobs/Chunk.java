@@ -135,14 +135,6 @@ final class Chunk {
       }
     }
 
-    /** Same outputs (model, names, datatypes, shapes, sizes) as {@code other}. */
-    boolean sameAs(OutputLayout other) {
-      return other == this
-          || (model.equals(other.model) && bytes == other.bytes && Arrays.equals(sizes, other.sizes)
-              && Arrays.equals(names, other.names) && Arrays.equals(types, other.types)
-              && Arrays.deepEquals(shapes, other.shapes));
-    }
-
     /** The outputs packed in {@code data} from {@code at}, as tensors over it (views, no copy). */
     Tensor[] tensors(byte[] data, int at) {
       Tensor[] out = new Tensor[sizes.length];
@@ -195,7 +187,7 @@ final class Chunk {
    */
   boolean succeed(int slot, String id, String version, OutputLayout layout, Tensor[] outputs) {
     ids[slot] = id;
-    Block b = blockFor(layout);
+    Block b = blockFor(layout, outputs);
     Answer answer;
     if (b != null) {
       b.layout.packInto(outputs, b.data, slot * b.layout.bytes);
@@ -206,8 +198,11 @@ final class Chunk {
     return complete(slot, answer);
   }
 
-  /** The chunk's block if {@code layout} is its layout (making the block if there is none yet), else null. */
-  private Block blockFor(OutputLayout layout) {
+  /**
+   * The chunk's block if {@code outputs} (of {@code layout}) have its layout, making the block from
+   * {@code layout} if there is none yet; else null.
+   */
+  private Block blockFor(OutputLayout layout, Tensor[] outputs) {
     Block b = block.get();
     if (b == null) {
       long size = (long) capacity * layout.bytes;
@@ -218,7 +213,7 @@ final class Chunk {
       block.compareAndSet(null, new Block(layout, new byte[(int) size]));
       b = block.get();
     }
-    return b.layout.sameAs(layout) ? b : null;
+    return b.layout == layout || b.layout.fits(layout.model, outputs) ? b : null;
   }
 
   private Packed packed(String version, OutputLayout layout) {
