@@ -929,7 +929,11 @@ public final class ModelManager implements AutoCloseable {
       Path dir = model.versionDirectory(version);
       VersionFiles files = VersionFiles.of(dir);
       reservation = reserve(model.name(), version, files, startup);
-      LoadedVersion loaded = loader.load(model, version, dir, files);
+      LoadedVersion loaded;
+      // Session set-up and warm-up: the CPU-heavy part, which may yield to serving (LoadScheduling).
+      try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
+        loaded = loader.load(model, version, dir, files);
+      }
       budget.loaded(reservation, loaded.memory());
       reservation = 0;
       measuredBytes.merge(model.name() + "/" + version, loaded.memory().bytes(), Math::min);

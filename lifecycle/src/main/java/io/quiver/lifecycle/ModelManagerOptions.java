@@ -19,9 +19,11 @@ import java.util.Objects;
  * @param pinnedModels models never evicted under the budget (and loaded at start in LAZY mode)
  * @param onDemandQueueLimit how many requests may wait for one model's on-demand load; more are refused
  *     with RESOURCE_EXHAUSTED and a retry hint
+ * @param loadScheduling how load threads share the CPU with serving while they load ({@link LoadScheduling})
  */
 public record ModelManagerOptions(ControlMode controlMode, List<String> startupModels, int loadThreads,
-    long drainTimeoutMillis, long memoryBudgetBytes, List<String> pinnedModels, int onDemandQueueLimit) {
+    long drainTimeoutMillis, long memoryBudgetBytes, List<String> pinnedModels, int onDemandQueueLimit,
+    LoadScheduling loadScheduling) {
   /** Two loader threads: loads are mostly file reading and native session setup, and the target machines have few cores. */
   public static final int DEFAULT_LOAD_THREADS = 2;
   public static final int MAX_LOAD_THREADS = 64;
@@ -32,6 +34,7 @@ public record ModelManagerOptions(ControlMode controlMode, List<String> startupM
 
   public ModelManagerOptions {
     Objects.requireNonNull(controlMode, "controlMode");
+    Objects.requireNonNull(loadScheduling, "loadScheduling");
     startupModels = List.copyOf(startupModels);
     for (String name : startupModels) {
       ModelNames.requireValid(name);
@@ -58,7 +61,8 @@ public record ModelManagerOptions(ControlMode controlMode, List<String> startupM
   /** The form without a memory budget, pins or on-demand queue setting. */
   public ModelManagerOptions(ControlMode controlMode, List<String> startupModels, int loadThreads,
       long drainTimeoutMillis) {
-    this(controlMode, startupModels, loadThreads, drainTimeoutMillis, 0, List.of(), DEFAULT_ON_DEMAND_QUEUE_LIMIT);
+    this(controlMode, startupModels, loadThreads, drainTimeoutMillis, 0, List.of(), DEFAULT_ON_DEMAND_QUEUE_LIMIT,
+        LoadScheduling.NORMAL);
   }
 
   /** NONE (load every model), two load threads, 30 s drain timeout, no memory budget. */
@@ -73,37 +77,43 @@ public record ModelManagerOptions(ControlMode controlMode, List<String> startupM
 
   public ModelManagerOptions withControlMode(ControlMode mode) {
     return new ModelManagerOptions(mode, startupModels, loadThreads, drainTimeoutMillis, memoryBudgetBytes,
-        pinnedModels, onDemandQueueLimit);
+        pinnedModels, onDemandQueueLimit, loadScheduling);
   }
 
   public ModelManagerOptions withStartupModels(List<String> models) {
     return new ModelManagerOptions(controlMode, models, loadThreads, drainTimeoutMillis, memoryBudgetBytes,
-        pinnedModels, onDemandQueueLimit);
+        pinnedModels, onDemandQueueLimit, loadScheduling);
   }
 
   public ModelManagerOptions withLoadThreads(int threads) {
     return new ModelManagerOptions(controlMode, startupModels, threads, drainTimeoutMillis, memoryBudgetBytes,
-        pinnedModels, onDemandQueueLimit);
+        pinnedModels, onDemandQueueLimit, loadScheduling);
   }
 
   public ModelManagerOptions withDrainTimeoutMillis(long millis) {
     return new ModelManagerOptions(controlMode, startupModels, loadThreads, millis, memoryBudgetBytes, pinnedModels,
-        onDemandQueueLimit);
+        onDemandQueueLimit, loadScheduling);
   }
 
   /** A memory budget in bytes (0 = none). */
   public ModelManagerOptions withMemoryBudgetBytes(long bytes) {
     return new ModelManagerOptions(controlMode, startupModels, loadThreads, drainTimeoutMillis, bytes, pinnedModels,
-        onDemandQueueLimit);
+        onDemandQueueLimit, loadScheduling);
   }
 
   public ModelManagerOptions withPinnedModels(List<String> models) {
     return new ModelManagerOptions(controlMode, startupModels, loadThreads, drainTimeoutMillis, memoryBudgetBytes,
-        models, onDemandQueueLimit);
+        models, onDemandQueueLimit, loadScheduling);
   }
 
   public ModelManagerOptions withOnDemandQueueLimit(int limit) {
     return new ModelManagerOptions(controlMode, startupModels, loadThreads, drainTimeoutMillis, memoryBudgetBytes,
-        pinnedModels, limit);
+        pinnedModels, limit, loadScheduling);
+  }
+
+  /** How load threads share the CPU with serving while they load. */
+  public ModelManagerOptions withLoadScheduling(LoadScheduling scheduling) {
+    return new ModelManagerOptions(controlMode, startupModels, loadThreads, drainTimeoutMillis, memoryBudgetBytes,
+        pinnedModels, onDemandQueueLimit, scheduling);
   }
 }

@@ -130,6 +130,26 @@ class ModelManagerTest {
     assertThat(e.getMessage()).contains("UNAVAILABLE").contains("not a java-identity model");
   }
 
+  @Test
+  void everyLoad_runsInsideOneLoadSchedulingSection_onItsLoadThread_failedOnesToo() throws Exception {
+    model("good", null, 1);
+    model("corrupt", null);
+    JavaIdentityRuntime.write(root.resolve("corrupt/1"), "this is not a model");
+    List<String> events = java.util.Collections.synchronizedList(new java.util.ArrayList<>());
+    LoadScheduling recording = () -> {
+      Thread entered = Thread.currentThread();
+      events.add("enter on " + entered.getName());
+      return () -> events.add("close on " + (Thread.currentThread() == entered ? "the same thread" : Thread.currentThread().getName()));
+    };
+    manager(ModelManagerOptions.defaults().withLoadScheduling(recording)).start();
+
+    assertThat(manager.isReady("good", "1")).isTrue();
+    assertThat(manager.isReady("corrupt", "")).isFalse();
+    assertThat(events).hasSize(4);
+    assertThat(events.stream().filter(e -> e.startsWith("enter on quiver-model-load-"))).hasSize(2);
+    assertThat(events.stream().filter(e -> e.equals("close on the same thread"))).hasSize(2);
+  }
+
   private LoadedVersion acquireAndRelease(String model) {
     LoadedVersion v = manager.acquire(model, "");
     v.release();

@@ -62,9 +62,10 @@ public final class CpuSharing {
     }
   }
 
-  /** Linux's scheduling policies (sched.h); only the two this class sets. */
-  private static final int SCHED_OTHER = 0;
-  private static final int SCHED_BATCH = 3;
+  /** Linux's scheduling policies (sched.h): the ones the server sets ({@link IdleLoads} uses the last). */
+  static final int SCHED_OTHER = 0;
+  static final int SCHED_BATCH = 3;
+  static final int SCHED_IDLE = 5;
   /** setpriority(2)'s "which" for one process, here the calling thread (who = 0). */
   private static final int PRIO_PROCESS = 0;
 
@@ -173,11 +174,19 @@ public final class CpuSharing {
     }
   }
 
-  /** The C library's sched_setscheduler(2) and setpriority(2), through JNA (loaded on first use). */
-  private interface LibC extends Library {
+  /**
+   * The C library's scheduling calls, through JNA (loaded on first use). {@code pid} is a thread id
+   * (0 = the calling thread): Linux keeps policies per thread.
+   */
+  interface LibC extends Library {
     LibC INSTANCE = Native.load("c", LibC.class);
 
     int sched_setscheduler(int pid, int policy, int[] param) throws LastErrorException;
+
+    int sched_getscheduler(int pid) throws LastErrorException;
+
+    /** The calling thread's id (glibc 2.30 and later). */
+    int gettid();
 
     int setpriority(int which, int who, int prio) throws LastErrorException;
   }

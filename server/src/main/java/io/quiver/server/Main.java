@@ -108,6 +108,12 @@ public final class Main implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec; // to tell 'serve' from 'tritonserver'
 
+    @Option(names = "--model-load-yield-ms", defaultValue = "50", paramLabel = "MS",
+        description = "Linux: a model load runs under SCHED_IDLE, on cores no serving thread wants, until it has waited this"
+            + " many milliseconds in all for a core; then at normal priority (docs/lifecycle.md). 0 = loads are"
+            + " never lowered (default ${DEFAULT-VALUE}).")
+    long loadYieldMillis;
+
     @Option(names = "--model-load-queue-size", defaultValue = "256",
         description = "Requests that may wait for one model's on-demand load; more are refused with RESOURCE_EXHAUSTED and a retry hint (default ${DEFAULT-VALUE}).")
     int loadQueueSize;
@@ -384,6 +390,10 @@ public final class Main implements Runnable {
         throw new CommandLine.ParameterException(new CommandLine(this), "--model-load-queue-size must be between 1 and "
             + io.quiver.lifecycle.ModelManagerOptions.MAX_ON_DEMAND_QUEUE_LIMIT + "; was " + loadQueueSize);
       }
+      if (loadYieldMillis < 0) {
+        throw new CommandLine.ParameterException(new CommandLine(this),
+            "--model-load-yield-ms must be 0 (loads never lowered) or more; was " + loadYieldMillis);
+      }
       boolean persistDesiredState = switch ((desiredState != null ? desiredState
           : startedAsTritonserver() ? "memory" : "repository").toLowerCase(java.util.Locale.ROOT)) {
         case "repository" -> true;
@@ -454,7 +464,8 @@ public final class Main implements Runnable {
               .withOnDemandQueueLimit(loadQueueSize)
               .withPollIntervalMillis(controlPollMillis)
               .withModelCacheDir(cache)
-              .withPersistDesiredState(persistDesiredState))
+              .withPersistDesiredState(persistDesiredState)
+              .withLoadYieldMillis(loadYieldMillis))
           .withTracing(new TracingOptions(tracingExporter(), tracingEndpoint, null))
           .withConsole(console)
           .withExecution(new ServerOptions.Execution(computeThreads, inlineMaxMicros, responseCache,

@@ -80,6 +80,8 @@ public final class QuiverServer implements AutoCloseable {
   private final ServerOptions options;
   private final ModelRepository repository;
   private final ModelManager models;
+  /** How loads share the CPU with serving: {@link IdleLoads}, or NORMAL where it cannot be used. */
+  private final io.quiver.lifecycle.LoadScheduling loadScheduling;
   private final ModelLifecycle lifecycle;
   private final HealthStatusManager health = new HealthStatusManager();
   private final EventLoopGroup bossGroup;
@@ -145,11 +147,12 @@ public final class QuiverServer implements AutoCloseable {
     PipelineSchedulerFactory pipelines = new PipelineSchedulerFactory(new MetricsSchedulerFactory(batchers, metrics),
         metrics.pipeline()::stepListener);
     CachingSchedulerFactory caching = new CachingSchedulerFactory(pipelines, cache);
+    this.loadScheduling = IdleLoads.create(settings.loadYieldMillis());
     this.models = new ModelManager(repository, ModelManager.discoverRuntimes(),
         new MonitoringSchedulerFactory(caching, monitoring),
         ModelManagerOptions.defaults().withControlMode(options.controlMode()).withStartupModels(options.startupModels())
             .withMemoryBudgetBytes(settings.memoryBudgetBytes()).withPinnedModels(settings.pinnedModels())
-            .withOnDemandQueueLimit(settings.onDemandQueueLimit()));
+            .withOnDemandQueueLimit(settings.onDemandQueueLimit()).withLoadScheduling(loadScheduling));
     this.lifecycle = new ModelLifecycle(models, new LifecycleOptions(settings.pollIntervalMillis(), null)
         .withModelCacheDir(settings.modelCacheDir()).withPersistDesiredState(settings.persistDesiredState()));
     models.setListener(new LifecycleMetrics(metrics.registry(), models));
@@ -460,6 +463,9 @@ public final class QuiverServer implements AutoCloseable {
       jobs.close(); // running jobs stop at their last committed chunk; a restart resumes them
     }
     lifecycle.close(); // stops the poller; completes every accepted request, REST ones included
+    if (loadScheduling instanceof IdleLoads idle) {
+      idle.close(); // after the last load
+    }
     batchers.close(); // after the models: their batchers ran on its pool until the last request
     monitoring.close();
     if (cache != null) {

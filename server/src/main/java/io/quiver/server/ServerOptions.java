@@ -75,10 +75,18 @@ public record ServerOptions(
    * @param modelCacheDir the model cache directory: S3 versions are fetched there, uploads are staged under it
    * @param persistDesiredState whether the desired state is written beside the repository; false keeps it in
    *     memory (a repository mounted read-only, as KServe's)
+   * @param loadYieldMillis how long each model load may wait for a core under {@code SCHED_IDLE} before it
+   *     runs at normal priority ({@link IdleLoads}); 0 = loads are never lowered
    */
   public record Lifecycle(long memoryBudgetBytes, List<String> pinnedModels, int onDemandQueueLimit,
-      long pollIntervalMillis, Path modelCacheDir, boolean persistDesiredState) {
+      long pollIntervalMillis, Path modelCacheDir, boolean persistDesiredState, long loadYieldMillis) {
+    /** A load yields the CPU to serving for up to 50 ms of run-queue wait ({@link IdleLoads}). */
+    public static final long DEFAULT_LOAD_YIELD_MILLIS = 50;
+
     public Lifecycle {
+      if (loadYieldMillis < 0) {
+        throw new IllegalArgumentException("--model-load-yield-ms must be >= 0; was " + loadYieldMillis);
+      }
       pinnedModels = List.copyOf(pinnedModels);
       modelCacheDir = modelCacheDir != null ? modelCacheDir : io.quiver.lifecycle.LifecycleOptions.defaultCacheDir();
     }
@@ -86,27 +94,38 @@ public record ServerOptions(
     /** No budget, no pins, the default queue bound, a 10 s poll, the default cache directory. */
     public static Lifecycle defaults() {
       return new Lifecycle(0, List.of(), io.quiver.lifecycle.ModelManagerOptions.DEFAULT_ON_DEMAND_QUEUE_LIMIT,
-          io.quiver.lifecycle.LifecycleOptions.DEFAULT_POLL_INTERVAL_MILLIS, null, true);
+          io.quiver.lifecycle.LifecycleOptions.DEFAULT_POLL_INTERVAL_MILLIS, null, true, DEFAULT_LOAD_YIELD_MILLIS);
     }
 
     public Lifecycle withMemoryBudget(long bytes, List<String> pinned) {
-      return new Lifecycle(bytes, pinned, onDemandQueueLimit, pollIntervalMillis, modelCacheDir, persistDesiredState);
+      return new Lifecycle(bytes, pinned, onDemandQueueLimit, pollIntervalMillis, modelCacheDir,
+          persistDesiredState, loadYieldMillis);
     }
 
     public Lifecycle withPollIntervalMillis(long millis) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, millis, modelCacheDir, persistDesiredState);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, millis, modelCacheDir,
+          persistDesiredState, loadYieldMillis);
     }
 
     public Lifecycle withOnDemandQueueLimit(int limit) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, limit, pollIntervalMillis, modelCacheDir, persistDesiredState);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, limit, pollIntervalMillis, modelCacheDir,
+          persistDesiredState, loadYieldMillis);
     }
 
     public Lifecycle withModelCacheDir(Path dir) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, dir, persistDesiredState);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, dir,
+          persistDesiredState, loadYieldMillis);
     }
 
     public Lifecycle withPersistDesiredState(boolean persist) {
-      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, modelCacheDir, persist);
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, modelCacheDir,
+          persist, loadYieldMillis);
+    }
+
+    /** How long each model load may wait for a core under SCHED_IDLE before it runs at normal priority; 0 = never lowered. */
+    public Lifecycle withLoadYieldMillis(long millis) {
+      return new Lifecycle(memoryBudgetBytes, pinnedModels, onDemandQueueLimit, pollIntervalMillis, modelCacheDir,
+          persistDesiredState, millis);
     }
   }
 

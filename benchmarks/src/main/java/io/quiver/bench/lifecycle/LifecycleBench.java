@@ -10,11 +10,13 @@ import io.quiver.examples.ExampleModels;
 import io.quiver.lifecycle.ControlMode;
 import io.quiver.lifecycle.LifecycleListener;
 import io.quiver.lifecycle.LoadedVersion;
+import io.quiver.lifecycle.LoadScheduling;
 import io.quiver.lifecycle.ModelManager;
 import io.quiver.lifecycle.ModelManagerOptions;
 import io.quiver.lifecycle.ProcessMemory;
 import io.quiver.lifecycle.ResidentWaiter;
 import io.quiver.registry.LocalModelRepository;
+import io.quiver.server.IdleLoads;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -373,6 +375,11 @@ public final class LifecycleBench implements Runnable {
     @Option(names = "--pairs", defaultValue = "4", description = "Quiet/churn phase pairs, alternated (default ${DEFAULT-VALUE}).")
     int pairs;
 
+    @Option(names = "--load-yield-ms", defaultValue = "50",
+        description = "As the server's --model-load-yield-ms: loads under SCHED_IDLE until they have waited this long for a core;"
+            + " 0 = loads at normal priority (default ${DEFAULT-VALUE}).")
+    long loadYieldMillis;
+
     @Option(names = "--out", description = "Also write the summary here.")
     Path outFile;
 
@@ -387,8 +394,9 @@ public final class LifecycleBench implements Runnable {
       long budget = (long) ((hot + 2) * 3 * fileBytes + 2 * fileBytes);
       List<double[]> quiet = new ArrayList<>();
       List<double[]> churn = new ArrayList<>();
+      LoadScheduling loads = IdleLoads.create(loadYieldMillis);
       try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY)
-          .withMemoryBudgetBytes(budget))) {
+          .withMemoryBudgetBytes(budget).withLoadScheduling(loads))) {
         for (int i = 0; i < hot; i++) {
           bench.call("m" + i, 0, i);
         }
@@ -402,9 +410,11 @@ public final class LifecycleBench implements Runnable {
         }
         try (PrintStream out = out(outFile)) {
           out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
-                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; load1 %.1f%n", hot,
+                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; loads %s; load1 %.1f%n", hot,
               hotRate > 0 ? String.format(Locale.ROOT, "open loop at %.0f req/s", hotRate) : "closed loop at concurrency " + concurrency,
-              cold, coldRate, mib(fileBytes), mib(budget), phaseSeconds, pairs, load1());
+              cold, coldRate, mib(fileBytes), mib(budget), phaseSeconds, pairs,
+              loads instanceof IdleLoads idle ? "yield up to " + idle.maxWaitMillis() + " ms (SCHED_IDLE)" : "at normal priority",
+              load1());
           out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %8s %8s%n", "phase", "hot req/s", "p50 us", "p99 us",
               "p99.9 us", "cold ok", "loads", "evict");
           for (int p = 0; p < pairs; p++) {
@@ -420,6 +430,9 @@ public final class LifecycleBench implements Runnable {
               median(quiet.stream().map(x -> x[0]).toList()), median(churn.stream().map(x -> x[0]).toList()));
         }
       } finally {
+        if (loads instanceof IdleLoads idle) {
+          idle.close();
+        }
         LocalModelRepository.deleteTree(repo);
       }
       return 0;

@@ -1,0 +1,36 @@
+package io.quiver.lifecycle;
+
+/**
+ * How a load thread shares the CPU with the threads that serve requests while it loads a version.
+ *
+ * <p>A load is mostly the runtime's session set-up (graph optimization over the weights) and a warm-up
+ * run: milliseconds to seconds of CPU that, on a machine without a spare core, would otherwise be taken
+ * from the models already serving (docs/benchmarks/lifecycle.md, "A hot set while a cold tail churns").
+ * The {@link ModelManager} brackets the CPU-heavy part of every load with {@link #enter()} on the load
+ * thread; an implementation may lower that thread's priority until the section closes. {@link #NORMAL}
+ * changes nothing; the server's Linux implementation lives beside its other CPU policies
+ * ({@code io.quiver.server.IdleLoads}).
+ *
+ * <p>Implementations are thread-safe: several load threads enter sections at once.
+ */
+public interface LoadScheduling {
+  /** Loads run at the priority of the thread that runs them. */
+  LoadScheduling NORMAL = () -> Section.NONE;
+
+  /**
+   * Called on a load thread before the CPU-heavy part of one load; the load closes the section on the
+   * same thread when that part ends, however it ends. Never throws: a priority that cannot be changed
+   * leaves the load at the one it has.
+   */
+  Section enter();
+
+  /** One load's lowered section. {@link #close()} is called once, on the thread that entered it. */
+  interface Section extends AutoCloseable {
+    /** A section that changed nothing. */
+    Section NONE = () -> {};
+
+    /** Ends the section: the thread (and any thread it started meanwhile) runs at normal priority again. */
+    @Override
+    void close();
+  }
+}
