@@ -132,12 +132,18 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
     int tid;
     try {
       tid = CpuSharing.LibC.INSTANCE.gettid();
+    } catch (LinkageError e) { // the probe found it; cannot happen in practice
+      return Section.NONE;
+    }
+    // Counted in first: another load's sweep must not raise this thread once it is lowered.
+    inSection.add(tid);
+    try {
       CpuSharing.LibC.INSTANCE.sched_setscheduler(0, CpuSharing.SCHED_IDLE, new int[] {0});
     } catch (LastErrorException | LinkageError e) {
       log.debug("load on {} stays at its priority: {}", Thread.currentThread().getName(), e.toString());
+      inSection.remove(tid);
       return Section.NONE;
     }
-    inSection.add(tid);
     Lowered section = new Lowered(tid, runQueueWaitNanos(tid), System.nanoTime());
     try {
       section.check = timer.scheduleWithFixedDelay(section::check, checkPeriodNanos, checkPeriodNanos, TimeUnit.NANOSECONDS);
