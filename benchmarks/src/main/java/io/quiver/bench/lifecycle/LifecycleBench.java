@@ -417,6 +417,8 @@ public final class LifecycleBench implements Runnable {
               load1());
           out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %8s %8s%n", "phase", "hot req/s", "p50 us", "p99 us",
               "p99.9 us", "cold ok", "loads", "evict");
+          // The JVM's own work per phase: young and old collections (count, pause ms) and JIT time (ms).
+          out.printf(Locale.ROOT, "%-6s %10s %10s %10s%n", "", "GCs", "GC ms", "JIT ms");
           for (int p = 0; p < pairs; p++) {
             print(out, "quiet", quiet.get(p));
             print(out, "churn", churn.get(p));
@@ -438,8 +440,22 @@ public final class LifecycleBench implements Runnable {
       return 0;
     }
 
+    /** Collections so far (count, pause milliseconds) and the JIT's compilation milliseconds. */
+    private static long[] jvmWork() {
+      long count = 0;
+      long millis = 0;
+      for (java.lang.management.GarbageCollectorMXBean gc : java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()) {
+        count += Math.max(0, gc.getCollectionCount());
+        millis += Math.max(0, gc.getCollectionTime());
+      }
+      java.lang.management.CompilationMXBean jit = java.lang.management.ManagementFactory.getCompilationMXBean();
+      long compileMillis = jit != null && jit.isCompilationTimeMonitoringSupported() ? jit.getTotalCompilationTime() : -1;
+      return new long[] {count, millis, compileMillis};
+    }
+
     private static void print(PrintStream out, String phase, double[] r) {
       out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %8.0f %8.0f%n", phase, r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
+      out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f%n", "", r[7], r[8], r[9]);
     }
 
     /** One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold rate beside them. */
@@ -449,6 +465,7 @@ public final class LifecycleBench implements Runnable {
       AtomicLong coldOk = new AtomicLong();
       List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
       long loadsBefore = bench.loads.sum();
+      long[] jvmBefore = jvmWork();
       long evictionsBefore = bench.evictions.sum();
       long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(seconds);
       Semaphore slots = new Semaphore(concurrency);
@@ -517,8 +534,10 @@ public final class LifecycleBench implements Runnable {
       if (!failures.isEmpty()) {
         throw new AssertionError(failures.size() + " failed requests, first: " + failures.get(0), failures.get(0));
       }
+      long[] jvmAfter = jvmWork();
       return new double[] {hotDone.get() / (elapsed / 1e9), latency.getValueAtPercentile(50), latency.getValueAtPercentile(99),
-          latency.getValueAtPercentile(99.9), coldOk.get(), bench.loads.sum() - loadsBefore, bench.evictions.sum() - evictionsBefore};
+          latency.getValueAtPercentile(99.9), coldOk.get(), bench.loads.sum() - loadsBefore, bench.evictions.sum() - evictionsBefore,
+          jvmAfter[0] - jvmBefore[0], jvmAfter[1] - jvmBefore[1], jvmAfter[2] - jvmBefore[2]};
     }
   }
 }
