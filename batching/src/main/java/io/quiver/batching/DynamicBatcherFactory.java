@@ -1,6 +1,7 @@
 package io.quiver.batching;
 
 import io.quiver.core.ModelSignature;
+import io.quiver.core.Timers;
 import io.quiver.core.spi.InferenceScheduler;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.SchedulerFactory;
@@ -37,17 +38,7 @@ public final class DynamicBatcherFactory implements SchedulerFactory, AutoClosea
     this.clock = clock;
     this.compute = compute;
     this.inlineMaxNanos = inlineMaxNanos;
-    this.timer = new ScheduledThreadPoolExecutor(1, r -> {
-      Thread t = new Thread(r, "quiver-batch-timer");
-      t.setDaemon(true);
-      return t;
-    });
-    timer.setRemoveOnCancelPolicy(true);
-    // Started now, by the thread building the factory: a Linux thread inherits the nice value and CPU
-    // policy of the thread that starts it, and a timer started by its first user took that user's. A
-    // batch job's nice-19 reader was often first, and every online max_queue_delay flush then waited
-    // for a nice-19 thread (tens of ms on a busy core; docs/benchmarks/batch-jobs.md).
-    timer.prestartAllCoreThreads();
+    this.timer = Timers.startedNow("quiver-batch-timer"); // not by its first user (Timers)
   }
 
   public ComputePool computePool() {

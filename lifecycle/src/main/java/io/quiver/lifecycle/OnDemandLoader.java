@@ -3,6 +3,7 @@ package io.quiver.lifecycle;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferRequest;
 import io.quiver.core.InferenceException;
+import io.quiver.core.Timers;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.List;
@@ -55,14 +56,12 @@ final class OnDemandLoader implements AutoCloseable {
     // Unbounded queue: it holds at most one task per model (one Pending per model at a time).
     this.loaders = new ThreadPoolExecutor(loaderThreads, loaderThreads, 0, TimeUnit.MILLISECONDS, new LinkedBlockingQueue<>(),
         r -> daemon(r, "quiver-ondemand-" + n.incrementAndGet()));
-    this.timer = new ScheduledThreadPoolExecutor(1, r -> daemon(r, "quiver-ondemand-timer"));
-    this.timer.setRemoveOnCancelPolicy(true);
+    this.timer = Timers.startedNow("quiver-ondemand-timer");
     // Every thread started here, now, and kept: a Linux thread inherits the nice value and CPU policy
     // of the thread that starts it, and these would otherwise be started by the first request that
     // needs them (an event loop under SCHED_BATCH, a batch job's nice-19 reader), whose priority every
     // later load, and the threads a runtime starts during a load, would keep.
     this.loaders.prestartAllCoreThreads();
-    this.timer.prestartAllCoreThreads();
   }
 
   private static Thread daemon(Runnable r, String name) {

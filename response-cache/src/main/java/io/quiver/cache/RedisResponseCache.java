@@ -10,8 +10,9 @@ import io.lettuce.core.TimeoutOptions;
 import io.lettuce.core.api.StatefulRedisConnection;
 import io.lettuce.core.codec.ByteArrayCodec;
 import io.lettuce.core.resource.ClientResources;
-import io.lettuce.core.resource.Delay;
 import io.lettuce.core.resource.DefaultClientResources;
+import io.lettuce.core.resource.Delay;
+import io.quiver.core.Timers;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
@@ -54,14 +55,8 @@ final class RedisResponseCache extends ResponseCache {
     super(options, metrics);
     this.redis = options.redis();
     this.prefix = redis.keyPrefix().getBytes(StandardCharsets.UTF_8);
-    this.background = new ScheduledThreadPoolExecutor(1, r -> {
-      Thread t = new Thread(r, "quiver-cache-redis");
-      t.setDaemon(true);
-      return t;
-    });
-    background.setRemoveOnCancelPolicy(true);
     // Started now: a thread started by its first user (an event loop) would keep that thread's CPU policy.
-    background.prestartAllCoreThreads();
+    this.background = Timers.startedNow("quiver-cache-redis");
     // Small: one connection's I/O needs one thread; the machine's cores belong to the event loops and models.
     this.resources = DefaultClientResources.builder()
         .ioThreadPoolSize(1)

@@ -1,6 +1,7 @@
 package io.quiver.server;
 
 import com.sun.jna.LastErrorException;
+import io.quiver.core.Timers;
 import io.quiver.lifecycle.LoadScheduling;
 import java.io.IOException;
 import java.nio.file.DirectoryStream;
@@ -54,14 +55,8 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
   private IdleLoads(long maxWaitMillis) {
     this.maxWaitNanos = TimeUnit.MILLISECONDS.toNanos(maxWaitMillis);
     this.checkPeriodNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1), maxWaitNanos / 2);
-    this.timer = new ScheduledThreadPoolExecutor(1, r -> {
-      Thread t = new Thread(r, "quiver-load-priority");
-      t.setDaemon(true);
-      return t;
-    });
-    timer.setRemoveOnCancelPolicy(true);
     // Started now, from the thread that builds the server (normal policy), not later by a lowered load.
-    timer.prestartAllCoreThreads();
+    this.timer = Timers.startedNow("quiver-load-priority");
   }
 
   /**
@@ -129,12 +124,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
 
   @Override
   public Section enter() {
-    int tid;
-    try {
-      tid = CpuSharing.LibC.INSTANCE.gettid();
-    } catch (LinkageError e) { // the probe found it; cannot happen in practice
-      return Section.NONE;
-    }
+    int tid = CpuSharing.LibC.INSTANCE.gettid(); // bound: the probe called it
     // Counted in first: another load's sweep must not raise this thread once it is lowered.
     inSection.add(tid);
     try {
