@@ -7,7 +7,9 @@ package io.quiver.lifecycle;
  * run: milliseconds to seconds of CPU that, on a machine without a spare core, would otherwise be taken
  * from the models already serving (docs/benchmarks/lifecycle.md, "A hot set while a cold tail churns").
  * The {@link ModelManager} brackets the CPU-heavy part of every load with {@link #enter()} on the load
- * thread; an implementation may lower that thread's priority until the section closes. {@link #NORMAL}
+ * thread, and an on-demand load's whole run on its loader thread (repository, config, evictions); an
+ * implementation may lower that thread's priority until the section closes, and lower other background
+ * work while any section is open (the server's lowers the JIT's compiler threads). {@link #NORMAL}
  * changes nothing; the server's Linux implementation lives beside its other CPU policies
  * ({@code io.quiver.server.IdleLoads}).
  *

@@ -211,7 +211,12 @@ final class OnDemandLoader implements AutoCloseable {
     long t0 = System.nanoTime();
     InferenceException failure = null;
     boolean loaded = false;
-    try {
+    // The whole load yields to serving, not only the session set-up that ModelManager brackets on its load
+    // thread: reading the repository entry and its config, choosing and closing the versions it evicts. That
+    // part is little CPU, but at normal priority it holds a core for up to a scheduler slice when a serving
+    // thread wakes there (docs/benchmarks/lifecycle.md, "Who delays a serving thread's wake-up"). Handing the
+    // version to the waiting requests (finish, below) serves them, and runs at normal priority.
+    try (LoadScheduling.Section lowered = manager.options().loadScheduling().enter()) {
       loaded = manager.loadOnDemand(p.model);
     } catch (InferenceException e) {
       failure = e;

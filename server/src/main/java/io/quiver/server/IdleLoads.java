@@ -7,8 +7,12 @@ import java.io.IOException;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
@@ -33,6 +37,18 @@ import org.slf4j.LoggerFactory;
  * section closes, every thread of the process under {@code SCHED_IDLE} that is not a load thread inside a
  * section is raised to the normal policy. The server sets {@code SCHED_IDLE} nowhere else.
  *
+ * <p>The JIT's compiler threads follow the loads: from the moment a section opens until {@link
+ * #JIT_LINGER_MILLIS} after the last one closes, they too run under {@code SCHED_IDLE}. A load runs code the serving path never does (config parsing, the
+ * repository, the runtime's session API), and the compilations that code sets off, during the load and
+ * shortly after, are otherwise the largest part of the CPU a churning model tail takes from serving: a
+ * compiler thread at normal priority keeps its core until its scheduler slice ends when a serving thread
+ * wakes there (docs/benchmarks/lifecycle.md, "Who delays a serving thread's wake-up"). Outside loads the
+ * JIT runs at the JVM's own priority. A compiler thread is not held back by a total bound as a load is (it
+ * may stay lowered through a long churn) but by starving: one that, over {@link #JIT_WINDOW_MILLIS}, spent
+ * {@link #STARVED_SHARE} of the time waiting for a core and got at most {@link #STARVED_RUN_SHARE} of it on
+ * one (a saturated machine leaves no gaps) runs at the normal policy for the next window, then is lowered
+ * and judged again.
+ *
  * <p>Leaving {@code SCHED_IDLE} needs {@code CAP_SYS_NICE} or an {@code RLIMIT_NICE} of at least 20
  * (sched(7)); a container's default has neither. {@link #create} probes that once on a throwaway thread
  * and, where the way back is closed, returns {@link LoadScheduling#NORMAL}: loads that could not be raised
@@ -45,16 +61,47 @@ import org.slf4j.LoggerFactory;
 public final class IdleLoads implements LoadScheduling, AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(IdleLoads.class);
   private static final Path TASKS = Path.of("/proc/self/task");
+  /** How long the JIT's compiler threads stay lowered after the last load section closes (the compilations a load set off). */
+  static final long JIT_LINGER_MILLIS = 2000;
+  /**
+   * A lowered compiler thread starves when, over {@link #JIT_WINDOW_MILLIS}, it spent at least this share of
+   * the time waiting for a core and ran at most {@link #STARVED_RUN_SHARE} of it. Unlike a load, whose yield
+   * is bounded in total ({@code maxWait}), the JIT may stay lowered through a long churn: under SCHED_IDLE it
+   * waits whenever every core is busy with normal threads, but on a machine that is not saturated it also
+   * runs in the gaps they leave, which a saturated one does not.
+   */
+  static final double STARVED_SHARE = 0.8;
+  /** See {@link #STARVED_SHARE}. */
+  static final double STARVED_RUN_SHARE = 0.05;
+  /** The window over which a lowered compiler thread is judged, and for which a starving one is raised. */
+  static final long JIT_WINDOW_MILLIS = 1000;
 
   private final long maxWaitNanos;
   private final long checkPeriodNanos;
+  private final long jitLingerNanos;
+  private final long jitWindowNanos = TimeUnit.MILLISECONDS.toNanos(JIT_WINDOW_MILLIS);
   /** Ids of the threads inside a lowered section: the sweep leaves them alone. */
   private final Set<Integer> inSection = ConcurrentHashMap.newKeySet();
   private final ScheduledThreadPoolExecutor timer;
 
-  private IdleLoads(long maxWaitMillis) {
+  // The JIT's compiler threads while loads run; all guarded by jitLock (jitLowered is also read without it).
+  private final Object jitLock = new Object();
+  private int openSections;
+  private volatile boolean jitLowered;
+  /**
+   * The compiler threads of this period: thread id to its last schedstat reading (time on a core, run-queue
+   * wait), that reading's time, and until when it runs at the normal policy for having starved (0: lowered).
+   */
+  private final Map<Integer, long[]> jitLastSample = new HashMap<>();
+  /** Threads met this period that are not compiler threads. */
+  private final Set<Integer> notCompilers = new HashSet<>();
+  private ScheduledFuture<?> jitCheck;
+  private ScheduledFuture<?> jitRaise;
+
+  private IdleLoads(long maxWaitMillis, long jitLingerMillis) {
     this.maxWaitNanos = TimeUnit.MILLISECONDS.toNanos(maxWaitMillis);
     this.checkPeriodNanos = Math.max(TimeUnit.MILLISECONDS.toNanos(1), maxWaitNanos / 2);
+    this.jitLingerNanos = TimeUnit.MILLISECONDS.toNanos(jitLingerMillis);
     // Started now, from the thread that builds the server (normal policy), not later by a lowered load.
     this.timer = Timers.startedNow("quiver-load-priority");
   }
@@ -64,6 +111,11 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
    * where that cannot be done safely (see the class comment; the reason is logged once at INFO).
    */
   public static LoadScheduling create(long maxWaitMillis) {
+    return create(maxWaitMillis, JIT_LINGER_MILLIS);
+  }
+
+  /** As {@link #create(long)}, with the compiler threads' linger after the last section given (tests). */
+  static LoadScheduling create(long maxWaitMillis, long jitLingerMillis) {
     if (maxWaitMillis < 0) {
       throw new IllegalArgumentException("--model-load-yield-ms must be >= 0; was " + maxWaitMillis);
     }
@@ -75,7 +127,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
       log.info("model loads run at normal priority: {}", refused);
       return NORMAL;
     }
-    return new IdleLoads(maxWaitMillis);
+    return new IdleLoads(maxWaitMillis, jitLingerMillis);
   }
 
   /** Null when a thread of this process can enter SCHED_IDLE and leave it again; else why not. */
@@ -135,13 +187,180 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
       return Section.NONE;
     }
     Lowered section = new Lowered(tid, runQueueWaitNanos(tid), System.nanoTime());
+    sectionOpened(); // before anything that may close the section: close() counts it out again
     try {
       section.check = timer.scheduleWithFixedDelay(section::check, checkPeriodNanos, checkPeriodNanos, TimeUnit.NANOSECONDS);
-    } catch (java.util.concurrent.RejectedExecutionException e) { // closed: nothing bounds the wait, so do not yield
+    } catch (RejectedExecutionException e) { // closed: nothing bounds the wait, so do not yield
       section.close();
       return Section.NONE;
     }
     return section;
+  }
+
+  /** A section opened: the compiler threads go under SCHED_IDLE, if they are not already, and stay there. */
+  private void sectionOpened() {
+    synchronized (jitLock) {
+      openSections++;
+      if (jitRaise != null) {
+        jitRaise.cancel(false);
+        jitRaise = null;
+      }
+      if (jitLowered) {
+        return;
+      }
+      try {
+        jitCheck = timer.scheduleWithFixedDelay(this::checkCompilerThreads, 0, checkPeriodNanos, TimeUnit.NANOSECONDS);
+        jitLowered = true; // the first check, at once, lowers them
+      } catch (RejectedExecutionException e) {
+        // closed: the JIT keeps its priority
+      }
+    }
+  }
+
+  /** A section closed: after the last, the compiler threads are raised once the linger has passed without a new one. */
+  private void sectionClosed() {
+    synchronized (jitLock) {
+      openSections--;
+      if (openSections > 0 || !jitLowered) {
+        return;
+      }
+      try {
+        jitRaise = timer.schedule(() -> {
+          synchronized (jitLock) {
+            if (openSections == 0) {
+              raiseCompilerThreadsLocked();
+            }
+          }
+        }, jitLingerNanos, TimeUnit.NANOSECONDS);
+      } catch (RejectedExecutionException e) {
+        raiseCompilerThreadsLocked();
+      }
+    }
+  }
+
+  /**
+   * Timer thread, while the compiler threads are lowered: lowers any it has not met yet (the JVM starts
+   * more as its compile queue grows), raises for one window each one that is starving (see the class
+   * comment), and lowers again those whose window has passed.
+   */
+  private void checkCompilerThreads() {
+    synchronized (jitLock) {
+      if (!jitLowered) {
+        return;
+      }
+      long now = System.nanoTime();
+      for (Map.Entry<Integer, long[]> e : jitLastSample.entrySet()) {
+        int tid = e.getKey();
+        long[] last = e.getValue(); // time on a core, run-queue wait, when they were read; raised until (0: lowered)
+        if (last[3] != 0) {
+          if (now - last[3] >= 0) { // its window at the normal policy is over: lowered and judged again
+            setPolicy(tid, CpuSharing.SCHED_IDLE);
+            sample(tid, last, now);
+            last[3] = 0;
+          }
+          continue;
+        }
+        long window = now - last[2];
+        if (window < jitWindowNanos) {
+          continue;
+        }
+        long[] stat = schedStat(tid);
+        if (stat != null && last[0] >= 0 && stat[1] - last[1] >= STARVED_SHARE * window
+            && stat[0] - last[0] <= STARVED_RUN_SHARE * window) {
+          setPolicy(tid, CpuSharing.SCHED_OTHER);
+          last[3] = now + jitWindowNanos;
+          log.debug("JIT compiler thread {} ran {} ms and waited for a core {} ms of the last {} ms under SCHED_IDLE: at the"
+                  + " normal policy for the next {} ms", tid, TimeUnit.NANOSECONDS.toMillis(stat[0] - last[0]),
+              TimeUnit.NANOSECONDS.toMillis(stat[1] - last[1]), TimeUnit.NANOSECONDS.toMillis(window),
+              TimeUnit.NANOSECONDS.toMillis(jitWindowNanos));
+        }
+        sample(tid, last, now);
+      }
+      try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
+        for (Path task : tasks) {
+          int tid = taskId(task);
+          if (tid < 0 || jitLastSample.containsKey(tid) || notCompilers.contains(tid)) {
+            continue;
+          }
+          if (!isCompilerThread(tid)) {
+            notCompilers.add(tid);
+            continue;
+          }
+          try {
+            CpuSharing.LibC.INSTANCE.sched_setscheduler(tid, CpuSharing.SCHED_IDLE, new int[] {0});
+            long[] last = new long[4];
+            sample(tid, last, now);
+            jitLastSample.put(tid, last);
+          } catch (LastErrorException e) {
+            notCompilers.add(tid); // it ended meanwhile
+          }
+        }
+      } catch (IOException | RuntimeException e) {
+        log.debug("could not list the process's threads for the JIT's compiler threads: {}", e.toString());
+      }
+    }
+  }
+
+  private static void sample(int tid, long[] last, long now) {
+    long[] stat = schedStat(tid);
+    last[0] = stat == null ? -1 : stat[0];
+    last[1] = stat == null ? -1 : stat[1];
+    last[2] = now;
+  }
+
+  /** Caller holds jitLock. Every compiler thread back to the normal policy; the period ends. */
+  private void raiseCompilerThreadsLocked() {
+    if (!jitLowered) {
+      return;
+    }
+    jitLowered = false;
+    if (jitCheck != null) {
+      jitCheck.cancel(false);
+      jitCheck = null;
+    }
+    jitRaise = null;
+    try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
+      for (Path task : tasks) {
+        int tid = taskId(task);
+        if (tid >= 0 && isCompilerThread(tid) && policyOrMinusOne(tid) == CpuSharing.SCHED_IDLE) {
+          setPolicy(tid, CpuSharing.SCHED_OTHER);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      log.warn("could not raise the JIT's compiler threads again: {}", e.toString());
+    }
+    jitLastSample.clear();
+    notCompilers.clear();
+  }
+
+  /** HotSpot's compiler threads, by the name the JVM gives them ("C1 CompilerThread0", "C2 ...", "JVMCI ..."). */
+  private static boolean isCompilerThread(int tid) {
+    try {
+      return Files.readString(TASKS.resolve(Integer.toString(tid)).resolve("comm")).contains("CompilerThre");
+    } catch (IOException e) {
+      return false; // it ended
+    }
+  }
+
+  private static int taskId(Path task) {
+    try {
+      return Integer.parseInt(task.getFileName().toString());
+    } catch (NumberFormatException e) {
+      return -1;
+    }
+  }
+
+  private static int policyOrMinusOne(int tid) {
+    try {
+      return CpuSharing.LibC.INSTANCE.sched_getscheduler(tid);
+    } catch (LastErrorException e) {
+      return -1;
+    }
+  }
+
+  /** Whether the JIT's compiler threads are in a lowered period now (tests). */
+  boolean compilerThreadsLowered() {
+    return jitLowered;
   }
 
   /** One load thread under SCHED_IDLE. {@code raised} and {@code closed} are guarded by {@code this}. */
@@ -192,6 +411,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
       }
       setPolicy(0, CpuSharing.SCHED_OTHER);
       inSection.remove(tid);
+      sectionClosed();
       raiseInheritors();
     }
   }
@@ -210,7 +430,8 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
           continue;
         }
         try {
-          if (CpuSharing.LibC.INSTANCE.sched_getscheduler(tid) == CpuSharing.SCHED_IDLE) {
+          if (CpuSharing.LibC.INSTANCE.sched_getscheduler(tid) == CpuSharing.SCHED_IDLE
+              && !(jitLowered && isCompilerThread(tid))) { // lowered on purpose until the linger ends
             setPolicy(tid, CpuSharing.SCHED_OTHER);
           }
         } catch (LastErrorException e) {
@@ -231,6 +452,16 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
     }
   }
 
+  /** The thread's time on a core and its time runnable but waiting for one (nanoseconds), or null where the kernel does not say. */
+  private static long[] schedStat(int tid) {
+    try {
+      String[] fields = Files.readString(TASKS.resolve(Integer.toString(tid)).resolve("schedstat")).trim().split(" ");
+      return fields.length >= 2 ? new long[] {Long.parseLong(fields[0]), Long.parseLong(fields[1])} : null;
+    } catch (IOException | NumberFormatException e) {
+      return null;
+    }
+  }
+
   /** Nanoseconds the thread has spent runnable but waiting for a core, or -1 where the kernel does not say. */
   static long runQueueWaitNanos(int tid) {
     try {
@@ -244,6 +475,9 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
 
   @Override
   public void close() {
+    synchronized (jitLock) {
+      raiseCompilerThreadsLocked();
+    }
     timer.shutdownNow();
   }
 }

@@ -130,6 +130,125 @@ class IdleLoadsTest {
     }
   }
 
+  @Test
+  void theJitsCompilerThreadsFollowTheLoadsAndAreRaisedOnceTheLingerHasPassed() throws Exception {
+    LoadScheduling created = IdleLoads.create(60_000, 1500);
+    assumeTrue(created instanceof IdleLoads, "SCHED_IDLE cannot be left again here (no CAP_SYS_NICE), or not Linux");
+    IdleLoads loads = (IdleLoads) created;
+    try {
+      assumeTrue(!compilerThreadPolicies().isEmpty(), "this JVM has no JIT compiler threads (interpreter only)");
+      assertThat(compilerThreadPolicies()).containsOnly(SCHED_OTHER);
+      try (LoadScheduling.Section section = loads.enter()) {
+        assertThat(awaitCompilerThreads(SCHED_IDLE)).containsOnly(SCHED_IDLE);
+      }
+      // The last section closed: they stay lowered for the linger (the compilations the load set off) ...
+      assertThat(loads.compilerThreadsLowered()).isTrue();
+      assertThat(compilerThreadPolicies()).containsOnly(SCHED_IDLE);
+      // ... and a load that starts meanwhile keeps them there; once the linger passes after it, they are raised.
+      try (LoadScheduling.Section again = loads.enter()) {
+        assertThat(compilerThreadPolicies()).containsOnly(SCHED_IDLE);
+      }
+      assertThat(awaitCompilerThreads(SCHED_OTHER)).containsOnly(SCHED_OTHER);
+      assertThat(loads.compilerThreadsLowered()).isFalse();
+    } finally {
+      loads.close();
+    }
+    assertThat(compilerThreadPolicies()).containsOnly(SCHED_OTHER);
+  }
+
+  @Test
+  void aStarvingCompilerThreadIsRaisedWhileLoadsStillRun() throws Exception {
+    IdleLoads loads = idleLoadsOrSkip(200); // a compiler thread is judged over 1 s windows: seen lowered first
+    int cores = Runtime.getRuntime().availableProcessors();
+    AtomicBoolean stop = new AtomicBoolean();
+    List<Thread> threads = new ArrayList<>();
+    try {
+      for (int i = 0; i < cores + 1; i++) { // normal-policy threads that keep every core busy
+        threads.add(spin("spinner-" + i, stop, null));
+      }
+      // A thread with a compiler thread's name (the JVM names its own "C2 CompilerThread0" and so on), busy
+      // throughout as a compiler with a long queue would be.
+      CompletableFuture<Integer> compilerTid = new CompletableFuture<>();
+      threads.add(spin("C2 CompilerThread7", stop, compilerTid));
+      int tid = compilerTid.get(30, TimeUnit.SECONDS);
+      CountDownLatch done = new CountDownLatch(1);
+      Thread load = new Thread(() -> {
+        try (LoadScheduling.Section section = loads.enter()) {
+          await(done);
+        }
+      }, "load");
+      load.setDaemon(true);
+      load.start();
+      assertThat(awaitPolicy(tid, SCHED_IDLE)).as("lowered when the load's section opened").isEqualTo(SCHED_IDLE);
+      assertThat(awaitPolicy(tid, SCHED_OTHER)).as("raised once it starved, the load still running").isEqualTo(SCHED_OTHER);
+      assertThat(loads.compilerThreadsLowered()).as("the period goes on for the others").isTrue();
+      done.countDown();
+      load.join(30_000);
+    } finally {
+      stop.set(true);
+      for (Thread t : threads) {
+        t.join(10_000);
+      }
+      loads.close();
+    }
+  }
+
+  private static Thread spin(String name, AtomicBoolean stop, CompletableFuture<Integer> tid) {
+    Thread thread = new Thread(() -> {
+      if (tid != null) {
+        tid.complete(CpuSharing.LibC.INSTANCE.gettid());
+      }
+      long x = 0;
+      while (!stop.get()) {
+        x += System.nanoTime() & 1;
+      }
+      if (x == 42) {
+        System.out.print("");
+      }
+    }, name);
+    thread.setDaemon(true);
+    thread.start();
+    return thread;
+  }
+
+  private static int awaitPolicy(int tid, int wanted) throws InterruptedException {
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    int policy = policy(tid);
+    while (policy != wanted && System.nanoTime() < end) {
+      Thread.sleep(2);
+      policy = policy(tid);
+    }
+    return policy;
+  }
+
+  /** The policy of each of the JVM's compiler threads alive now. */
+  private static List<Integer> compilerThreadPolicies() throws java.io.IOException {
+    List<Integer> policies = new ArrayList<>();
+    try (java.util.stream.Stream<java.nio.file.Path> tasks = java.nio.file.Files.list(java.nio.file.Path.of("/proc/self/task"))) {
+      for (java.nio.file.Path task : tasks.toList()) {
+        try {
+          if (java.nio.file.Files.readString(task.resolve("comm")).contains("CompilerThre")) {
+            policies.add(policy(Integer.parseInt(task.getFileName().toString())));
+          }
+        } catch (java.io.IOException | com.sun.jna.LastErrorException e) {
+          // the JVM let that compiler thread go meanwhile
+        }
+      }
+    }
+    return policies;
+  }
+
+  /** The compiler threads' policies once all of them have {@code wanted}, or as they are after 10 s. */
+  private static List<Integer> awaitCompilerThreads(int wanted) throws Exception {
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+    List<Integer> policies = compilerThreadPolicies();
+    while (!policies.stream().allMatch(p -> p == wanted) && System.nanoTime() < end) {
+      Thread.sleep(10);
+      policies = compilerThreadPolicies();
+    }
+    return policies;
+  }
+
   private static IdleLoads idleLoadsOrSkip(long maxWaitMillis) {
     LoadScheduling created = IdleLoads.create(maxWaitMillis);
     assumeTrue(created instanceof IdleLoads, "SCHED_IDLE cannot be left again here (no CAP_SYS_NICE), or not Linux");
