@@ -84,18 +84,7 @@ class IdleLoadsTest {
     try {
       // Normal-policy threads that keep every core busy: a SCHED_IDLE load beside them waits for a core.
       for (int i = 0; i < cores + 1; i++) {
-        Thread spinner = new Thread(() -> {
-          long x = 0;
-          while (!stop.get()) {
-            x += System.nanoTime() & 1;
-          }
-          if (x == 42) {
-            System.out.print("");
-          }
-        }, "spinner-" + i);
-        spinner.setDaemon(true);
-        spinner.start();
-        spinners.add(spinner);
+        spinners.add(spin("spinner-" + i, stop, null));
       }
       CompletableFuture<Integer> tidOf = new CompletableFuture<>();
       CountDownLatch done = new CountDownLatch(1);
