@@ -209,7 +209,8 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
         return;
       }
       try {
-        jitCheck = timer.scheduleWithFixedDelay(this::checkCompilerThreads, 0, checkPeriodNanos, TimeUnit.NANOSECONDS);
+        // A quarter window apart: each check lists the process's threads, and a thread is judged over a whole window.
+        jitCheck = timer.scheduleWithFixedDelay(this::checkCompilerThreads, 0, jitWindowNanos / 4, TimeUnit.NANOSECONDS);
         jitLowered = true; // the first check, at once, lowers them
       } catch (RejectedExecutionException e) {
         // closed: the JIT keeps its priority
