@@ -39,15 +39,20 @@ bench_setup wakeup-latency
   --hot-rate 10000 --concurrency 64 "$@" --out "$WORK/summary.txt" > "$WORK/bench.out" 2> "$WORK/bench.err" &
 BENCH_PID=$!
 PIDS+=("$BENCH_PID")
-# Waits without starting a process (the poll must not add load): read with a timeout on a pipe nobody writes.
+# The poll starts no process (it must not add load): bash builtins only, and it waits by reading with a
+# timeout on a pipe nobody writes.
 exec {NAP}<> <(:)
 nap() { read -r -t "$1" -u "$NAP" _ || true; }
 traced=0
-# Phase-start lines on the bench's stderr: the warm-up, then the measured phases in order.
 while [ "$traced" -lt 2 ] && kill -0 "$BENCH_PID" 2>/dev/null; do
-  mapfile -t starts < <(grep "starts at JVM uptime" "$WORK/bench.err" || true)
+  # Phase-start lines on the bench's stderr ("phase KIND starts at JVM uptime ..."): the warm-up, then the
+  # measured phases in order.
+  starts=()
+  while IFS= read -r line; do
+    [[ "$line" == *"starts at JVM uptime"* ]] && starts+=("$line")
+  done < "$WORK/bench.err"
   if [ "${#starts[@]}" -ge $((4 + traced)) ]; then
-    kind=$(echo "${starts[$((3 + traced))]}" | awk '{print $2}')
+    read -r _ kind _ <<< "${starts[$((3 + traced))]}"
     nap 1
     perf record -q -k CLOCK_MONOTONIC -e sched:sched_switch -e sched:sched_wakeup -e sched:sched_wakeup_new -a \
       -o "$WORK/$kind.data" -- sleep "$TRACE_S" > /dev/null 2>&1

@@ -15,7 +15,7 @@ package io.quiver.lifecycle;
  *
  * <p>Implementations are thread-safe: several load threads enter sections at once.
  */
-public interface LoadScheduling {
+public interface LoadScheduling extends AutoCloseable {
   /** Loads run at the priority of the thread that runs them. */
   LoadScheduling NORMAL = () -> Section.NONE;
 
@@ -25,6 +25,10 @@ public interface LoadScheduling {
    * leaves the load at the one it has.
    */
   Section enter();
+
+  /** Releases what the implementation holds (a timer thread, lowered threads); called once, after the last load. */
+  @Override
+  default void close() {}
 
   /** One load's lowered section. {@link #close()} is called once, on the thread that entered it. */
   interface Section extends AutoCloseable {

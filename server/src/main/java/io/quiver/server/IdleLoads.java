@@ -58,7 +58,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Thread-safe. {@link #close()} stops the timer thread that watches the lowered loads.
  */
-public final class IdleLoads implements LoadScheduling, AutoCloseable {
+public final class IdleLoads implements LoadScheduling {
   private static final Logger log = LoggerFactory.getLogger(IdleLoads.class);
   private static final Path TASKS = Path.of("/proc/self/task");
   /** How long the JIT's compiler threads stay lowered after the last load section closes (the compilations a load set off). */
@@ -88,11 +88,8 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
   private final Object jitLock = new Object();
   private int openSections;
   private volatile boolean jitLowered;
-  /**
-   * The compiler threads of this period: thread id to its last schedstat reading (time on a core, run-queue
-   * wait), that reading's time, and until when it runs at the normal policy for having starved (0: lowered).
-   */
-  private final Map<Integer, long[]> jitLastSample = new HashMap<>();
+  /** The compiler threads of this period, by thread id. */
+  private final Map<Integer, CompilerThread> compilerThreads = new HashMap<>();
   /** Threads met this period that are not compiler threads. */
   private final Set<Integer> notCompilers = new HashSet<>();
   private ScheduledFuture<?> jitCheck;
@@ -250,37 +247,13 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
         return;
       }
       long now = System.nanoTime();
-      for (Map.Entry<Integer, long[]> e : jitLastSample.entrySet()) {
-        int tid = e.getKey();
-        long[] last = e.getValue(); // time on a core, run-queue wait, when they were read; raised until (0: lowered)
-        if (last[3] != 0) {
-          if (now - last[3] >= 0) { // its window at the normal policy is over: lowered and judged again
-            setPolicy(tid, CpuSharing.SCHED_IDLE);
-            sample(tid, last, now);
-            last[3] = 0;
-          }
-          continue;
-        }
-        long window = now - last[2];
-        if (window < jitWindowNanos) {
-          continue;
-        }
-        long[] stat = schedStat(tid);
-        if (stat != null && last[0] >= 0 && stat[1] - last[1] >= STARVED_SHARE * window
-            && stat[0] - last[0] <= STARVED_RUN_SHARE * window) {
-          setPolicy(tid, CpuSharing.SCHED_OTHER);
-          last[3] = now + jitWindowNanos;
-          log.debug("JIT compiler thread {} ran {} ms and waited for a core {} ms of the last {} ms under SCHED_IDLE: at the"
-                  + " normal policy for the next {} ms", tid, TimeUnit.NANOSECONDS.toMillis(stat[0] - last[0]),
-              TimeUnit.NANOSECONDS.toMillis(stat[1] - last[1]), TimeUnit.NANOSECONDS.toMillis(window),
-              TimeUnit.NANOSECONDS.toMillis(jitWindowNanos));
-        }
-        sample(tid, last, now);
+      for (CompilerThread t : compilerThreads.values()) {
+        t.check(now);
       }
       try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
         for (Path task : tasks) {
           int tid = taskId(task);
-          if (tid < 0 || jitLastSample.containsKey(tid) || notCompilers.contains(tid)) {
+          if (tid < 0 || compilerThreads.containsKey(tid) || notCompilers.contains(tid)) {
             continue;
           }
           if (!isCompilerThread(tid)) {
@@ -289,9 +262,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
           }
           try {
             CpuSharing.LibC.INSTANCE.sched_setscheduler(tid, CpuSharing.SCHED_IDLE, new int[] {0});
-            long[] last = new long[4];
-            sample(tid, last, now);
-            jitLastSample.put(tid, last);
+            compilerThreads.put(tid, new CompilerThread(tid, now));
           } catch (LastErrorException e) {
             notCompilers.add(tid); // it ended meanwhile
           }
@@ -302,11 +273,49 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
     }
   }
 
-  private static void sample(int tid, long[] last, long now) {
-    long[] stat = schedStat(tid);
-    last[0] = stat == null ? -1 : stat[0];
-    last[1] = stat == null ? -1 : stat[1];
-    last[2] = now;
+  /** One lowered compiler thread and what it was last seen doing. Guarded by jitLock. */
+  private final class CompilerThread {
+    private final int tid;
+    private long[] lastStat; // schedstat at the last reading (time on a core, run-queue wait), null if unreadable
+    private long lastNanos;
+    private boolean raised; // at the normal policy for having starved, until raisedUntilNanos
+    private long raisedUntilNanos;
+
+    CompilerThread(int tid, long now) {
+      this.tid = tid;
+      this.lastStat = schedStat(tid);
+      this.lastNanos = now;
+    }
+
+    /** Lowers it again once its window at the normal policy is over; otherwise judges it once a window has passed. */
+    void check(long now) {
+      if (raised) {
+        if (now - raisedUntilNanos >= 0) {
+          setPolicy(tid, CpuSharing.SCHED_IDLE);
+          raised = false;
+          lastStat = schedStat(tid);
+          lastNanos = now;
+        }
+        return;
+      }
+      long window = now - lastNanos;
+      if (window < jitWindowNanos) {
+        return;
+      }
+      long[] stat = schedStat(tid);
+      if (stat != null && lastStat != null && stat[1] - lastStat[1] >= STARVED_SHARE * window
+          && stat[0] - lastStat[0] <= STARVED_RUN_SHARE * window) {
+        setPolicy(tid, CpuSharing.SCHED_OTHER);
+        raised = true;
+        raisedUntilNanos = now + jitWindowNanos;
+        log.debug("JIT compiler thread {} ran {} ms and waited for a core {} ms of the last {} ms under SCHED_IDLE: at the"
+                + " normal policy for the next {} ms", tid, TimeUnit.NANOSECONDS.toMillis(stat[0] - lastStat[0]),
+            TimeUnit.NANOSECONDS.toMillis(stat[1] - lastStat[1]), TimeUnit.NANOSECONDS.toMillis(window),
+            TimeUnit.NANOSECONDS.toMillis(jitWindowNanos));
+      }
+      lastStat = stat;
+      lastNanos = now;
+    }
   }
 
   /** Caller holds jitLock. Every compiler thread back to the normal policy; the period ends. */
@@ -330,7 +339,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
     } catch (IOException | RuntimeException e) {
       log.warn("could not raise the JIT's compiler threads again: {}", e.toString());
     }
-    jitLastSample.clear();
+    compilerThreads.clear();
     notCompilers.clear();
   }
 
@@ -351,6 +360,7 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
     }
   }
 
+  /** The thread's policy, or -1 once it has ended. */
   private static int policyOrMinusOne(int tid) {
     try {
       return CpuSharing.LibC.INSTANCE.sched_getscheduler(tid);
@@ -421,22 +431,13 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
   private void raiseInheritors() {
     try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
       for (Path task : tasks) {
-        int tid;
-        try {
-          tid = Integer.parseInt(task.getFileName().toString());
-        } catch (NumberFormatException e) {
+        int tid = taskId(task);
+        if (tid < 0 || inSection.contains(tid)) {
           continue;
         }
-        if (inSection.contains(tid)) {
-          continue;
-        }
-        try {
-          if (CpuSharing.LibC.INSTANCE.sched_getscheduler(tid) == CpuSharing.SCHED_IDLE
-              && !(jitLowered && isCompilerThread(tid))) { // lowered on purpose until the linger ends
-            setPolicy(tid, CpuSharing.SCHED_OTHER);
-          }
-        } catch (LastErrorException e) {
-          // the thread ended meanwhile
+        if (policyOrMinusOne(tid) == CpuSharing.SCHED_IDLE
+            && !(jitLowered && isCompilerThread(tid))) { // lowered on purpose until the linger ends
+          setPolicy(tid, CpuSharing.SCHED_OTHER);
         }
       }
     } catch (IOException | RuntimeException e) {
@@ -465,15 +466,11 @@ public final class IdleLoads implements LoadScheduling, AutoCloseable {
 
   /** Nanoseconds the thread has spent runnable but waiting for a core, or -1 where the kernel does not say. */
   static long runQueueWaitNanos(int tid) {
-    try {
-      String line = Files.readString(TASKS.resolve(Integer.toString(tid)).resolve("schedstat"));
-      String[] fields = line.trim().split(" ");
-      return fields.length >= 2 ? Long.parseLong(fields[1]) : -1;
-    } catch (IOException | NumberFormatException e) {
-      return -1;
-    }
+    long[] stat = schedStat(tid);
+    return stat == null ? -1 : stat[1];
   }
 
+  /** Raises the compiler threads if they are lowered, and stops the timer. Call after the last load. */
   @Override
   public void close() {
     synchronized (jitLock) {

@@ -463,9 +463,7 @@ public final class QuiverServer implements AutoCloseable {
       jobs.close(); // running jobs stop at their last committed chunk; a restart resumes them
     }
     lifecycle.close(); // stops the poller; completes every accepted request, REST ones included
-    if (loadScheduling instanceof IdleLoads idle) {
-      idle.close(); // after the last load
-    }
+    loadScheduling.close(); // after the last load
     batchers.close(); // after the models: their batchers ran on its pool until the last request
     monitoring.close();
     if (cache != null) {

@@ -458,9 +458,7 @@ public final class LifecycleBench implements Runnable {
               quietPooled.getValueAtPercentile(99.9), churnPooled.getValueAtPercentile(99.9));
         }
       } finally {
-        if (loads instanceof IdleLoads idle) {
-          idle.close();
-        }
+        loads.close();
         LocalModelRepository.deleteTree(repo);
       }
       return 0;
