@@ -40,8 +40,10 @@ bench_setup wakeup-latency
 BENCH_PID=$!
 PIDS+=("$BENCH_PID")
 # The poll starts no process (it must not add load): bash builtins only, and it waits by reading with a
-# timeout on a pipe nobody writes.
-exec {NAP}<> <(:)
+# timeout on a FIFO nobody writes. (Not a process substitution: its short-lived subshell can run this
+# script's EXIT trap, which stops the bench and removes $WORK mid-run.)
+mkfifo "$WORK/nap"
+exec {NAP}<> "$WORK/nap"
 nap() { read -r -t "$1" -u "$NAP" _ || true; }
 traced=0
 while [ "$traced" -lt 2 ] && kill -0 "$BENCH_PID" 2>/dev/null; do

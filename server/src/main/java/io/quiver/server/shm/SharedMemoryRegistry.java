@@ -2,9 +2,8 @@ package io.quiver.server.shm;
 
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
+import io.quiver.core.runtime.DirectBuffers;
 import java.io.IOException;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.MappedByteBuffer;
@@ -294,7 +293,7 @@ public final class SharedMemoryRegistry implements AutoCloseable {
 
     void release() {
       if (references.decrementAndGet() == 0) {
-        Unmapper.unmap(buffer);
+        DirectBuffers.free(buffer); // unmapped now, not when the buffer is collected
       }
     }
 
@@ -339,39 +338,6 @@ public final class SharedMemoryRegistry implements AutoCloseable {
     public void release() {
       if (released.compareAndSet(false, true)) {
         region.release();
-      }
-    }
-  }
-
-  /** Unmaps a mapping at once (Unsafe.invokeCleaner); without it, the mapping goes when the buffer is collected. */
-  static final class Unmapper {
-    private static final Object UNSAFE;
-    private static final Method INVOKE_CLEANER;
-
-    static {
-      Object unsafe = null;
-      Method clean = null;
-      try {
-        Class<?> type = Class.forName("sun.misc.Unsafe");
-        Field field = type.getDeclaredField("theUnsafe");
-        field.setAccessible(true);
-        unsafe = field.get(null);
-        clean = type.getMethod("invokeCleaner", ByteBuffer.class);
-      } catch (ReflectiveOperationException | RuntimeException e) {
-        log.warn("cannot unmap shared memory eagerly ({}); mappings are freed by the garbage collector", e.toString());
-      }
-      UNSAFE = unsafe;
-      INVOKE_CLEANER = clean;
-    }
-
-    static void unmap(MappedByteBuffer buffer) {
-      if (INVOKE_CLEANER == null) {
-        return;
-      }
-      try {
-        INVOKE_CLEANER.invoke(UNSAFE, buffer);
-      } catch (ReflectiveOperationException | RuntimeException e) {
-        log.warn("unmapping a shared memory region failed: {}", e.toString());
       }
     }
   }

@@ -15,12 +15,15 @@ import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
 import io.quiver.core.TensorSpec;
 import io.quiver.core.runtime.ConfigCompleter;
+import io.quiver.core.runtime.DirectBuffers;
 import io.quiver.core.runtime.ModelTensor;
 import io.quiver.core.runtime.RunnerInputs;
 import io.quiver.core.spi.InstanceSpec;
 import io.quiver.core.spi.ModelRunner;
 import io.quiver.core.spi.ModelRuntime;
 import io.quiver.proto.inference.ModelConfig;
+import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -55,6 +58,13 @@ public final class OnnxRuntime implements ModelRuntime {
   public static final int DEFAULT_MAX_BATCH_SIZE = 4;
 
   private static final Logger LOG = LoggerFactory.getLogger(OnnxRuntime.class);
+  /**
+   * Model files up to this size (256 MiB, or an eighth of the heap limit, which is also the JVM's default limit on
+   * direct memory, if that is less) are read by Quiver in small pieces and handed to ONNX Runtime as bytes.
+   */
+  static final long READ_INTO_MEMORY_MAX_BYTES = Math.min(256L << 20, Runtime.getRuntime().maxMemory() / 8);
+  /** Where ONNX Runtime looks for a model's external data files when the model itself comes as bytes. */
+  private static final String EXTERNAL_DATA_FOLDER = "session.model_external_initializers_file_folder_path";
 
   /** Public no-argument constructor for {@link java.util.ServiceLoader}; creates no native state. */
   public OnnxRuntime() {}
@@ -219,11 +229,38 @@ public final class OnnxRuntime implements ModelRuntime {
       throw InferenceException.notFound("model '%s': model file '%s' does not exist", model, modelFile);
     }
     try {
-      return environment().createSession(modelFile.toString(), options);
+      return createSession(modelFile, options);
     } catch (OrtException e) {
       throw new InferenceException(ErrorCode.INVALID_ARGUMENT,
           String.format("model '%s': ONNX Runtime cannot load '%s': %s", model, modelFile, e.getMessage()),
           null, 0L, e);
+    }
+  }
+
+  /**
+   * Given a path, ONNX Runtime reads the whole file in one {@code read()} per pass into memory it has just allocated,
+   * so the call also takes every first-touch page fault: 0.5-2.4 ms for a 0.6 MiB model on our 2-core VM
+   * (docs/lifecycle.md, "Loads beside serving"). A load runs at the lowest priority so that serving threads take its
+   * core at once, but a thread inside a system call keeps its core until it returns. So a file up to
+   * {@link #READ_INTO_MEMORY_MAX_BYTES} is read here, {@link DirectBuffers#READ_CHUNK_BYTES} per call into a
+   * buffer already touched, and the session is created from that buffer, which is freed as soon as the session exists;
+   * its external data files, if any, are still found in the model's directory. Larger files (whose loads take seconds
+   * anyway) and files that cannot be read here go to ONNX Runtime by path, which reports what is wrong with them.
+   */
+  private static OrtSession createSession(Path modelFile, SessionOptions options) throws OrtException {
+    ByteBuffer bytes;
+    try {
+      bytes = DirectBuffers.readFile(modelFile, READ_INTO_MEMORY_MAX_BYTES);
+    } catch (IOException e) {
+      LOG.debug("reading '{}' into memory failed ({}); ONNX Runtime reads it by path", modelFile, e.toString());
+      return environment().createSession(modelFile.toString(), options);
+    }
+    try {
+      Path folder = modelFile.toAbsolutePath().getParent();
+      options.addConfigEntry(EXTERNAL_DATA_FOLDER, folder.toString());
+      return environment().createSession(bytes, options);
+    } finally {
+      DirectBuffers.free(bytes); // ONNX Runtime has parsed the model into its own memory
     }
   }
 
