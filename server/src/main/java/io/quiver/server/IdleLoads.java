@@ -413,6 +413,10 @@ public final class IdleLoads implements LoadScheduling {
 
     @Override
     public void close() {
+      // The sweep lists every thread of the process, a system call or two each: it runs while this thread is still
+      // lowered (and still watched for starvation), or it would hold a serving thread's core at normal priority.
+      // This thread is still counted in, so the sweep leaves it alone.
+      raiseInheritors();
       ScheduledFuture<?> c = check;
       if (c != null) {
         c.cancel(false);
@@ -423,7 +427,6 @@ public final class IdleLoads implements LoadScheduling {
       setPolicy(0, CpuSharing.SCHED_OTHER);
       inSection.remove(tid);
       sectionClosed();
-      raiseInheritors();
     }
   }
 
