@@ -36,6 +36,8 @@ public final class JavaIdentityRuntime implements ModelRuntime {
   private static final sun.misc.Unsafe UNSAFE = unsafe();
 
   final Set<IdentityRunner> open = ConcurrentHashMap.newKeySet();
+  /** Runs on the thread that closes a runner, as it closes it (a test can see where the manager does that). */
+  volatile Runnable onClose = () -> {};
   final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicInteger> opened = new ConcurrentHashMap<>();
 
   /** Instances opened for {@code model} since this runtime was made (one per load with one instance). */
@@ -204,6 +206,9 @@ public final class JavaIdentityRuntime implements ModelRuntime {
 
     @Override
     public synchronized void close() {
+      if (!closed) {
+        runtime.onClose.run();
+      }
       closed = true;
       if (address != 0) {
         UNSAFE.freeMemory(address);

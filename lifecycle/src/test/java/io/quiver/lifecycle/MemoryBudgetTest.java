@@ -108,6 +108,30 @@ class MemoryBudgetTest {
   }
 
   @Test
+  void evictionsThatMakeRoomForAnOnDemandLoad_closeTheirRunnersInsideTheOnDemandLoadersSection() throws Exception {
+    for (String name : List.of("a", "b", "c")) {
+      model(root, name, name.charAt(0), 4, 0);
+    }
+    // Closing an evicted version's sessions is load work: at normal priority it held serving threads' cores.
+    ThreadLocal<Boolean> inSection = ThreadLocal.withInitial(() -> false);
+    LoadScheduling marking = () -> {
+      inSection.set(true);
+      return () -> inSection.set(false);
+    };
+    List<String> closedWhere = new CopyOnWriteArrayList<>();
+    runtime.onClose = () -> closedWhere.add((inSection.get() ? "inside" : "outside") + " a load section on "
+        + Thread.currentThread().getName());
+    start(lazy(9 * MIB).withLoadScheduling(marking)); // two models of 4 MiB fit, a third does not
+    assertThat(isAnswer(call("a", 1), 1, 'a')).isTrue();
+    assertThat(isAnswer(call("b", 1), 1, 'b')).isTrue();
+
+    assertThat(isAnswer(call("c", 1), 1, 'c')).isTrue();
+
+    assertThat(events.evicted).containsExactly("a");
+    assertThat(closedWhere).singleElement().asString().startsWith("inside a load section on quiver-ondemand-");
+  }
+
+  @Test
   void loadsBeyondTheBudget_evictTheLeastRecentlyUsed_inOrder() throws Exception {
     for (String name : List.of("a", "b", "c", "d", "e")) {
       model(root, name, name.charAt(0), 4, 0);
