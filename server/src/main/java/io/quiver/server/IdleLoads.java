@@ -329,15 +329,12 @@ public final class IdleLoads implements LoadScheduling {
       jitCheck = null;
     }
     jitRaise = null;
-    try (DirectoryStream<Path> tasks = Files.newDirectoryStream(TASKS)) {
-      for (Path task : tasks) {
-        int tid = taskId(task);
-        if (tid >= 0 && isCompilerThread(tid) && policyOrMinusOne(tid) == CpuSharing.SCHED_IDLE) {
-          setPolicy(tid, CpuSharing.SCHED_OTHER);
-        }
+    // Every thread this period lowered is in the map (those raised for starving are at the normal policy already).
+    // The name is read again because a thread that ended may have left its id to a new, unrelated thread.
+    for (CompilerThread t : compilerThreads.values()) {
+      if (!t.raised && isCompilerThread(t.tid)) {
+        setPolicy(t.tid, CpuSharing.SCHED_OTHER);
       }
-    } catch (IOException | RuntimeException e) {
-      log.warn("could not raise the JIT's compiler threads again: {}", e.toString());
     }
     compilerThreads.clear();
     notCompilers.clear();

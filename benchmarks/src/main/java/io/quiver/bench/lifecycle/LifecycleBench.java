@@ -488,9 +488,14 @@ public final class LifecycleBench implements Runnable {
           long before = System.nanoTime();
           java.util.concurrent.locks.LockSupport.parkNanos(period);
           long lateMicros = (System.nanoTime() - before - period) / 1000;
-          histogram.recordValue(Math.min(histogram.getHighestTrackableValue(), Math.max(0, lateMicros)));
+          record(histogram, lateMicros);
         }
       }
+    }
+
+    /** Records microseconds, kept within what the histogram tracks (negative clock differences count as 0). */
+    private static void record(Histogram histogram, long micros) {
+      histogram.recordValue(Math.min(histogram.getHighestTrackableValue(), Math.max(0, micros)));
     }
 
     /** Collections so far (count, pause milliseconds) and the JIT's compilation milliseconds. */
@@ -571,12 +576,12 @@ public final class LifecycleBench implements Runnable {
         // Open loop: latency counts from when the request was due, so a stall delaying sends is not hidden.
         long sent = intervalNanos > 0 ? intended : System.nanoTime();
         if (intervalNanos > 0) {
-          sendLag.recordValue(Math.min(sendLag.getHighestTrackableValue(), Math.max(1, (System.nanoTime() - intended) / 1000)));
+          record(sendLag, (System.nanoTime() - intended) / 1000);
         }
         bench.infer("m" + m, x).whenComplete((out, e) -> {
           long micros = (System.nanoTime() - sent) / 1000;
           synchronized (latency) {
-            latency.recordValue(Math.min(latency.getHighestTrackableValue(), Math.max(1, micros)));
+            record(latency, micros);
           }
           if (e != null) {
             failures.add(e);

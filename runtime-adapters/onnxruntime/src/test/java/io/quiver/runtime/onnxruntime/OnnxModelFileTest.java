@@ -35,9 +35,9 @@ class OnnxModelFileTest {
 
   @BeforeAll
   static void generateModels() throws IOException {
+    repo = new TestRepository(root);
     ExampleModels.writeMlpClassifier(root);
     moveWeightsToExternalData("mlp_classifier", "mlp_external");
-    repo = new TestRepository(root);
   }
 
   /** A copy of {@code from} whose initializers live in {@value #WEIGHTS_FILE} beside model.onnx (ONNX external data). */
@@ -48,7 +48,7 @@ class OnnxModelFileTest {
         Files.readString(root.resolve(from).resolve(ExampleModels.CONFIG_FILE)).replace(from, to));
     Files.copy(root.resolve(from).resolve(ExampleModels.MLP_LABELS_FILE),
         root.resolve(to).resolve(ExampleModels.MLP_LABELS_FILE));
-    ModelProto.Builder external = ModelProto.parseFrom(Files.readAllBytes(repo(from))).toBuilder();
+    ModelProto.Builder external = ModelProto.parseFrom(Files.readAllBytes(repo.modelFile(from))).toBuilder();
     long offset = 0;
     try (OutputStream weights = Files.newOutputStream(version.resolve(WEIGHTS_FILE))) {
       for (TensorProto.Builder tensor : external.getGraphBuilder().getInitializerBuilderList()) {
@@ -65,19 +65,15 @@ class OnnxModelFileTest {
     Files.write(version.resolve(ExampleModels.MODEL_FILE), external.build().toByteArray());
   }
 
-  private static Path repo(String model) {
-    return root.resolve(model).resolve(ExampleModels.VERSION).resolve(ExampleModels.MODEL_FILE);
-  }
-
   private static StringStringEntryProto entry(String key, String value) {
     return StringStringEntryProto.newBuilder().setKey(key).setValue(value).build();
   }
 
   @Test
   void externalData_weightsInAnotherFile_areFoundAndGiveTheSameAnswers() throws IOException {
-    Path weights = repo("mlp_external").resolveSibling(WEIGHTS_FILE);
+    Path weights = repo.modelFile("mlp_external").resolveSibling(WEIGHTS_FILE);
     assertThat(Files.size(weights)).as("the weights really are outside model.onnx").isGreaterThan(2000);
-    assertThat(Files.size(repo("mlp_external"))).isLessThan(Files.size(repo("mlp_classifier")) - Files.size(weights) / 2);
+    assertThat(Files.size(repo.modelFile("mlp_external"))).isLessThan(Files.size(repo.modelFile("mlp_classifier")) - Files.size(weights) / 2);
 
     float[] features = new float[5 * 16];
     SplittableRandom random = new SplittableRandom(7);
@@ -96,7 +92,7 @@ class OnnxModelFileTest {
   @Test
   void externalData_missingWeightsFile_isAClearInvalidArgument() throws IOException {
     moveWeightsToExternalData("mlp_classifier", "mlp_external_lost");
-    Files.delete(repo("mlp_external_lost").resolveSibling(WEIGHTS_FILE));
+    Files.delete(repo.modelFile("mlp_external_lost").resolveSibling(WEIGHTS_FILE));
 
     assertThatThrownBy(() -> repo.runner("mlp_external_lost"))
         .isInstanceOfSatisfying(InferenceException.class, e -> assertThat(e.code()).isEqualTo(ErrorCode.INVALID_ARGUMENT))
