@@ -1,5 +1,7 @@
 package io.quiver.lifecycle;
 
+import java.util.Arrays;
+
 /**
  * The memory accounting of loaded versions against an optional budget. Counts three amounts: what
  * loaded versions hold until their instances close ({@code resident}), what loads under way expect
@@ -8,10 +10,13 @@ package io.quiver.lifecycle;
  * that is about to come back). A load reserves before it opens anything and trades its reservation
  * for its measured cost once loaded.
  *
- * <p>Estimates for a version never loaded before are its files' size times the mean ratio of measured
- * cost to files' size over the loads so far in this process (at least 1), so later first loads learn
- * from earlier ones; a load that measures more than its estimate is corrected after it loaded (the
- * manager evicts others, or takes it back). Thread-safe: every method holds this object's monitor, which is also what
+ * <p>Estimates for a version never loaded before are its files' size times the median ratio of
+ * measured cost to files' size over the last {@value #RATIO_WINDOW} loads in this process (at least
+ * 1), so later first loads learn from earlier ones. The median, not the mean: a resident-growth
+ * measurement swings by megabytes from one load of the same model to the next (the allocator reuses
+ * pages, or does not), and one outlier must not make every later guess too large to fit. A load that
+ * measures more than its estimate is corrected after it loaded (the manager evicts others, or takes
+ * it back). Thread-safe: every method holds this object's monitor, which is also what
  * {@link #awaitChange} waits on; nothing blocks while holding it.
  */
 final class MemoryBudget {
@@ -22,8 +27,11 @@ final class MemoryBudget {
   private long resident;
   private long reserved;
   private long evicting;
-  private double ratioSum;
+  /** Measured cost / files' size of the last loads, a ring of {@value #RATIO_WINDOW}. */
+  private final double[] ratios = new double[RATIO_WINDOW];
   private long ratioCount;
+
+  static final int RATIO_WINDOW = 32;
 
   MemoryBudget(long limit) {
     this.limit = limit <= 0 ? UNLIMITED : limit;
@@ -38,7 +46,7 @@ final class MemoryBudget {
     if (measuredBefore != null) {
       return Math.max(fileBytes, measuredBefore);
     }
-    double ratio = ratioCount == 0 ? 1.0 : Math.max(1.0, ratioSum / ratioCount);
+    double ratio = Math.max(1.0, medianRatio());
     double scaled = Math.ceil(fileBytes * ratio);
     return scaled >= Long.MAX_VALUE ? Long.MAX_VALUE : Math.max(fileBytes, (long) scaled);
   }
@@ -80,10 +88,20 @@ final class MemoryBudget {
     reserved -= reservation;
     resident += memory.bytes();
     if (memory.fileBytes() > 0) {
-      ratioSum += Math.min(64.0, (double) memory.bytes() / memory.fileBytes());
-      ratioCount++;
+      ratios[(int) (ratioCount++ % RATIO_WINDOW)] = Math.min(64.0, (double) memory.bytes() / memory.fileBytes());
     }
     notifyAll();
+  }
+
+  /** Caller holds the monitor. The median of the ratios kept; 1 before any load measured one. */
+  private double medianRatio() {
+    int n = (int) Math.min(ratioCount, RATIO_WINDOW);
+    if (n == 0) {
+      return 1.0;
+    }
+    double[] sorted = Arrays.copyOf(ratios, n);
+    Arrays.sort(sorted);
+    return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
   }
 
   /** A load failed or was abandoned: its reservation is given back. */

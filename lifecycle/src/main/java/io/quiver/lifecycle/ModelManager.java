@@ -961,7 +961,10 @@ public final class ModelManager implements AutoCloseable {
 
   /**
    * Load-pool thread: reserves the version's estimated cost, evicting least recently used unpinned
-   * models (not this one) until it fits. Holds no lock while it evicts or waits.
+   * models (not this one) until it fits. A version never measured, whose guessed cost does not fit
+   * once nothing more can be evicted, reserves only its files' size (or its runtime's last report)
+   * instead: it loads, and its measured cost decides whether it stays. Holds no lock while it evicts
+   * or waits.
    *
    * @return the bytes reserved (give them back with {@link MemoryBudget#cancelled} if the load fails)
    */
@@ -999,6 +1002,12 @@ public final class ModelManager implements AutoCloseable {
         continue;
       }
       boolean othersMoving = need <= 0 || done.contended || budget.reserved() > 0;
+      if (!othersMoving && before == null && estimate > certain) {
+        // Nothing more can be evicted and the estimate is only a guess from other models' ratios: load
+        // at the floor that does not err and let the measured cost decide (keepWithinBudget).
+        estimate = Math.min(certain, budget.limit);
+        continue;
+      }
       if (!othersMoving || System.nanoTime() - giveUpAt > 0) {
         throw new InferenceException(ErrorCode.RESOURCE_EXHAUSTED, String.format(java.util.Locale.ROOT,
             "the memory budget of %s is full: %s held by models that cannot be evicted now (pinned: %s) and %s "

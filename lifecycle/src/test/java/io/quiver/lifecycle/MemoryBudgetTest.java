@@ -251,6 +251,54 @@ class MemoryBudgetTest {
     assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(9 * MIB);
   }
 
+  @Test
+  void estimatesForVersionsNeverLoaded_followTheMedianRatio_soOneOutlierDoesNotInflateThem() {
+    MemoryBudget budget = new MemoryBudget(1L << 30);
+    assertThat(budget.estimate(1000, null)).as("nothing learned yet: the files' size").isEqualTo(1000);
+    for (long cost : new long[] {3000, 3000, 3000, 40_000}) { // ratios 3, 3, 3 and one outlier of 40
+      budget.tryReserve(cost);
+      budget.loaded(cost, VersionMemory.of(1000, cost, -1));
+    }
+    assertThat(budget.estimate(1000, null)).as("median ratio 3 (the mean would be 12.25)").isEqualTo(3000);
+    assertThat(budget.estimate(1000, 500L)).as("its own measurement, never under its files").isEqualTo(1000);
+    assertThat(budget.estimate(1000, 7000L)).isEqualTo(7000);
+    // Only the last loads count: a run of cheap loads replaces what was learned before.
+    for (int i = 0; i < MemoryBudget.RATIO_WINDOW; i++) {
+      budget.tryReserve(1000);
+      budget.loaded(1000, VersionMemory.of(1000, 1000, -1));
+    }
+    assertThat(budget.estimate(1000, null)).isEqualTo(1000);
+  }
+
+  @Test
+  void aVersionNeverLoaded_whoseGuessDoesNotFitBesidePinnedModels_loadsAtItsFilesSize_andStaysWhenItFits() throws Exception {
+    model(root, "pinned", 1, 8, 0);
+    // Models whose cost is 4× their files teach the estimator a ratio of about 4.
+    for (String name : List.of("l1", "l2", "l3")) {
+      model(root, name, name.charAt(1), 4, 0);
+      pad(name, MIB);
+    }
+    model(root, "wide", 7, 0, 0);
+    pad("wide", 7 * MIB / 2); // guessed at about 14 MiB; what it really holds is its 3.5 MiB of files
+    start(ModelManagerOptions.explicit("pinned").withMemoryBudgetBytes(21 * MIB).withPinnedModels(List.of("pinned")));
+    for (String name : List.of("l1", "l2", "l3")) {
+      manager.load(name);
+    }
+    // The first two loads already needed the fallback (the pinned model's ratio, 64, was all there was to learn
+    // from). Evicting l1-l3 leaves 13 MiB beside the pinned model: less than the guess, more than the files.
+    manager.load("wide");
+    assertThat(manager.isReady("wide", "")).isTrue();
+    assertThat(isAnswer(call("wide", 2), 2, 7)).isTrue();
+    assertThat(manager.isReady("pinned", "")).isTrue();
+    assertThat(events.evicted).as("least recently used first; the pinned model never").containsExactly("l1", "l2", "l3");
+    assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(21 * MIB);
+  }
+
+  /** Adds a file of {@code bytes} to the model's version 1 (counted in its files' size; the runtime ignores it). */
+  private void pad(String model, long bytes) throws java.io.IOException {
+    Files.write(root.resolve(model).resolve("1").resolve("padding.bin"), new byte[(int) bytes]);
+  }
+
   private static InferenceException catchInference(Runnable r) {
     try {
       r.run();
