@@ -1,5 +1,7 @@
 package io.quiver.lifecycle;
 
+import com.github.benmanes.caffeine.cache.Cache;
+import com.github.benmanes.caffeine.cache.Caffeine;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
@@ -23,9 +25,15 @@ import java.util.StringJoiner;
  * Loads one model version: picks the runtime, completes the config, opens one runner per instance,
  * warms them up and builds the scheduler, measuring what the version costs in memory on the way (its
  * files' size, the resident-set growth while its instances open and warm up, and the runtime's own
- * report). Runs on a load-pool thread; stateless apart from its collaborators, so any number of loads
- * run at once (the measured section one at a time when the meter is exclusive). On failure
- * everything opened so far is closed before the exception leaves.
+ * report). Runs on a load-pool thread; any number of loads run at once (the measured section one at
+ * a time when the meter is exclusive). On failure everything opened so far is closed before the
+ * exception leaves.
+ *
+ * <p>A version's completed config is kept (up to {@value #COMPLETED_CONFIGS_MAX} versions, least
+ * recently used out first) and reused while its declared config, runtime and files (their {@link
+ * VersionFiles#fingerprint}) stay the same: completing it opens the model once more (ONNX Runtime: a
+ * whole session, as much CPU as one instance's), and a model evicted under the memory budget is
+ * loaded again and again unchanged. Thread-safe: that cache is its only state.
  */
 final class VersionLoader {
   /** Config parameter that pins a model: never evicted under the memory budget. */
@@ -37,6 +45,19 @@ final class VersionLoader {
   // Runtimes that have opened an instance in this process: the first one's resident growth includes the
   // runtime's own start (ONNX Runtime's environment: tens of MiB), so it is not charged to that version.
   private final java.util.Set<String> started = java.util.concurrent.ConcurrentHashMap.newKeySet();
+  /** Versions whose completed config is kept. */
+  static final int COMPLETED_CONFIGS_MAX = 4096;
+  private final Cache<String, CompletedConfig> completedConfigs =
+      Caffeine.newBuilder().maximumSize(COMPLETED_CONFIGS_MAX).build();
+
+  /** What a version's config was completed from, and the result (normalized and validated). */
+  private record CompletedConfig(String runtime, ModelConfig declared, Path modelFile, String fingerprint,
+      ModelConfig completed) {
+    boolean sameSource(String runtime, ModelConfig declared, Path modelFile, String fingerprint) {
+      return this.runtime.equals(runtime) && this.declared.equals(declared) && this.modelFile.equals(modelFile)
+          && this.fingerprint.equals(fingerprint);
+    }
+  }
 
   VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers, MemoryMeter meter) {
     this.runtimes = runtimes;
@@ -66,8 +87,7 @@ final class VersionLoader {
       throw InferenceException.notFound("%s: model file %s does not exist", label, modelFile);
     }
     Boolean pinned = io.quiver.core.runtime.ModelParameters.boolValue(declared, PINNED_PARAMETER);
-    ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), model.name(), runtime);
-    ModelConfigValidator.validate(completed, model.name(), "(completed by " + runtime.name() + ") of " + label);
+    ModelConfig completed = completedConfig(runtime, declared, modelFile, model.name(), version, files, label);
     ModelSignature signature = ModelSignature.of(completed);
     List<List<String>> labels = labels(completed, signature, dir, label);
     List<InstanceSpec> instances = instances(completed);
@@ -104,6 +124,20 @@ final class VersionLoader {
       closeQuietly(runners, e);
       throw e;
     }
+  }
+
+  /** The version's completed config: the one kept from an earlier load of the same files and declared config, else the runtime's. */
+  private ModelConfig completedConfig(ModelRuntime runtime, ModelConfig declared, Path modelFile, String name,
+      long version, VersionFiles files, String label) {
+    String key = name + "/" + version;
+    CompletedConfig kept = completedConfigs.getIfPresent(key);
+    if (kept != null && kept.sameSource(runtime.name(), declared, modelFile, files.fingerprint())) {
+      return kept.completed();
+    }
+    ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), name, runtime);
+    ModelConfigValidator.validate(completed, name, "(completed by " + runtime.name() + ") of " + label);
+    completedConfigs.put(key, new CompletedConfig(runtime.name(), declared, modelFile, files.fingerprint(), completed));
+    return completed;
   }
 
   /** Largest label file read, in bytes. */

@@ -40,6 +40,14 @@ public final class JavaIdentityRuntime implements ModelRuntime {
   volatile Runnable onClose = () -> {};
   final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicInteger> opened = new ConcurrentHashMap<>();
 
+  final ConcurrentHashMap<String, java.util.concurrent.atomic.AtomicInteger> completed = new ConcurrentHashMap<>();
+
+  /** Configs completed for {@code model} (named by its directory) since this runtime was made. */
+  public int completed(String model) {
+    var n = completed.get(model);
+    return n == null ? 0 : n.get();
+  }
+
   /** Instances opened for {@code model} since this runtime was made (one per load with one instance). */
   public int opened(String model) {
     var n = opened.get(model);
@@ -114,6 +122,8 @@ public final class JavaIdentityRuntime implements ModelRuntime {
 
   @Override
   public ModelConfig completeConfig(ModelConfig declared, Path modelFile) {
+    completed.computeIfAbsent(modelFile.toAbsolutePath().getParent().getParent().getFileName().toString(),
+        k -> new java.util.concurrent.atomic.AtomicInteger()).incrementAndGet();
     Spec spec = read(modelFile);
     ModelConfig.Builder b = declared.toBuilder();
     if (b.getInputCount() == 0) {

@@ -150,6 +150,32 @@ class ModelManagerTest {
     assertThat(events.stream().filter(e -> e.equals("close on the same thread"))).hasSize(2);
   }
 
+  @Test
+  void aVersionLoadedAgainUnchanged_reusesItsCompletedConfig_andChangedFilesOrConfigCompleteItAgain() throws Exception {
+    model("m", null, 1);
+    manager(ModelManagerOptions.explicit()).start();
+    manager.load("m");
+    manager.unload("m");
+    manager.load("m");
+    assertThat(runtime.opened("m")).isEqualTo(2);
+    assertThat(runtime.completed("m")).as("the same files and config: completed once").isEqualTo(1);
+    assertThat(infer(acquireAndRelease("m"), 1, 2, 3, 4)).containsExactly(1, 2, 3, 4);
+
+    // New files (a wider tensor): the reload completes the config again and serves the new shape.
+    JavaIdentityRuntime.write(root.resolve("m").resolve("1"), "identity FP32 8");
+    manager.load("m");
+    assertThat(runtime.completed("m")).isEqualTo(2);
+    assertThat(acquireAndRelease("m").config().getInput(0).getDimsList()).containsExactly(8L);
+    assertThat(infer(acquireAndRelease("m"), 1, 2, 3, 4, 5, 6, 7, 8)).containsExactly(1, 2, 3, 4, 5, 6, 7, 8);
+
+    // A new declared config, same files: completed again, and what it declares holds.
+    Files.writeString(root.resolve("m").resolve("config.pbtxt"), "max_batch_size: 0\nparameters { key: \"note\" value { string_value: \"v2\" } }\n");
+    manager.unload("m");
+    manager.load("m");
+    assertThat(runtime.completed("m")).isEqualTo(3);
+    assertThat(acquireAndRelease("m").config().getParametersMap()).containsKey("note");
+  }
+
   private LoadedVersion acquireAndRelease(String model) {
     LoadedVersion v = manager.acquire(model, "");
     v.release();
