@@ -7,7 +7,9 @@
 # CPU 0 at concurrency C (default 256) for S seconds (default 150). About once a second it prints, for the
 # interval since the previous line: requests per second (the server's nv_inference_request_success), the
 # mean batch (requests / nv_inference_exec_count), and CPU per request of the server's event loops, of the
-# whole server and of the client (/proc/PID/task/*/schedstat). Made to watch the c=256 levels that
+# whole server and of the client (/proc/PID/task/*/schedstat), and the server CPU's own speed (nanoseconds
+# of CPU time per iteration of a fixed register-only loop, benchmarks/vcpu-speed.c, run beside the server on
+# its CPU; "-" without a C compiler). Made to watch the c=256 levels that
 # docs/benchmarks/PROFILE.md describes: a process that runs at one cost per request for a while and then
 # at another. BENCH_JVM_FLAGS sets both JVMs' flags (default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC", as
 # run.sh); the server also writes its GC log (-Xlog:gc) to the work directory, which is kept and named.
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
     --seconds) SECONDS_TOTAL="$2"; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --) shift; EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "steady-trace.sh: unknown option $1" >&2; exit 64 ;;
   esac
 done
@@ -41,6 +43,13 @@ PIDS+=("$SERVER")
   > "$WORK/perf.out" 2>&1 &
 CLIENT=$!
 PIDS+=("$CLIENT")
+# The server CPU's own speed beside it (benchmarks/vcpu-speed.c), where a C compiler exists.
+VCPU="$WORK/vcpu.txt"
+: > "$VCPU"
+if command -v cc > /dev/null && cc -O2 -o "$WORK/vcpu-speed" "$ROOT/benchmarks/vcpu-speed.c" 2> /dev/null; then
+  "${SERVER_PIN[@]}" "$WORK/vcpu-speed" $(( SECONDS_TOTAL + 150 )) > "$VCPU" &
+  PIDS+=("$!")
+fi
 cpu_ns() { # pid [comm-prefix]: summed run time of the process's threads (those named comm-prefix*)
   local total=0 t run name
   for t in /proc/"$1"/task/*; do # builtins only: a fork per thread per sample would load the measured cores
@@ -60,7 +69,7 @@ sample() {
 $(awk '/^nv_inference_exec_count\{/ {s+=$2} END {printf "%.0f", s}' <<< "$m") $(cpu_ns "$SERVER" grpc-worker) \
 $(cpu_ns "$SERVER") $(cpu_ns "$CLIENT")"
 }
-echo "  time  req/s   batch  loop-us/req  server-us/req  client-us/req"
+echo "  time  req/s   batch  loop-us/req  server-us/req  client-us/req  vcpu-ns/it"
 START=$(date +%s%N)
 prev=$(sample)
 while kill -0 "$CLIENT" 2>/dev/null; do
@@ -69,9 +78,10 @@ while kill -0 "$CLIENT" 2>/dev/null; do
   cur=$(sample)
   read -r t0 s0 e0 l0 a0 c0 <<< "$prev"
   read -r t1 s1 e1 l1 a1 c1 <<< "$cur"
+  v=$(awk -v from="$t0" -v to="$t1" '$1 >= from && $1 < to {s += $2; k++} END {if (k) printf "%.3f", s / k; else print "-"}' "$VCPU")
   awk -v t="$(( (t1 - START) / 1000000 ))" -v dt="$(( t1 - t0 ))" -v n="$((s1 - s0))" -v b="$((e1 - e0))" \
-    -v l="$((l1 - l0))" -v a="$((a1 - a0))" -v c="$((c1 - c0))" 'BEGIN {
+    -v l="$((l1 - l0))" -v a="$((a1 - a0))" -v c="$((c1 - c0))" -v v="$v" 'BEGIN {
       if (n <= 0) { printf "%6.1f  (no answers)\n", t / 1000; exit }
-      printf "%6.1f %6.0f %7.1f %12.2f %14.2f %14.2f\n", t / 1000, n / (dt / 1e9), (b > 0 ? n / b : 0), l / n / 1000, a / n / 1000, c / n / 1000 }'
+      printf "%6.1f %6.0f %7.1f %12.2f %14.2f %14.2f %11s\n", t / 1000, n / (dt / 1e9), (b > 0 ? n / b : 0), l / n / 1000, a / n / 1000, c / n / 1000, v }'
   prev=$cur
 done
