@@ -1,5 +1,6 @@
 package io.quiver.lifecycle;
 
+import com.github.benmanes.caffeine.cache.Caffeine;
 import io.quiver.lifecycle.LifecycleListener.EvictionCause;
 import io.quiver.lifecycle.LoadResult.Change;
 import io.quiver.lifecycle.LoadResult.VersionChange;
@@ -128,10 +129,9 @@ public final class ModelManager implements AutoCloseable {
   private final Set<String> operatorUnloaded = ConcurrentHashMap.newKeySet();
   // Models evicted (or left out at start) under the budget: not resident, loaded on demand; value = why.
   private final Map<String, String> evicted = new ConcurrentHashMap<>();
-  // "model/version" -> the smallest cost measured over its loads (resident growth only errs upwards), and
-  // what its runtime last reported (-1: no report): estimates for its next load.
-  private final Map<String, Long> measuredBytes = new ConcurrentHashMap<>();
-  private final Map<String, Long> reportedBytes = new ConcurrentHashMap<>();
+  // "model/version" -> what its files cost when loaded: estimates for its next load of the same files.
+  private final Map<String, PastCost> pastCosts =
+      Caffeine.newBuilder().maximumSize(PAST_COSTS_MAX).<String, PastCost>build().asMap();
   private final Map<String, Long> failedAtNanos = new ConcurrentHashMap<>();
   private final Set<String> evictionClaims = new HashSet<>(); // guarded by budget's monitor
   private volatile LifecycleListener listener = LifecycleListener.NONE;
@@ -921,6 +921,21 @@ public final class ModelManager implements AutoCloseable {
     return plan;
   }
 
+  /** Versions whose past cost is kept for the estimates of their next loads (least recently used out first). */
+  static final int PAST_COSTS_MAX = 4096;
+
+  /**
+   * What a version cost when it loaded from the files with this fingerprint: the smallest cost measured
+   * over its loads (resident growth only errs upwards) and its runtime's last report (-1: none). Figures
+   * of other files (the version's files were replaced) do not apply.
+   */
+  private record PastCost(String fingerprint, long smallestBytes, long reportedBytes) {
+    PastCost then(PastCost next) {
+      return fingerprint.equals(next.fingerprint)
+          ? new PastCost(fingerprint, Math.min(smallestBytes, next.smallestBytes), next.reportedBytes) : next;
+    }
+  }
+
   /** Load-pool thread: fetches the files, reserves room in the budget, loads, trades the reservation for the measured cost. */
   private LoadedVersion loadVersion(RepositoryModel model, long version, boolean startup) {
     long t0 = System.nanoTime();
@@ -936,8 +951,8 @@ public final class ModelManager implements AutoCloseable {
       }
       budget.loaded(reservation, loaded.memory());
       reservation = 0;
-      measuredBytes.merge(model.name() + "/" + version, loaded.memory().bytes(), Math::min);
-      reportedBytes.put(model.name() + "/" + version, loaded.memory().reportedBytes());
+      pastCosts.merge(model.name() + "/" + version,
+          new PastCost(files.fingerprint(), loaded.memory().bytes(), loaded.memory().reportedBytes()), PastCost::then);
       VersionMemory m = loaded.memory();
       log.info("loaded model '{}' version {} ({}, {} instance(s)) in {} ms: ok; memory {} ({}: files {}, resident growth {}, runtime {})",
           model.name(), version, loaded.runtimeName(), loaded.runners().size(), millisSince(t0), VersionMemory.human(m.bytes()),
@@ -969,14 +984,18 @@ public final class ModelManager implements AutoCloseable {
    * @return the bytes reserved (give them back with {@link MemoryBudget#cancelled} if the load fails)
    */
   private long reserve(String model, long version, VersionFiles files, boolean startup) {
-    Long before = measuredBytes.get(model + "/" + version);
+    PastCost past = pastCosts.get(model + "/" + version);
+    if (past != null && !past.fingerprint().equals(files.fingerprint())) {
+      past = null; // measured on files that have since been replaced
+    }
+    Long before = past == null ? null : past.smallestBytes();
     long estimate = budget.estimate(files.bytes(), before);
     if (!budget.enabled()) {
       budget.tryReserve(estimate);
       return estimate;
     }
     // Refused up front only on figures that do not err: its files, and what its runtime reported.
-    long reported = reportedBytes.getOrDefault(model + "/" + version, -1L);
+    long reported = past == null ? -1 : past.reportedBytes();
     long certain = Math.max(files.bytes(), reported);
     if (certain > budget.limit) {
       throw InferenceException.failedPrecondition(

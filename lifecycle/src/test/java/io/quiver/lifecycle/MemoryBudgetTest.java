@@ -294,6 +294,20 @@ class MemoryBudgetTest {
     assertThat(manager.memoryUsedBytes()).isLessThanOrEqualTo(21 * MIB);
   }
 
+  @Test
+  void aVersionWhoseFilesChanged_isJudgedAfresh_notByWhatItsOldFilesMeasured() throws Exception {
+    model(root, "m", 1, 64, 0);
+    start(ModelManagerOptions.explicit().withMemoryBudgetBytes(32 * MIB));
+    assertThat(catchInference(() -> manager.load("m")).code()).isEqualTo(ErrorCode.FAILED_PRECONDITION);
+    assertThat(catchInference(() -> manager.load("m")).getMessage()).contains("reported by its runtime when it last loaded");
+    // New files under the same version number, for a model that fits: the old figures no longer apply.
+    JavaIdentityRuntime.write(root.resolve("m").resolve("1"), "identity FP32 4\noffset 1\nmemory_mb 4\n");
+    manager.load("m");
+    assertThat(manager.isReady("m", "")).isTrue();
+    assertThat(isAnswer(call("m", 2), 2, 1)).isTrue();
+    assertThat(manager.memory("m").get(1L).reportedBytes()).isEqualTo(4 * MIB);
+  }
+
   /** Adds a file of {@code bytes} to the model's version 1 (counted in its files' size; the runtime ignores it). */
   private void pad(String model, long bytes) throws java.io.IOException {
     Files.write(root.resolve(model).resolve("1").resolve("padding.bin"), new byte[(int) bytes]);
