@@ -6,7 +6,15 @@
 #   run(command="benchmarks/device/run-scaling.sh", carry=[".dev"], timeout_s=600)
 # SCALING_ARGS passes options to scaling.sh (default: none, i.e. --cores 1,2,4,8 and 4 open-loop
 # clients, ≈7 min); SCALING_TIMEOUT bounds it (default 560 s) so that the results still come back.
+#   benchmarks/device/run-scaling.sh --smoke   one point (1 server CPU, no open loop, ≈1.5 min): whether the
+#                                              bundle runs there at all, before a full call. The first full
+#                                              call ever made (2026-12-05) ended with "the device machine
+#                                              stopped answering" after ≈9 min and brought nothing back.
 set -uo pipefail
+if [ "${1:-}" = --smoke ]; then
+  SCALING_ARGS="--cores 1 --open-loop-clients 0 --windows 1 --warmup-ms 3000 --server-warmup-s 2,4"
+  SCALING_TIMEOUT=150
+fi
 T0=$(date +%s)
 { date -u; nproc; lscpu; free -g; cat /proc/loadavg
   for c in taskset awk getconf xz lscpu timeout; do command -v $c >/dev/null || echo "missing: $c"; done; } > "$OUT/machine-info.txt" 2>&1
