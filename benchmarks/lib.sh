@@ -25,6 +25,7 @@
 #                               "count total_ms longest_ms"
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
 #   bench_thread_ticks          one line per server thread (SERVER_PID): "name|CPU ticks so far" (user + system)
+#   bench_jit_ticks PID         CPU ticks so far of PID's JIT compiler threads (C1, C2)
 #   bench_scrape_infer_buckets METRICS_PORT   once a second until killed, one line: the wall-clock ms and the
 #                               server's cumulative ModelInfer (code OK) call-duration buckets as "le=count"
 #                               (quiver_grpc_server_call_duration_seconds: from reading a call's headers to
@@ -114,6 +115,10 @@ bench_thread_ticks() {
     set -- $stat
     echo "$comm|$(( ${12} + ${13} ))"
   done
+}
+
+bench_jit_ticks() {
+  SERVER_PID="$1" bench_thread_ticks | awk -F'|' '$1 ~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
 }
 
 bench_jobs_cli() {

@@ -70,6 +70,7 @@ read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -
 if "$JAVA_BIN" --enable-native-access=ALL-UNNAMED -version >/dev/null 2>&1; then
   JVM_FLAGS+=(--enable-native-access=ALL-UNNAMED)
 fi
+source "$ROOT/benchmarks/lib.sh" # its functions only (bench_jit_ticks); the settings above are run.sh's own
 SERVER_PIN=() CLIENT_PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
@@ -195,23 +196,49 @@ ort() { # json-name model
     --json "$RES/$1.json" >> "$LOGS/ort.out" 2>&1
 }
 
-# Warm every server's JIT before anything is recorded (a cold JVM pinned to one core compiles for
-# tens of seconds: C2 threads still took 25-50% of the server's CPU 10-15 s into a run, and /proc
-# charges them to the server's CPU per request); these runs are not reported.
+# Warm every server's JIT on every path a case measures before anything is recorded (a cold JVM pinned to
+# one core compiles for tens of seconds: C2 threads still took 25-50% of the server's CPU 10-15 s into a
+# run, 14% at 24-32 s on a REST path never warmed, and /proc charges them to the server's CPU per
+# request). Each warm-up is closed-loop load until the server's compiler threads used at most 4% of a
+# core over 2 s, after at least WARM_MIN_S and at most WARM_MAX_S; machine.txt says how long each took and
+# whether it settled. These runs are not reported.
 echo "run.sh: warming up the servers" >&2
-mkdir -p "$WORK/warm-up"
-warm() { # port model concurrency
-  "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$2" -u "localhost:$1" \
-    --concurrency-range "$3" -p "${4:-3000}" --warmup 2000 --max-windows 1 --wait-ready 120 \
-    --json "$WORK/warm-up/$1-$2.json" >> "$LOGS/warm-up.out" 2>&1 || echo "run.sh: warm-up of $2 on port $1 failed" >&2
+WARM_MIN_S=6 WARM_MAX_S=40
+warm() { # port server-pid model concurrency [more perf options]
+  local port="$1" pid="$2" model="$3" conc="$4" client waited=0 prev cur delta=-1 settled=no hz
+  shift 4
+  hz=$(getconf CLK_TCK)
+  "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$model" -u "localhost:$port" \
+    --concurrency-range "$conc" -p $(( (WARM_MAX_S + 130) * 1000 )) --warmup 0 --max-windows 1 --wait-ready 120 "$@" \
+    >> "$LOGS/warm-up.out" 2>&1 &
+  client=$!
+  prev=$(bench_jit_ticks "$pid")
+  while [ "$waited" -lt "$WARM_MAX_S" ] && kill -0 "$client" 2>/dev/null; do
+    sleep 2
+    waited=$((waited + 2))
+    cur=$(bench_jit_ticks "$pid")
+    delta=$((cur - prev)) prev=$cur
+    if [ "$waited" -ge "$WARM_MIN_S" ] && [ "$delta" -le $((2 * hz * 4 / 100)) ]; then
+      settled=yes
+      break
+    fi
+  done
+  kill -0 "$client" 2>/dev/null || echo "run.sh: warm-up of $model on port $port ended early (see $LOGS/warm-up.out)" >&2
+  kill "$client" 2>/dev/null || true
+  wait "$client" 2>/dev/null || true
+  echo "warm-up: $model on port $port${*:+ ($*)}: $waited s, JIT settled: $settled (compiler ticks in its last 2 s: $delta)" \
+    >> "$WORK/machine.txt"
 }
-warm "$ECHO_PORT" identity_fp32 16
-warm "$ECHO_MLP_PORT" mlp_784 64
-warm "$ECHO_CNN_PORT" cnn_small 64
-warm "$QUIVER_PORT" identity_fp32 16
-warm "$QUIVER_PORT" mlp_784 64 8000
-warm "$QUIVER_PORT" cnn_small 64 8000
-warm "$NOBATCH_PORT" mlp_784 64 8000
+warm "$ECHO_PORT" "$ECHO_PID" identity_fp32 16
+warm "$ECHO_REST_PORT" "$ECHO_PID" identity_fp32 64 -i http --http-connections 64
+warm "$ECHO_MLP_PORT" "$ECHO_MLP_PID" mlp_784 64
+warm "$ECHO_CNN_PORT" "$ECHO_CNN_PID" cnn_small 64
+warm "$QUIVER_PORT" "$QUIVER_PID" identity_fp32 16
+warm "$QUIVER_REST_PORT" "$QUIVER_PID" identity_fp32 64 -i http --http-connections 64 --grpc-url "localhost:$QUIVER_PORT"
+warm "$QUIVER_REST_PORT" "$QUIVER_PID" identity_fp32 64 -i http --http2 --grpc-url "localhost:$QUIVER_PORT"
+warm "$QUIVER_PORT" "$QUIVER_PID" mlp_784 64
+warm "$QUIVER_PORT" "$QUIVER_PID" cnn_small 64
+warm "$NOBATCH_PORT" "$NOBATCH_PID" mlp_784 64
 
 for r in $(seq 1 "$REPEATS"); do
   echo "run.sh: repeat $r/$REPEATS" >&2
@@ -268,8 +295,8 @@ start_server adaptive "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/adaptive" --grpc-port "$ADAPTIVE_PORT" \
   --http-port $((ADAPTIVE_PORT + 1)) --metrics-port $((ADAPTIVE_PORT + 2)) --control-port -1
 ADAPTIVE_PID=$LAST_PID
-warm "$ADAPTIVE_PORT" mlp_784_fixed 64 8000
-warm "$ADAPTIVE_PORT" mlp_784_target 64 8000
+warm "$ADAPTIVE_PORT" "$ADAPTIVE_PID" mlp_784_fixed 64
+warm "$ADAPTIVE_PORT" "$ADAPTIVE_PID" mlp_784_target 64
 SAT_D=$("$JAVA_BIN" -cp "$CP" io.quiver.bench.tools.BestThroughput "$RES/d-on-r$REPEATS.json")
 STEPS=""
 for pct in 5 10 25 45 65 80 65 45 25 10 5; do STEPS="$STEPS${STEPS:+,}$((SAT_D * pct / 100 > 0 ? SAT_D * pct / 100 : 1))"; done
@@ -289,7 +316,7 @@ start_server overload "$JAVA_BIN" "${JVM_FLAGS[@]}" -jar "$SERVER_JAR" serve \
   --model-repository "$WORK/models/overload" --grpc-port "$OVERLOAD_PORT" \
   --http-port $((OVERLOAD_PORT + 1)) --metrics-port $((OVERLOAD_PORT + 2)) --control-port -1
 OVERLOAD_PID=$LAST_PID
-warm "$OVERLOAD_PORT" mlp_784_bounded 32 8000
+warm "$OVERLOAD_PORT" "$OVERLOAD_PID" mlp_784_bounded 32
 # Saturation is measured after the warm-up (the warm-up's own figure is a cold server's), at
 # concurrency 32 = the queue bound: the most the server can batch without rejecting. Open loop at
 # "1x" can then form batches as large as closed loop did.
