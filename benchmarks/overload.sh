@@ -58,6 +58,13 @@ METRICS_PORT=$(( ${BENCH_PORT_BASE:-18500} + 2 ))
   ${OVERLOAD_SERVER_FLAGS:-} > "$WORK/logs/server.log" 2>&1 &
 SERVER_PID=$!
 PIDS+=("$SERVER_PID")
+# The server CPU's own speed beside it (benchmarks/vcpu-speed.c; docs/benchmarks/PROFILE.md, "What moves with
+# the levels"), read for each point's measured windows, where a C compiler exists.
+: > "$WORK/logs/vcpu.txt"
+if command -v cc > /dev/null && cc -O2 -o "$WORK/vcpu-speed" "$ROOT/benchmarks/vcpu-speed.c" 2> /dev/null; then
+  "${SERVER_PIN[@]}" "$WORK/vcpu-speed" 86400 > "$WORK/logs/vcpu.txt" &
+  PIDS+=("$!")
+fi
 
 COMMANDS=()
 perf() { # json-name args...
@@ -182,6 +189,17 @@ def gc_pauses(log, name, measured_s):
             longest = max(longest, ms)
     return total, longest
 
+def vcpu_cell(name, point):
+    """Median ns per iteration of benchmarks/vcpu-speed.c on the server's CPU in the point's measured windows."""
+    try:
+        end_ns = float(open(f"{res}/{name}.end-ms").read()) * 1e6
+        samples = [line.split() for line in open(f"{logs}/vcpu.txt")]
+    except (OSError, ValueError):
+        return "-"
+    start_ns = end_ns - num(point.get("measured_s")) * 1e9
+    inside = [float(v) for t, v in samples if start_ns <= float(t) <= end_ns]
+    return f"{statistics.median(inside):.3f}" if inside else "-"
+
 def gc_cell(name, point):
     measured = num(point.get("measured_s"))
     c_total, c_long = gc_pauses(f"{logs}/client-gc-{name}.log", name, measured)
@@ -199,7 +217,7 @@ for r in range(1, repeats + 1):
     # The repeat's saturation: the mean of the closed-loop runs before and after its overload points.
     both = (s_rps + a_rps) / 2
     drift.append(a_rps / s_rps)
-    table.append(f"| {r} | saturation before (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | - | 0 | - | - | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} | {gc_cell(f'sat-r{r}', sat)} |")
+    table.append(f"| {r} | saturation before (closed loop, c={queue}) | {s_rps:.0f} | {s_rps:.0f} | - | 0 | - | - | - | {s_p99/1000:.1f} | 1.00 | {num(sat['mean_batch']):.1f} | {gc_cell(f'sat-r{r}', sat)} | {vcpu_cell(f'sat-r{r}', sat)} |")
     for x in ("2", "3"):
         p = row(f"x{x}-r{r}")
         good, p99 = num(p["throughput_rps"]), num(p["p99_us"])
@@ -208,8 +226,8 @@ for r in range(1, repeats + 1):
         n, within5, srv99 = server_refusals(f"x{x}-r{r}")
         per[x].append((g, l, num(p["rejected_rps"]), num(p["send_rate_ratio"]), rej99, within5, srv99, good / s_rps, good / a_rps))
         table.append(f"| {r} | {x}x open loop (Poisson) | {num(p['offered_rps']):.0f} | {good:.0f} | {g:.2f} ({good / s_rps:.2f} / {good / a_rps:.2f}) | "
-                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {within5*100:.2f}% | <= {srv99:g} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} | {gc_cell(f'x{x}-r{r}', p)} |")
-    table.append(f"| {r} | saturation after (closed loop, c={queue}) | {a_rps:.0f} | {a_rps:.0f} | - | 0 | - | - | - | {num(post['p99_us'])/1000:.1f} | {num(post['p99_us'])/s_p99:.2f} | {num(post['mean_batch']):.1f} | {gc_cell(f'sat-post-r{r}', post)} |")
+                     f"{num(p['rejected_rps']):.0f} | {rej99/1000:.2f} | {within5*100:.2f}% | <= {srv99:g} | {p99/1000:.1f} | {l:.2f} | {num(p['mean_batch']):.1f} | {gc_cell(f'x{x}-r{r}', p)} | {vcpu_cell(f'x{x}-r{r}', p)} |")
+    table.append(f"| {r} | saturation after (closed loop, c={queue}) | {a_rps:.0f} | {a_rps:.0f} | - | 0 | - | - | - | {num(post['p99_us'])/1000:.1f} | {num(post['p99_us'])/s_p99:.2f} | {num(post['mean_batch']):.1f} | {gc_cell(f'sat-post-r{r}', post)} | {vcpu_cell(f'sat-post-r{r}', post)} |")
 
 def med(values):
     return statistics.median(values)
@@ -270,11 +288,14 @@ client's own event loop included, so an upper bound of the server's time. A send
 means the client core could not offer the intended rate, so the point offered less than its label says.
 The GC columns come from each JVM's `-Xlog:gc`: the stop-the-world pauses inside the point's measured
 windows (the `measured_s` before its client exited), as milliseconds paused per second and the longest.
+*Server vCPU ns/it* is how long a fixed register-only loop (`benchmarks/vcpu-speed.c`, beside the server on
+its CPU) took per iteration in those windows, median: a higher figure means the vCPU itself ran slower
+(docs/benchmarks/PROFILE.md, "What moves with the levels"); "-" where no C compiler was found.
 
 ## Every point
 
-| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms (client) | refusals within 5 ms (server) | refusal p99 ms (server, bucket bound) | p99 ms | p99 / sat p99 | mean batch | client GC ms paused per s / longest ms | server GC ms paused per s / longest ms |
-|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| repeat | point | offered req/s | goodput req/s | goodput / sat | rejected/s | rejection p99 ms (client) | refusals within 5 ms (server) | refusal p99 ms (server, bucket bound) | p99 ms | p99 / sat p99 | mean batch | client GC ms paused per s / longest ms | server GC ms paused per s / longest ms | server vCPU ns/it |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(table) + """
 
 ## Commands

@@ -33,7 +33,8 @@ import java.util.StringJoiner;
  * recently used out first) and reused while its declared config, runtime and files (their {@link
  * VersionFiles#fingerprint}) stay the same: completing it opens the model once more (ONNX Runtime: a
  * whole session, as much CPU as one instance's), and a model evicted under the memory budget is
- * loaded again and again unchanged. Thread-safe: that cache is its only state.
+ * loaded again and again unchanged. Thread-safe: its state (that cache, the runtimes started) is in
+ * concurrent structures.
  */
 final class VersionLoader {
   /** Config parameter that pins a model: never evicted under the memory budget. */
