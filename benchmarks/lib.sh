@@ -26,6 +26,11 @@
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
 #   bench_thread_ticks          one line per server thread (SERVER_PID): "name|CPU ticks so far" (user + system)
 #   bench_jit_ticks PID         CPU ticks so far of PID's JIT compiler threads (C1, C2)
+#   bench_await_jit PID MIN_S MAX_S [LOAD_PID]   while something loads PID, waits until its JIT compiler threads
+#                               used at most 4% of a core over 2 s, after at least MIN_S, at most MAX_S (or until
+#                               LOAD_PID exits); sets JIT_WAITED (seconds), JIT_SETTLED (yes/no) and JIT_LAST_TICKS
+#                               (compiler ticks in the last 2 s). A fixed warm-up is not enough: on one CPU a cold
+#                               server's compilers still took 25-60% of it 3-15 s into a run
 #   bench_scrape_infer_buckets METRICS_PORT   once a second until killed, one line: the wall-clock ms and the
 #                               server's cumulative ModelInfer (code OK) call-duration buckets as "le=count"
 #                               (quiver_grpc_server_call_duration_seconds: from reading a call's headers to
@@ -119,6 +124,23 @@ bench_thread_ticks() {
 
 bench_jit_ticks() {
   SERVER_PID="$1" bench_thread_ticks | awk -F'|' '$1 ~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
+}
+
+bench_await_jit() {
+  local pid="$1" min="$2" max="$3" load="${4:-}" prev cur hz
+  hz=$(getconf CLK_TCK)
+  JIT_WAITED=0 JIT_SETTLED=no JIT_LAST_TICKS=-1
+  prev=$(bench_jit_ticks "$pid")
+  while [ "$JIT_WAITED" -lt "$max" ] && { [ -z "$load" ] || kill -0 "$load" 2>/dev/null; }; do
+    sleep 2
+    JIT_WAITED=$((JIT_WAITED + 2))
+    cur=$(bench_jit_ticks "$pid")
+    JIT_LAST_TICKS=$((cur - prev)) prev=$cur
+    if [ "$JIT_WAITED" -ge "$min" ] && [ "$JIT_LAST_TICKS" -le $((2 * hz * 4 / 100)) ]; then
+      JIT_SETTLED=yes
+      return
+    fi
+  done
 }
 
 bench_jobs_cli() {

@@ -205,28 +205,17 @@ ort() { # json-name model
 echo "run.sh: warming up the servers" >&2
 WARM_MIN_S=6 WARM_MAX_S=40
 warm() { # port server-pid model concurrency [more perf options]
-  local port="$1" pid="$2" model="$3" conc="$4" client waited=0 prev cur delta=-1 settled=no hz
+  local port="$1" pid="$2" model="$3" conc="$4" client
   shift 4
-  hz=$(getconf CLK_TCK)
   "${CLIENT_PIN[@]}" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m "$model" -u "localhost:$port" \
     --concurrency-range "$conc" -p $(( (WARM_MAX_S + 130) * 1000 )) --warmup 0 --max-windows 1 --wait-ready 120 "$@" \
     >> "$LOGS/warm-up.out" 2>&1 &
   client=$!
-  prev=$(bench_jit_ticks "$pid")
-  while [ "$waited" -lt "$WARM_MAX_S" ] && kill -0 "$client" 2>/dev/null; do
-    sleep 2
-    waited=$((waited + 2))
-    cur=$(bench_jit_ticks "$pid")
-    delta=$((cur - prev)) prev=$cur
-    if [ "$waited" -ge "$WARM_MIN_S" ] && [ "$delta" -le $((2 * hz * 4 / 100)) ]; then
-      settled=yes
-      break
-    fi
-  done
+  bench_await_jit "$pid" "$WARM_MIN_S" "$WARM_MAX_S" "$client"
   kill -0 "$client" 2>/dev/null || echo "run.sh: warm-up of $model on port $port ended early (see $LOGS/warm-up.out)" >&2
   kill "$client" 2>/dev/null || true
   wait "$client" 2>/dev/null || true
-  echo "warm-up: $model on port $port${*:+ ($*)}: $waited s, JIT settled: $settled (compiler ticks in its last 2 s: $delta)" \
+  echo "warm-up: $model on port $port${*:+ ($*)}: $JIT_WAITED s, JIT settled: $JIT_SETTLED (compiler ticks in its last 2 s: $JIT_LAST_TICKS)" \
     >> "$WORK/machine.txt"
 }
 warm "$ECHO_PORT" "$ECHO_PID" identity_fp32 16

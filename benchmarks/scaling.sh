@@ -42,6 +42,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$ROOT/benchmarks/lib.sh" # bench_jit_ticks, bench_await_jit
 CORES="1,2,4,8" OL_CLIENTS=4 WINDOWS=2 WINDOW_MS=3000 WARMUP_MS=12000 DIST="" BUILD=1 OUT=""
 WARM_MIN_S=4 WARM_MAX_S=20 OL_CLIENT_WARMUP_MS=5000 OL_WARMUP_MS=2000
 while [ $# -gt 0 ]; do
@@ -203,35 +204,21 @@ wait_ready() { # port: a short closed-loop call until the server answers (exclud
   wait "$probe" || { echo "scaling.sh: the server on port $1 never answered" >&2; exit 1; }
 }
 
-# CPU ticks of the server's JIT compiler threads ("C1 CompilerThre", "C2 CompilerThre").
-jit_ticks() { thread_ticks "$1" | awk '$3 ~ /^C[12]_Compiler/ {s += $2} END {print s + 0}'; }
 # warm_server NAME PORT CPU...: closed-loop load from one client per CPU until the server's JIT has settled
-# (its compiler threads used at most 4% of a core over 2 s, after at least WARM_MIN_S), at most WARM_MAX_S.
-# A fixed warm-up is not enough: on one CPU the compilers of a cold server still took 60% of it after 3 s.
+# (lib.sh's bench_await_jit: at most 4% of a core over 2 s, after at least WARM_MIN_S), at most WARM_MAX_S.
 warm_server() {
   local name="$1" port="$2"; shift 2
-  local pids=() c hz waited=0 prev cur delta=-1 settled=no
-  hz=$(getconf CLK_TCK)
+  local pids=() c
   for c in "$@"; do
     taskset -c "$c" "$JAVA_BIN" "${JVM_FLAGS[@]}" -cp "$CP" io.quiver.bench.PerfMain -q -m identity_fp32 \
       -u "localhost:$port" --concurrency-range 64 -p 120000 --warmup 0 --max-windows 1 --wait-ready 120 \
       > /dev/null 2>> "$LOGS/warm-up.err" &
     pids+=($!)
   done
-  prev=$(jit_ticks "$SERVER_PID")
-  while [ "$waited" -lt "$WARM_MAX_S" ]; do
-    sleep 2
-    waited=$((waited + 2))
-    cur=$(jit_ticks "$SERVER_PID")
-    delta=$((cur - prev)) prev=$cur
-    if [ "$waited" -ge "$WARM_MIN_S" ] && [ "$delta" -le $((2 * hz * 4 / 100)) ]; then
-      settled=yes
-      break
-    fi
-  done
+  bench_await_jit "$SERVER_PID" "$WARM_MIN_S" "$WARM_MAX_S"
   kill "${pids[@]}" 2>/dev/null || true
   for c in "${pids[@]}"; do wait "$c" 2>/dev/null || true; done
-  echo "warm-up of $name: $waited s, JIT settled: $settled (compiler ticks in the last 2 s: $delta)" >> "$OUT/machine.txt"
+  echo "warm-up of $name: $JIT_WAITED s, JIT settled: $JIT_SETTLED (compiler ticks in the last 2 s: $JIT_LAST_TICKS)" >> "$OUT/machine.txt"
 }
 
 point=0
