@@ -24,8 +24,11 @@
 #   bench_gc_pauses FROM TO     the server's stop-the-world pauses between two wall-clock times (ms):
 #                               "count total_ms longest_ms"
 #   bench_json_field FILE NAME  the first numeric value of NAME in a `quiver perf` JSON result
-#   bench_thread_ticks          one line per server thread (SERVER_PID): "name|CPU ticks so far" (user + system)
+#   bench_thread_ticks [PID]    one line per thread of PID (default SERVER_PID): "name|CPU ticks so far" (user + system)
 #   bench_jit_ticks PID         CPU ticks so far of PID's JIT compiler threads (C1, C2)
+#   bench_vcpu_probe FILE SECONDS   where a C compiler exists, runs benchmarks/vcpu-speed.c on the server's CPU
+#                               for SECONDS (added to PIDS), its lines ("REALTIME_NS NS_PER_ITERATION") in FILE;
+#                               FILE is left empty otherwise
 #   bench_await_jit PID MIN_S MAX_S [LOAD_PID]   while something loads PID, waits until its JIT compiler threads
 #                               used at most 4% of a core over 2 s, after at least MIN_S, at most MAX_S (or until
 #                               LOAD_PID exits); sets JIT_WAITED (seconds), JIT_SETTLED (yes/no) and JIT_LAST_TICKS
@@ -114,7 +117,7 @@ bench_mlp_perf() {
 
 bench_thread_ticks() {
   local t comm stat
-  for t in /proc/"$SERVER_PID"/task/*; do
+  for t in /proc/"${1:-$SERVER_PID}"/task/*; do
     { read -r comm < "$t/comm" && read -r stat < "$t/stat"; } 2>/dev/null || continue # the thread ended
     stat=${stat##*) } # the fields after the ")" that ends the name: utime and stime are the 12th and 13th
     set -- $stat
@@ -123,7 +126,7 @@ bench_thread_ticks() {
 }
 
 bench_jit_ticks() {
-  SERVER_PID="$1" bench_thread_ticks | awk -F'|' '$1 ~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
+  bench_thread_ticks "$1" | awk -F'|' '$1 ~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
 }
 
 bench_await_jit() {
@@ -141,6 +144,14 @@ bench_await_jit() {
       return
     fi
   done
+}
+
+bench_vcpu_probe() {
+  : > "$1"
+  if command -v cc > /dev/null && cc -O2 -o "$WORK/vcpu-speed" "$ROOT/benchmarks/vcpu-speed.c" 2> /dev/null; then
+    "${SERVER_PIN[@]}" "$WORK/vcpu-speed" "$2" > "$1" &
+    PIDS+=("$!")
+  fi
 }
 
 bench_jobs_cli() {

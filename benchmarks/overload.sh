@@ -60,11 +60,7 @@ SERVER_PID=$!
 PIDS+=("$SERVER_PID")
 # The server CPU's own speed beside it (benchmarks/vcpu-speed.c; docs/benchmarks/PROFILE.md, "What moves with
 # the levels"), read for each point's measured windows, where a C compiler exists.
-: > "$WORK/logs/vcpu.txt"
-if command -v cc > /dev/null && cc -O2 -o "$WORK/vcpu-speed" "$ROOT/benchmarks/vcpu-speed.c" 2> /dev/null; then
-  "${SERVER_PIN[@]}" "$WORK/vcpu-speed" 86400 > "$WORK/logs/vcpu.txt" &
-  PIDS+=("$!")
-fi
+bench_vcpu_probe "$WORK/logs/vcpu.txt" 86400
 
 COMMANDS=()
 perf() { # json-name args...

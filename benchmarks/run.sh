@@ -70,7 +70,7 @@ read -r -a JVM_FLAGS <<< "${BENCH_JVM_FLAGS:--Xms1g -Xmx1g -XX:+AlwaysPreTouch -
 if "$JAVA_BIN" --enable-native-access=ALL-UNNAMED -version >/dev/null 2>&1; then
   JVM_FLAGS+=(--enable-native-access=ALL-UNNAMED)
 fi
-source "$ROOT/benchmarks/lib.sh" # its functions only (bench_jit_ticks); the settings above are run.sh's own
+source "$ROOT/benchmarks/lib.sh" # its functions only (bench_await_jit); the settings above are run.sh's own
 SERVER_PIN=() CLIENT_PIN=()
 if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)

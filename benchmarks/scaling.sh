@@ -42,7 +42,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-source "$ROOT/benchmarks/lib.sh" # bench_jit_ticks, bench_await_jit
+source "$ROOT/benchmarks/lib.sh" # bench_await_jit
 CORES="1,2,4,8" OL_CLIENTS=4 WINDOWS=2 WINDOW_MS=3000 WARMUP_MS=12000 DIST="" BUILD=1 OUT=""
 WARM_MIN_S=4 WARM_MAX_S=20 OL_CLIENT_WARMUP_MS=5000 OL_WARMUP_MS=2000
 while [ $# -gt 0 ]; do

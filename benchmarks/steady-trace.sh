@@ -45,11 +45,7 @@ CLIENT=$!
 PIDS+=("$CLIENT")
 # The server CPU's own speed beside it (benchmarks/vcpu-speed.c), where a C compiler exists.
 VCPU="$WORK/vcpu.txt"
-: > "$VCPU"
-if command -v cc > /dev/null && cc -O2 -o "$WORK/vcpu-speed" "$ROOT/benchmarks/vcpu-speed.c" 2> /dev/null; then
-  "${SERVER_PIN[@]}" "$WORK/vcpu-speed" $(( SECONDS_TOTAL + 150 )) > "$VCPU" &
-  PIDS+=("$!")
-fi
+bench_vcpu_probe "$VCPU" $(( SECONDS_TOTAL + 150 ))
 cpu_ns() { # pid [comm-prefix]: summed run time of the process's threads (those named comm-prefix*)
   local total=0 t run name
   for t in /proc/"$1"/task/*; do # builtins only: a fork per thread per sample would load the measured cores

@@ -1,6 +1,5 @@
 package io.quiver.lifecycle;
 
-import com.github.benmanes.caffeine.cache.Caffeine;
 import io.quiver.lifecycle.LifecycleListener.EvictionCause;
 import io.quiver.lifecycle.LoadResult.Change;
 import io.quiver.lifecycle.LoadResult.VersionChange;
@@ -129,9 +128,8 @@ public final class ModelManager implements AutoCloseable {
   private final Set<String> operatorUnloaded = ConcurrentHashMap.newKeySet();
   // Models evicted (or left out at start) under the budget: not resident, loaded on demand; value = why.
   private final Map<String, String> evicted = new ConcurrentHashMap<>();
-  // "model/version" -> what its files cost when loaded: estimates for its next load of the same files.
-  private final Map<String, PastCost> pastCosts =
-      Caffeine.newBuilder().maximumSize(PAST_COSTS_MAX).<String, PastCost>build().asMap();
+  // What earlier loads of each version learned (completed config, cost), for its next load of the same files.
+  private final VersionHistory history = new VersionHistory();
   private final Map<String, Long> failedAtNanos = new ConcurrentHashMap<>();
   private final Set<String> evictionClaims = new HashSet<>(); // guarded by budget's monitor
   private volatile LifecycleListener listener = LifecycleListener.NONE;
@@ -148,7 +146,7 @@ public final class ModelManager implements AutoCloseable {
     this.budget = new MemoryBudget(options.memoryBudgetBytes());
     // With a budget every load's resident growth must be attributable to it: measured sections run one at a time.
     this.loader = new VersionLoader(this.runtimes, java.util.Objects.requireNonNull(schedulers, "schedulers"),
-        new MemoryMeter(budget.enabled()));
+        new MemoryMeter(budget.enabled()), history);
     this.optionPinned = Set.copyOf(options.pinnedModels());
     for (int i = 0; i < LOCK_STRIPES; i++) {
       modelLocks[i] = new ReentrantLock();
@@ -921,21 +919,6 @@ public final class ModelManager implements AutoCloseable {
     return plan;
   }
 
-  /** Versions whose past cost is kept for the estimates of their next loads (least recently used out first). */
-  static final int PAST_COSTS_MAX = 4096;
-
-  /**
-   * What a version cost when it loaded from the files with this fingerprint: the smallest cost measured
-   * over its loads (resident growth only errs upwards) and its runtime's last report (-1: none). Figures
-   * of other files (the version's files were replaced) do not apply.
-   */
-  private record PastCost(String fingerprint, long smallestBytes, long reportedBytes) {
-    PastCost then(PastCost next) {
-      return fingerprint.equals(next.fingerprint)
-          ? new PastCost(fingerprint, Math.min(smallestBytes, next.smallestBytes), next.reportedBytes) : next;
-    }
-  }
-
   /** Load-pool thread: fetches the files, reserves room in the budget, loads, trades the reservation for the measured cost. */
   private LoadedVersion loadVersion(RepositoryModel model, long version, boolean startup) {
     long t0 = System.nanoTime();
@@ -943,7 +926,7 @@ public final class ModelManager implements AutoCloseable {
     try {
       Path dir = model.versionDirectory(version);
       VersionFiles files = VersionFiles.of(dir);
-      reservation = reserve(model.name(), version, files, startup);
+      reservation = reserve(model, version, files, startup);
       LoadedVersion loaded;
       // Session set-up and warm-up: the CPU-heavy part, which may yield to serving (LoadScheduling).
       try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
@@ -951,8 +934,7 @@ public final class ModelManager implements AutoCloseable {
       }
       budget.loaded(reservation, loaded.memory());
       reservation = 0;
-      pastCosts.merge(model.name() + "/" + version,
-          new PastCost(files.fingerprint(), loaded.memory().bytes(), loaded.memory().reportedBytes()), PastCost::then);
+      history.measured(model.name(), version, model.declaredConfig(), files.fingerprint(), loaded.memory());
       VersionMemory m = loaded.memory();
       log.info("loaded model '{}' version {} ({}, {} instance(s)) in {} ms: ok; memory {} ({}: files {}, resident growth {}, runtime {})",
           model.name(), version, loaded.runtimeName(), loaded.runners().size(), millisSince(t0), VersionMemory.human(m.bytes()),
@@ -983,12 +965,10 @@ public final class ModelManager implements AutoCloseable {
    *
    * @return the bytes reserved (give them back with {@link MemoryBudget#cancelled} if the load fails)
    */
-  private long reserve(String model, long version, VersionFiles files, boolean startup) {
-    PastCost past = pastCosts.get(model + "/" + version);
-    if (past != null && !past.fingerprint().equals(files.fingerprint())) {
-      past = null; // measured on files that have since been replaced
-    }
-    Long before = past == null ? null : past.smallestBytes();
+  private long reserve(RepositoryModel source, long version, VersionFiles files, boolean startup) {
+    String model = source.name();
+    VersionHistory.Learned past = history.get(model, version, source.declaredConfig(), files.fingerprint());
+    Long before = past == null || past.smallestBytes() < 0 ? null : past.smallestBytes();
     long estimate = budget.estimate(files.bytes(), before);
     if (!budget.enabled()) {
       budget.tryReserve(estimate);

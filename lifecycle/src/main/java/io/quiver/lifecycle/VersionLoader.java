@@ -1,7 +1,5 @@
 package io.quiver.lifecycle;
 
-import com.github.benmanes.caffeine.cache.Cache;
-import com.github.benmanes.caffeine.cache.Caffeine;
 import io.quiver.core.ErrorCode;
 import io.quiver.core.InferenceException;
 import io.quiver.core.ModelSignature;
@@ -29,11 +27,10 @@ import java.util.StringJoiner;
  * a time when the meter is exclusive). On failure everything opened so far is closed before the
  * exception leaves.
  *
- * <p>A version's completed config is kept (up to {@value #COMPLETED_CONFIGS_MAX} versions, least
- * recently used out first) and reused while its declared config, runtime and files (their {@link
- * VersionFiles#fingerprint}) stay the same: completing it opens the model once more (ONNX Runtime: a
+ * <p>A version's completed config is kept in the manager's {@link VersionHistory} and reused while its
+ * declared config and files stay the same: completing it opens the model once more (ONNX Runtime: a
  * whole session, as much CPU as one instance's), and a model evicted under the memory budget is
- * loaded again and again unchanged. Thread-safe: its state (that cache, the runtimes started) is in
+ * loaded again and again unchanged. Thread-safe: its state (the runtimes started) and the history are
  * concurrent structures.
  */
 final class VersionLoader {
@@ -46,21 +43,10 @@ final class VersionLoader {
   // Runtimes that have opened an instance in this process: the first one's resident growth includes the
   // runtime's own start (ONNX Runtime's environment: tens of MiB), so it is not charged to that version.
   private final java.util.Set<String> started = java.util.concurrent.ConcurrentHashMap.newKeySet();
-  /** Versions whose completed config is kept. */
-  static final int COMPLETED_CONFIGS_MAX = 4096;
-  private final Cache<String, CompletedConfig> completedConfigs =
-      Caffeine.newBuilder().maximumSize(COMPLETED_CONFIGS_MAX).build();
+  private final VersionHistory history;
 
-  /** What a version's config was completed from, and the result (normalized and validated). */
-  private record CompletedConfig(String runtime, ModelConfig declared, Path modelFile, String fingerprint,
-      ModelConfig completed) {
-    boolean sameSource(String runtime, ModelConfig declared, Path modelFile, String fingerprint) {
-      return this.runtime.equals(runtime) && this.declared.equals(declared) && this.modelFile.equals(modelFile)
-          && this.fingerprint.equals(fingerprint);
-    }
-  }
-
-  VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers, MemoryMeter meter) {
+  VersionLoader(List<ModelRuntime> runtimes, SchedulerFactory schedulers, MemoryMeter meter, VersionHistory history) {
+    this.history = history;
     this.runtimes = runtimes;
     this.schedulers = schedulers;
     this.meter = meter;
@@ -127,17 +113,16 @@ final class VersionLoader {
     }
   }
 
-  /** The version's completed config: the one kept from an earlier load of the same files and declared config, else the runtime's. */
+  /** The version's completed config: the one an earlier load of the same files and declared config completed, else the runtime's. */
   private ModelConfig completedConfig(ModelRuntime runtime, ModelConfig declared, Path modelFile, String name,
       long version, VersionFiles files, String label) {
-    String key = name + "/" + version;
-    CompletedConfig kept = completedConfigs.getIfPresent(key);
-    if (kept != null && kept.sameSource(runtime.name(), declared, modelFile, files.fingerprint())) {
-      return kept.completed();
+    VersionHistory.Learned learned = history.get(name, version, declared, files.fingerprint());
+    if (learned != null && learned.completed() != null) {
+      return learned.completed();
     }
     ModelConfig completed = normalize(runtime.completeConfig(declared, modelFile), name, runtime);
     ModelConfigValidator.validate(completed, name, "(completed by " + runtime.name() + ") of " + label);
-    completedConfigs.put(key, new CompletedConfig(runtime.name(), declared, modelFile, files.fingerprint(), completed));
+    history.completed(name, version, declared, files.fingerprint(), completed);
     return completed;
   }
 

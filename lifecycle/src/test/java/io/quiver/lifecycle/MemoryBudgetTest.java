@@ -308,6 +308,20 @@ class MemoryBudgetTest {
     assertThat(manager.memory("m").get(1L).reportedBytes()).isEqualTo(4 * MIB);
   }
 
+  @Test
+  void aVersionWhoseDeclaredConfigChanged_isJudgedAfresh_notByWhatItsOldConfigMeasured() throws Exception {
+    model(root, "m", 1, 20, 0);
+    Files.writeString(root.resolve("m").resolve("config.pbtxt"), "instance_group [{ count: 2, kind: KIND_CPU }]\n");
+    start(ModelManagerOptions.explicit().withMemoryBudgetBytes(32 * MIB));
+    assertThat(catchInference(() -> manager.load("m")).getMessage()).contains("measured 40.0 MiB once loaded");
+    assertThat(catchInference(() -> manager.load("m")).getMessage()).contains("needs at least 40.0 MiB");
+    // One instance instead of two: the same files, a new config, and half the cost.
+    Files.writeString(root.resolve("m").resolve("config.pbtxt"), "instance_group [{ count: 1, kind: KIND_CPU }]\n");
+    manager.load("m");
+    assertThat(isAnswer(call("m", 2), 2, 1)).isTrue();
+    assertThat(manager.memory("m").get(1L).reportedBytes()).isEqualTo(20 * MIB);
+  }
+
   /** Adds a file of {@code bytes} to the model's version 1 (counted in its files' size; the runtime ignores it). */
   private void pad(String model, long bytes) throws java.io.IOException {
     Files.write(root.resolve(model).resolve("1").resolve("padding.bin"), new byte[(int) bytes]);
