@@ -6,8 +6,10 @@ package io.quiver.lifecycle;
  * <p>A load is mostly the runtime's session set-up (graph optimization over the weights) and a warm-up
  * run: milliseconds to seconds of CPU that, on a machine without a spare core, would otherwise be taken
  * from the models already serving (docs/benchmarks/lifecycle.md, "A hot set while a cold tail churns").
- * The {@link ModelManager} brackets the CPU-heavy part of every load with {@link #enter()} on the load
- * thread, and an on-demand load's whole run on its loader thread (repository, config, evictions); an
+ * The {@link ModelManager} brackets with {@link #enter()} the CPU-heavy part of every load on the load
+ * thread (making room, session set-up, warm-up), the closing of every version that leaves (an eviction's,
+ * an unload's, a reload's old copy) on whichever thread closes it, and an on-demand load's whole run on
+ * its loader thread (repository, config, evictions); an
  * implementation may lower that thread's priority until the section closes, and lower other background
  * work while any section is open (the server's lowers the JIT's compiler threads). {@link #NORMAL}
  * changes nothing; the server's Linux implementation lives beside its other CPU policies
@@ -22,7 +24,8 @@ public interface LoadScheduling extends AutoCloseable {
   /**
    * Called on a load thread before the CPU-heavy part of one load; the load closes the section on the
    * same thread when that part ends, however it ends. Never throws: a priority that cannot be changed
-   * leaves the load at the one it has.
+   * leaves the load at the one it has. Sections nest: one entered on a thread that already has a section
+   * open changes nothing, and the outer one's close ends the lowering.
    */
   Section enter();
 

@@ -926,10 +926,11 @@ public final class ModelManager implements AutoCloseable {
     try {
       Path dir = model.versionDirectory(version);
       VersionFiles files = VersionFiles.of(dir);
-      reservation = reserve(model, version, files, startup);
       LoadedVersion loaded;
-      // Session set-up and warm-up: the CPU-heavy part, which may yield to serving (LoadScheduling).
+      // Making room (closing the versions it evicts), session set-up and warm-up: the CPU-heavy part,
+      // which may yield to serving (LoadScheduling).
       try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
+        reservation = reserve(model, version, files, startup);
         loaded = loader.load(model, version, dir, files);
       }
       budget.loaded(reservation, loaded.memory());
@@ -1474,6 +1475,29 @@ public final class ModelManager implements AutoCloseable {
     for (LoadedVersion version : versions) {
       version.retire();
     }
+    // Closing sessions is load work: on whichever thread drains (an eviction's, an unload's, a reload's),
+    // it yields to serving like a load does (LoadScheduling; nested inside a load's own section it changes nothing).
+    try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
+      closeDrained(model, versions, t0);
+    }
+    synchronized (tableWriteLock) {
+      ModelRoute current = routes.get(model);
+      if (current != null) {
+        Map<LoadedVersion, Boolean> gone = new IdentityHashMap<>();
+        versions.forEach(v -> gone.put(v, Boolean.TRUE));
+        List<Slot> kept = new ArrayList<>(current.slots.length);
+        for (Slot slot : current.slots) {
+          if (!(slot.state() == State.UNLOADING && gone.containsKey(slot.loaded()))) {
+            kept.add(slot);
+          }
+        }
+        publish(model, new ModelRoute(model, kept, current.problem));
+      }
+    }
+  }
+
+  /** Waits for each retired version's holders, then closes its scheduler and runners and gives its memory back. */
+  private void closeDrained(String model, List<LoadedVersion> versions, long t0) {
     for (LoadedVersion version : versions) {
       int holding = version.inFlight();
       if (!version.awaitDrained(options.drainTimeoutMillis())) {
@@ -1499,20 +1523,6 @@ public final class ModelManager implements AutoCloseable {
       budget.released(version.memory().bytes());
       log.info("unloaded model '{}' version {} in {} ms ({} request(s) held it when draining began): ok",
           model, version.version(), millisSince(t0), holding);
-    }
-    synchronized (tableWriteLock) {
-      ModelRoute current = routes.get(model);
-      if (current != null) {
-        Map<LoadedVersion, Boolean> gone = new IdentityHashMap<>();
-        versions.forEach(v -> gone.put(v, Boolean.TRUE));
-        List<Slot> kept = new ArrayList<>(current.slots.length);
-        for (Slot slot : current.slots) {
-          if (!(slot.state() == State.UNLOADING && gone.containsKey(slot.loaded()))) {
-            kept.add(slot);
-          }
-        }
-        publish(model, new ModelRoute(model, kept, current.problem));
-      }
     }
   }
 

@@ -132,6 +132,34 @@ class MemoryBudgetTest {
   }
 
   @Test
+  void evictionsThatMakeRoomForAnExplicitLoad_closeTheirRunnersInsideALoadSection() throws Exception {
+    for (String name : List.of("a", "b", "c")) {
+      model(root, name, name.charAt(0), 4, 0);
+    }
+    // An operator's load (control plane, Triton's repository API) evicts on a load-pool thread or, once its
+    // measured cost is known, on the caller's: either way the closing is load work and yields to serving.
+    ThreadLocal<Boolean> inSection = ThreadLocal.withInitial(() -> false);
+    LoadScheduling marking = () -> {
+      inSection.set(true);
+      return () -> inSection.set(false);
+    };
+    List<String> closedWhere = new CopyOnWriteArrayList<>();
+    runtime.onClose = () -> closedWhere.add((inSection.get() ? "inside" : "outside") + " a load section on "
+        + Thread.currentThread().getName());
+    start(lazy(9 * MIB).withLoadScheduling(marking)); // two models of 4 MiB fit, a third does not
+    manager.load("a");
+    manager.load("b");
+    assertThat(isAnswer(call("a", 1), 1, 'a')).isTrue();
+    assertThat(isAnswer(call("b", 1), 1, 'b')).isTrue();
+
+    manager.load("c");
+    manager.unload("b");
+
+    assertThat(events.evicted).containsExactly("a");
+    assertThat(closedWhere).hasSize(2).allSatisfy(where -> assertThat(where).startsWith("inside a load section on "));
+  }
+
+  @Test
   void loadsBeyondTheBudget_evictTheLeastRecentlyUsed_inOrder() throws Exception {
     for (String name : List.of("a", "b", "c", "d", "e")) {
       model(root, name, name.charAt(0), 4, 0);

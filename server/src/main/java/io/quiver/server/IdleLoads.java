@@ -82,6 +82,8 @@ public final class IdleLoads implements LoadScheduling {
   private final long jitWindowNanos = TimeUnit.MILLISECONDS.toNanos(JIT_WINDOW_MILLIS);
   /** Ids of the threads inside a lowered section: the sweep leaves them alone. */
   private final Set<Integer> inSection = ConcurrentHashMap.newKeySet();
+  /** The section this thread has open, if any: a section entered inside it is nested and changes nothing. */
+  private final ThreadLocal<Lowered> openOnThisThread = new ThreadLocal<>();
   private final ScheduledThreadPoolExecutor timer;
 
   // The JIT's compiler threads while loads run; all guarded by jitLock (jitLowered is also read without it).
@@ -173,6 +175,9 @@ public final class IdleLoads implements LoadScheduling {
 
   @Override
   public Section enter() {
+    if (openOnThisThread.get() != null) {
+      return Section.NONE; // nested: the outer section already lowers this thread, and its close raises it
+    }
     int tid = CpuSharing.LibC.INSTANCE.gettid(); // bound: the probe called it
     // Counted in first: another load's sweep must not raise this thread once it is lowered.
     inSection.add(tid);
@@ -184,6 +189,7 @@ public final class IdleLoads implements LoadScheduling {
       return Section.NONE;
     }
     Lowered section = new Lowered(tid, runQueueWaitNanos(tid), System.nanoTime());
+    openOnThisThread.set(section);
     sectionOpened(); // before anything that may close the section: close() counts it out again
     try {
       section.check = timer.scheduleWithFixedDelay(section::check, checkPeriodNanos, checkPeriodNanos, TimeUnit.NANOSECONDS);
@@ -423,6 +429,7 @@ public final class IdleLoads implements LoadScheduling {
       }
       setPolicy(0, CpuSharing.SCHED_OTHER);
       inSection.remove(tid);
+      openOnThisThread.remove();
       sectionClosed();
     }
   }

@@ -76,6 +76,36 @@ class IdleLoadsTest {
   }
 
   @Test
+  void aSectionEnteredInsideAnotherChangesNothingAndTheOuterCloseRaises() throws Exception {
+    IdleLoads loads = idleLoadsOrSkip(60_000);
+    try {
+      CompletableFuture<int[]> seen = new CompletableFuture<>();
+      Thread load = new Thread(() -> {
+        try {
+          int tid = CpuSharing.LibC.INSTANCE.gettid();
+          int nestedInside;
+          int afterNested;
+          try (LoadScheduling.Section outer = loads.enter()) {
+            // e.g. an on-demand load whose eviction closes a version: the drain enters a section of its own
+            try (LoadScheduling.Section inner = loads.enter()) {
+              nestedInside = policy(tid);
+            }
+            afterNested = policy(tid);
+          }
+          seen.complete(new int[] {nestedInside, afterNested, policy(tid)});
+        } catch (Throwable e) {
+          seen.completeExceptionally(e);
+        }
+      });
+      load.start();
+      // inside both, after the inner closed (still lowered: the outer is open), after the outer closed
+      assertThat(seen.get(10, TimeUnit.SECONDS)).containsExactly(SCHED_IDLE, SCHED_IDLE, SCHED_OTHER);
+    } finally {
+      loads.close();
+    }
+  }
+
+  @Test
   void aLoadStarvedPastItsBoundIsRaisedWhileItStillRuns() throws Exception {
     IdleLoads loads = idleLoadsOrSkip(20);
     int cores = Runtime.getRuntime().availableProcessors();
