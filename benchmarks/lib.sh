@@ -31,9 +31,12 @@
 #                               FILE is left empty otherwise
 #   bench_await_jit PID MIN_S MAX_S [LOAD_PID]   while something loads PID, waits until its JIT compiler threads
 #                               used at most 4% of a core over 2 s, after at least MIN_S, at most MAX_S (or until
-#                               LOAD_PID exits); sets JIT_WAITED (seconds), JIT_SETTLED (yes/no) and JIT_LAST_TICKS
-#                               (compiler ticks in the last 2 s). A fixed warm-up is not enough: on one CPU a cold
-#                               server's compilers still took 25-60% of it 3-15 s into a run
+#                               LOAD_PID exits), counted from the moment PID starts serving (its other threads used
+#                               0.1 s of CPU since the call: a load client's own JVM start is not a quiet JIT);
+#                               sets JIT_WAITED (seconds serving), JIT_SETTLED (yes/no), JIT_LAST_TICKS (compiler
+#                               ticks in the last 2 s) and JIT_START_WAITED (seconds until serving began). A fixed
+#                               warm-up is not enough: on one CPU a cold server's compilers still took 25-60% of it
+#                               3-15 s into a run
 #   bench_scrape_infer_buckets METRICS_PORT   once a second until killed, one line: the wall-clock ms and the
 #                               server's cumulative ModelInfer (code OK) call-duration buckets as "le=count"
 #                               (quiver_grpc_server_call_duration_seconds: from reading a call's headers to
@@ -129,10 +132,25 @@ bench_jit_ticks() {
   bench_thread_ticks "$1" | awk -F'|' '$1 ~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
 }
 
+bench_serving_ticks() { # ticks of PID's threads other than the JIT's compilers
+  bench_thread_ticks "$1" | awk -F'|' '$1 !~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
+}
+
 bench_await_jit() {
-  local pid="$1" min="$2" max="$3" load="${4:-}" prev cur hz
+  local pid="$1" min="$2" max="$3" load="${4:-}" prev cur hz start polls=0
   hz=$(getconf CLK_TCK)
-  JIT_WAITED=0 JIT_SETTLED=no JIT_LAST_TICKS=-1
+  JIT_WAITED=0 JIT_SETTLED=no JIT_LAST_TICKS=-1 JIT_START_WAITED=0
+  # The windows start once the server serves: before that, a quiet JIT says only that no load arrived yet.
+  start=$(bench_serving_ticks "$pid")
+  while [ $(( $(bench_serving_ticks "$pid") - start )) -lt $(( (hz + 9) / 10 )) ]; do
+    if [ $((polls / 4)) -ge "$max" ] || { [ -n "$load" ] && ! kill -0 "$load" 2>/dev/null; }; then
+      JIT_START_WAITED=$((polls / 4))
+      return
+    fi
+    sleep 0.25
+    polls=$((polls + 1))
+  done
+  JIT_START_WAITED=$((polls / 4))
   prev=$(bench_jit_ticks "$pid")
   while [ "$JIT_WAITED" -lt "$max" ] && { [ -z "$load" ] || kill -0 "$load" 2>/dev/null; }; do
     sleep 2

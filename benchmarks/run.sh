@@ -215,7 +215,7 @@ warm() { # port server-pid model concurrency [more perf options]
   kill -0 "$client" 2>/dev/null || echo "run.sh: warm-up of $model on port $port ended early (see $LOGS/warm-up.out)" >&2
   kill "$client" 2>/dev/null || true
   wait "$client" 2>/dev/null || true
-  echo "warm-up: $model on port $port${*:+ ($*)}: $JIT_WAITED s, JIT settled: $JIT_SETTLED (compiler ticks in its last 2 s: $JIT_LAST_TICKS)" \
+  echo "warm-up: $model on port $port${*:+ ($*)}: $JIT_WAITED s serving (after $JIT_START_WAITED s to start), JIT settled: $JIT_SETTLED (compiler ticks in its last 2 s: $JIT_LAST_TICKS)" \
     >> "$WORK/machine.txt"
 }
 warm "$ECHO_PORT" "$ECHO_PID" identity_fp32 16
