@@ -10,11 +10,20 @@
 #                                              bundle runs there at all, before a full call. The first full
 #                                              call ever made (2026-12-05) ended with "the device machine
 #                                              stopped answering" after ≈9 min and brought nothing back.
+#   benchmarks/device/run-scaling.sh --target  only the two points item 7's target compares (1 and 8 server
+#                                              CPUs, no open loop, ≈3 min), so that one call well inside the
+#                                              limit decides it; --rest then measures 2 and 4 CPUs and the
+#                                              open-loop tails (≈4 min) on the same warm machine.
 set -uo pipefail
-if [ "${1:-}" = --smoke ]; then
-  SCALING_ARGS="--cores 1 --open-loop-clients 0 --windows 1 --warmup-ms 3000 --server-warmup-s 2,4"
-  SCALING_TIMEOUT=150
-fi
+case "${1:-}" in
+  --smoke)
+    SCALING_ARGS="--cores 1 --open-loop-clients 0 --windows 1 --warmup-ms 3000 --server-warmup-s 2,4"
+    SCALING_TIMEOUT=150 ;;
+  --target) SCALING_ARGS="--cores 1,8 --open-loop-clients 0" SCALING_TIMEOUT=${SCALING_TIMEOUT:-330} ;;
+  --rest) SCALING_ARGS="--cores 2,4" SCALING_TIMEOUT=${SCALING_TIMEOUT:-400} ;;
+  "") ;;
+  *) echo "run-scaling.sh: unknown option $1 (--smoke, --target, --rest, or none for everything)" >&2; exit 2 ;;
+esac
 T0=$(date +%s)
 { date -u; nproc; lscpu; free -g; cat /proc/loadavg
   for c in taskset awk getconf xz lscpu timeout; do command -v $c >/dev/null || echo "missing: $c"; done; } > "$OUT/machine-info.txt" 2>&1
