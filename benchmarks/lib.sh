@@ -4,11 +4,15 @@
 #   bench_setup NAME   sets JAVA_BIN; JVM_FLAGS (BENCH_JVM_FLAGS, default "-Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:+UseParallelGC");
 #                      SERVER_JVM_FLAGS, the server's alone under bench_serve (BENCH_SERVER_JVM_FLAGS, default
 #                      JVM_FLAGS: to vary the server's collector or heap without changing the load client's);
-#                      SERVER_PIN and CLIENT_PIN (taskset to CPU 1 and CPU 0 where taskset and two CPUs exist);
+#                      SERVER_PIN and CLIENT_PIN (taskset to CPU 1 and CPU 0 where taskset and two CPUs exist;
+#                      BENCH_SERVER_CPU and BENCH_CLIENT_CPU choose others, e.g. two separate physical cores);
 #                      WORK, a fresh temp directory holding copies of the jars (a rebuild during the run must
 #                      not pull jars out from under running JVMs); SERVER_JAR; CP, the benchmarks' class
 #                      path; PIDS, the processes to stop at exit. The EXIT trap stops every PID in PIDS and
-#                      removes WORK, or keeps it and says where when KEEP_WORK=1.
+#                      removes WORK, or keeps it and says where when KEEP_WORK=1. With BENCH_DIST set, the jars
+#                      come from BENCH_DIST/server/{quiver-server.jar,lib} and BENCH_DIST/bench/{quiver-
+#                      benchmarks.jar,lib} (a copy carried to another machine: benchmarks/device/) instead
+#                      of the repository's target folders, and bench_build builds nothing
 #   bench_serve ARGS...         starts the server pinned, with SERVER_JVM_FLAGS and its GC log in $WORK/server-gc.log
 #                               (wall-clock milliseconds), as `serve ARGS`, output in $WORK/server.log; waits until
 #                               it serves gRPC; sets SERVER_PID (added to PIDS)
@@ -47,7 +51,7 @@
 #   bench_mlp_requests N FILE   N KServe v2 REST requests for mlp_classifier, one per line (the same N every time)
 
 bench_build() {
-  if [ "${BUILD:-1}" = 1 ]; then
+  if [ "${BUILD:-1}" = 1 ] && [ -z "${BENCH_DIST:-}" ]; then
     (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am package) >&2
   fi
 }
@@ -58,12 +62,16 @@ bench_setup() {
   read -r -a SERVER_JVM_FLAGS <<< "${BENCH_SERVER_JVM_FLAGS:-${JVM_FLAGS[*]}}"
   SERVER_PIN=() CLIENT_PIN=()
   if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-    SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0)
+    SERVER_PIN=(taskset -c "${BENCH_SERVER_CPU:-1}") CLIENT_PIN=(taskset -c "${BENCH_CLIENT_CPU:-0}")
   fi
   WORK="$(mktemp -d "${TMPDIR:-/tmp}/quiver-$1.XXXXXX")"
   mkdir -p "$WORK/dist/server" "$WORK/dist/bench"
-  cp -r "$ROOT/server/target/quiver-server.jar" "$ROOT/server/target/lib" "$WORK/dist/server/"
-  cp -r "$ROOT/benchmarks/target/quiver-benchmarks.jar" "$ROOT/benchmarks/target/lib" "$WORK/dist/bench/"
+  local server="$ROOT/server/target" bench="$ROOT/benchmarks/target"
+  if [ -n "${BENCH_DIST:-}" ]; then
+    server="$BENCH_DIST/server" bench="$BENCH_DIST/bench"
+  fi
+  cp -r "$server/quiver-server.jar" "$server/lib" "$WORK/dist/server/"
+  cp -r "$bench/quiver-benchmarks.jar" "$bench/lib" "$WORK/dist/bench/"
   SERVER_JAR="$WORK/dist/server/quiver-server.jar"
   CP="$WORK/dist/bench/quiver-benchmarks.jar:$WORK/dist/bench/lib/*"
   PIDS=()

@@ -24,32 +24,9 @@ case "${1:-}" in
   "") ;;
   *) echo "run-scaling.sh: unknown option $1 (--smoke, --target, --rest, or none for everything)" >&2; exit 2 ;;
 esac
-T0=$(date +%s)
-{ date -u; nproc; lscpu; free -g; cat /proc/loadavg
-  for c in taskset awk getconf xz lscpu timeout; do command -v $c >/dev/null || echo "missing: $c"; done; } > "$OUT/machine-info.txt" 2>&1
-if ! command -v taskset >/dev/null; then # util-linux's taskset -c, through Python's sched_setaffinity
-  mkdir -p /tmp/shim && cat > /tmp/shim/taskset <<'PY'
-#!/usr/bin/env python3
-import os, sys
-a = sys.argv[1:]
-if len(a) < 3 or a[0] != "-c":
-    sys.exit("taskset stand-in: only 'taskset -c LIST CMD...'")
-cpus = set()
-for p in a[1].split(","):
-    lo, _, hi = p.partition("-")
-    cpus.update(range(int(lo), int(hi or lo) + 1))
-os.sched_setaffinity(0, cpus)
-os.execvp(a[2], a[2:])
-PY
-  chmod +x /tmp/shim/taskset && export PATH="/tmp/shim:$PATH"
-fi
-mkdir -p /tmp/q
-if command -v xz >/dev/null; then tar -C /tmp/q -xJf .dev/bundle.tar.xz
-else python3 -c "import tarfile; tarfile.open('.dev/bundle.tar.xz').extractall('/tmp/q')"; fi
-echo "extracted in $(( $(date +%s) - T0 )) s"
-export JAVA_HOME=/tmp/q/jre
-"$JAVA_HOME/bin/java" -version 2>&1 | head -1
-timeout "${SCALING_TIMEOUT:-560}" benchmarks/scaling.sh --dist /tmp/q ${SCALING_ARGS:-} --out /tmp/sc 2>&1 | tee "$OUT/log.txt"
-cp /tmp/sc/scaling.md "$OUT/" 2>/dev/null
-tar -C /tmp/sc -czf "$OUT/scaling-results.tgz" results logs machine.txt commands.txt date.txt 2>/dev/null
-echo "total $(( $(date +%s) - T0 )) s"
+source benchmarks/device/prepare.sh
+SC=/tmp/sc.$(date +%s)
+timeout "${SCALING_TIMEOUT:-560}" benchmarks/scaling.sh --dist /tmp/q ${SCALING_ARGS:-} --out "$SC" 2>&1 | tee "$OUT/log.txt"
+cp "$SC/scaling.md" "$OUT/" 2>/dev/null
+tar -C "$SC" -czf "$OUT/scaling-results.tgz" results logs machine.txt commands.txt date.txt 2>/dev/null
+echo "total $(( $(date +%s) - DEVICE_T0 )) s"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs a 2-core benchmark of this repository on the device machine, whose cores are its own, from the bundle
+# that benchmarks/device/bundle.sh made: the checks that the shared 2-vCPU development VM cannot decide
+# because its vCPUs slow each other down (docs/benchmarks/PROFILE.md, "What moves with the levels").
+# Everything is pinned to CPUs on separate physical cores (prepare.sh's device_separate_cores); results
+# come back under $OUT. From this repository's root, through the device tool:
+#   run(command="benchmarks/device/run-bench.sh overload", carry=[".dev"], timeout_s=600)
+#
+#   run-bench.sh overload [overload.sh options]   issue 12's overload check (default --repeats 3, ≈5 min):
+#                                                 server on one core, client on another; $OUT/overload.md
+#   run-bench.sh hot-cold [hot-cold options]      issue 17's hot set beside a churning cold tail (default
+#                                                 --pairs 6, ≈3 min), the bench JVM on two separate cores;
+#                                                 $OUT/hot-cold.txt
+# BENCH_TIMEOUT bounds the benchmark (default 540 s) so that what it wrote still comes back.
+set -uo pipefail
+what="${1:-}"
+shift || true
+case "$what" in
+  overload|hot-cold) ;;
+  *) echo "run-bench.sh: overload or hot-cold, then that benchmark's options" >&2; exit 2 ;;
+esac
+source benchmarks/device/prepare.sh
+CPUS=$(device_separate_cores 2)
+echo "CPUs on separate cores: $CPUS" | tee -a "$OUT/machine-info.txt"
+args=("$@")
+case "$what" in
+  overload)
+    [ "${#args[@]}" -gt 0 ] || args=(--repeats 3)
+    BENCH_DIST=/tmp/q BENCH_CLIENT_CPU=${CPUS%,*} BENCH_SERVER_CPU=${CPUS#*,} timeout "${BENCH_TIMEOUT:-540}" \
+      benchmarks/overload.sh --no-build --out "$OUT/overload.md" "${args[@]}" > "$OUT/log.txt" 2>&1
+    rc=$?
+    ;;
+  hot-cold)
+    [ "${#args[@]}" -gt 0 ] || args=(--pairs 6)
+    timeout "${BENCH_TIMEOUT:-540}" taskset -c "$CPUS" "$JAVA_HOME/bin/java" -Xms512m -Xmx1g \
+      -cp "/tmp/q/bench/quiver-benchmarks.jar:/tmp/q/bench/lib/*" io.quiver.bench.lifecycle.LifecycleBench hot-cold \
+      --out "$OUT/hot-cold.txt" "${args[@]}" > "$OUT/log.txt" 2>&1
+    rc=$?
+    ;;
+esac
+echo "exit $rc after $(( $(date +%s) - DEVICE_T0 )) s" | tee -a "$OUT/log.txt"
