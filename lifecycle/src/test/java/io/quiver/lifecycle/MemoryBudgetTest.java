@@ -109,19 +109,8 @@ class MemoryBudgetTest {
 
   @Test
   void evictionsThatMakeRoomForAnOnDemandLoad_closeTheirRunnersInsideTheOnDemandLoadersSection() throws Exception {
-    for (String name : List.of("a", "b", "c")) {
-      model(root, name, name.charAt(0), 4, 0);
-    }
     // Closing an evicted version's sessions is load work: at normal priority it held serving threads' cores.
-    ThreadLocal<Boolean> inSection = ThreadLocal.withInitial(() -> false);
-    LoadScheduling marking = () -> {
-      inSection.set(true);
-      return () -> inSection.set(false);
-    };
-    List<String> closedWhere = new CopyOnWriteArrayList<>();
-    runtime.onClose = () -> closedWhere.add((inSection.get() ? "inside" : "outside") + " a load section on "
-        + Thread.currentThread().getName());
-    start(lazy(9 * MIB).withLoadScheduling(marking)); // two models of 4 MiB fit, a third does not
+    List<String> closedWhere = startRecordingWhereRunnersClose();
     assertThat(isAnswer(call("a", 1), 1, 'a')).isTrue();
     assertThat(isAnswer(call("b", 1), 1, 'b')).isTrue();
 
@@ -133,20 +122,9 @@ class MemoryBudgetTest {
 
   @Test
   void evictionsThatMakeRoomForAnExplicitLoad_closeTheirRunnersInsideALoadSection() throws Exception {
-    for (String name : List.of("a", "b", "c")) {
-      model(root, name, name.charAt(0), 4, 0);
-    }
     // An operator's load (control plane, Triton's repository API) evicts on a load-pool thread or, once its
     // measured cost is known, on the caller's: either way the closing is load work and yields to serving.
-    ThreadLocal<Boolean> inSection = ThreadLocal.withInitial(() -> false);
-    LoadScheduling marking = () -> {
-      inSection.set(true);
-      return () -> inSection.set(false);
-    };
-    List<String> closedWhere = new CopyOnWriteArrayList<>();
-    runtime.onClose = () -> closedWhere.add((inSection.get() ? "inside" : "outside") + " a load section on "
-        + Thread.currentThread().getName());
-    start(lazy(9 * MIB).withLoadScheduling(marking)); // two models of 4 MiB fit, a third does not
+    List<String> closedWhere = startRecordingWhereRunnersClose();
     manager.load("a");
     manager.load("b");
     assertThat(isAnswer(call("a", 1), 1, 'a')).isTrue();
@@ -157,6 +135,27 @@ class MemoryBudgetTest {
 
     assertThat(events.evicted).containsExactly("a");
     assertThat(closedWhere).hasSize(2).allSatisfy(where -> assertThat(where).startsWith("inside a load section on "));
+  }
+
+  /**
+   * Models a, b and c of 4 MiB under a lazy manager whose budget holds two; its load sections record, for
+   * every runner closed, whether a section was open on the closing thread and which thread that was.
+   */
+  private List<String> startRecordingWhereRunnersClose() throws Exception {
+    for (String name : List.of("a", "b", "c")) {
+      model(root, name, name.charAt(0), 4, 0);
+    }
+    // Sections nest as LoadScheduling says: a thread is inside one until its outermost section closes.
+    ThreadLocal<int[]> open = ThreadLocal.withInitial(() -> new int[1]);
+    LoadScheduling marking = () -> {
+      open.get()[0]++;
+      return () -> open.get()[0]--;
+    };
+    List<String> closedWhere = new CopyOnWriteArrayList<>();
+    runtime.onClose = () -> closedWhere.add((open.get()[0] > 0 ? "inside" : "outside") + " a load section on "
+        + Thread.currentThread().getName());
+    start(lazy(9 * MIB).withLoadScheduling(marking)); // two models of 4 MiB fit, a third does not
+    return closedWhere;
   }
 
   @Test

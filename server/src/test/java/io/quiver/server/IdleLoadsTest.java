@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import io.quiver.lifecycle.LoadScheduling;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -36,40 +37,34 @@ class IdleLoadsTest {
   void aSectionLowersItsThreadAndTheThreadsItStartsUntilItCloses() throws Exception {
     IdleLoads loads = idleLoadsOrSkip(60_000);
     try {
-      CompletableFuture<int[]> seen = new CompletableFuture<>();
-      Thread load = new Thread(() -> {
-        try {
-          int tid = CpuSharing.LibC.INSTANCE.gettid();
-          int before = policy(tid);
-          int[] child = new int[2];
-          CountDownLatch childStarted = new CountDownLatch(1);
-          CountDownLatch release = new CountDownLatch(1);
-          Thread runtimeThread;
-          int inside;
-          try (LoadScheduling.Section section = loads.enter()) {
-            inside = policy(tid);
-            // A thread a runtime would start during the load (an intra-op pool) inherits the policy.
-            runtimeThread = new Thread(() -> {
-              child[0] = CpuSharing.LibC.INSTANCE.gettid();
-              child[1] = policy(child[0]);
-              childStarted.countDown();
-              await(release);
-            });
-            runtimeThread.start();
-            await(childStarted);
-          }
-          int after = policy(tid);
-          int childAfter = policy(child[0]);
-          release.countDown();
-          runtimeThread.join();
-          seen.complete(new int[] {before, inside, after, child[1], childAfter});
-        } catch (Throwable e) {
-          seen.completeExceptionally(e);
+      int[] seen = onFreshThread(() -> {
+        int tid = CpuSharing.LibC.INSTANCE.gettid();
+        int before = policy(tid);
+        int[] child = new int[2];
+        CountDownLatch childStarted = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        Thread runtimeThread;
+        int inside;
+        try (LoadScheduling.Section section = loads.enter()) {
+          inside = policy(tid);
+          // A thread a runtime would start during the load (an intra-op pool) inherits the policy.
+          runtimeThread = new Thread(() -> {
+            child[0] = CpuSharing.LibC.INSTANCE.gettid();
+            child[1] = policy(child[0]);
+            childStarted.countDown();
+            await(release);
+          });
+          runtimeThread.start();
+          await(childStarted);
         }
+        int after = policy(tid);
+        int childAfter = policy(child[0]);
+        release.countDown();
+        runtimeThread.join();
+        return new int[] {before, inside, after, child[1], childAfter};
       });
-      load.start();
       // before, inside the section, after it; the started thread at birth and after the section closed
-      assertThat(seen.get(10, TimeUnit.SECONDS)).containsExactly(SCHED_OTHER, SCHED_IDLE, SCHED_OTHER, SCHED_IDLE, SCHED_OTHER);
+      assertThat(seen).containsExactly(SCHED_OTHER, SCHED_IDLE, SCHED_OTHER, SCHED_IDLE, SCHED_OTHER);
     } finally {
       loads.close();
     }
@@ -79,27 +74,21 @@ class IdleLoadsTest {
   void aSectionEnteredInsideAnotherChangesNothingAndTheOuterCloseRaises() throws Exception {
     IdleLoads loads = idleLoadsOrSkip(60_000);
     try {
-      CompletableFuture<int[]> seen = new CompletableFuture<>();
-      Thread load = new Thread(() -> {
-        try {
-          int tid = CpuSharing.LibC.INSTANCE.gettid();
-          int nestedInside;
-          int afterNested;
-          try (LoadScheduling.Section outer = loads.enter()) {
-            // e.g. an on-demand load whose eviction closes a version: the drain enters a section of its own
-            try (LoadScheduling.Section inner = loads.enter()) {
-              nestedInside = policy(tid);
-            }
-            afterNested = policy(tid);
+      int[] seen = onFreshThread(() -> {
+        int tid = CpuSharing.LibC.INSTANCE.gettid();
+        int nestedInside;
+        int afterNested;
+        try (LoadScheduling.Section outer = loads.enter()) {
+          // e.g. an on-demand load whose eviction closes a version: the drain enters a section of its own
+          try (LoadScheduling.Section inner = loads.enter()) {
+            nestedInside = policy(tid);
           }
-          seen.complete(new int[] {nestedInside, afterNested, policy(tid)});
-        } catch (Throwable e) {
-          seen.completeExceptionally(e);
+          afterNested = policy(tid);
         }
+        return new int[] {nestedInside, afterNested, policy(tid)};
       });
-      load.start();
       // inside both, after the inner closed (still lowered: the outer is open), after the outer closed
-      assertThat(seen.get(10, TimeUnit.SECONDS)).containsExactly(SCHED_IDLE, SCHED_IDLE, SCHED_OTHER);
+      assertThat(seen).containsExactly(SCHED_IDLE, SCHED_IDLE, SCHED_OTHER);
     } finally {
       loads.close();
     }
@@ -266,6 +255,20 @@ class IdleLoadsTest {
       policies = compilerThreadPolicies();
     }
     return policies;
+  }
+
+  /** Runs {@code body} on a new thread (one at the normal policy, as a load-pool thread starts) and returns what it returned. */
+  private static int[] onFreshThread(Callable<int[]> body) throws Exception {
+    CompletableFuture<int[]> result = new CompletableFuture<>();
+    Thread thread = new Thread(() -> {
+      try {
+        result.complete(body.call());
+      } catch (Throwable e) {
+        result.completeExceptionally(e);
+      }
+    });
+    thread.start();
+    return result.get(10, TimeUnit.SECONDS);
   }
 
   private static IdleLoads idleLoadsOrSkip(long maxWaitMillis) {
