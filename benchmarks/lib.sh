@@ -33,10 +33,12 @@
 #   bench_vcpu_probe FILE SECONDS   where a C compiler exists, runs benchmarks/vcpu-speed.c on the server's CPU
 #                               for SECONDS (added to PIDS), its lines ("REALTIME_NS NS_PER_ITERATION") in FILE;
 #                               FILE is left empty otherwise
-#   bench_await_jit PID MIN_S MAX_S [LOAD_PID]   while something loads PID, waits until its JIT compiler threads
-#                               used at most 4% of a core over 2 s, after at least MIN_S, at most MAX_S (or until
-#                               LOAD_PID exits), counted from the moment PID starts serving (its other threads used
-#                               0.1 s of CPU since the call: a load client's own JVM start is not a quiet JIT);
+#   bench_await_jit PID MIN_S MAX_S [LOAD_PID] [PORT]   while something loads PID, waits until its JIT compiler
+#                               threads used at most 4% of a core over 2 s, after at least MIN_S, at most MAX_S (or
+#                               until LOAD_PID exits), counted from the moment PID starts serving: its threads other
+#                               than the compilers used 0.1 s of CPU since the call or, with PORT, since a client
+#                               first held a connection to PORT (a server still starting up also uses CPU). A load
+#                               client's own JVM start is not a quiet JIT;
 #                               sets JIT_WAITED (seconds serving), JIT_SETTLED (yes/no), JIT_LAST_TICKS (compiler
 #                               ticks in the last 2 s) and JIT_START_WAITED (seconds until serving began). A fixed
 #                               warm-up is not enough: on one CPU a cold server's compilers still took 25-60% of it
@@ -144,11 +146,23 @@ bench_serving_ticks() { # ticks of PID's threads other than the JIT's compilers
   bench_thread_ticks "$1" | awk -F'|' '$1 !~ /^C[12] CompilerThre/ {s += $2} END {print s + 0}'
 }
 
+bench_connected() { # PORT: whether a TCP connection to local PORT is established (true where ss is missing)
+  ! command -v ss > /dev/null || [ -n "$(ss -Htn state established "( sport = :$1 )" 2>/dev/null | head -1)" ]
+}
+
 bench_await_jit() {
-  local pid="$1" min="$2" max="$3" load="${4:-}" prev cur hz start polls=0
+  local pid="$1" min="$2" max="$3" load="${4:-}" port="${5:-}" prev cur hz start polls=0
   hz=$(getconf CLK_TCK)
   JIT_WAITED=0 JIT_SETTLED=no JIT_LAST_TICKS=-1 JIT_START_WAITED=0
   # The windows start once the server serves: before that, a quiet JIT says only that no load arrived yet.
+  while [ -n "$port" ] && ! bench_connected "$port"; do
+    if [ $((polls / 4)) -ge "$max" ] || { [ -n "$load" ] && ! kill -0 "$load" 2>/dev/null; }; then
+      JIT_START_WAITED=$((polls / 4))
+      return
+    fi
+    sleep 0.25
+    polls=$((polls + 1))
+  done
   start=$(bench_serving_ticks "$pid")
   while [ $(( $(bench_serving_ticks "$pid") - start )) -lt $(( (hz + 9) / 10 )) ]; do
     if [ $((polls / 4)) -ge "$max" ] || { [ -n "$load" ] && ! kill -0 "$load" 2>/dev/null; }; then

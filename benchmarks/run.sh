@@ -211,7 +211,7 @@ warm() { # port server-pid model concurrency [more perf options]
     --concurrency-range "$conc" -p $(( (WARM_MAX_S + 130) * 1000 )) --warmup 0 --max-windows 1 --wait-ready 120 "$@" \
     >> "$LOGS/warm-up.out" 2>&1 &
   client=$!
-  bench_await_jit "$pid" "$WARM_MIN_S" "$WARM_MAX_S" "$client"
+  bench_await_jit "$pid" "$WARM_MIN_S" "$WARM_MAX_S" "$client" "$port"
   kill -0 "$client" 2>/dev/null || echo "run.sh: warm-up of $model on port $port ended early (see $LOGS/warm-up.out)" >&2
   kill "$client" 2>/dev/null || true
   wait "$client" 2>/dev/null || true

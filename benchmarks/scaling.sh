@@ -215,7 +215,7 @@ warm_server() {
       > /dev/null 2>> "$LOGS/warm-up.err" &
     pids+=($!)
   done
-  bench_await_jit "$SERVER_PID" "$WARM_MIN_S" "$WARM_MAX_S"
+  bench_await_jit "$SERVER_PID" "$WARM_MIN_S" "$WARM_MAX_S" "" "$port"
   kill "${pids[@]}" 2>/dev/null || true
   for c in "${pids[@]}"; do wait "$c" 2>/dev/null || true; done
   echo "warm-up of $name: $JIT_WAITED s serving (after $JIT_START_WAITED s to start), JIT settled: $JIT_SETTLED (compiler ticks in the last 2 s: $JIT_LAST_TICKS)" >> "$OUT/machine.txt"
