@@ -414,6 +414,8 @@ public final class LifecycleBench implements Runnable {
       Histogram quietPooled = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
       Histogram churnPooled = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
       List<double[]> churn = new ArrayList<>();
+      List<Histogram> quietPhases = new ArrayList<>();
+      List<Histogram> churnPhases = new ArrayList<>();
       LoadScheduling loads = IdleLoads.create(loadYieldMillis);
       try (Bench bench = new Bench(repo, ModelManagerOptions.defaults().withControlMode(ControlMode.LAZY)
           .withMemoryBudgetBytes(budget).withLoadScheduling(loads))) {
@@ -423,10 +425,16 @@ public final class LifecycleBench implements Runnable {
         runPhase(bench, false, 2, new Histogram(TimeUnit.SECONDS.toMicros(60), 3)); // warm-up: JIT, batcher threads
         for (int p = 0; p < pairs; p++) {
           boolean churnFirst = p % 2 == 1; // alternate which phase of the pair comes first
-          double[] a = runPhase(bench, churnFirst, phaseSeconds, churnFirst ? churnPooled : quietPooled);
-          double[] b = runPhase(bench, !churnFirst, phaseSeconds, churnFirst ? quietPooled : churnPooled);
+          Histogram first = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+          Histogram second = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+          double[] a = runPhase(bench, churnFirst, phaseSeconds, first);
+          double[] b = runPhase(bench, !churnFirst, phaseSeconds, second);
           (churnFirst ? churn : quiet).add(a);
           (churnFirst ? quiet : churn).add(b);
+          (churnFirst ? churnPhases : quietPhases).add(first);
+          (churnFirst ? quietPhases : churnPhases).add(second);
+          (churnFirst ? churnPooled : quietPooled).add(first);
+          (churnFirst ? quietPooled : churnPooled).add(second);
         }
         try (PrintStream out = out(outFile)) {
           out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
@@ -456,6 +464,10 @@ public final class LifecycleBench implements Runnable {
               quietPooled.getValueAtPercentile(99), churnPooled.getValueAtPercentile(99),
               (double) churnPooled.getValueAtPercentile(99) / quietPooled.getValueAtPercentile(99),
               quietPooled.getValueAtPercentile(99.9), churnPooled.getValueAtPercentile(99.9));
+          double[] interval = pooledRatioInterval(quietPhases, churnPhases);
+          out.printf(Locale.ROOT, "pooled p99 ratio, 95%% bootstrap interval over the %d pairs (%d resamples): %.2f-%.2f "
+                  + "(goal < 1.20: met if the interval lies below it, missed if above, undecided if it straddles)%n",
+              pairs, BOOTSTRAP_RESAMPLES, interval[0], interval[1]);
         }
       } finally {
         loads.close();
@@ -517,7 +529,36 @@ public final class LifecycleBench implements Runnable {
     }
 
     /** One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold rate beside them. */
-    private double[] runPhase(Bench bench, boolean churn, int seconds, Histogram pooled) throws Exception {
+    private static final int BOOTSTRAP_RESAMPLES = 1000;
+
+    /**
+     * How far the pooled p99 ratio (churn / quiet) could move from phase-to-phase variation alone: pairs drawn
+     * with replacement (a pair's quiet and churn phase stay together: they ran side by side), their latencies
+     * pooled by kind, the ratio taken; the 2.5th and 97.5th percentiles of {@link #BOOTSTRAP_RESAMPLES} such
+     * ratios. A fixed seed, so one run's output is reproducible from its phases.
+     */
+    static double[] pooledRatioInterval(List<Histogram> quietPhases, List<Histogram> churnPhases) {
+      int pairs = quietPhases.size();
+      double[] ratios = new double[BOOTSTRAP_RESAMPLES];
+      SplittableRandom random = new SplittableRandom(17);
+      Histogram quiet = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+      Histogram churn = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+      for (int i = 0; i < ratios.length; i++) {
+        quiet.reset();
+        churn.reset();
+        for (int k = 0; k < pairs; k++) {
+          int p = random.nextInt(pairs);
+          quiet.add(quietPhases.get(p));
+          churn.add(churnPhases.get(p));
+        }
+        ratios[i] = (double) churn.getValueAtPercentile(99) / Math.max(1, quiet.getValueAtPercentile(99));
+      }
+      Arrays.sort(ratios);
+      return new double[] {ratios[(int) (0.025 * (ratios.length - 1))], ratios[(int) Math.ceil(0.975 * (ratios.length - 1))]};
+    }
+
+    /** Runs one phase; its hot requests' latencies (microseconds) are recorded into {@code phaseLatency}. */
+    private double[] runPhase(Bench bench, boolean churn, int seconds, Histogram phaseLatency) throws Exception {
       Histogram latency = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
       // Open loop: how late each request left the sender against its due time (the sender's own stalls).
       Histogram sendLag = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
@@ -602,7 +643,7 @@ public final class LifecycleBench implements Runnable {
         throw new AssertionError(failures.size() + " failed requests, first: " + failures.get(0), failures.get(0));
       }
       long[] jvmAfter = jvmWork();
-      pooled.add(latency);
+      phaseLatency.add(latency);
       return new double[] {hotDone.get() / (elapsed / 1e9), latency.getValueAtPercentile(50), latency.getValueAtPercentile(99),
           latency.getValueAtPercentile(99.9), coldOk.get(), bench.loads.sum() - loadsBefore, bench.evictions.sum() - evictionsBefore,
           jvmAfter[0] - jvmBefore[0], jvmAfter[1] - jvmBefore[1], jvmAfter[2] - jvmBefore[2], sendLag.getValueAtPercentile(99),
