@@ -155,16 +155,12 @@ bench_await_jit() {
   hz=$(getconf CLK_TCK)
   JIT_WAITED=0 JIT_SETTLED=no JIT_LAST_TICKS=-1 JIT_START_WAITED=0
   # The windows start once the server serves: before that, a quiet JIT says only that no load arrived yet.
-  while [ -n "$port" ] && ! bench_connected "$port"; do
-    if [ $((polls / 4)) -ge "$max" ] || { [ -n "$load" ] && ! kill -0 "$load" 2>/dev/null; }; then
-      JIT_START_WAITED=$((polls / 4))
-      return
+  start=""
+  while true; do
+    if [ -z "$port" ] || [ -n "$start" ] || bench_connected "$port"; then
+      [ -n "$start" ] || start=$(bench_serving_ticks "$pid") # counted from the first connection
+      [ $(( $(bench_serving_ticks "$pid") - start )) -lt $(( (hz + 9) / 10 )) ] || break
     fi
-    sleep 0.25
-    polls=$((polls + 1))
-  done
-  start=$(bench_serving_ticks "$pid")
-  while [ $(( $(bench_serving_ticks "$pid") - start )) -lt $(( (hz + 9) / 10 )) ]; do
     if [ $((polls / 4)) -ge "$max" ] || { [ -n "$load" ] && ! kill -0 "$load" 2>/dev/null; }; then
       JIT_START_WAITED=$((polls / 4))
       return
