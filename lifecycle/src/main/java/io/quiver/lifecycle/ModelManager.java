@@ -926,11 +926,11 @@ public final class ModelManager implements AutoCloseable {
     try {
       Path dir = model.versionDirectory(version);
       VersionFiles files = VersionFiles.of(dir);
+      // Making room may wait for evictions; closing the versions it evicts yields to serving in drain.
+      reservation = reserve(model, version, files, startup);
       LoadedVersion loaded;
-      // Making room (closing the versions it evicts), session set-up and warm-up: the CPU-heavy part,
-      // which may yield to serving (LoadScheduling).
+      // Session set-up and warm-up: the CPU-heavy part, which may yield to serving (LoadScheduling).
       try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
-        reservation = reserve(model, version, files, startup);
         loaded = loader.load(model, version, dir, files);
       }
       budget.loaded(reservation, loaded.memory());
@@ -1475,10 +1475,22 @@ public final class ModelManager implements AutoCloseable {
     for (LoadedVersion version : versions) {
       version.retire();
     }
+    int[] holding = new int[versions.size()];
+    for (int i = 0; i < holding.length; i++) {
+      LoadedVersion version = versions.get(i);
+      holding[i] = version.inFlight();
+      if (!version.awaitDrained(options.drainTimeoutMillis())) {
+        log.warn("model '{}' version {}: {} request(s) still hold it after {} ms; closing its scheduler anyway",
+            model, version.version(), version.inFlight(), options.drainTimeoutMillis());
+      }
+    }
     // Closing sessions is load work: on whichever thread drains (an eviction's, an unload's, a reload's),
-    // it yields to serving like a load does (LoadScheduling; nested inside a load's own section it changes nothing).
+    // it yields to serving like a load does (LoadScheduling; nested inside a load's own section it changes
+    // nothing). Waiting for the holders above costs no CPU, so the section (which also lowers the JIT) starts here.
     try (LoadScheduling.Section lowered = options.loadScheduling().enter()) {
-      closeDrained(model, versions, t0);
+      for (int i = 0; i < holding.length; i++) {
+        closeVersion(model, versions.get(i), holding[i], t0);
+      }
     }
     synchronized (tableWriteLock) {
       ModelRoute current = routes.get(model);
@@ -1496,34 +1508,27 @@ public final class ModelManager implements AutoCloseable {
     }
   }
 
-  /** Waits for each retired version's holders, then closes its scheduler and runners and gives its memory back. */
-  private void closeDrained(String model, List<LoadedVersion> versions, long t0) {
-    for (LoadedVersion version : versions) {
-      int holding = version.inFlight();
-      if (!version.awaitDrained(options.drainTimeoutMillis())) {
-        log.warn("model '{}' version {}: {} request(s) still hold it after {} ms; closing its scheduler anyway",
-            model, version.version(), version.inFlight(), options.drainTimeoutMillis());
-      }
-      if (!version.markClosed()) {
-        continue;
-      }
-      try {
-        version.scheduler().close();
-      } catch (RuntimeException e) {
-        log.warn("model '{}' version {}: closing the scheduler failed: {}", model, version.version(), VersionLoader.reason(e));
-      }
-      for (int i = version.runners().size() - 1; i >= 0; i--) {
-        try {
-          version.runners().get(i).close();
-        } catch (RuntimeException e) {
-          log.warn("model '{}' version {}: closing instance {} failed: {}", model, version.version(), i,
-              VersionLoader.reason(e));
-        }
-      }
-      budget.released(version.memory().bytes());
-      log.info("unloaded model '{}' version {} in {} ms ({} request(s) held it when draining began): ok",
-          model, version.version(), millisSince(t0), holding);
+  /** Closes a drained version's scheduler and runners (once) and gives its memory back. */
+  private void closeVersion(String model, LoadedVersion version, int holding, long t0) {
+    if (!version.markClosed()) {
+      return;
     }
+    try {
+      version.scheduler().close();
+    } catch (RuntimeException e) {
+      log.warn("model '{}' version {}: closing the scheduler failed: {}", model, version.version(), VersionLoader.reason(e));
+    }
+    for (int i = version.runners().size() - 1; i >= 0; i--) {
+      try {
+        version.runners().get(i).close();
+      } catch (RuntimeException e) {
+        log.warn("model '{}' version {}: closing instance {} failed: {}", model, version.version(), i,
+            VersionLoader.reason(e));
+      }
+    }
+    budget.released(version.memory().bytes());
+    log.info("unloaded model '{}' version {} in {} ms ({} request(s) held it when draining began): ok",
+        model, version.version(), millisSince(t0), holding);
   }
 
   /** Records a model-level failure; versions already serving are kept. */

@@ -409,11 +409,8 @@ public final class LifecycleBench implements Runnable {
       // Room for the hot set and two cold models: the tail churns through the last two places.
       long budget = (long) ((hot + 2) * 3 * fileBytes + 2 * fileBytes);
       List<double[]> quiet = new ArrayList<>();
-      // Every measured phase's hot latencies pooled by kind: the hot set's p99 with and without the churn over the
-      // whole run, which a rare platform stall in one 10 s phase moves far less than it moves that phase's p99.
-      Histogram quietPooled = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
-      Histogram churnPooled = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
       List<double[]> churn = new ArrayList<>();
+      // Each measured phase's hot latencies, by kind.
       List<Histogram> quietPhases = new ArrayList<>();
       List<Histogram> churnPhases = new ArrayList<>();
       LoadScheduling loads = IdleLoads.create(loadYieldMillis);
@@ -425,17 +422,16 @@ public final class LifecycleBench implements Runnable {
         runPhase(bench, false, 2, new Histogram(TimeUnit.SECONDS.toMicros(60), 3)); // warm-up: JIT, batcher threads
         for (int p = 0; p < pairs; p++) {
           boolean churnFirst = p % 2 == 1; // alternate which phase of the pair comes first
-          Histogram first = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
-          Histogram second = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
-          double[] a = runPhase(bench, churnFirst, phaseSeconds, first);
-          double[] b = runPhase(bench, !churnFirst, phaseSeconds, second);
-          (churnFirst ? churn : quiet).add(a);
-          (churnFirst ? quiet : churn).add(b);
-          (churnFirst ? churnPhases : quietPhases).add(first);
-          (churnFirst ? quietPhases : churnPhases).add(second);
-          (churnFirst ? churnPooled : quietPooled).add(first);
-          (churnFirst ? quietPooled : churnPooled).add(second);
+          for (boolean churnPhase : new boolean[] {churnFirst, !churnFirst}) {
+            Histogram latency = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+            (churnPhase ? churn : quiet).add(runPhase(bench, churnPhase, phaseSeconds, latency));
+            (churnPhase ? churnPhases : quietPhases).add(latency);
+          }
         }
+        // The hot set's p99 with and without the churn over the whole run, which a rare platform stall in one
+        // 10 s phase moves far less than it moves that phase's p99.
+        Histogram quietPooled = pooled(quietPhases);
+        Histogram churnPooled = pooled(churnPhases);
         try (PrintStream out = out(outFile)) {
           out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
                   + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; loads %s; load1 %.1f%n", hot,
@@ -528,7 +524,13 @@ public final class LifecycleBench implements Runnable {
       out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %10.0f%n", "", r[7], r[8], r[9], r[10], r[11], r[12]);
     }
 
-    /** One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold rate beside them. */
+    /** Every phase's latencies in one histogram. */
+    private static Histogram pooled(List<Histogram> phases) {
+      Histogram all = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
+      phases.forEach(all::add);
+      return all;
+    }
+
     private static final int BOOTSTRAP_RESAMPLES = 1000;
 
     /**
@@ -557,7 +559,10 @@ public final class LifecycleBench implements Runnable {
       return new double[] {ratios[(int) (0.025 * (ratios.length - 1))], ratios[(int) Math.ceil(0.975 * (ratios.length - 1))]};
     }
 
-    /** Runs one phase; its hot requests' latencies (microseconds) are recorded into {@code phaseLatency}. */
+    /**
+     * One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold
+     * rate beside them. The hot requests' latencies (microseconds) are added to {@code phaseLatency}.
+     */
     private double[] runPhase(Bench bench, boolean churn, int seconds, Histogram phaseLatency) throws Exception {
       Histogram latency = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
       // Open loop: how late each request left the sender against its due time (the sender's own stalls).
