@@ -11,11 +11,13 @@ import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpObjectAggregator;
+import io.netty.handler.codec.http.HttpRequest;
 import io.netty.handler.codec.http.HttpResponse;
 import io.netty.handler.codec.http.HttpVersion;
 import io.netty.handler.codec.http2.Http2FrameCodecBuilder;
@@ -104,22 +106,7 @@ final class H2cClient implements AutoCloseable {
               }
               ctx.fireChannelRead(msg);
             }
-          }, new HttpObjectAggregator(64 << 20),
-          new SimpleChannelInboundHandler<FullHttpResponse>() {
-            @Override
-            protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse response) {
-              Map<String, String> h = new java.util.HashMap<>();
-              response.headers().forEach(e -> h.put(e.getKey().toLowerCase(java.util.Locale.ROOT), e.getValue()));
-              byte[] bytes = new byte[response.content().readableBytes()];
-              response.content().getBytes(response.content().readerIndex(), bytes);
-              answer.complete(new Answer(response.status().code(), h, bytes));
-            }
-
-            @Override
-            public void channelInactive(ChannelHandlerContext ctx) {
-              answer.completeExceptionally(new IllegalStateException("the stream ended without an answer"));
-            }
-          });
+          }, new HttpObjectAggregator(64 << 20), answerReader(answer));
       stream.writeAndFlush(request).addListener(w -> {
         if (!w.isSuccess()) {
           answer.completeExceptionally(w.cause());
@@ -127,6 +114,47 @@ final class H2cClient implements AutoCloseable {
       });
     });
     return answer;
+  }
+
+  /**
+   * Opens a stream and sends only the request's headers, without ending the stream: a client that never
+   * sends its body. The future completes with the answer the server gives anyway.
+   */
+  CompletableFuture<Answer> sendHeadersOnly(HttpMethod method, String path, Map<String, String> headers) {
+    HttpRequest request = new DefaultHttpRequest(HttpVersion.HTTP_1_1, method, path);
+    request.headers().set(HttpHeaderNames.HOST, "127.0.0.1");
+    headers.forEach(request.headers()::set);
+    CompletableFuture<Answer> answer = new CompletableFuture<>();
+    streams.open().addListener(opened -> {
+      if (!opened.isSuccess()) {
+        answer.completeExceptionally(opened.cause());
+        return;
+      }
+      Http2StreamChannel stream = (Http2StreamChannel) opened.getNow();
+      stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false), new HttpObjectAggregator(64 << 20),
+          answerReader(answer));
+      stream.writeAndFlush(request);
+    });
+    return answer;
+  }
+
+  /** The last handler of a stream: completes {@code answer} with the whole response, or fails it if none comes. */
+  private static SimpleChannelInboundHandler<FullHttpResponse> answerReader(CompletableFuture<Answer> answer) {
+    return new SimpleChannelInboundHandler<FullHttpResponse>() {
+      @Override
+      protected void channelRead0(ChannelHandlerContext ctx, FullHttpResponse response) {
+        Map<String, String> h = new java.util.HashMap<>();
+        response.headers().forEach(e -> h.put(e.getKey().toLowerCase(java.util.Locale.ROOT), e.getValue()));
+        byte[] bytes = new byte[response.content().readableBytes()];
+        response.content().getBytes(response.content().readerIndex(), bytes);
+        answer.complete(new Answer(response.status().code(), h, bytes));
+      }
+
+      @Override
+      public void channelInactive(ChannelHandlerContext ctx) {
+        answer.completeExceptionally(new IllegalStateException("the stream ended without an answer"));
+      }
+    };
   }
 
   Answer get(String path) throws Exception {

@@ -227,4 +227,47 @@ class RestHttp2Test {
       }
     }
   }
+
+  @Test
+  void streamBounds_bodiesSplitOverFrames_tooLargeBodies_andRequestsThatNeverEnd() throws Exception {
+    ConnectionOptions bounded = ConnectionOptions.defaults()
+        .withTimeouts(2_000, 2_000, 1_500, 30_000)
+        .withAnswerBounds(4 << 20, 512L << 20, 64);
+    int bodyLimit = 256 * 1024;
+    try (ServerFixture small = new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE,
+        List.of(), ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, bodyLimit, false)
+        .withConnections(bounded));
+        H2cClient h2 = new H2cClient(small.server.httpPort())) {
+      // 256 distinct rows (the model's max_batch_size): a 16 KB tensor after its JSON, more than one DATA frame
+      // holds (16 KB at most), read as one request and answered row for row.
+      ByteBuffer split = binaryBody("split", 256);
+      int tensorAt = split.position();
+      for (int i = 0; i < 256 * 16; i++) {
+        split.putFloat(i);
+      }
+      byte[] rows = split.array();
+      H2cClient.Answer answer = h2.post("/v2/models/identity_fp32/infer", rows, binaryHeaders(rows, 256));
+      assertThat(answer.status()).as(answer.text()).isEqualTo(200);
+      int headerLength = Integer.parseInt(answer.headers().get("inference-header-content-length"));
+      assertThat(java.util.Arrays.copyOfRange(answer.body(), headerLength, answer.body().length))
+          .isEqualTo(java.util.Arrays.copyOfRange(rows, tensorAt, rows.length));
+      // A body over the REST body limit: 413 on its stream, naming the limit.
+      byte[] huge = new byte[bodyLimit + 1];
+      H2cClient.Answer tooLarge = h2.post("/v2/models/identity_fp32/infer", huge,
+          Map.of("content-type", "application/json"));
+      assertThat(tooLarge.status()).isEqualTo(413);
+      assertThat(tooLarge.text()).contains("limit of " + bodyLimit + " bytes");
+      // Headers and then nothing: 408 once the request timeout passes; the stream is reset, not the connection.
+      long t0 = System.nanoTime();
+      H2cClient.Answer late = h2.sendHeadersOnly(HttpMethod.POST, "/v2/models/identity_fp32/infer",
+          Map.of("content-type", "application/json")).get(30, TimeUnit.SECONDS);
+      long ms = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+      assertThat(late.status()).isEqualTo(408);
+      assertThat(ms).as("unfinished request answered after (ms)").isBetween(1_000L, 8_000L);
+      byte[] good = binaryRequest(1f, "still");
+      assertThat(outputFloats(h2.post("/v2/models/identity_fp32/infer", good, binaryHeaders(good)), "still")[15])
+          .isEqualTo(16f);
+      assertThat(h2.connection.isActive()).isTrue();
+    }
+  }
 }

@@ -1,7 +1,7 @@
 package io.quiver.server.console;
 
 import io.grpc.ServerInterceptor;
-import io.netty.channel.ChannelHandlerContext;
+import io.quiver.server.http.RestExchange;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.quiver.lifecycle.ModelManager;
@@ -85,22 +85,22 @@ public final class Console implements HttpRoute, AutoCloseable {
   }
 
   @Override
-  public void handle(ChannelHandlerContext ctx, FullHttpRequest request, String path, boolean keepAlive) {
+  public void handle(RestExchange exchange, FullHttpRequest request, String path, boolean keepAlive) {
     if (!request.decoderResult().isSuccess()) {
-      ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request");
+      ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request");
       return;
     }
     try {
       if (path.equals(ROOT)) {
-        ConsoleHttp.redirect(ctx, keepAlive, ROOT + "/");
+        ConsoleHttp.redirect(exchange, keepAlive, ROOT + "/");
       } else if (path.startsWith(ConsoleApi.PREFIX)) {
-        api.handle(ctx, request, path, keepAlive);
+        api.handle(exchange, request, path, keepAlive);
       } else {
-        assets.serve(ctx, request, path, keepAlive);
+        assets.serve(exchange, request, path, keepAlive);
       }
     } catch (RuntimeException e) {
       log.warn("console {} {} failed", request.method(), path, e);
-      ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "internal error: "
+      ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "internal error: "
           + e.getClass().getSimpleName());
     }
   }

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.google.protobuf.ByteString;
 import io.grpc.Status;
 import io.grpc.stub.StreamObserver;
-import io.netty.channel.ChannelHandlerContext;
+import io.quiver.server.http.RestExchange;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpHeaderNames;
 import io.netty.handler.codec.http.HttpMethod;
@@ -32,7 +32,6 @@ import io.quiver.proto.inference.ModelConfig;
 import io.quiver.proto.inference.ModelInstanceGroup;
 import io.quiver.registry.ModelNames;
 import io.quiver.server.http.HttpErrors;
-import io.quiver.server.http.ReadGate;
 import io.quiver.server.metrics.ServerMetrics;
 import io.quiver.server.metrics.VersionSample;
 import io.quiver.server.security.Permission;
@@ -104,11 +103,11 @@ final class ConsoleApi {
   }
 
   /** Event loop: checks who and whence, then hands the work to a console worker. */
-  void handle(ChannelHandlerContext ctx, FullHttpRequest request, String path, boolean keepAlive) {
+  void handle(RestExchange exchange, FullHttpRequest request, String path, boolean keepAlive) {
     String[] parts = segments(path.substring(PREFIX.length()));
     HttpMethod method = request.method();
     String operation = method + " " + path;
-    String peer = String.valueOf(ctx.channel().remoteAddress());
+    String peer = String.valueOf(exchange.remoteAddress());
     ConsoleCaller caller;
     try {
       caller = ConsoleCaller.of(security, request.headers(), peer, operation);
@@ -118,7 +117,7 @@ final class ConsoleApi {
         throw InferenceException.unimplemented("the console API answers GET and POST only; was %s", method);
       }
     } catch (InferenceException e) {
-      ConsoleHttp.error(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage());
+      ConsoleHttp.error(exchange, keepAlive, HttpErrors.status(e.code()), e.getMessage());
       return;
     }
     // Bodies are copied here, on the event loop, because the request is released when this returns.
@@ -126,21 +125,21 @@ final class ConsoleApi {
     Map<String, List<String>> query = new QueryStringDecoder(request.uri()).parameters();
     Headers headers = new Headers(request.headers().get("x-quiver-path"), request.headers().get("x-quiver-last"),
         request.headers().get("x-quiver-sha256"));
-    ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // resumed when the answer is written (ConsoleHttp.write)
+    exchange.pauseReading(); // resumed when the answer is written (ConsoleHttp.write)
     try {
       workers.execute(() -> {
         try {
-          route(ctx, keepAlive, method, parts, query, body, headers, caller, operation);
+          route(exchange, keepAlive, method, parts, query, body, headers, caller, operation);
         } catch (InferenceException e) {
-          ConsoleHttp.error(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage());
+          ConsoleHttp.error(exchange, keepAlive, HttpErrors.status(e.code()), e.getMessage());
         } catch (IOException | RuntimeException e) {
           log.warn("console {} failed", operation, e);
-          ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "internal error: "
+          ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "internal error: "
               + e.getClass().getSimpleName());
         }
       });
     } catch (RejectedExecutionException e) {
-      ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.SERVICE_UNAVAILABLE,
+      ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.SERVICE_UNAVAILABLE,
           "the console is busy or shutting down; try again");
     }
   }
@@ -148,7 +147,7 @@ final class ConsoleApi {
   /** The per-chunk upload headers (the path is URI-encoded by the browser: header values are ASCII). */
   private record Headers(String path, String last, String sha256) {}
 
-  private void route(ChannelHandlerContext ctx, boolean keepAlive, HttpMethod method, String[] parts,
+  private void route(RestExchange exchange, boolean keepAlive, HttpMethod method, String[] parts,
       Map<String, List<String>> query, ByteString body, Headers headers, ConsoleCaller caller, String operation)
       throws IOException {
     boolean get = method.equals(HttpMethod.GET);
@@ -156,18 +155,18 @@ final class ConsoleApi {
     switch (first) {
       case "session" -> {
         requireGet(get, operation);
-        session(ctx, keepAlive, caller);
+        session(exchange, keepAlive, caller);
       }
       case "models" -> {
         if (parts.length == 1) {
           requireGet(get, operation);
-          models(ctx, keepAlive, caller);
+          models(exchange, keepAlive, caller);
         } else if (parts.length == 3 && !get) {
           String model = ModelNames.requireValid(parts[1]);
           switch (parts[2]) {
-            case "load" -> load(ctx, keepAlive, caller, model, json(body));
-            case "unload" -> unload(ctx, keepAlive, caller, model);
-            case "traffic" -> traffic(ctx, keepAlive, caller, model, json(body));
+            case "load" -> load(exchange, keepAlive, caller, model, json(body));
+            case "unload" -> unload(exchange, keepAlive, caller, model);
+            case "traffic" -> traffic(exchange, keepAlive, caller, model, json(body));
             default -> throw InferenceException.notFound("no such console action: %s", parts[2]);
           }
         } else {
@@ -180,12 +179,12 @@ final class ConsoleApi {
         if (model == null || model.isEmpty()) {
           throw InferenceException.invalidField("model", "name the model: /console/api/live?model=NAME");
         }
-        live(ctx, keepAlive, caller, ModelNames.requireValid(model.get(0)), operation);
+        live(exchange, keepAlive, caller, ModelNames.requireValid(model.get(0)), operation);
       }
       case "server" -> {
         requireGet(get, operation);
         caller.require(Permission.METADATA, "*", operation);
-        server(ctx, keepAlive, caller);
+        server(exchange, keepAlive, caller);
       }
       case "uploads" -> {
         if (get) {
@@ -195,7 +194,7 @@ final class ConsoleApi {
         if (uploads == null || control == null) {
           throw InferenceException.failedPrecondition("uploads go through the control plane, which is off (--control-port -1)");
         }
-        uploadRoute(ctx, keepAlive, parts, body, headers, caller);
+        uploadRoute(exchange, keepAlive, parts, body, headers, caller);
       }
       default -> throw InferenceException.notFound("no such console path: %s", operation);
     }
@@ -204,9 +203,9 @@ final class ConsoleApi {
   // ---------------------------------------------------------------------------------------------
   // Reads
 
-  private void session(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller) {
+  private void session(RestExchange exchange, boolean keepAlive, ConsoleCaller caller) {
     ServerFacts f = facts;
-    ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+    ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       gen.writeBooleanField("authentication", security != null);
       if (caller.principal() != null) {
@@ -235,9 +234,9 @@ final class ConsoleApi {
   }
 
   /** Every model the caller may read, as ListModels shows it, with what the loaded versions add. */
-  private void models(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller) {
+  private void models(RestExchange exchange, boolean keepAlive, ConsoleCaller caller) {
     List<ModelStatus> all = ControlStatuses.all(models);
-    ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+    ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       gen.writeBooleanField("controlPlane", control != null);
       gen.writeArrayFieldStart("models");
@@ -302,7 +301,7 @@ final class ConsoleApi {
    * split. Stateless: the browser diffs consecutive samples, so any number of viewers costs the server
    * one read per poll each, and nothing at all when nobody watches.
    */
-  private void live(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller, String model, String operation) {
+  private void live(RestExchange exchange, boolean keepAlive, ConsoleCaller caller, String model, String operation) {
     caller.require(Permission.METADATA, model, operation);
     ModelStatus status = ControlStatuses.of(models, model);
     List<LoadedVersion> held = new ArrayList<>();
@@ -318,7 +317,7 @@ final class ConsoleApi {
       }
       long now = System.currentTimeMillis(); // before the read: the figures are at least as recent as "t"
       List<VersionSample> samples = metrics.sample(held);
-      ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
         gen.writeStartObject();
         gen.writeNumberField("t", now);
         gen.writeStringField("model", model);
@@ -344,13 +343,13 @@ final class ConsoleApi {
     }
   }
 
-  private void server(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller) {
+  private void server(RestExchange exchange, boolean keepAlive, ConsoleCaller caller) {
     ServerFacts f = facts;
     if (f == null) {
       throw InferenceException.unavailable("the server is starting");
     }
     boolean admin = caller.may(Permission.ADMIN, "*");
-    ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+    ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       gen.writeStringField("version", f.version());
       gen.writeNumberField("startedAt", f.startedAtMillis());
@@ -440,7 +439,7 @@ final class ConsoleApi {
     return c;
   }
 
-  private void load(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller, String model, JsonNode body) {
+  private void load(RestExchange exchange, boolean keepAlive, ConsoleCaller caller, String model, JsonNode body) {
     LoadModelRequest.Builder request = LoadModelRequest.newBuilder().setName(model);
     JsonNode versions = body.get("versions");
     if (versions != null && !versions.isNull()) {
@@ -469,15 +468,15 @@ final class ConsoleApi {
       request.setAll(all.booleanValue());
     }
     control().stub(caller, CONTROL_DEADLINE_SECONDS).loadModel(request.build(),
-        answer(ctx, keepAlive, (LoadModelResponse r) -> r.getModel()));
+        answer(exchange, keepAlive, (LoadModelResponse r) -> r.getModel()));
   }
 
-  private void unload(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller, String model) {
+  private void unload(RestExchange exchange, boolean keepAlive, ConsoleCaller caller, String model) {
     control().stub(caller, CONTROL_DEADLINE_SECONDS).unloadModel(UnloadModelRequest.newBuilder().setName(model).build(),
-        answer(ctx, keepAlive, (UnloadModelResponse r) -> ControlStatuses.of(models, model)));
+        answer(exchange, keepAlive, (UnloadModelResponse r) -> ControlStatuses.of(models, model)));
   }
 
-  private void traffic(ChannelHandlerContext ctx, boolean keepAlive, ConsoleCaller caller, String model, JsonNode body) {
+  private void traffic(RestExchange exchange, boolean keepAlive, ConsoleCaller caller, String model, JsonNode body) {
     SetTrafficRequest.Builder request = SetTrafficRequest.newBuilder().setName(model);
     JsonNode weights = body.get("weights");
     if (weights != null && !weights.isNull()) {
@@ -511,7 +510,7 @@ final class ConsoleApi {
       }
     }
     control().stub(caller, CONTROL_DEADLINE_SECONDS).setTraffic(request.build(),
-        answer(ctx, keepAlive, (SetTrafficResponse r) -> r.getModel()));
+        answer(exchange, keepAlive, (SetTrafficResponse r) -> r.getModel()));
   }
 
   private static long parseVersion(String field, String text) {
@@ -527,7 +526,7 @@ final class ConsoleApi {
   }
 
   /** Answers a control RPC: its model status as JSON, or its status as an HTTP error. */
-  private <T> StreamObserver<T> answer(ChannelHandlerContext ctx, boolean keepAlive,
+  private <T> StreamObserver<T> answer(RestExchange exchange, boolean keepAlive,
       java.util.function.Function<T, ModelStatus> model) {
     return new StreamObserver<>() {
       private boolean answered;
@@ -536,19 +535,19 @@ final class ConsoleApi {
       public void onNext(T value) {
         answered = true;
         ModelStatus status = model.apply(value);
-        ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> ConsoleJson.modelStatus(gen, status));
+        ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> ConsoleJson.modelStatus(gen, status));
       }
 
       @Override
       public void onError(Throwable t) {
         Status status = Status.fromThrowable(t);
-        ConsoleHttp.error(ctx, keepAlive, ControlClient.httpStatus(status), ControlClient.message(status));
+        ConsoleHttp.error(exchange, keepAlive, ControlClient.httpStatus(status), ControlClient.message(status));
       }
 
       @Override
       public void onCompleted() {
         if (!answered) {
-          ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "the control plane sent no answer");
+          ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "the control plane sent no answer");
         }
       }
     };
@@ -557,17 +556,17 @@ final class ConsoleApi {
   // ---------------------------------------------------------------------------------------------
   // Uploads
 
-  private void uploadRoute(ChannelHandlerContext ctx, boolean keepAlive, String[] parts, ByteString body,
+  private void uploadRoute(RestExchange exchange, boolean keepAlive, String[] parts, ByteString body,
       Headers headers, ConsoleCaller caller) throws IOException {
     UploadSessions.Reply reply = new UploadSessions.Reply() {
       @Override
       public void ok(ConsoleHttp.JsonBody json) {
-        ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, json);
+        ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, json);
       }
 
       @Override
       public void fail(HttpResponseStatus status, String message) {
-        ConsoleHttp.error(ctx, keepAlive, status, message);
+        ConsoleHttp.error(exchange, keepAlive, status, message);
       }
     };
     if (parts.length == 1) {
@@ -590,7 +589,7 @@ final class ConsoleApi {
         header.setConfigPbtxt(config);
       }
       UploadSessions.Session session = uploads.create(caller, control(), header.build(), text(json, "archive", false));
-      ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
         gen.writeStartObject();
         gen.writeStringField("id", session.id);
         gen.writeNumberField("chunkBytes", uploads.chunkBytes());
@@ -616,7 +615,7 @@ final class ConsoleApi {
       case "finish" -> session.finish(reply);
       case "cancel" -> {
         session.cancel("cancelled from the console");
-        ConsoleHttp.json(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+        ConsoleHttp.json(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
           gen.writeStartObject();
           gen.writeEndObject();
         });

@@ -1,7 +1,7 @@
 package io.quiver.server.console;
 
 import io.netty.buffer.Unpooled;
-import io.netty.channel.ChannelHandlerContext;
+import io.quiver.server.http.RestExchange;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -63,14 +63,14 @@ final class ConsoleAssets {
     return uplotVersion;
   }
 
-  void serve(ChannelHandlerContext ctx, FullHttpRequest request, String path, boolean keepAlive) {
+  void serve(RestExchange exchange, FullHttpRequest request, String path, boolean keepAlive) {
     Asset asset = assets.get(path);
     if (asset == null) {
-      ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.NOT_FOUND, "no such console file: " + path);
+      ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.NOT_FOUND, "no such console file: " + path);
       return;
     }
     if (!request.method().equals(HttpMethod.GET) && !request.method().equals(HttpMethod.HEAD)) {
-      ConsoleHttp.error(ctx, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, "console files answer GET only");
+      ConsoleHttp.error(exchange, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, "console files answer GET only");
       return;
     }
     FullHttpResponse response;
@@ -83,7 +83,7 @@ final class ConsoleAssets {
     }
     response.headers().set(HttpHeaderNames.ETAG, asset.etag);
     response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-cache"); // revalidate: a new server may bring new files
-    ConsoleHttp.write(ctx, keepAlive, response);
+    ConsoleHttp.write(exchange, keepAlive, response);
   }
 
   private static Asset asset(ClassLoader loader, String resource, String name) {

@@ -5,17 +5,14 @@ import com.fasterxml.jackson.core.JsonGenerator;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufOutputStream;
 import io.netty.buffer.Unpooled;
-import io.netty.channel.ChannelFutureListener;
-import io.netty.channel.ChannelHandlerContext;
+import io.quiver.server.http.RestExchange;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.handler.codec.http.HttpHeaderNames;
-import io.netty.handler.codec.http.HttpHeaderValues;
 import io.netty.handler.codec.http.HttpHeaders;
 import io.netty.handler.codec.http.HttpResponseStatus;
 import io.netty.handler.codec.http.HttpUtil;
 import io.netty.handler.codec.http.HttpVersion;
-import io.quiver.server.http.ReadGate;
 import java.io.IOException;
 import java.io.OutputStream;
 
@@ -50,23 +47,23 @@ final class ConsoleHttp {
     headers.set("Permissions-Policy", "camera=(), microphone=(), geolocation=()");
   }
 
-  static void json(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, JsonBody body) {
-    ByteBuf buf = ctx.alloc().buffer();
+  static void json(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, JsonBody body) {
+    ByteBuf buf = exchange.alloc().buffer();
     try (JsonGenerator gen = JSON.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       body.write(gen);
     } catch (IOException | RuntimeException e) {
       buf.release();
-      error(ctx, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "could not write the answer: " + e.getMessage());
+      error(exchange, keepAlive, HttpResponseStatus.INTERNAL_SERVER_ERROR, "could not write the answer: " + e.getMessage());
       return;
     }
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, buf);
     response.headers().set(HttpHeaderNames.CONTENT_TYPE, "application/json; charset=utf-8");
     response.headers().set(HttpHeaderNames.CACHE_CONTROL, "no-store");
-    write(ctx, keepAlive, response);
+    write(exchange, keepAlive, response);
   }
 
-  static void error(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message) {
-    ByteBuf buf = ctx.alloc().buffer();
+  static void error(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, String message) {
+    ByteBuf buf = exchange.alloc().buffer();
     try (JsonGenerator gen = JSON.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       gen.writeStartObject();
       gen.writeStringField("error", message == null ? "" : message);
@@ -80,27 +77,21 @@ final class ConsoleHttp {
     if (status.code() == 401) {
       response.headers().set(HttpHeaderNames.WWW_AUTHENTICATE, "Bearer");
     }
-    write(ctx, keepAlive, response);
+    write(exchange, keepAlive, response);
   }
 
-  static void redirect(ChannelHandlerContext ctx, boolean keepAlive, String location) {
+  static void redirect(RestExchange exchange, boolean keepAlive, String location) {
     FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.MOVED_PERMANENTLY,
         Unpooled.EMPTY_BUFFER);
     response.headers().set(HttpHeaderNames.LOCATION, location);
-    write(ctx, keepAlive, response);
+    write(exchange, keepAlive, response);
   }
 
   /** Writes and, when a request had turned reading off while it ran, turns it back on. */
-  static void write(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response) {
+  static void write(RestExchange exchange, boolean keepAlive, FullHttpResponse response) {
     protect(response.headers());
     HttpUtil.setContentLength(response, response.content().readableBytes());
-    ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
-    if (keepAlive) {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
-      ctx.writeAndFlush(response);
-    } else {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
-      ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
-    }
+    exchange.resumeReading();
+    exchange.write(response, keepAlive);
   }
 }

@@ -226,7 +226,7 @@ final class HttpConnectionGuard {
   }
 
   /** The end of an answer that is not informational (100 Continue): full answers, or a chunked one's last part. */
-  static boolean isFinalAnswer(Object msg) {
+  private static boolean isFinalAnswer(Object msg) {
     return msg instanceof LastHttpContent && !(msg instanceof HttpResponse response && response.status().code() < 200);
   }
 

@@ -1,6 +1,5 @@
 package io.quiver.server.http;
 
-import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpRequest;
 
 /**
@@ -14,10 +13,11 @@ public interface HttpRoute {
 
   /**
    * Answers one request, on the event loop: must not block (hand blocking work to another thread and
-   * write from there). Writes exactly one response. {@code request} is released when this returns:
+   * write from there). Writes exactly one response, through {@code exchange} (an HTTP/1.1 connection or
+   * an HTTP/2 stream). {@code request} is released when this returns:
    * retain what outlives the call.
    *
    * @param path the decoded path of the request URI, without the query
    */
-  void handle(ChannelHandlerContext ctx, FullHttpRequest request, String path, boolean keepAlive);
+  void handle(RestExchange exchange, FullHttpRequest request, String path, boolean keepAlive);
 }

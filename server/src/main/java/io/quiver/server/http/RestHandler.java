@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.buffer.ByteBufOutputStream;
+import io.netty.channel.Channel;
 import io.netty.channel.ChannelFutureListener;
 import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
@@ -58,9 +59,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Serves every REST v2 path. Runs on the Netty event loop and never blocks there: inference is
- * submitted to the same scheduler path as gRPC and answered from the runner thread through the
- * channel; repository load and unload run on the data plane's repository executor. Shared by all
- * connections (stateless).
+ * submitted to the same scheduler path as gRPC and answered through the request's {@link RestExchange};
+ * repository load and unload run on the data plane's repository executor. Shared by all connections
+ * (stateless): the last handler of every HTTP/1.1 connection's pipeline, and called by
+ * {@link Http2RestConnection} for each HTTP/2 stream's request ({@link #serve}).
  *
  * <p>HTTP/1.1 answers leave in request order: while an inference request of a connection is
  * outstanding, requests that a pipelining client sends behind it are held (at most
@@ -77,7 +79,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   /** Requests held behind an outstanding inference on one connection before it is closed as abusive. */
   static final int MAX_PIPELINED = 32;
-  private static final AttributeKey<Connection> CONNECTION = AttributeKey.valueOf(RestHandler.class, "connection");
+  private static final AttributeKey<Http1Connection> CONNECTION = AttributeKey.valueOf(RestHandler.class, "connection");
 
   private final DataPlane plane;
   private final HttpRoute extra; // the console's paths; null = none
@@ -101,20 +103,83 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   }
 
   /**
-   * One connection's ordering state; touched only on its event loop (requests, answers and the close
-   * all run there).
+   * One HTTP/1.1 connection as the exchange of its requests, one at a time, and its ordering state;
+   * touched only on its event loop (requests, answers and the close all run there), except where
+   * {@link RestExchange} allows any thread.
    */
-  private static final class Connection {
+  private final class Http1Connection extends RestExchange {
+    private final ChannelHandlerContext ctx;
     /** The inference whose answer is outstanding, or null. */
-    HttpCompletion outstanding;
+    private Inference outstanding;
     /** Requests read behind it, retained, in order. */
-    final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>(0); // grows when a client pipelines; most never do
+    private final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>(0); // grows when a client pipelines; most never do
+
+    Http1Connection(ChannelHandlerContext ctx) {
+      this.ctx = ctx;
+    }
+
+    @Override
+    public io.netty.buffer.ByteBufAllocator alloc() {
+      return ctx.alloc();
+    }
+
+    @Override
+    public java.net.SocketAddress remoteAddress() {
+      return ctx.channel().remoteAddress();
+    }
+
+    @Override
+    public io.netty.util.concurrent.EventExecutor executor() {
+      return ctx.executor();
+    }
+
+    @Override
+    public boolean isActive() {
+      return ctx.channel().isActive();
+    }
+
+    @Override
+    public void pauseReading() {
+      ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING);
+    }
+
+    @Override
+    public void resumeReading() {
+      ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
+    }
+
+    @Override
+    public void write(FullHttpResponse response, boolean keepAlive) {
+      if (keepAlive) {
+        response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
+        ctx.writeAndFlush(response);
+      } else {
+        response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
+        ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
+      }
+    }
+
+    @Override
+    void inferenceStarted(Inference inference) {
+      outstanding = inference; // until its answer is out, requests behind it wait (answers in request order)
+    }
+
+    @Override
+    void inferenceAnswered(Inference inference) {
+      if (outstanding != inference) {
+        return;
+      }
+      outstanding = null;
+      if (!held.isEmpty()) {
+        handleHeld(this);
+      }
+    }
   }
 
-  private static Connection connection(ChannelHandlerContext ctx) {
-    Connection c = ctx.channel().attr(CONNECTION).get();
+  private Http1Connection connection(ChannelHandlerContext ctx) {
+    Http1Connection c = ctx.channel().attr(CONNECTION).get();
     if (c == null) {
-      c = new Connection();
+      c = new Http1Connection(ctx);
       ctx.channel().attr(CONNECTION).set(c);
     }
     return c;
@@ -122,7 +187,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   @Override
   protected void channelRead0(ChannelHandlerContext ctx, FullHttpRequest request) {
-    Connection connection = connection(ctx);
+    Http1Connection connection = connection(ctx);
     // Behind an outstanding inference, or behind requests held until the client reads its answers.
     if (connection.outstanding != null || !connection.held.isEmpty()) {
       if (connection.held.size() >= MAX_PIPELINED) {
@@ -135,42 +200,42 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       ReadGate.pause(ctx.channel(), ReadGate.Reason.PIPELINED); // and read no more until they are
       return;
     }
-    handle(ctx, request);
+    handle(connection, request);
   }
 
-  /** An inference answer of this connection is out: handles the requests held behind it, in order. */
-  private void answered(ChannelHandlerContext ctx, Connection connection) {
-    connection.outstanding = null;
-    if (connection.held.isEmpty()) {
-      return;
-    }
-    handleHeld(ctx, connection);
+  /**
+   * One request of an HTTP/2 stream ({@link Http2RestConnection}), answered there. Event loop;
+   * {@code request} is released by the caller when this returns.
+   */
+  void serve(RestExchange stream, FullHttpRequest request) {
+    handle(stream, request);
   }
 
   /**
    * Handles held requests while none is outstanding and the client reads its answers (a connection above
    * its write buffer's high-water mark gets no more answers until it drains; see HttpConnectionGuard).
    */
-  private void handleHeld(ChannelHandlerContext ctx, Connection connection) {
-    while (connection.outstanding == null && !connection.held.isEmpty() && ctx.channel().isWritable()) {
+  private void handleHeld(Http1Connection connection) {
+    Channel channel = connection.ctx.channel();
+    while (connection.outstanding == null && !connection.held.isEmpty() && channel.isWritable()) {
       FullHttpRequest next = connection.held.poll();
       try {
-        handle(ctx, next);
+        handle(connection, next);
       } finally {
         next.release();
       }
     }
     if (connection.held.isEmpty()) {
-      ReadGate.resume(ctx.channel(), ReadGate.Reason.PIPELINED);
+      ReadGate.resume(channel, ReadGate.Reason.PIPELINED);
     }
   }
 
   @Override
   public void channelWritabilityChanged(ChannelHandlerContext ctx) throws Exception {
     if (ctx.channel().isWritable()) {
-      Connection connection = ctx.channel().attr(CONNECTION).get();
+      Http1Connection connection = ctx.channel().attr(CONNECTION).get();
       if (connection != null && connection.outstanding == null && !connection.held.isEmpty()) {
-        handleHeld(ctx, connection);
+        handleHeld(connection);
       }
     }
     super.channelWritabilityChanged(ctx);
@@ -178,11 +243,11 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   @Override
   public void channelInactive(ChannelHandlerContext ctx) throws Exception {
-    Connection connection = ctx.channel().attr(CONNECTION).get();
+    Http1Connection connection = ctx.channel().attr(CONNECTION).get();
     if (connection != null) {
-      HttpCompletion outstanding = connection.outstanding;
-      if (outstanding != null && outstanding.request != null) {
-        outstanding.request.cancel(); // the client is gone: a request still queued is dropped before it runs
+      Inference outstanding = connection.outstanding;
+      if (outstanding != null) {
+        outstanding.cancel(); // the client is gone: a request still queued is dropped before it runs
       }
       FullHttpRequest held;
       while ((held = connection.held.poll()) != null) {
@@ -192,45 +257,45 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     super.channelInactive(ctx);
   }
 
-  private void handle(ChannelHandlerContext ctx, FullHttpRequest request) {
+  private void handle(RestExchange exchange, FullHttpRequest request) {
     boolean keepAlive = HttpUtil.isKeepAlive(request);
     if (!request.decoderResult().isSuccess()) {
-      sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
+      sendError(exchange, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
       return;
     }
     // The raw path, each segment decoded once later: a bad percent-escape is the client's error (400).
     String path = rawPath(request.uri());
     String escapeProblem = percentEncodingProblem(path);
     if (escapeProblem != null) {
-      sendError(ctx, keepAlive, HttpResponseStatus.BAD_REQUEST, escapeProblem, -1);
+      sendError(exchange, keepAlive, HttpResponseStatus.BAD_REQUEST, escapeProblem, -1);
       return;
     }
     if (extra != null && extra.matches(path)) {
-      extra.handle(ctx, request, QueryStringDecoder.decodeComponent(path), keepAlive); // applies its own security
+      extra.handle(exchange, request, QueryStringDecoder.decodeComponent(path), keepAlive); // applies its own security
       return;
     }
     FullHttpRequest inflated = null;
     try {
       String[] parts = segments(path);
-      CallerPrincipal principal = authorize(ctx, request, path, parts);
+      CallerPrincipal principal = authorize(exchange, request, path, parts);
       String owner = principal == null ? null : principal.name(); // owns the shared memory regions it registers
       // Content-Encoding gzip/deflate: inflated here (bounded by the body limit), read as any body below.
       inflated = ContentDecoding.decode(request, maxBodyBytes);
       RestRoutes routes = parts.length >= 2 && parts[0].equals("v2") ? extensions.get(parts[1]) : null;
       if (routes != null) {
-        routeExtension(ctx, inflated, keepAlive, parts, principal, routes); // copies the body before it returns
+        routeExtension(exchange, inflated, keepAlive, parts, principal, routes); // copies the body before it returns
         return;
       }
-      route(ctx, inflated, keepAlive, path, parts, owner);
+      route(exchange, inflated, keepAlive, path, parts, owner);
     } catch (MethodNotAllowed e) {
-      sendError(ctx, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, e.getMessage(), -1, null, e.allow);
+      sendError(exchange, keepAlive, HttpResponseStatus.METHOD_NOT_ALLOWED, e.getMessage(), -1, null, e.allow);
     } catch (ContentDecoding.TooLarge e) {
-      sendError(ctx, false, HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, e.getMessage(), -1);
+      sendError(exchange, false, HttpResponseStatus.REQUEST_ENTITY_TOO_LARGE, e.getMessage(), -1);
     } catch (InferenceException e) {
-      sendError(ctx, keepAlive, e);
+      sendError(exchange, keepAlive, e);
     } catch (RuntimeException e) {
       log.error("REST {} {} failed", request.method(), path, e);
-      sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+      sendError(exchange, keepAlive, HttpErrors.toInferenceException(e));
     } finally {
       if (inflated != null && inflated != request) {
         inflated.release(); // every path reads the body synchronously (binary inputs are copied out)
@@ -279,7 +344,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * needs a credential; models need infer or metadata on the model; repository and logging need
    * administration. No-op when security is off.
    */
-  private CallerPrincipal authorize(ChannelHandlerContext ctx, FullHttpRequest request, String path, String[] parts) {
+  private CallerPrincipal authorize(RestExchange exchange, FullHttpRequest request, String path, String[] parts) {
     SecurityPolicy policy = plane.security();
     if (policy == null) {
       return null;
@@ -290,7 +355,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       return null; // probes and load balancers
     }
     String operation = request.method() + " " + path;
-    String peer = String.valueOf(ctx.channel().remoteAddress());
+    String peer = String.valueOf(exchange.remoteAddress());
     CallerPrincipal principal = policy.authenticate(request.headers().get(HttpHeaderNames.AUTHORIZATION),
         request.headers().get(API_KEY_HEADER), operation, peer);
     policy.authorize(principal, rule.permission(), rest.model(), operation, peer);
@@ -301,38 +366,38 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
   }
 
   /** A path group served by {@link RestRoutes}: run off the event loop, answered from its executor. */
-  private void routeExtension(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String[] parts,
+  private void routeExtension(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String[] parts,
       CallerPrincipal principal, RestRoutes routes) {
     byte[] body = io.netty.buffer.ByteBufUtil.getBytes(request.content());
     List<String> rest = List.of(parts).subList(2, parts.length);
     java.util.Map<String, List<String>> query = new QueryStringDecoder(request.uri()).parameters();
     String method = request.method().name();
     String who = principal == null ? CallerPrincipal.ANONYMOUS : principal.name();
-    String peer = String.valueOf(ctx.channel().remoteAddress());
-    ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // one answer at a time, in order
+    String peer = String.valueOf(exchange.remoteAddress());
+    exchange.pauseReading(); // one answer at a time, in order
     try {
       routes.executor().execute(() -> {
         try {
           byte[] json = routes.handle(method, rest, query, body, who, peer);
-          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
-          send(ctx, keepAlive, HttpResponseStatus.OK, "application/json", io.netty.buffer.Unpooled.wrappedBuffer(json), -1);
+          exchange.resumeReading();
+          send(exchange, keepAlive, HttpResponseStatus.OK, "application/json", io.netty.buffer.Unpooled.wrappedBuffer(json), -1);
         } catch (InferenceException e) {
-          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
-          sendError(ctx, keepAlive, e);
+          exchange.resumeReading();
+          sendError(exchange, keepAlive, e);
         } catch (RuntimeException e) {
           log.error("REST {} /v2/{} failed", method, String.join("/", List.of(parts).subList(1, parts.length)), e);
-          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
-          sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+          exchange.resumeReading();
+          sendError(exchange, keepAlive, HttpErrors.toInferenceException(e));
         }
       });
     } catch (java.util.concurrent.RejectedExecutionException e) {
-      ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
+      exchange.resumeReading();
       throw InferenceException.unavailable("too many %s requests are waiting; retry later", parts[1]);
     }
   }
 
   /** @param parts the path's segments, each decoded ({@link #segments}) */
-  private void route(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+  private void route(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String path,
       String[] parts, String owner) {
     HttpMethod method = request.method();
     if (parts.length == 0 || !parts[0].equals("v2")) {
@@ -340,7 +405,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
     if (parts.length == 1) {
       requireMethod(method, HttpMethod.GET, path);
-      sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
         gen.writeStartObject();
         gen.writeStringField("name", "quiver");
         gen.writeStringField("version", plane.serverVersion());
@@ -357,34 +422,34 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       case "health" -> {
         requireMethod(method, HttpMethod.GET, path);
         if (parts.length == 3 && parts[2].equals("live")) {
-          sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+          sendEmpty(exchange, keepAlive, HttpResponseStatus.OK);
         } else if (parts.length == 3 && parts[2].equals("ready")) {
-          sendEmpty(ctx, keepAlive, plane.isReady() ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE);
+          sendEmpty(exchange, keepAlive, plane.isReady() ? HttpResponseStatus.OK : HttpResponseStatus.SERVICE_UNAVAILABLE);
         } else {
           throw InferenceException.notFound("no such path: %s", path);
         }
       }
-      case "models" -> routeModel(ctx, request, keepAlive, path, parts, owner);
-      case "repository" -> routeRepository(ctx, request, keepAlive, path, parts);
-      case "logging" -> logging(ctx, request, keepAlive, path);
+      case "models" -> routeModel(exchange, request, keepAlive, path, parts, owner);
+      case "repository" -> routeRepository(exchange, request, keepAlive, path, parts);
+      case "logging" -> logging(exchange, request, keepAlive, path);
       case "trace" -> {
         if (parts.length != 3 || !parts[2].equals("setting")) {
           throw InferenceException.notFound("no such path: %s", path);
         }
-        traceSetting(ctx, request, keepAlive, path, "");
+        traceSetting(exchange, request, keepAlive, path, "");
       }
-      case "systemsharedmemory" -> SharedMemoryRoutes.system(plane, ctx, request, keepAlive, path, parts, owner);
+      case "systemsharedmemory" -> SharedMemoryRoutes.system(plane, exchange, request, keepAlive, path, parts, owner);
       case "cudasharedmemory" -> SharedMemoryRoutes.cuda(request, path, parts);
       default -> throw InferenceException.notFound("no such path: %s", path);
     }
   }
 
-  private void routeModel(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+  private void routeModel(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String path,
       String[] parts, String owner) {
     HttpMethod method = request.method();
     if (parts.length == 3 && parts[2].equals("stats")) { // Triton: statistics of every model
       requireMethod(method, HttpMethod.GET, path);
-      sendStats(ctx, keepAlive, plane.statistics("", ""));
+      sendStats(exchange, keepAlive, plane.statistics("", ""));
       return;
     }
     if (parts.length < 3) {
@@ -406,19 +471,19 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     switch (action) {
       case "" -> {
         requireMethod(method, HttpMethod.GET, path);
-        sendMetadata(ctx, keepAlive, plane.metadata(model, version));
+        sendMetadata(exchange, keepAlive, plane.metadata(model, version));
       }
       case "ready" -> {
         requireMethod(method, HttpMethod.GET, path);
         // The protocol answers with the status alone: 200 ready, 400 not ready (or unknown).
-        sendEmpty(ctx, keepAlive, plane.models().isReady(model, version)
+        sendEmpty(exchange, keepAlive, plane.models().isReady(model, version)
             ? HttpResponseStatus.OK : HttpResponseStatus.BAD_REQUEST);
       }
       case "config" -> {
         requireMethod(method, HttpMethod.GET, path);
         // Triton's JSON: 64-bit integers as numbers ("dims": [16]), where protobuf's printer writes strings.
         io.quiver.proto.inference.ModelConfig config = plane.config(model, version);
-        sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> ProtoJson.write(gen, config));
+        sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> ProtoJson.write(gen, config));
       }
       case "trace/setting" -> {
         if (!version.isEmpty()) {
@@ -427,32 +492,32 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         if (!plane.models().isReady(model, "")) {
           throw InferenceException.invalidField("model_name", "Request for unknown model : %s", model);
         }
-        traceSetting(ctx, request, keepAlive, path, model);
+        traceSetting(exchange, request, keepAlive, path, model);
       }
       case "stats" -> {
         requireMethod(method, HttpMethod.GET, path);
-        sendStats(ctx, keepAlive, plane.statistics(model, version));
+        sendStats(exchange, keepAlive, plane.statistics(model, version));
       }
       case "infer" -> {
         requireMethod(method, HttpMethod.POST, path);
-        infer(ctx, request, keepAlive, model, version, owner);
+        infer(exchange, request, keepAlive, model, version, owner);
       }
       case "monitoring" -> { // model monitoring (issue 20): the report is built on the monitoring thread
         requireMethod(method, HttpMethod.GET, path);
         DataPlane.checkModelReference(model, version);
         var report = plane.monitoring().report(model, version);
-        ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING); // answered later, as repository operations are
-        report.whenComplete((r, failure) -> ctx.channel().eventLoop().execute(() -> {
-          ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
+        exchange.pauseReading(); // answered later, as repository operations are
+        report.whenComplete((r, failure) -> exchange.executor().execute(() -> {
+          exchange.resumeReading();
           try {
             if (failure != null) {
-              sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
+              sendError(exchange, keepAlive, HttpErrors.toInferenceException(failure));
             } else {
-              sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> io.quiver.server.monitoring.ReportJson.write(r, gen));
+              sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> io.quiver.server.monitoring.ReportJson.write(r, gen));
             }
           } catch (RuntimeException e) {
             log.error("REST {} failed", path, e);
-            sendError(ctx, keepAlive, HttpErrors.toInferenceException(e));
+            sendError(exchange, keepAlive, HttpErrors.toInferenceException(e));
           }
         }));
       }
@@ -460,7 +525,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
-  private void routeRepository(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+  private void routeRepository(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String path,
       String[] parts) {
     requireMethod(request.method(), HttpMethod.POST, path);
     if (parts.length == 3 && parts[2].equals("index")) {
@@ -472,7 +537,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       }
       boolean onlyReady = readyOnly;
       List<ModelVersionStatus> index = plane.models().index();
-      sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+      sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
         gen.writeStartArray();
         for (ModelVersionStatus status : index) {
           if (onlyReady && status.state() != ModelVersionStatus.State.READY) {
@@ -499,14 +564,14 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         parameters = plane.repositoryLoads().fromJson(body.get("parameters"));
       }
       io.quiver.server.RepositoryLoads.Request loadParameters = parameters;
-      ReadGate.pause(ctx.channel(), ReadGate.Reason.WORKING);
+      exchange.pauseReading();
       // Blocks while the model loads or drains: on the repository executor, never on the event loop.
       plane.runRepositoryOperation(load ? () -> plane.load(model, loadParameters) : () -> plane.unload(model), failure -> {
-        ReadGate.resume(ctx.channel(), ReadGate.Reason.WORKING);
+        exchange.resumeReading();
         if (failure == null) {
-          sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+          sendEmpty(exchange, keepAlive, HttpResponseStatus.OK);
         } else {
-          sendError(ctx, keepAlive, HttpErrors.toInferenceException(failure));
+          sendError(exchange, keepAlive, HttpErrors.toInferenceException(failure));
         }
       });
       return;
@@ -521,7 +586,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * Quiver's addition: {@code {"level": "DEBUG", "logger": "io.quiver.batching"}} sets one logger's level
    * ("logger" defaults to the root); the answer lists such levels under {@code loggers}.
    */
-  private void logging(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path) {
+  private void logging(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String path) {
     if (!(LoggerFactory.getILoggerFactory() instanceof LoggerContext context)) {
       throw InferenceException.unimplemented("runtime log settings need logback as the SLF4J backend");
     }
@@ -570,7 +635,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       throw new MethodNotAllowed(request.method(), path, "GET, POST");
     }
     java.util.Map<String, Object> settings = io.quiver.server.LogSettings.current();
-    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+    sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       for (var e : settings.entrySet()) {
         if (e.getValue() instanceof Boolean b) {
@@ -596,7 +661,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * {@code {"trace_rate": "10", "trace_level": ["TIMESTAMPS"], ...}} (values are strings or lists of
    * strings, null clears a model's own value), answered with the settings now in force.
    */
-  private void traceSetting(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String path,
+  private void traceSetting(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String path,
       String model) {
     java.util.Map<String, List<String>> now;
     if (request.method().equals(HttpMethod.POST)) {
@@ -621,7 +686,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       requireMethod(request.method(), HttpMethod.GET, path);
       now = plane.traceSettings().get(model);
     }
-    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+    sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       for (var e : now.entrySet()) {
         if (e.getKey().equals(io.quiver.server.TraceSettings.LEVEL)) {
@@ -638,7 +703,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     });
   }
 
-  private void infer(ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive, String model,
+  private void infer(RestExchange exchange, FullHttpRequest request, boolean keepAlive, String model,
       String version, String owner) {
     long start = System.nanoTime();
     ByteBuf body = request.content();
@@ -673,7 +738,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
         plane.countFailure(model, version, System.nanoTime() - start); // Triton counts invalid requests as failures
       }
       if (trace != null && e instanceof InferenceException ie) {
-        sendError(ctx, keepAlive, ie, trace);
+        sendError(exchange, keepAlive, ie, trace);
         return;
       }
       throw e;
@@ -681,19 +746,15 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     if (span != null && !decoded.id().isEmpty()) {
       span.setAttribute("quiver.request.id", decoded.id());
     }
-    Connection connection = connection(ctx);
-    HttpCompletion completion = new HttpCompletion(ctx, connection, keepAlive, decoded, trace);
-    // Until this answer is out, requests behind it on this connection wait (answers in request order).
-    connection.outstanding = completion;
+    Inference inference = new Inference(exchange, keepAlive, decoded, trace);
     try {
       InferRequest submitted = plane.submit(model, version, decoded.id(), decoded.inputs(), decoded.outputs(),
-          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, completion, "http", span,
+          decoded.priority(), decoded.timeoutMicros(), InferRequest.NO_DEADLINE, inference, "http", span,
           decoded.sequence(), decoded.plan());
-      completion.accepted(submitted);
+      inference.accepted(submitted);
     } catch (RuntimeException e) {
-      connection.outstanding = null;
       if (trace != null && e instanceof InferenceException ie) {
-        sendError(ctx, keepAlive, ie, trace); // the span already ended in submit
+        sendError(exchange, keepAlive, ie, trace); // the span already ended in submit
         return;
       }
       throw e;
@@ -758,61 +819,69 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
 
   /**
    * Answers one REST inference. Called on the connection's event loop (the batcher delivers answers to
-   * the loop the request came from), so it writes the answer and handles held requests directly.
+   * the loop the request came from), so it writes the answer and lets the exchange go on directly.
    */
-  private final class HttpCompletion implements DataPlane.Completion {
-    private final ChannelHandlerContext ctx;
-    private final Connection connection;
+  final class Inference implements DataPlane.Completion {
+    private final RestExchange exchange;
     private final boolean keepAlive;
     private final RestInferCodec.Decoded decoded;
     private final SpanContext trace; // the server span the answer names; null when tracing is off
-    InferRequest request;
+    private InferRequest request;
+    private boolean answered;
 
-    HttpCompletion(ChannelHandlerContext ctx, Connection connection, boolean keepAlive, RestInferCodec.Decoded decoded,
-        SpanContext trace) {
-      this.ctx = ctx;
-      this.connection = connection;
+    Inference(RestExchange exchange, boolean keepAlive, RestInferCodec.Decoded decoded, SpanContext trace) {
+      this.exchange = exchange;
       this.keepAlive = keepAlive;
       this.decoded = decoded;
       this.trace = trace;
     }
 
+    /** Submitted: unless it was answered at once, the exchange waits for it. */
     void accepted(InferRequest accepted) {
       request = accepted;
-      if (!ctx.channel().isActive()) {
+      if (!answered) {
+        exchange.inferenceStarted(this);
+      }
+      if (!exchange.isActive()) {
         accepted.cancel(); // closed while it was being submitted
       }
     }
 
-    /** After the answer is written: the connection's next request may go. */
-    private void done() {
-      if (connection.outstanding == this) {
-        answered(ctx, connection);
+    /** The client is gone: the request is dropped before it runs if it is still queued. Event loop. */
+    void cancel() {
+      if (request != null && !answered) {
+        request.cancel();
       }
+    }
+
+    /** After the answer is written: the exchange's next request may go. */
+    private void done() {
+      answered = true;
+      exchange.inferenceAnswered(this);
     }
 
     @Override
     public void succeeded(InferRequest request, String version, Tensor[] outputs) {
-      ByteBuf buf = ctx.alloc().buffer();
+      ByteBuf buf = exchange.alloc().buffer();
       long headerLength;
       try {
         headerLength = RestInferCodec.encode(request, version, outputs, decoded, new BufStream(buf));
       } catch (IOException | RuntimeException e) {
         buf.release();
         plane.logFailure(request.modelName(), request.id(), e);
-        sendError(ctx, keepAlive, HttpErrors.toInferenceException(e), trace);
+        sendError(exchange, keepAlive, HttpErrors.toInferenceException(e), trace);
         done();
         return;
       }
       FullHttpResponse response = new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, HttpResponseStatus.OK, buf);
       ServerTracing.inject(trace, response.headers(), HEADER_SETTER);
-      write(ctx, keepAlive, response, headerLength < 0 ? "application/json" : "application/octet-stream", headerLength);
+      write(exchange, keepAlive, response, headerLength < 0 ? "application/json" : "application/octet-stream", headerLength);
       done();
     }
 
     @Override
     public void failed(InferRequest request, InferenceException error) {
-      sendError(ctx, keepAlive, error, trace);
+      sendError(exchange, keepAlive, error, trace);
       done();
     }
   }
@@ -850,13 +919,13 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
   }
 
-  private void sendMetadata(ChannelHandlerContext ctx, boolean keepAlive, ModelMetadataResponse m) {
-    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> RestInferCodec.writeMetadata(gen, m));
+  private void sendMetadata(RestExchange exchange, boolean keepAlive, ModelMetadataResponse m) {
+    sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> RestInferCodec.writeMetadata(gen, m));
   }
 
   /** Triton's statistics JSON: numbers as numbers, every field present. */
-  private void sendStats(ChannelHandlerContext ctx, boolean keepAlive, ModelStatisticsResponse stats) {
-    sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+  private void sendStats(RestExchange exchange, boolean keepAlive, ModelStatisticsResponse stats) {
+    sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
       gen.writeStartObject();
       gen.writeArrayFieldStart("model_stats");
       for (ModelStatistics m : stats.getModelStatsList()) {
@@ -933,40 +1002,40 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     void write(JsonGenerator gen) throws IOException;
   }
 
-  static void sendJson(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, JsonWriter writer) {
-    ByteBuf buf = ctx.alloc().buffer();
+  static void sendJson(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, JsonWriter writer) {
+    ByteBuf buf = exchange.alloc().buffer();
     try (JsonGenerator gen = RestInferCodec.FACTORY.createGenerator((OutputStream) new ByteBufOutputStream(buf))) {
       writer.write(gen);
     } catch (IOException e) {
       buf.release();
       throw InferenceException.internal("could not write the JSON response", e);
     }
-    send(ctx, keepAlive, status, "application/json", buf, -1);
+    send(exchange, keepAlive, status, "application/json", buf, -1);
   }
 
-  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, InferenceException e) {
-    sendError(ctx, keepAlive, e, null);
+  static void sendError(RestExchange exchange, boolean keepAlive, InferenceException e) {
+    sendError(exchange, keepAlive, e, null);
   }
 
   /** @param trace the server span to name in {@code traceparent}; null = none */
-  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, InferenceException e, SpanContext trace) {
-    sendError(ctx, keepAlive, HttpErrors.status(e.code()), e.getMessage(), HttpErrors.retryAfterSeconds(e), trace);
+  static void sendError(RestExchange exchange, boolean keepAlive, InferenceException e, SpanContext trace) {
+    sendError(exchange, keepAlive, HttpErrors.status(e.code()), e.getMessage(), HttpErrors.retryAfterSeconds(e), trace);
   }
 
-  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+  static void sendError(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds) {
-    sendError(ctx, keepAlive, status, message, retryAfterSeconds, null);
+    sendError(exchange, keepAlive, status, message, retryAfterSeconds, null);
   }
 
-  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+  static void sendError(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds, SpanContext trace) {
-    sendError(ctx, keepAlive, status, message, retryAfterSeconds, trace, null);
+    sendError(exchange, keepAlive, status, message, retryAfterSeconds, trace, null);
   }
 
   /** @param allow the Allow header of a 405; null = none */
-  static void sendError(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String message,
+  static void sendError(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, String message,
       long retryAfterSeconds, SpanContext trace, String allow) {
-    write(ctx, keepAlive, errorResponse(ctx.alloc(), status, message, retryAfterSeconds, trace, allow),
+    write(exchange, keepAlive, errorResponse(exchange.alloc(), status, message, retryAfterSeconds, trace, allow),
         "application/json", -1);
   }
 
@@ -997,18 +1066,18 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     return response;
   }
 
-  static void sendEmpty(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status) {
-    write(ctx, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, ctx.alloc().buffer(0)), null, -1);
+  static void sendEmpty(RestExchange exchange, boolean keepAlive, HttpResponseStatus status) {
+    write(exchange, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, exchange.alloc().buffer(0)), null, -1);
   }
 
-  private static void send(ChannelHandlerContext ctx, boolean keepAlive, HttpResponseStatus status, String contentType,
+  private static void send(RestExchange exchange, boolean keepAlive, HttpResponseStatus status, String contentType,
       ByteBuf body, long inferenceHeaderLength) {
-    write(ctx, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, body), contentType,
+    write(exchange, keepAlive, new DefaultFullHttpResponse(HttpVersion.HTTP_1_1, status, body), contentType,
         inferenceHeaderLength);
   }
 
-  /** Any thread: Netty hands the write to the channel's event loop. */
-  private static void write(ChannelHandlerContext ctx, boolean keepAlive, FullHttpResponse response, String contentType,
+  /** Any thread: the exchange hands the write to its event loop. */
+  private static void write(RestExchange exchange, boolean keepAlive, FullHttpResponse response, String contentType,
       long inferenceHeaderLength) {
     if (contentType != null) {
       response.headers().set(HttpHeaderNames.CONTENT_TYPE, contentType);
@@ -1017,37 +1086,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       response.headers().set(HEADER_LENGTH, inferenceHeaderLength);
     }
     HttpUtil.setContentLength(response, response.content().readableBytes());
-    Http2RestConnection h2 = Http2RestConnection.of(ctx.channel());
-    if (h2 != null) {
-      writeStream(ctx, h2, keepAlive, response);
-      return;
-    }
-    if (keepAlive) {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.KEEP_ALIVE);
-      ctx.writeAndFlush(response);
-    } else {
-      response.headers().set(HttpHeaderNames.CONNECTION, HttpHeaderValues.CLOSE);
-      ctx.writeAndFlush(response).addListener(ChannelFutureListener.CLOSE);
-    }
-  }
-
-  /**
-   * HTTP/2: the answer goes to its stream unflushed and the connection is flushed once the running task
-   * (a batch's delivery) is over, so a batch's answers leave together. Not keep-alive (an error that
-   * ends the exchange): the stream is reset once the answer is out. Hops to the event loop from elsewhere.
-   */
-  private static void writeStream(ChannelHandlerContext ctx, Http2RestConnection h2, boolean keepAlive,
-      FullHttpResponse response) {
-    if (!ctx.executor().inEventLoop()) {
-      ctx.executor().execute(() -> writeStream(ctx, h2, keepAlive, response));
-      return;
-    }
-    if (keepAlive) {
-      ctx.write(response, ctx.voidPromise());
-    } else {
-      ctx.write(response).addListener(ChannelFutureListener.CLOSE);
-    }
-    h2.flushSoon();
+    exchange.write(response, keepAlive);
   }
 
   @Override

@@ -1,7 +1,6 @@
 package io.quiver.server.http;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.HttpMethod;
 import io.netty.handler.codec.http.HttpResponseStatus;
@@ -20,7 +19,7 @@ import java.util.List;
 final class SharedMemoryRoutes {
   private SharedMemoryRoutes() {}
 
-  static void system(DataPlane plane, ChannelHandlerContext ctx, FullHttpRequest request, boolean keepAlive,
+  static void system(DataPlane plane, RestExchange exchange, FullHttpRequest request, boolean keepAlive,
       String path, String[] parts, String owner) {
     SharedMemoryRegistry shm = plane.sharedMemory();
     String region = "";
@@ -41,7 +40,7 @@ final class SharedMemoryRoutes {
       case "status" -> {
         RestHandler.requireMethod(request.method(), HttpMethod.GET, path);
         List<SharedMemoryRegistry.RegionStatus> status = shm.status(region, owner);
-        RestHandler.sendJson(ctx, keepAlive, HttpResponseStatus.OK, gen -> {
+        RestHandler.sendJson(exchange, keepAlive, HttpResponseStatus.OK, gen -> {
           gen.writeStartArray();
           for (SharedMemoryRegistry.RegionStatus s : status) {
             gen.writeStartObject();
@@ -75,12 +74,12 @@ final class SharedMemoryRoutes {
           throw InferenceException.invalidField("offset", "'offset' must be an unsigned integer");
         }
         shm.register(region, key.textValue(), offset == null ? 0 : offset.longValue(), size.longValue(), owner);
-        RestHandler.sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+        RestHandler.sendEmpty(exchange, keepAlive, HttpResponseStatus.OK);
       }
       case "unregister" -> {
         RestHandler.requireMethod(request.method(), HttpMethod.POST, path);
         shm.unregister(region, owner);
-        RestHandler.sendEmpty(ctx, keepAlive, HttpResponseStatus.OK);
+        RestHandler.sendEmpty(exchange, keepAlive, HttpResponseStatus.OK);
       }
       default -> throw InferenceException.notFound("no such path: %s", path);
     }
