@@ -2,7 +2,6 @@ package io.quiver.server.http;
 
 import io.netty.buffer.ByteBuf;
 import io.netty.buffer.ByteBufAllocator;
-import io.netty.buffer.CompositeByteBuf;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -85,8 +84,8 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
   /** The most bytes of header fields one request may send (HPACK-decoded), as on the gRPC ports. */
   static final int MAX_HEADER_LIST_BYTES = 64 * 1024;
   private static final long MIN_TICK_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
-  /** As Netty's HttpObjectAggregator: a body of more DATA frames than this is merged into one buffer. */
-  private static final int MAX_BODY_COMPONENTS = 1024;
+  /** The most a body's buffer is given up front for its declared length; past it the buffer grows as bytes come. */
+  private static final int MAX_PRESIZED_BODY = 1 << 20;
 
   private final RestHandler handler;
   private final long maxHeldBytes;
@@ -244,11 +243,20 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
       return;
     }
     if (stream.body == null) {
-      stream.body = part;
+      stream.body = part; // the usual request: one DATA frame, kept as read (no copy)
     } else {
-      CompositeByteBuf body = stream.body instanceof CompositeByteBuf c ? c
-          : ctx.alloc().compositeBuffer(MAX_BODY_COMPONENTS).addComponent(true, stream.body);
-      stream.body = body.addComponent(true, part);
+      if (!stream.bodyCopied) { // a second frame: one buffer for the whole body, each byte copied once
+        long declared = HttpUtil.getContentLength(stream.head, -1L);
+        int first = stream.body.readableBytes();
+        // Sized for the declared length up to 1 MiB (a declared length is the client's word), then grown.
+        ByteBuf whole = ctx.alloc().buffer((int) Math.max(first + n, Math.min(declared, MAX_PRESIZED_BODY)));
+        whole.writeBytes(stream.body);
+        stream.body.release();
+        stream.body = whole;
+        stream.bodyCopied = true;
+      }
+      stream.body.writeBytes(part);
+      part.release();
     }
     if (frame.isEndStream()) {
       dispatch(stream);
@@ -347,6 +355,7 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
     final long started = System.nanoTime();
     HttpRequest head; // until dispatched
     ByteBuf body; // until dispatched; null while empty
+    boolean bodyCopied; // body is this stream's own buffer, not its first DATA frame's
     boolean requestDone;
     boolean closed;
     long requestBytes;
