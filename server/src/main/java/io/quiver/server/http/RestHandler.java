@@ -7,6 +7,7 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.netty.buffer.ByteBuf;
+import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.buffer.ByteBufOutputStream;
 import io.netty.channel.Channel;
@@ -15,6 +16,7 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.util.AttributeKey;
+import io.netty.util.concurrent.EventExecutor;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -48,6 +50,7 @@ import io.quiver.server.security.Permission;
 import io.quiver.server.security.SecurityPolicy;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -119,17 +122,17 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     }
 
     @Override
-    public io.netty.buffer.ByteBufAllocator alloc() {
+    public ByteBufAllocator alloc() {
       return ctx.alloc();
     }
 
     @Override
-    public java.net.SocketAddress remoteAddress() {
+    public SocketAddress remoteAddress() {
       return ctx.channel().remoteAddress();
     }
 
     @Override
-    public io.netty.util.concurrent.EventExecutor executor() {
+    public EventExecutor executor() {
       return ctx.executor();
     }
 
