@@ -11,6 +11,7 @@ import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.channel.nio.NioEventLoopGroup;
 import io.netty.channel.socket.nio.NioSocketChannel;
 import io.netty.handler.codec.http.DefaultFullHttpRequest;
+import io.netty.handler.codec.http.DefaultHttpContent;
 import io.netty.handler.codec.http.DefaultHttpRequest;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -136,6 +137,35 @@ final class H2cClient implements AutoCloseable {
       stream.writeAndFlush(request);
     });
     return answer;
+  }
+
+  /**
+   * Opens a stream, sends the request's headers and {@code body} without ending the stream, then resets
+   * it (RST_STREAM, as a client that gives up mid-upload). Completes once the reset is written.
+   */
+  CompletableFuture<Void> sendPartAndReset(HttpMethod method, String path, byte[] body, Map<String, String> headers) {
+    HttpRequest request = new DefaultHttpRequest(HttpVersion.HTTP_1_1, method, path);
+    request.headers().set(HttpHeaderNames.HOST, "127.0.0.1");
+    headers.forEach(request.headers()::set);
+    CompletableFuture<Void> reset = new CompletableFuture<>();
+    streams.open().addListener(opened -> {
+      if (!opened.isSuccess()) {
+        reset.completeExceptionally(opened.cause());
+        return;
+      }
+      Http2StreamChannel stream = (Http2StreamChannel) opened.getNow();
+      stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false));
+      stream.write(request);
+      stream.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(body))).addListener(sent -> {
+        if (!sent.isSuccess()) {
+          reset.completeExceptionally(sent.cause());
+          return;
+        }
+        // Closing a stream channel whose stream is still open sends RST_STREAM (CANCEL).
+        stream.close().addListener(closed -> reset.complete(null));
+      });
+    });
+    return reset;
   }
 
   /** The last handler of a stream: completes {@code answer} with the whole response, or fails it if none comes. */

@@ -270,4 +270,29 @@ class RestHttp2Test {
       assertThat(h2.connection.isActive()).isTrue();
     }
   }
+
+  @Test
+  void streamsResetMidUpload_giveTheirBytesBack() throws Exception {
+    // A 64 KiB bound per connection; twenty uploads of 8 KiB, each reset before it ends, 160 KiB in all.
+    // Their bytes must leave the connection's count when their streams go, or the requests after the
+    // eighth would be refused.
+    ConnectionOptions bounded = ConnectionOptions.defaults()
+        .withTimeouts(2_000, 2_000, 10_000, 30_000)
+        .withAnswerBounds(64 * 1024, 512L << 20, 64);
+    try (ServerFixture small = new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE,
+        List.of(), ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, 1024 * 1024, false)
+        .withConnections(bounded));
+        H2cClient h2 = new H2cClient(small.server.httpPort())) {
+      byte[] part = new byte[8 * 1024];
+      for (int i = 0; i < 20; i++) {
+        h2.sendPartAndReset(HttpMethod.POST, "/v2/models/identity_fp32/infer", part,
+            Map.of("content-type", "application/json", "content-length", Integer.toString(2 * part.length)))
+            .get(10, TimeUnit.SECONDS);
+        byte[] good = binaryRequest(i, "after-" + i);
+        assertThat(outputFloats(h2.post("/v2/models/identity_fp32/infer", good, binaryHeaders(good)), "after-" + i)[0])
+            .isEqualTo((float) i);
+      }
+      assertThat(h2.connection.isActive()).isTrue();
+    }
+  }
 }
