@@ -33,7 +33,8 @@ import org.junit.jupiter.api.io.TempDir;
  * REST v2 over HTTP/2 with prior knowledge on the REST port, through Netty's real HTTP/2 client: the
  * same answers as HTTP/1.1 (binary extension and JSON), hundreds of concurrent streams on one
  * connection each answered with its own tensor, a bad request answered on its stream while the
- * connection goes on, the per-connection byte bound, and an idle connection closed by its timeout.
+ * connection goes on, the per-connection byte bound, an idle connection closed by its timeout, a body
+ * split over DATA frames, 413 and 408 on a stream, and streams reset mid-upload giving their bytes back.
  */
 class RestHttp2Test {
   private static final ObjectMapper JSON = new ObjectMapper();
