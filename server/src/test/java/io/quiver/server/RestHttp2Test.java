@@ -53,6 +53,12 @@ class RestHttp2Test {
     fixture.close();
   }
 
+  /** A server of its own on the test's repository, with these connection bounds and REST body limit. */
+  private static ServerFixture boundedServer(ConnectionOptions connections, int maxBodyBytes) throws Exception {
+    return new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE, List.of(),
+        ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, maxBodyBytes, false).withConnections(connections));
+  }
+
   /** A binary-extension request for identity_fp32 whose 16 floats are {@code base + i}. */
   static byte[] binaryRequest(float base, String id) {
     ByteBuffer body = binaryBody(id, 1);
@@ -178,9 +184,7 @@ class RestHttp2Test {
     ConnectionOptions bounded = ConnectionOptions.defaults()
         .withTimeouts(2_000, 2_000, 2_000, 1_500)
         .withAnswerBounds(16 * 1024, 512L << 20, 64);
-    try (ServerFixture small = new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE,
-        List.of(), ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, 1024 * 1024, false)
-        .withConnections(bounded))) {
+    try (ServerFixture small = boundedServer(bounded, 1024 * 1024)) {
       int port = small.server.httpPort();
       try (H2cClient h2 = new H2cClient(port)) {
         // A body past the connection's byte bound: 429 on its stream; small requests still pass.
@@ -235,9 +239,7 @@ class RestHttp2Test {
         .withTimeouts(2_000, 2_000, 1_500, 30_000)
         .withAnswerBounds(4 << 20, 512L << 20, 64);
     int bodyLimit = 256 * 1024;
-    try (ServerFixture small = new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE,
-        List.of(), ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, bodyLimit, false)
-        .withConnections(bounded));
+    try (ServerFixture small = boundedServer(bounded, bodyLimit);
         H2cClient h2 = new H2cClient(small.server.httpPort())) {
       // 256 distinct rows (the model's max_batch_size): a 16 KB tensor after its JSON, more than one DATA frame
       // holds (16 KB at most), read as one request and answered row for row.
@@ -280,9 +282,7 @@ class RestHttp2Test {
     ConnectionOptions bounded = ConnectionOptions.defaults()
         .withTimeouts(2_000, 2_000, 10_000, 30_000)
         .withAnswerBounds(64 * 1024, 512L << 20, 64);
-    try (ServerFixture small = new ServerFixture(new ServerOptions("127.0.0.1", 0, repository, ControlMode.NONE,
-        List.of(), ServerOptions.DEFAULT_MAX_MESSAGE_BYTES, 1, 2_000, 0, 0, 1024 * 1024, false)
-        .withConnections(bounded));
+    try (ServerFixture small = boundedServer(bounded, 1024 * 1024);
         H2cClient h2 = new H2cClient(small.server.httpPort())) {
       byte[] part = new byte[8 * 1024];
       for (int i = 0; i < 20; i++) {

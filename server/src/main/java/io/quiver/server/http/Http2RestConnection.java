@@ -1,7 +1,6 @@
 package io.quiver.server.http;
 
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.Unpooled;
 import io.netty.channel.ChannelFuture;
 import io.netty.channel.ChannelFutureListener;
@@ -36,10 +35,8 @@ import io.netty.handler.codec.http2.Http2Stream;
 import io.netty.handler.codec.http2.HttpConversionUtil;
 import io.netty.util.ReferenceCountUtil;
 import io.netty.util.collection.IntObjectHashMap;
-import io.netty.util.concurrent.EventExecutor;
 import io.netty.util.concurrent.ScheduledFuture;
 import io.quiver.transport.ConnectionOptions;
-import java.net.SocketAddress;
 import java.util.ArrayList;
 import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
@@ -365,23 +362,9 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
     RestHandler.Inference inference;
 
     Stream(Http2FrameStream frameStream) {
+      super(Http2RestConnection.this.ctx);
       this.frameStream = frameStream;
       this.id = frameStream.id();
-    }
-
-    @Override
-    public ByteBufAllocator alloc() {
-      return ctx.alloc();
-    }
-
-    @Override
-    public SocketAddress remoteAddress() {
-      return ctx.channel().remoteAddress();
-    }
-
-    @Override
-    public EventExecutor executor() {
-      return ctx.executor();
     }
 
     @Override

@@ -1,6 +1,7 @@
 package io.quiver.server.http;
 
 import io.netty.buffer.ByteBufAllocator;
+import io.netty.channel.ChannelHandlerContext;
 import io.netty.handler.codec.http.FullHttpResponse;
 import io.netty.util.concurrent.EventExecutor;
 import java.net.SocketAddress;
@@ -14,16 +15,27 @@ import java.net.SocketAddress;
  * loop, except where a method says otherwise. Each request gets exactly one {@link #write}.
  */
 public abstract class RestExchange {
-  RestExchange() {} // the two kinds live in this package
+  /** The handler context the exchange's answers are written through (its connection's). */
+  final ChannelHandlerContext ctx;
+
+  RestExchange(ChannelHandlerContext ctx) { // the two kinds live in this package
+    this.ctx = ctx;
+  }
 
   /** Allocates the answer's buffers. Any thread. */
-  public abstract ByteBufAllocator alloc();
+  public final ByteBufAllocator alloc() {
+    return ctx.alloc();
+  }
 
   /** The client's address, for logs and security decisions. Any thread. */
-  public abstract SocketAddress remoteAddress();
+  public final SocketAddress remoteAddress() {
+    return ctx.channel().remoteAddress();
+  }
 
   /** The connection's event loop. */
-  public abstract EventExecutor executor();
+  public final EventExecutor executor() {
+    return ctx.executor();
+  }
 
   /** Whether the answer can still reach the client (the connection, or the stream, is open). Any thread. */
   public abstract boolean isActive();

@@ -7,7 +7,6 @@ import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.netty.buffer.ByteBuf;
-import io.netty.buffer.ByteBufAllocator;
 import io.netty.buffer.ByteBufInputStream;
 import io.netty.buffer.ByteBufOutputStream;
 import io.netty.channel.Channel;
@@ -16,7 +15,6 @@ import io.netty.channel.ChannelHandler;
 import io.netty.channel.ChannelHandlerContext;
 import io.netty.channel.SimpleChannelInboundHandler;
 import io.netty.util.AttributeKey;
-import io.netty.util.concurrent.EventExecutor;
 import io.netty.handler.codec.http.DefaultFullHttpResponse;
 import io.netty.handler.codec.http.FullHttpRequest;
 import io.netty.handler.codec.http.FullHttpResponse;
@@ -50,7 +48,6 @@ import io.quiver.server.security.Permission;
 import io.quiver.server.security.SecurityPolicy;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.SocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
@@ -111,29 +108,13 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
    * {@link RestExchange} allows any thread.
    */
   private final class Http1Connection extends RestExchange {
-    private final ChannelHandlerContext ctx;
     /** The inference whose answer is outstanding, or null. */
     private Inference outstanding;
     /** Requests read behind it, retained, in order. */
     private final ArrayDeque<FullHttpRequest> held = new ArrayDeque<>(0); // grows when a client pipelines; most never do
 
     Http1Connection(ChannelHandlerContext ctx) {
-      this.ctx = ctx;
-    }
-
-    @Override
-    public ByteBufAllocator alloc() {
-      return ctx.alloc();
-    }
-
-    @Override
-    public SocketAddress remoteAddress() {
-      return ctx.channel().remoteAddress();
-    }
-
-    @Override
-    public EventExecutor executor() {
-      return ctx.executor();
+      super(ctx);
     }
 
     @Override
