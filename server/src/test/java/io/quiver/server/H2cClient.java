@@ -122,19 +122,11 @@ final class H2cClient implements AutoCloseable {
    * sends its body. The future completes with the answer the server gives anyway.
    */
   CompletableFuture<Answer> sendHeadersOnly(HttpMethod method, String path, Map<String, String> headers) {
-    HttpRequest request = new DefaultHttpRequest(HttpVersion.HTTP_1_1, method, path);
-    request.headers().set(HttpHeaderNames.HOST, "127.0.0.1");
-    headers.forEach(request.headers()::set);
     CompletableFuture<Answer> answer = new CompletableFuture<>();
-    streams.open().addListener(opened -> {
-      if (!opened.isSuccess()) {
-        answer.completeExceptionally(opened.cause());
-        return;
-      }
-      Http2StreamChannel stream = (Http2StreamChannel) opened.getNow();
+    onNewStream(answer, stream -> {
       stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false), new HttpObjectAggregator(64 << 20),
           answerReader(answer));
-      stream.writeAndFlush(request);
+      stream.writeAndFlush(head(method, path, headers));
     });
     return answer;
   }
@@ -144,18 +136,10 @@ final class H2cClient implements AutoCloseable {
    * it (RST_STREAM, as a client that gives up mid-upload). Completes once the reset is written.
    */
   CompletableFuture<Void> sendPartAndReset(HttpMethod method, String path, byte[] body, Map<String, String> headers) {
-    HttpRequest request = new DefaultHttpRequest(HttpVersion.HTTP_1_1, method, path);
-    request.headers().set(HttpHeaderNames.HOST, "127.0.0.1");
-    headers.forEach(request.headers()::set);
     CompletableFuture<Void> reset = new CompletableFuture<>();
-    streams.open().addListener(opened -> {
-      if (!opened.isSuccess()) {
-        reset.completeExceptionally(opened.cause());
-        return;
-      }
-      Http2StreamChannel stream = (Http2StreamChannel) opened.getNow();
+    onNewStream(reset, stream -> {
       stream.pipeline().addLast(new Http2StreamFrameToHttpObjectCodec(false));
-      stream.write(request);
+      stream.write(head(method, path, headers));
       stream.writeAndFlush(new DefaultHttpContent(Unpooled.wrappedBuffer(body))).addListener(sent -> {
         if (!sent.isSuccess()) {
           reset.completeExceptionally(sent.cause());
@@ -166,6 +150,25 @@ final class H2cClient implements AutoCloseable {
       });
     });
     return reset;
+  }
+
+  /** A request's headers alone (no body follows in the same message). */
+  private static HttpRequest head(HttpMethod method, String path, Map<String, String> headers) {
+    HttpRequest request = new DefaultHttpRequest(HttpVersion.HTTP_1_1, method, path);
+    request.headers().set(HttpHeaderNames.HOST, "127.0.0.1");
+    headers.forEach(request.headers()::set);
+    return request;
+  }
+
+  /** Opens a stream and hands it to {@code use}; a stream that cannot be opened fails {@code result}. */
+  private void onNewStream(CompletableFuture<?> result, java.util.function.Consumer<Http2StreamChannel> use) {
+    streams.open().addListener(opened -> {
+      if (opened.isSuccess()) {
+        use.accept((Http2StreamChannel) opened.getNow());
+      } else {
+        result.completeExceptionally(opened.cause());
+      }
+    });
   }
 
   /** The last handler of a stream: completes {@code answer} with the whole response, or fails it if none comes. */

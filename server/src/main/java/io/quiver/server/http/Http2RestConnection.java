@@ -29,7 +29,6 @@ import io.netty.handler.codec.http2.Http2FrameStreamEvent;
 import io.netty.handler.codec.http2.Http2FrameStreamException;
 import io.netty.handler.codec.http2.Http2Headers;
 import io.netty.handler.codec.http2.Http2HeadersFrame;
-import io.netty.handler.codec.http2.Http2ResetFrame;
 import io.netty.handler.codec.http2.Http2Settings;
 import io.netty.handler.codec.http2.Http2Stream;
 import io.netty.handler.codec.http2.HttpConversionUtil;
@@ -126,27 +125,15 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
   }
 
   @Override
-  public void handlerRemoved(ChannelHandlerContext ctx) {
-    tick.cancel(false);
-    for (Stream stream : new ArrayList<>(streams.values())) {
-      closed(stream);
-    }
-  }
-
-  @Override
   public void channelRead(ChannelHandlerContext ctx, Object msg) {
     if (msg instanceof Http2HeadersFrame headers) {
       onHeaders(headers);
     } else if (msg instanceof Http2DataFrame data) {
       onData(data);
     } else {
-      if (msg instanceof Http2ResetFrame reset) {
-        Stream stream = streams.get(reset.stream().id());
-        if (stream != null) {
-          closed(stream);
-        }
-      }
-      ReferenceCountUtil.release(msg); // settings, pings, GOAWAY and window updates: the codec has acted on them
+      // Settings, pings, GOAWAY, window updates and resets: the codec has acted on them (a reset stream's
+      // close reaches userEventTriggered as its state change).
+      ReferenceCountUtil.release(msg);
     }
   }
 
@@ -191,10 +178,10 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
       return;
     }
     stream = new Stream(frame.stream());
-    streams.put(stream.id, stream);
+    streams.put(frame.stream().id(), stream);
     lastActivity = stream.started;
     try {
-      stream.head = HttpConversionUtil.toHttpRequest(stream.id, frame.headers(), true);
+      stream.head = HttpConversionUtil.toHttpRequest(frame.stream().id(), frame.headers(), true);
     } catch (Http2Exception | RuntimeException e) {
       stream.refuse(HttpResponseStatus.BAD_REQUEST, "malformed HTTP/2 request headers: " + e.getMessage());
       return;
@@ -282,7 +269,7 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
 
   /** The stream is gone (answered and closed, reset, or the connection closed): forgets it. */
   private void closed(Stream stream) {
-    if (streams.remove(stream.id) == null) {
+    if (streams.remove(stream.frameStream.id()) == null) {
       return;
     }
     stream.closed = true;
@@ -348,7 +335,6 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
    */
   private final class Stream extends RestExchange implements ChannelFutureListener {
     final Http2FrameStream frameStream;
-    final int id;
     final long started = System.nanoTime();
     HttpRequest head; // until dispatched
     ByteBuf body; // until dispatched; null while empty
@@ -364,7 +350,6 @@ final class Http2RestConnection extends ChannelInboundHandlerAdapter {
     Stream(Http2FrameStream frameStream) {
       super(Http2RestConnection.this.ctx);
       this.frameStream = frameStream;
-      this.id = frameStream.id();
     }
 
     @Override

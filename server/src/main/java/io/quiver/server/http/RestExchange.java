@@ -37,7 +37,7 @@ public abstract class RestExchange {
     return ctx.executor();
   }
 
-  /** Whether the answer can still reach the client (the connection, or the stream, is open). Any thread. */
+  /** Whether the answer can still reach the client (the connection, or the stream, is open). Event loop. */
   public abstract boolean isActive();
 
   /**

@@ -184,15 +184,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
       ReadGate.pause(ctx.channel(), ReadGate.Reason.PIPELINED); // and read no more until they are
       return;
     }
-    handle(connection, request);
-  }
-
-  /**
-   * One request of an HTTP/2 stream ({@link Http2RestConnection}), answered there. Event loop;
-   * {@code request} is released by the caller when this returns.
-   */
-  void serve(RestExchange stream, FullHttpRequest request) {
-    handle(stream, request);
+    serve(connection, request);
   }
 
   /**
@@ -204,7 +196,7 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     while (connection.outstanding == null && !connection.held.isEmpty() && channel.isWritable()) {
       FullHttpRequest next = connection.held.poll();
       try {
-        handle(connection, next);
+        serve(connection, next);
       } finally {
         next.release();
       }
@@ -241,7 +233,12 @@ final class RestHandler extends SimpleChannelInboundHandler<FullHttpRequest> {
     super.channelInactive(ctx);
   }
 
-  private void handle(RestExchange exchange, FullHttpRequest request) {
+  /**
+   * Serves one request, answered through {@code exchange}: an HTTP/1.1 connection's (from this handler's
+   * own {@link #channelRead0}) or an HTTP/2 stream ({@link Http2RestConnection}). Event loop;
+   * {@code request} is released by the caller when this returns.
+   */
+  void serve(RestExchange exchange, FullHttpRequest request) {
     boolean keepAlive = HttpUtil.isKeepAlive(request);
     if (!request.decoderResult().isSuccess()) {
       sendError(exchange, keepAlive, HttpResponseStatus.BAD_REQUEST, "malformed HTTP request", -1);
