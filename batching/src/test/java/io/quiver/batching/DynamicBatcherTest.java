@@ -476,8 +476,12 @@ class DynamicBatcherTest {
     Result second = submit(b, 2);
     pumpUntil(b, second::isDone);
     assertThat(first.isDone()).isFalse();
+    assertThat(second.floats(0)).as("answered by the fast instance").containsExactly(2, 2.5f);
+    assertThat(fast.batchRows).containsExactly(1);
     slow.gate.countDown();
     pumpUntil(b, first::isDone);
+    assertThat(first.floats(0)).containsExactly(1, 1.5f);
+    assertThat(second.order).isLessThan(first.order);
   }
 
   @Test

@@ -110,6 +110,7 @@ class ConsoleBrowserTest {
         assertThat(after).isGreaterThan(before); // still moving
       }
       browser.screenshot("live");
+      assertThat(load.failed()).as("requests of the load that failed").isZero();
     }
     // Once the load stops and the 5 s window has passed, the page and the RPC agree exactly.
     browser.until(d -> number(card + "[data-field='rate']") == 0 ? true : null, "the rate to fall to 0");
@@ -219,6 +220,7 @@ class ConsoleBrowserTest {
       assertThat(browser.find(".version-card[data-version='2']").getText()).contains("canary");
       Thread.sleep(4000); // a few seconds of chart
       browser.screenshot("live-canary");
+      assertThat(load.failed()).as("requests of the load that failed").isZero();
     }
   }
 

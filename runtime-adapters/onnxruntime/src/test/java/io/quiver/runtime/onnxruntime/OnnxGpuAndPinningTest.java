@@ -1,5 +1,7 @@
 package io.quiver.runtime.onnxruntime;
 
+import static io.quiver.runtime.onnxruntime.TestRepository.floatValues;
+import static io.quiver.runtime.onnxruntime.TestRepository.floats;
 import static io.quiver.runtime.onnxruntime.TestRepository.intValues;
 import static io.quiver.runtime.onnxruntime.TestRepository.ints;
 import static org.assertj.core.api.Assertions.assertThat;
@@ -66,7 +68,12 @@ class OnnxGpuAndPinningTest {
           new int[] {0});
       assertThat(intValues(out[0])).containsOnly(2);
       try (ModelRunner another = repo.runner("identity_fp32")) {
-        assertThat(another).isNotNull();
+        float[] values = new float[16];
+        for (int i = 0; i < 16; i++) {
+          values[i] = i - 7.5f;
+        }
+        Tensor[] echoed = another.run(new Tensor[] {floats("INPUT0", new long[] {1, 16}, values)}, new int[] {0});
+        assertThat(floatValues(echoed[0])).as("a new CPU runner loads and computes").containsExactly(values);
       }
     }
   }
