@@ -12,7 +12,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 JDK17="${JDK17:-/usr/lib/jvm/java-17-openjdk-amd64}"
-for tool in xz zip unzip strip; do command -v "$tool" >/dev/null || { echo "bundle.sh: needs $tool" >&2; exit 1; }; done
+for tool in xz zip unzip strip gcc; do command -v "$tool" >/dev/null || { echo "bundle.sh: needs $tool" >&2; exit 1; }; done
 (cd "$ROOT" && ./mvnw -B -q -DskipTests -pl server,benchmarks -am install) >&2
 STAGE="$(mktemp -d "${TMPDIR:-/tmp}/quiver-bundle.XXXXXX")"
 trap 'rm -rf "$STAGE"' EXIT
@@ -48,6 +48,9 @@ MODULES=$("$JDK17/bin/jdeps" --print-module-deps --ignore-missing-deps --multi-r
 MODULES="$MODULES,java.management.rmi,jdk.management.agent,jdk.crypto.ec,jdk.zipfs,java.logging,java.xml"
 "$JDK17/bin/jlink" --add-modules "$MODULES" --strip-debug --no-header-files --no-man-pages --compress=0 --output "$STAGE/jre"
 strip --strip-unneeded "$STAGE"/jre/lib/server/libjvm.so "$STAGE"/jre/lib/*.so 2>/dev/null || true
+# The hot-cold control process (run-bench.sh hot-cold-control), linked statically: the device may have no compiler.
+mkdir -p "$STAGE/tools"
+gcc -O2 -static -o "$STAGE/tools/duty-load" "$ROOT/benchmarks/duty-load.c"
 mkdir -p "$ROOT/.dev"
-tar -C "$STAGE" -cf - jre server bench | xz -T0 -9 > "$ROOT/.dev/bundle.tar.xz"
+tar -C "$STAGE" -cf - jre server bench tools | xz -T0 -9 > "$ROOT/.dev/bundle.tar.xz"
 echo "bundle.sh: $(du -h "$ROOT/.dev/bundle.tar.xz" | cut -f1) in .dev/bundle.tar.xz (modules: $MODULES)" >&2

@@ -13,13 +13,18 @@
 #                                                 --concurrency 64, ≈2.5 min: the open-loop hot set below
 #                                                 saturation, the case that misses on the 2-vCPU VM);
 #                                                 $OUT/hot-cold.txt
+#   run-bench.sh hot-cold-control [options]       the same with the control in the churn phases instead of the
+#                                                 cold tail (benchmarks/duty-load.c, 114 ms of CPU a second
+#                                                 under SCHED_IDLE, on the same two cores; lifecycle.md, "A
+#                                                 control"): the gap between the two runs is Quiver's own
+#                                                 part; $OUT/hot-cold-control.txt
 # BENCH_TIMEOUT bounds the benchmark (default 540 s) so that what it wrote still comes back.
 set -uo pipefail
 what="${1:-}"
 shift || true
 case "$what" in
-  overload|hot-cold) ;;
-  *) echo "run-bench.sh: overload or hot-cold, then that benchmark's options" >&2; exit 2 ;;
+  overload|hot-cold|hot-cold-control) ;;
+  *) echo "run-bench.sh: overload, hot-cold or hot-cold-control, then that benchmark's options" >&2; exit 2 ;;
 esac
 source benchmarks/device/prepare.sh
 CPUS=$(device_separate_cores 2)
@@ -32,11 +37,12 @@ case "$what" in
       benchmarks/overload.sh --no-build --out "$OUT/overload.md" "${args[@]}" > "$OUT/log.txt" 2>&1
     rc=$?
     ;;
-  hot-cold)
+  hot-cold|hot-cold-control)
     [ "${#args[@]}" -gt 0 ] || args=(--pairs 6 --hot-rate 10000 --concurrency 64)
+    [ "$what" = hot-cold ] || args+=(--churn-command "/tmp/q/tools/duty-load 285 32 1024")
     timeout "${BENCH_TIMEOUT:-540}" taskset -c "$CPUS" "$JAVA_HOME/bin/java" -Xms512m -Xmx1g \
       -cp "/tmp/q/bench/quiver-benchmarks.jar:/tmp/q/bench/lib/*" io.quiver.bench.lifecycle.LifecycleBench hot-cold \
-      --out "$OUT/hot-cold.txt" "${args[@]}" > "$OUT/log.txt" 2>&1
+      --out "$OUT/$what.txt" "${args[@]}" > "$OUT/$what-log.txt" 2>&1
     rc=$?
     ;;
 esac

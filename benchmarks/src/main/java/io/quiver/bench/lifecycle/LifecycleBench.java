@@ -380,6 +380,12 @@ public final class LifecycleBench implements Runnable {
             + " 0 = loads at normal priority (default ${DEFAULT-VALUE}).")
     long loadYieldMillis;
 
+    @Option(names = "--churn-command",
+        description = "A control: in the churn phases, run this shell command (started at the phase's start, killed at its end)"
+            + " instead of sending the cold tail, to see what another process's work beside the hot set does to it "
+            + "(e.g. benchmarks/duty-load.c at the CPU the tail's loads take).")
+    String churnCommand;
+
     @Option(names = "--out", description = "Also write the summary here.")
     Path outFile;
 
@@ -436,15 +442,20 @@ public final class LifecycleBench implements Runnable {
           out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
                   + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; loads %s; load1 %.1f%n", hot,
               hotRate > 0 ? String.format(Locale.ROOT, "open loop at %.0f req/s", hotRate) : "closed loop at concurrency " + concurrency,
-              cold, coldRate, mib(fileBytes), mib(budget), phaseSeconds, pairs,
+              cold, churnCommand == null ? coldRate : 0, mib(fileBytes), mib(budget), phaseSeconds, pairs,
               loads instanceof IdleLoads idle ? "yield up to " + idle.maxWaitMillis() + " ms (SCHED_IDLE)" : "at normal priority",
               load1());
+          if (churnCommand != null) {
+            out.printf(Locale.ROOT, "control: churn phases ran `%s` instead of the cold tail%n", churnCommand);
+          }
           out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %8s %8s%n", "phase", "hot req/s", "p50 us", "p99 us",
               "p99.9 us", "cold ok", "loads", "evict");
           // The JVM's own work per phase: young and old collections (count, pause ms) and JIT time (ms).
           // Open loop also: the p99 of how late the sender sent against each request's due time (0 closed loop).
           // And the platform's own stalls as a thread of this JVM sees them (HiccupMeter): p99 and max, microseconds.
-          out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %10s%n", "", "GCs", "GC ms", "JIT ms", "lag p99 us", "hiccup p99", "hiccup max");
+          // Last, CPU per second of the phase: this JVM's, and the --churn-command process's (0 without one).
+          out.printf(Locale.ROOT, "%-6s %10s %10s %10s %10s %10s %10s %10s %10s%n", "", "GCs", "GC ms", "JIT ms", "lag p99 us",
+              "hiccup p99", "hiccup max", "cpu ms/s", "ctl ms/s");
           for (int p = 0; p < pairs; p++) {
             print(out, "quiet", quiet.get(p));
             print(out, "churn", churn.get(p));
@@ -521,7 +532,8 @@ public final class LifecycleBench implements Runnable {
 
     private static void print(PrintStream out, String phase, double[] r) {
       out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %8.0f %8.0f%n", phase, r[0], r[1], r[2], r[3], r[4], r[5], r[6]);
-      out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %10.0f%n", "", r[7], r[8], r[9], r[10], r[11], r[12]);
+      out.printf(Locale.ROOT, "%-6s %10.0f %10.0f %10.0f %10.0f %10.0f %10.0f %10.0f %10.0f%n", "", r[7], r[8], r[9], r[10], r[11],
+          r[12], r[13], r[14]);
     }
 
     /** Every phase's latencies in one histogram. */
@@ -579,8 +591,12 @@ public final class LifecycleBench implements Runnable {
       HiccupMeter hiccups = new HiccupMeter(end);
       Semaphore slots = new Semaphore(concurrency);
       SplittableRandom random = new SplittableRandom(seconds * 31L + (churn ? 1 : 0));
+      long cpuBefore = processCpuNanos();
       Thread coldSender = null;
-      if (churn) {
+      Process control = null;
+      if (churn && churnCommand != null) {
+        control = new ProcessBuilder("bash", "-c", "exec " + churnCommand).inheritIO().start();
+      } else if (churn) {
         coldSender = new Thread(() -> {
           SplittableRandom r = new SplittableRandom(99);
           long next = System.nanoTime();
@@ -643,6 +659,16 @@ public final class LifecycleBench implements Runnable {
       if (coldSender != null) {
         coldSender.join();
       }
+      long controlCpuNanos = 0;
+      if (control != null) {
+        controlCpuNanos = control.toHandle().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(-1L);
+        control.destroyForcibly();
+        control.waitFor();
+        if (controlCpuNanos < 0) {
+          throw new IllegalStateException("the control process's CPU time could not be read");
+        }
+      }
+      long cpuNanos = processCpuNanos() - cpuBefore;
       hiccups.join();
       if (!failures.isEmpty()) {
         throw new AssertionError(failures.size() + " failed requests, first: " + failures.get(0), failures.get(0));
@@ -652,7 +678,14 @@ public final class LifecycleBench implements Runnable {
       return new double[] {hotDone.get() / (elapsed / 1e9), latency.getValueAtPercentile(50), latency.getValueAtPercentile(99),
           latency.getValueAtPercentile(99.9), coldOk.get(), bench.loads.sum() - loadsBefore, bench.evictions.sum() - evictionsBefore,
           jvmAfter[0] - jvmBefore[0], jvmAfter[1] - jvmBefore[1], jvmAfter[2] - jvmBefore[2], sendLag.getValueAtPercentile(99),
-          hiccups.histogram.getValueAtPercentile(99), hiccups.histogram.getMaxValue()};
+          hiccups.histogram.getValueAtPercentile(99), hiccups.histogram.getMaxValue(), cpuNanos / 1e6 / (elapsed / 1e9),
+          controlCpuNanos / 1e6 / (elapsed / 1e9)};
+    }
+
+    /** This JVM's CPU time so far, all threads, user and system. */
+    private static long processCpuNanos() {
+      return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+          .getProcessCpuTime();
     }
   }
 }
