@@ -369,6 +369,11 @@ public final class LifecycleBench implements Runnable {
     @Option(names = "--hidden", defaultValue = "16384", description = "Dense width of every model (default ${DEFAULT-VALUE} = 0.6 MB).")
     int hidden;
 
+    @Option(names = "--cold-room", defaultValue = "2",
+        description = "Cold models the budget holds beside the hot set (default ${DEFAULT-VALUE}; --cold-room equal to --cold: "
+            + "the tail loads once and is then only served, which separates its loads from its requests).")
+    int coldRoom;
+
     @Option(names = "--phase-seconds", defaultValue = "10", description = "Length of each phase (default ${DEFAULT-VALUE}).")
     int phaseSeconds;
 
@@ -412,8 +417,9 @@ public final class LifecycleBench implements Runnable {
         ExampleModels.writeOffsetModel(repo, "m" + i, i, hidden);
       }
       long fileBytes = Files.size(repo.resolve("m0/1/model.onnx"));
-      // Room for the hot set and two cold models: the tail churns through the last two places.
-      long budget = (long) ((hot + 2) * 3 * fileBytes + 2 * fileBytes);
+      // Room for the hot set and --cold-room cold models: the tail churns through the last places (with room for
+      // all of it, the tail is loaded once and then only served).
+      long budget = (long) ((hot + coldRoom) * 3 * fileBytes + 2 * fileBytes);
       List<double[]> quiet = new ArrayList<>();
       List<double[]> churn = new ArrayList<>();
       // Each measured phase's hot latencies, by kind.
