@@ -472,7 +472,8 @@ class SequenceBatcherTest {
     b.doWork();
     b.close();
     assertThat(out(a)).isEqualTo(1);
-    assertThat(c.await().error).isNotNull(); // its sequence never got a slot before the shutdown timeout
+    // Its sequence never got a slot before the shutdown timeout: UNAVAILABLE, as close() documents.
+    assertThat(c.await().error).isNotNull().hasFieldOrPropertyWithValue("code", ErrorCode.UNAVAILABLE);
     assertThatThrownBy(() -> b.submit(request(3L, 1, true, false, new Result())))
         .hasFieldOrPropertyWithValue("code", ErrorCode.UNAVAILABLE);
   }
