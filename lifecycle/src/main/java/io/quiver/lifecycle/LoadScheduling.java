@@ -8,12 +8,11 @@ package io.quiver.lifecycle;
  * from the models already serving (docs/benchmarks/lifecycle.md, "A hot set while a cold tail churns").
  * The {@link ModelManager} brackets with {@link #enter()} the CPU-heavy part of every load on the load
  * thread (session set-up, warm-up), the closing of every version that leaves (an eviction's, an
- * unload's, a reload's old copy) on whichever thread closes it, once its requests have drained, and an on-demand load's whole run on
- * its loader thread (repository, config, evictions); an
- * implementation may lower that thread's priority until the section closes, and lower other background
- * work while any section is open (the server's lowers the JIT's compiler threads). {@link #NORMAL}
- * changes nothing; the server's Linux implementation lives beside its other CPU policies
- * ({@code io.quiver.server.IdleLoads}).
+ * unload's, a reload's old copy) on whichever thread closes it, once its requests have drained, and an
+ * on-demand load's whole run on its loader thread (repository, config, evictions). An implementation
+ * may lower that thread's priority until the section closes, and lower other background work while any
+ * section is open (the server's lowers the JIT's compiler threads). {@link #NORMAL} changes nothing;
+ * the server's Linux implementation lives beside its other CPU policies ({@code io.quiver.server.IdleLoads}).
  *
  * <p>Implementations are thread-safe: several load threads enter sections at once.
  */

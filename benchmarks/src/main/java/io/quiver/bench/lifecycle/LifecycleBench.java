@@ -1,6 +1,7 @@
 package io.quiver.bench.lifecycle;
 
 import io.quiver.batching.DynamicBatcherFactory;
+import io.quiver.bench.perf.CpuClock;
 import io.quiver.core.DataType;
 import io.quiver.core.InferCallback;
 import io.quiver.core.InferRequest;
@@ -578,8 +579,9 @@ public final class LifecycleBench implements Runnable {
     }
 
     /**
-     * One phase: hot requests closed-loop for {@code seconds}; with {@code churn}, cold-tail requests at the cold
-     * rate beside them. The hot requests' latencies (microseconds) are added to {@code phaseLatency}.
+     * One phase: hot requests for {@code seconds} (closed loop, or open loop at the hot rate); with {@code churn},
+     * cold-tail requests at the cold rate beside them, or the {@code --churn-command} process instead. The hot
+     * requests' latencies (microseconds) are added to {@code phaseLatency}.
      */
     private double[] runPhase(Bench bench, boolean churn, int seconds, Histogram phaseLatency) throws Exception {
       Histogram latency = new Histogram(TimeUnit.SECONDS.toMicros(60), 3);
@@ -597,7 +599,7 @@ public final class LifecycleBench implements Runnable {
       HiccupMeter hiccups = new HiccupMeter(end);
       Semaphore slots = new Semaphore(concurrency);
       SplittableRandom random = new SplittableRandom(seconds * 31L + (churn ? 1 : 0));
-      long cpuBefore = processCpuNanos();
+      long cpuBefore = CpuClock.selfCpuNanos();
       Thread coldSender = null;
       Process control = null;
       if (churn && churnCommand != null) {
@@ -667,14 +669,20 @@ public final class LifecycleBench implements Runnable {
       }
       long controlCpuNanos = 0;
       if (control != null) {
-        controlCpuNanos = control.toHandle().info().totalCpuDuration().map(java.time.Duration::toNanos).orElse(-1L);
+        // A control that ended early (a wrong command) would leave churn phases as quiet as the others.
+        boolean ranThrough = control.isAlive();
+        controlCpuNanos = CpuClock.processCpuNanos(control.pid());
         control.destroyForcibly();
         control.waitFor();
+        if (!ranThrough) {
+          throw new IllegalStateException("the control `" + churnCommand + "` ended before its phase, exit code "
+              + control.exitValue());
+        }
         if (controlCpuNanos < 0) {
           throw new IllegalStateException("the control process's CPU time could not be read");
         }
       }
-      long cpuNanos = processCpuNanos() - cpuBefore;
+      long cpuNanos = CpuClock.selfCpuNanos() - cpuBefore;
       hiccups.join();
       if (!failures.isEmpty()) {
         throw new AssertionError(failures.size() + " failed requests, first: " + failures.get(0), failures.get(0));
@@ -686,12 +694,6 @@ public final class LifecycleBench implements Runnable {
           jvmAfter[0] - jvmBefore[0], jvmAfter[1] - jvmBefore[1], jvmAfter[2] - jvmBefore[2], sendLag.getValueAtPercentile(99),
           hiccups.histogram.getValueAtPercentile(99), hiccups.histogram.getMaxValue(), cpuNanos / 1e6 / (elapsed / 1e9),
           controlCpuNanos / 1e6 / (elapsed / 1e9)};
-    }
-
-    /** This JVM's CPU time so far, all threads, user and system. */
-    private static long processCpuNanos() {
-      return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
-          .getProcessCpuTime();
     }
   }
 }
