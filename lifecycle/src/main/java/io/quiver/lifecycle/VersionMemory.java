@@ -52,6 +52,7 @@ public record VersionMemory(long bytes, long fileBytes, long residentGrowthBytes
       v /= 1024;
       u++;
     }
-    return String.format(java.util.Locale.ROOT, "%.1f %s", v, units[u]);
+    long tenths = Math.round(v * 10); // as "%.1f" rounds, without a Formatter: every load logs four of these
+    return tenths / 10 + "." + tenths % 10 + " " + units[u];
   }
 }

@@ -114,7 +114,8 @@ public final class ModelConfigParser {
     return colons == 2 ? message.substring(i).trim() : message;
   }
 
-  private static String read(Path file) {
+  /** A config file's text, checked for size and UTF-8; its errors are {@link #parseFile}'s. */
+  static String read(Path file) {
     try {
       long size = Files.size(file);
       if (size > MAX_CONFIG_BYTES) {

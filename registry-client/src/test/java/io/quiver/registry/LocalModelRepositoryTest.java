@@ -51,6 +51,31 @@ class LocalModelRepositoryTest {
   }
 
   @Test
+  void model_readsTheConfigEveryCall_andParsesItOnlyWhenItsTextChanged() throws Exception {
+    version("m", "1");
+    Path config = root.resolve("m/config.pbtxt");
+    Files.writeString(config, "name: \"m\"\nmax_batch_size: 4\n");
+    LocalModelRepository repository = new LocalModelRepository(root);
+
+    RepositoryModel first = repository.model("m");
+    assertThat(repository.model("m").declaredConfig()).as("same text: the config parsed before")
+        .isSameAs(first.declaredConfig());
+
+    Files.writeString(config, "name: \"m\"\nmax_batch_size: 8\n"); // same size, same second: only the text differs
+    assertThat(repository.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(8);
+
+    Files.writeString(config, "name: \"m\"\nmax_batch_size: [\n");
+    assertThatThrownBy(() -> repository.model("m")).hasMessageContaining("config.pbtxt:2:");
+    Files.writeString(config, "name: \"m\"\nmax_batch_size: 8\n"); // back to the text last parsed well
+    assertThat(repository.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(8);
+
+    Files.delete(config);
+    assertThat(repository.model("m").declaredConfig().getMaxBatchSize()).as("no config: only the name").isZero();
+    Files.writeString(config, "name: \"m\"\nmax_batch_size: 2\n");
+    assertThat(repository.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(2);
+  }
+
+  @Test
   void model_withoutConfigFile_declaresOnlyTheName() throws Exception {
     version("bare", "1");
     RepositoryModel model = new LocalModelRepository(root).model("bare");

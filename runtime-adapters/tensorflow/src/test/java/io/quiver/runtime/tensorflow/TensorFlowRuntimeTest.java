@@ -327,9 +327,19 @@ class TensorFlowRuntimeTest {
           .isInstanceOf(InferenceException.class)
           .satisfies(e -> assertThat(((InferenceException) e).code()).isEqualTo(ErrorCode.INTERNAL))
           .hasMessageContaining("TensorFlow failed to run");
-      // the runner still works after a failed run
-      assertThat(runner.run(new Tensor[] {ints("INPUT0", 1, new int[16]), ints("INPUT1", 1, new int[16])},
-          new int[] {0})).hasSize(1);
+      // the runner still works after a failed run, and answers from this run's inputs
+      int[] x = new int[16];
+      int[] y = new int[16];
+      for (int i = 0; i < 16; i++) {
+        x[i] = 3 * i;
+        y[i] = i - 5;
+      }
+      Tensor[] out = runner.run(new Tensor[] {ints("INPUT0", 1, x), ints("INPUT1", 1, y)}, new int[] {0, 1});
+      assertThat(out[0].shape()).containsExactly(1, 16);
+      for (int i = 0; i < 16; i++) {
+        assertThat(intValues(out[0])[i]).isEqualTo(4 * i - 5);
+        assertThat(intValues(out[1])[i]).isEqualTo(2 * i + 5);
+      }
     }
   }
 
