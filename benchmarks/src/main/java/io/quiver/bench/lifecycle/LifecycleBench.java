@@ -392,6 +392,11 @@ public final class LifecycleBench implements Runnable {
             + "(e.g. benchmarks/duty-load.c at the CPU the tail's loads take).")
     String churnCommand;
 
+    @Option(names = "--warm-loads", defaultValue = "0",
+        description = "Requests to the cold tail in turn before anything is measured, one at a time: each loads a model"
+            + " and evicts another, so the JIT has compiled the load path before the phases (default ${DEFAULT-VALUE}).")
+    int warmLoads;
+
     @Option(names = "--out", description = "Also write the summary here.")
     Path outFile;
 
@@ -432,6 +437,10 @@ public final class LifecycleBench implements Runnable {
         for (int i = 0; i < hot; i++) {
           bench.call("m" + i, 0, i);
         }
+        for (int k = 0; k < warmLoads && cold > 0; k++) {
+          int m = hot + k % cold;
+          bench.call("m" + m, 1, m);
+        }
         runPhase(bench, false, 2, new Histogram(TimeUnit.SECONDS.toMicros(60), 3)); // warm-up: JIT, batcher threads
         for (int p = 0; p < pairs; p++) {
           boolean churnFirst = p % 2 == 1; // alternate which phase of the pair comes first
@@ -447,11 +456,11 @@ public final class LifecycleBench implements Runnable {
         Histogram churnPooled = pooled(churnPhases);
         try (PrintStream out = out(outFile)) {
           out.printf(Locale.ROOT, "hot-cold: %d hot models %s, %d cold models at %.1f req/s in churn phases; "
-                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; loads %s; load1 %.1f%n", hot,
+                  + "model file %s MiB, budget %s MiB; %d s phases, %d pairs alternated; loads %s; %d warm-up loads; load1 %.1f%n", hot,
               hotRate > 0 ? String.format(Locale.ROOT, "open loop at %.0f req/s", hotRate) : "closed loop at concurrency " + concurrency,
               cold, churnCommand == null ? coldRate : 0, mib(fileBytes), mib(budget), phaseSeconds, pairs,
               loads instanceof IdleLoads idle ? "yield up to " + idle.maxWaitMillis() + " ms (SCHED_IDLE)" : "at normal priority",
-              load1());
+              warmLoads, load1());
           if (churnCommand != null) {
             out.printf(Locale.ROOT, "control: churn phases ran `%s` instead of the cold tail%n", churnCommand);
           }
