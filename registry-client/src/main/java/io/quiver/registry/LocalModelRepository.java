@@ -15,7 +15,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.SortedSet;
 import java.util.TreeSet;
-import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -30,26 +29,16 @@ import org.slf4j.LoggerFactory;
  * </pre>
  * Hidden entries (names starting with '.'), plain files at the top level and non-numeric directories
  * inside a model are ignored. Every call reads the directory and the config file afresh, so a version
- * copied in or a config edited is seen by the next call; a config whose text has not changed since the
- * last call for its model is not parsed again (in lazy mode every on-demand load asks, and parsing was
- * most of what the on-demand loader spent per load). Each {@link RepositoryModel} returned is an
- * immutable snapshot. Thread-safe.
+ * copied in or a config edited is seen by the next call (an unchanged config is not parsed again:
+ * {@link ParsedConfigs}). Each {@link RepositoryModel} returned is an immutable snapshot. Thread-safe.
  */
 public final class LocalModelRepository implements WritableModelRepository {
   private static final Logger log = LoggerFactory.getLogger(LocalModelRepository.class);
   /** Longest version directory name accepted: 18 digits always fit in a long. */
   private static final int MAX_VERSION_DIGITS = 18;
 
-  /** Longest config text whose parse is kept; Triton's configs are a few KiB at most. */
-  static final int MAX_KEPT_CONFIG_CHARS = 16 * 1024;
-  /** Most parses kept; past this the kept ones are dropped and the next call of each model parses again. */
-  static final int MAX_KEPT_CONFIGS = 1024;
-
   private final Path root;
-  /** Per model, the config text last parsed and its config (validated). */
-  private final ConcurrentHashMap<String, ParsedConfig> parsed = new ConcurrentHashMap<>();
-
-  private record ParsedConfig(String text, ModelConfig config) {}
+  private final ParsedConfigs parsed = new ParsedConfigs();
 
   /**
    * @throws InferenceException NOT_FOUND when {@code root} does not exist; INVALID_ARGUMENT when it is
@@ -108,43 +97,20 @@ public final class LocalModelRepository implements WritableModelRepository {
     ModelNames.requireValid(name);
     Path dir = root.resolve(name);
     if (!Files.isDirectory(dir)) {
-      parsed.remove(name);
+      parsed.forget(name);
       throw InferenceException.notFound("model '%s' is not in repository %s", name, root);
     }
     Path configFile = dir.resolve(ModelConfigParser.CONFIG_FILENAME);
     boolean hasConfig = Files.isRegularFile(configFile);
     ModelConfig declared;
     if (hasConfig) {
-      declared = declaredConfig(name, configFile);
+      declared = parsed.parse(name, ModelConfigParser.read(configFile), configFile.toString());
     } else {
-      parsed.remove(name);
+      parsed.forget(name);
       declared = ModelConfig.newBuilder().setName(name).build();
     }
     return new ModelSnapshot(name, declared, hasConfig, versions(name, dir), dir.toString(),
         (model, version) -> dir.resolve(Long.toString(version)));
-  }
-
-  /** The config file read now; parsed unless its text is the one last parsed for this model. */
-  private ModelConfig declaredConfig(String name, Path configFile) {
-    String text = ModelConfigParser.read(configFile);
-    ParsedConfig last = parsed.get(name);
-    if (last != null && last.text().equals(text)) {
-      return last.config();
-    }
-    ModelConfig config;
-    try {
-      config = ModelConfigParser.parse(text, configFile.toString(), name);
-    } catch (RuntimeException e) {
-      parsed.remove(name);
-      throw e;
-    }
-    if (text.length() <= MAX_KEPT_CONFIG_CHARS) {
-      if (parsed.size() >= MAX_KEPT_CONFIGS) {
-        parsed.clear();
-      }
-      parsed.put(name, new ParsedConfig(text, config));
-    }
-    return config;
   }
 
   private static SortedSet<Long> versions(String name, Path dir) {

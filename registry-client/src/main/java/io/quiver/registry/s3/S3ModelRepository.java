@@ -8,6 +8,7 @@ import io.quiver.registry.LocalModelRepository;
 import io.quiver.registry.ModelConfigParser;
 import io.quiver.registry.ModelNames;
 import io.quiver.registry.ModelSnapshot;
+import io.quiver.registry.ParsedConfigs;
 import io.quiver.registry.WritableModelRepository;
 import java.io.IOException;
 import java.io.InputStream;
@@ -87,6 +88,7 @@ public final class S3ModelRepository implements WritableModelRepository {
   private final S3Location location;
   private final Path cacheDir;
   private final Map<String, Object> fetchLocks = new ConcurrentHashMap<>();
+  private final ParsedConfigs parsed = new ParsedConfigs();
   private final S3Objects objects;
 
   /** Builds its own client from the options; {@link #close()} closes it. */
@@ -199,6 +201,7 @@ public final class S3ModelRepository implements WritableModelRepository {
       }
     }
     if (!any) {
+      parsed.forget(name);
       throw InferenceException.notFound("model '%s' is not in repository %s", name, location);
     }
     ModelConfig declared;
@@ -210,8 +213,9 @@ public final class S3ModelRepository implements WritableModelRepository {
       String key = configObject.key();
       byte[] bytes = withRetries("read " + url(key), () -> client.getObjectAsBytes(
           GetObjectRequest.builder().bucket(location.bucket()).key(key).build()).asByteArray());
-      declared = ModelConfigParser.parse(new String(bytes, StandardCharsets.UTF_8), url(key), name);
+      declared = parsed.parse(name, new String(bytes, StandardCharsets.UTF_8), url(key));
     } else {
+      parsed.forget(name);
       declared = ModelConfig.newBuilder().setName(name).build();
     }
     return new ModelSnapshot(name, declared, configObject != null, versions, location.toString(), this::fetchVersion);

@@ -81,6 +81,19 @@ class S3ModelRepositoryTest {
   }
 
   @Test
+  void model_readsTheConfigEveryCall_andParsesItOnlyWhenItsTextChanged() {
+    s3.put("models", "edits/m/config.pbtxt", "name: \"m\"\nmax_batch_size: 4\n".getBytes(StandardCharsets.UTF_8));
+    s3.put("models", "edits/m/1/model.onnx", bytes(10, 7));
+    try (S3ModelRepository repo = repo("s3://models/edits")) {
+      RepositoryModel first = repo.model("m");
+      assertThat(repo.model("m").declaredConfig()).as("same text: the config parsed before")
+          .isSameAs(first.declaredConfig());
+      s3.put("models", "edits/m/config.pbtxt", "name: \"m\"\nmax_batch_size: 8\n".getBytes(StandardCharsets.UTF_8));
+      assertThat(repo.model("m").declaredConfig().getMaxBatchSize()).isEqualTo(8);
+    }
+  }
+
+  @Test
   void versionDirectory_downloadsVerifiedFilesIntoTheCache_andReusesACurrentCopy() throws Exception {
     try (S3ModelRepository repo = repo("s3://models/repo")) {
       Path dir = repo.model("adder").versionDirectory(2);
